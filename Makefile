@@ -1,0 +1,36 @@
+# One task runner: the README and CI call these targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test bench lint dashboards system-deps clean
+
+$(STAMP): pyproject.toml
+	PYTHON=$(PYTHON) scripts/system-deps.sh || true
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,speed,bench,lint]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)  ## start the exporter (memory only unless flags/env say otherwise); pass flags with ARGS="..."
+	$(BIN)/session-metrics-exporter $(ARGS)
+
+system-deps:
+	PYTHON=$(PYTHON) scripts/system-deps.sh
+
+test: system-deps $(STAMP)  ## the whole test suite against real redis-server, prometheus and an MCP server
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: system-deps $(STAMP)  ## benchmarks: ratios against baselines measured in the same run
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check exporter tests bench grafana
+	$(BIN)/mypy
+
+dashboards: $(STAMP)  ## regenerate the committed Grafana dashboard JSON
+	$(BIN)/python -m grafana.dashboards
+
+clean:
+	rm -rf $(VENV) .pytest_cache

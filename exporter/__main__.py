@@ -1,0 +1,126 @@
+"""Command line: merge flags, environment and YAML into Settings, then serve until SIGTERM/SIGINT.
+
+The only module that reads os.environ and argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from exporter import __version__
+from exporter.config import OPTIONS, ConfigError, Settings, parse_settings
+
+log = logging.getLogger("exporter")
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="session-metrics-exporter",
+        description="Instrumented session managers exported to Prometheus, with a JSON API and SSE.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of settings (keys as the flags, with _ or -)")
+    for option in OPTIONS:
+        parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help} [env {option.env}]")
+    return parser
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("--config", f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError("--config", f"{path} must hold a mapping of settings")
+    return loaded
+
+
+def merge_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Flags > environment > YAML > defaults, as one mapping of raw values."""
+    config_path = args.config or environ.get("SESSION_EXPORTER_CONFIG")
+    values: dict[str, Any] = load_yaml(config_path) if config_path else {}
+    for option in OPTIONS:
+        if option.env in environ:
+            values[option.name] = environ[option.env]
+        if getattr(args, option.name) is not None:
+            values[option.name] = getattr(args, option.name)
+    return values
+
+
+def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+    args = build_parser().parse_args(argv)
+    return parse_settings(merge_sources(args, environ))
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from exporter.web import create_app
+    from exporter.web.keys import LIFECYCLE
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    await runner.setup()
+    host, port = settings.listen
+    await web.TCPSite(runner, host, port).start()
+    log.info(
+        "serving on http://%s:%d (redis %s, figma %s, mcp %s)",
+        host,
+        port,
+        settings.redis_url_redacted or "off: memory only",
+        "on" if settings.figma_enabled else "off",
+        settings.mcp_url or "off",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutting down: readiness off, finishing in-flight requests")
+    app[LIFECYCLE].stopping = True
+    await runner.cleanup()
+
+
+def run(settings: Settings) -> None:
+    try:
+        import uvloop  # optional speed-up, about 1.2x on request handling
+    except ImportError:
+        asyncio.run(serve(settings))
+    else:
+        uvloop.run(serve(settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = load_settings(sys.argv[1:] if argv is None else argv, os.environ)
+    except ConfigError as exc:
+        print(f"session-metrics-exporter: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    run(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Settings: one frozen object, parsed and validated once from a mapping of raw values.
+
+Sources are merged by the caller (`__main__`), highest first: CLI flags, `SESSION_EXPORTER_*`
+environment variables, a YAML file, defaults. This module never reads `os.environ` itself, so
+tests can build settings from a plain dict:
+
+    >>> parse_settings({"listen": "0.0.0.0:9000", "redis_url": "redis://localhost:6379/0"}).listen
+    ('0.0.0.0', 9000)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from exporter.errors import ConfigError
+
+ENV_PREFIX = "SESSION_EXPORTER_"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the exporter. Field names are the YAML keys; flags and env vars derive from them."""
+
+    listen: tuple[str, int] = ("127.0.0.1", 9464)
+    redis_url: str | None = field(default=None, repr=False)
+    redis_timeout: float = 0.25
+    redis_retry_interval: float = 0.5
+    redis_key_prefix: str = "sme:"
+    session_ttl: float = 3600.0
+    memory_max_entries: int = 100_000
+    memory_max_bytes: int = 256 * 1024 * 1024
+    replay_max_entries: int = 10_000
+    max_body_bytes: int = 64 * 1024
+    slow_threshold_ms: float = 100.0
+    window_size: int = 100
+    figma_api_url: str = "https://api.figma.com"
+    figma_token: str | None = field(default=None, repr=False)
+    figma_timeout: float = 10.0
+    figma_max_concurrency: int = 8
+    figma_cache_ttl: float = 300.0
+    mcp_url: str | None = None
+    mcp_timeout: float = 10.0
+    probe_interval: float = 30.0
+    health_interval: float = 30.0
+    snapshot_interval: float = 5.0
+    event_log_size: int = 1000
+    sse_max_clients: int = 1000
+    admin_token: str | None = field(default=None, repr=False)
+    shutdown_timeout: float = 10.0
+    log_level: str = "info"
+
+    @property
+    def redis_url_redacted(self) -> str | None:
+        """The Redis URL with any password replaced, safe to log and show."""
+        return redact_url(self.redis_url) if self.redis_url else None
+
+    @property
+    def figma_enabled(self) -> bool:
+        return bool(self.figma_token)
+
+    @property
+    def mcp_enabled(self) -> bool:
+        return bool(self.mcp_url)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """How one setting is parsed and described on the command line."""
+
+    name: str
+    parse: Callable[[str, Any], Any]
+    help: str
+    secret: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def _number(kind: type, *, minimum: float = 0, exclusive: bool = True) -> Callable[[str, Any], Any]:
+    def parse(name: str, raw: Any) -> Any:
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(name, f"expected a number, got {raw!r}") from None
+        if value < minimum or (exclusive and value == minimum):
+            bound = f"greater than {minimum}" if exclusive else f"at least {minimum}"
+            raise ConfigError(name, f"must be {bound}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _listen(name: str, raw: Any) -> tuple[str, int]:
+    host, sep, port = str(raw).rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(name, f"expected HOST:PORT with a port in 1-65535, got {raw!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _optional_text(name: str, raw: Any) -> str | None:
+    text = str(raw).strip() if raw is not None else ""
+    return text or None
+
+
+def _text(name: str, raw: Any) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ConfigError(name, "must not be empty")
+    return text
+
+
+def _http_url(name: str, raw: Any) -> str | None:
+    url = _optional_text(name, raw)
+    if url is not None and urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(name, "expected an http:// or https:// URL")
+    return url.rstrip("/") if url else None
+
+
+def _redis_url(name: str, raw: Any) -> str | None:
+    url = _optional_text(name, raw)
+    if url is None:
+        return None
+    scheme = urlsplit(url).scheme
+    if scheme not in REDIS_SCHEMES:
+        # Never echo the URL: it may carry a password.
+        raise ConfigError(name, f"unsupported scheme {scheme!r}; expected one of {', '.join(REDIS_SCHEMES)}")
+    return url
+
+
+def _log_level(name: str, raw: Any) -> str:
+    level = str(raw).strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(name, f"expected one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+_seconds = _number(float)
+_count = _number(int)
+
+OPTIONS: tuple[Option, ...] = (
+    Option("listen", _listen, "HOST:PORT to serve on (default 127.0.0.1:9464)"),
+    Option("redis_url", _redis_url, "Redis URL; none = memory only (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://)", secret=True),
+    Option("redis_timeout", _seconds, "seconds one Redis command may take before it counts as failed"),
+    Option("redis_retry_interval", _seconds, "seconds between reconnection attempts while Redis is down"),
+    Option("redis_key_prefix", _text, "prefix of every Redis key the exporter writes"),
+    Option("session_ttl", _seconds, "default session lifetime in seconds"),
+    Option("memory_max_entries", _count, "entries the in-process memory tier may hold"),
+    Option("memory_max_bytes", _count, "bytes the in-process memory tier may hold"),
+    Option("replay_max_entries", _count, "writes journalled for replay during a Redis outage"),
+    Option("max_body_bytes", _count, "largest accepted request body; larger gets 413"),
+    Option("slow_threshold_ms", _seconds, "operations slower than this many milliseconds are slow"),
+    Option("window_size", _count, "response times kept per manager and operation"),
+    Option("figma_api_url", _http_url, "Figma REST API base URL"),
+    Option("figma_token", _optional_text, "Figma personal access token; none = Figma API disabled", secret=True),
+    Option("figma_timeout", _seconds, "seconds one Figma API request may take"),
+    Option("figma_max_concurrency", _count, "concurrent Figma API requests"),
+    Option("figma_cache_ttl", _seconds, "seconds Figma responses stay cached"),
+    Option("mcp_url", _http_url, "MCP server streamable-HTTP URL; none = MCP disabled"),
+    Option("mcp_timeout", _seconds, "seconds one MCP tool call may take"),
+    Option("probe_interval", _seconds, "seconds between availability probes"),
+    Option("health_interval", _seconds, "seconds between health checks"),
+    Option("snapshot_interval", _seconds, "seconds between real-time snapshots"),
+    Option("event_log_size", _count, "events kept in the in-process event log"),
+    Option("sse_max_clients", _count, "concurrent Server-Sent Events clients"),
+    Option("admin_token", _optional_text, "bearer token required by admin endpoints; none = open", secret=True),
+    Option("shutdown_timeout", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
+    Option("log_level", _log_level, "debug, info, warning, error or critical"),
+)
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def parse_settings(values: Mapping[str, Any]) -> Settings:
+    """Validate raw values (strings or YAML scalars) into Settings; raise ConfigError naming the setting."""
+    parsed: dict[str, Any] = {}
+    for key, raw in values.items():
+        name = key.replace("-", "_")
+        option = OPTIONS_BY_NAME.get(name)
+        if option is None:
+            raise ConfigError(key, "unknown setting")
+        if raw is not None:
+            parsed[name] = option.parse(option.flag, raw)
+    settings = Settings(**parsed)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.memory_max_bytes < settings.max_body_bytes:
+        raise ConfigError("--memory-max-bytes", "must be at least --max-body-bytes")
+
+
+def settings_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]

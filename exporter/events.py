@@ -1,0 +1,73 @@
+"""The event log: a bounded ring of typed events with increasing ids.
+
+Producers (stores, managers, the service) call `record`; consumers (the JSON API, SSE) read
+`since(last_id)` or subscribe to be woken. Persistence to a Redis stream is layered on top by the
+service through `add_listener`, so this module does no I/O.
+
+    >>> log = EventLog(capacity=2)
+    >>> log.record("failover", "Redis unreachable; serving from memory").id
+    1
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exporter.metrics import EVENT_TYPES, Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    type: str
+    message: str
+    timestamp: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "message": self.message, "timestamp": self.timestamp, "details": self.details}
+
+
+EventListener = Callable[[Event], None]
+
+
+class EventLog:
+    def __init__(self, capacity: int = 1000, metrics: Metrics | None = None) -> None:
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._ids = itertools.count(1)
+        self._listeners: list[EventListener] = []
+        self._counters = {t: metrics.events.labels(t) for t in EVENT_TYPES} if metrics else {}
+
+    def record(self, type: str, message: str, **details: Any) -> Event:
+        """Append an event; `type` must be one of metrics.EVENT_TYPES (labels stay bounded)."""
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}")
+        event = Event(next(self._ids), type, message, time.time(), details)
+        self._events.append(event)
+        if self._counters:
+            self._counters[type].inc()
+        for listener in self._listeners:
+            listener(event)
+        return event
+
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def since(self, last_id: int = 0) -> list[Event]:
+        """Events newer than `last_id` still held by the ring, oldest first."""
+        return [event for event in self._events if event.id > last_id]
+
+    def recent(self, limit: int = 20) -> list[Event]:
+        return list(self._events)[-limit:]
+
+    def __len__(self) -> int:
+        return len(self._events)

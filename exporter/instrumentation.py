@@ -1,0 +1,130 @@
+"""Operation instrumentation shared by the session managers.
+
+One `Instrumentation` per manager records each operation once into everything that watches it:
+the Prometheus histogram and counters (pre-bound children, no label lookups on the hot path), the
+rolling window the JSON API summarises, and the bounded list of recent slow operations.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> inst = Instrumentation(Metrics(CollectorRegistry()), "session", slow_threshold_ms=100)
+    >>> inst.record("get", 0.250)
+    >>> inst.slow_count
+    1
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from exporter.errors import ExporterError, SessionNotFound, StoreTimeout, StoreUnavailable, UpstreamError, UpstreamTimeout
+from exporter.events import EventLog
+from exporter.metrics import CACHE_RESULTS, CACHE_TIERS, ERROR_TYPES, OPERATIONS, Metrics
+from exporter.window import RollingWindow
+
+SLOW_LIST_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SlowOperation:
+    operation: str
+    duration_ms: float
+    timestamp: float
+    context: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "operation": self.operation,
+            "duration_ms": round(self.duration_ms, 3),
+            "timestamp": self.timestamp,
+            "context": self.context,
+        }
+
+
+def error_type(exc: BaseException) -> str:
+    """Map an exception to the bounded `error` label."""
+    if isinstance(exc, SessionNotFound):
+        return "not_found"
+    if isinstance(exc, StoreTimeout | UpstreamTimeout | TimeoutError):
+        return "timeout"
+    if isinstance(exc, StoreUnavailable):
+        return "unavailable"
+    if isinstance(exc, UpstreamError):
+        return "upstream"
+    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, ExporterError):
+        return "invalid"
+    return "internal"
+
+
+class Instrumentation:
+    """Records operations of one manager (`session` or `figma`)."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        manager: str,
+        *,
+        window_size: int = 100,
+        slow_threshold_ms: float = 100.0,
+        events: EventLog | None = None,
+    ) -> None:
+        self.manager = manager
+        self.operations = OPERATIONS[manager]
+        self.slow_threshold_s = slow_threshold_ms / 1000
+        self.events = events
+        self._children = {op: metrics.op(manager, op) for op in self.operations}
+        self._errors = {
+            (op, err): metrics.operation_errors.labels(manager, op, err)
+            for op in self.operations
+            for err in ERROR_TYPES
+        }
+        self.windows = {op: RollingWindow(window_size) for op in self.operations}
+        self.counts = dict.fromkeys(self.operations, 0)
+        self.error_counts = dict.fromkeys(self.operations, 0)
+        self.slow_recent: deque[SlowOperation] = deque(maxlen=SLOW_LIST_SIZE)
+        self.slow_count = 0
+        self._cache_children = {
+            (tier, result): metrics.cache_requests.labels(manager, tier, result)
+            for tier in CACHE_TIERS
+            for result in CACHE_RESULTS
+        }
+        self.cache_counts = dict.fromkeys(self._cache_children, 0)
+
+    def record(self, operation: str, seconds: float, error: str | None = None, context: str = "") -> None:
+        """Record one finished operation; `error` is an ERROR_TYPES value when it failed."""
+        children = self._children[operation]
+        children.duration.observe(seconds)
+        self.windows[operation].add(seconds * 1000, error is not None)
+        self.counts[operation] += 1
+        if error is not None:
+            self.error_counts[operation] += 1
+            self._errors[operation, error].inc()
+        if seconds > self.slow_threshold_s:
+            self._record_slow(operation, seconds, context)
+
+    def record_cache(self, tier: str, hit: bool) -> None:
+        """Count one lookup in `tier` (memory or redis)."""
+        key = (tier, "hit" if hit else "miss")
+        self._cache_children[key].inc()
+        self.cache_counts[key] += 1
+
+    def record_exception(self, operation: str, started: float, exc: BaseException, context: str = "") -> None:
+        self.record(operation, time.perf_counter() - started, error_type(exc), context)
+
+    def _record_slow(self, operation: str, seconds: float, context: str) -> None:
+        self._children[operation].slow.inc()
+        self.slow_count += 1
+        slow = SlowOperation(operation, seconds * 1000, time.time(), context)
+        self.slow_recent.append(slow)
+        if self.events is not None:
+            self.events.record(
+                "slow_operation",
+                f"{self.manager}.{operation} took {slow.duration_ms:.1f} ms",
+                manager=self.manager,
+                operation=operation,
+                duration_ms=round(slow.duration_ms, 3),
+            )
+
+    def reset_windows(self) -> None:
+        for window in self.windows.values():
+            window.clear()

@@ -1,0 +1,288 @@
+"""Every instrument of the exporter, declared once on a registry passed in.
+
+Label values come from the fixed tuples below, so the number of series never grows with traffic;
+every known combination is created at start-up so it exists at 0. Hot paths use pre-bound
+children (`metrics.op(...)`) instead of calling `.labels()` per event.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> registry = CollectorRegistry()
+    >>> metrics = Metrics(registry)
+    >>> metrics.sessions_created.inc()
+    >>> registry.get_sample_value("session_exporter_sessions_created_total")
+    1.0
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
+
+PREFIX = "session_exporter"
+
+MANAGERS = ("session", "figma")
+OPERATIONS = {
+    "session": ("create", "get", "update", "delete", "expire"),
+    "figma": ("file", "nodes", "screenshot"),
+}
+ERROR_TYPES = ("not_found", "invalid", "unavailable", "timeout", "upstream", "internal")
+CACHE_TIERS = ("memory", "redis")
+CACHE_RESULTS = ("hit", "miss")
+EVICTION_TIERS = ("memory",)
+INVALIDATION_REASONS = ("remote", "flush", "tracking_lost", "clear")
+BACKENDS = ("memory", "redis")
+SERVICES = ("redis", "figma_api", "mcp_server")
+UPSTREAM_ENDPOINTS = {
+    "figma_api": ("files", "nodes", "images", "image_download", "me"),
+    "mcp_server": ("initialize", "list_tools", "get_screenshot", "get_metadata", "get_code", "other_tool"),
+}
+STATUS_CLASSES = ("2xx", "4xx", "429", "5xx", "timeout", "error")
+PROBE_FAILURE_REASONS = ("timeout", "connection", "auth", "status", "protocol", "error")
+SCREENSHOT_SOURCES = ("api", "mcp")
+SCREENSHOT_OUTCOMES = ("success", "cached", "error")
+HEALTH_COMPONENTS = ("session", "figma", "overall")
+HEALTH_STATUSES = ("healthy", "degraded", "poor", "critical", "disabled")
+HEALTH_ISSUE_CODES = (
+    "redis_down",
+    "figma_api_down",
+    "mcp_server_down",
+    "latency_high",
+    "latency_critical",
+    "error_ratio_high",
+    "error_ratio_critical",
+    "cache_hit_fair",
+    "cache_hit_poor",
+    "replay_backlog_high",
+    "memory_tier_full",
+)
+EVENT_TYPES = (
+    "session_created",
+    "session_expired",
+    "session_deleted",
+    "failover",
+    "failback",
+    "replay_done",
+    "replay_dropped",
+    "upstream_down",
+    "upstream_up",
+    "health_changed",
+    "cache_cleared",
+    "slow_operation",
+    "tracking_lost",
+    "tracking_restored",
+)
+
+# Operation latencies span a memory hit (tens of µs) to an upstream call (seconds); 0.1 s is the
+# default slow threshold, so it is a bucket boundary and alerts on it are exact.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SIZE_BUCKETS = tuple(float(1024 * 4**i) for i in range(8))  # 1 KiB .. 16 MiB
+
+
+@dataclass(frozen=True, slots=True)
+class OperationChildren:
+    """Pre-bound children for one (manager, operation): what a hot path touches."""
+
+    duration: Histogram
+    slow: Counter
+
+
+class Metrics:
+    """All instruments, registered on `registry`. Gauges read at scrape time are set by background
+    tasks or computed from in-process state; nothing here does I/O."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        disable_created_metrics()  # halves exposition cost; counters still reset-safe via rate()
+        self._declare_operations()
+        self._declare_sessions()
+        self._declare_cache()
+        self._declare_store()
+        self._declare_upstreams()
+        self._declare_screenshots()
+        self._declare_health()
+        self._declare_service()
+        self._initialise_series()
+
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+        return Gauge(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
+
+    def _declare_operations(self) -> None:
+        self.operation_duration = Histogram(
+            f"{PREFIX}_operation_duration_seconds",
+            "Duration of session-manager operations.",
+            ("manager", "operation"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.operation_errors = self._counter(
+            "operation_errors", "Failed session-manager operations by error type.", ("manager", "operation", "error")
+        )
+        self.slow_operations = self._counter(
+            "slow_operations", "Operations slower than the slow threshold.", ("manager", "operation")
+        )
+
+    def _declare_sessions(self) -> None:
+        self.sessions_created = self._counter("sessions_created", "Sessions created by this replica.")
+        self.sessions_retrieved = self._counter("sessions_retrieved", "Sessions read successfully by this replica.")
+        self.sessions_updated = self._counter("sessions_updated", "Sessions replaced by this replica.")
+        self.sessions_deleted = self._counter("sessions_deleted", "Sessions deleted by this replica.")
+        self.sessions_expired = self._counter(
+            "sessions_expired", "Sessions that expired, each counted once across replicas."
+        )
+        self.sessions_active = self._gauge("sessions_active", "Live sessions across all replicas.")
+
+    def _declare_cache(self) -> None:
+        self.cache_requests = self._counter(
+            "cache_requests", "Cache lookups by manager, tier and result.", ("manager", "tier", "result")
+        )
+        self.cache_evictions = self._counter("cache_evictions", "Entries evicted to stay within bounds.", ("tier",))
+        self.cache_invalidations = self._counter(
+            "cache_invalidations", "Memory-tier entries dropped because they may be stale.", ("reason",)
+        )
+        self.memory_tier_entries = self._gauge("memory_tier_entries", "Entries held by the memory tier.")
+        self.memory_tier_bytes = self._gauge("memory_tier_bytes", "Encoded bytes held by the memory tier.")
+        self.memory_tier_max_entries = self._gauge("memory_tier_max_entries", "Entry limit of the memory tier.")
+        self.memory_tier_max_bytes = self._gauge("memory_tier_max_bytes", "Byte limit of the memory tier.")
+
+    def _declare_store(self) -> None:
+        self.store_backend_up = self._gauge("store_backend_up", "Whether a store backend answers (1) or not (0).", ("backend",))
+        self.store_fallback_active = self._gauge(
+            "store_fallback_active", "1 while Redis is unreachable and writes go to memory only."
+        )
+        self.store_failovers = self._counter("store_failovers", "Switches from Redis to memory-only fallback.")
+        self.store_replay_pending = self._gauge("store_replay_pending", "Writes journalled during an outage, not yet replayed.")
+        self.store_replay_max = self._gauge("store_replay_max", "Bound of the replay journal.")
+        self.store_replayed = self._counter("store_replayed", "Journalled writes replayed to Redis (or skipped as older).")
+        self.store_replay_dropped = self._counter(
+            "store_replay_dropped", "Journalled writes lost because the journal was full."
+        )
+        self.coherence_tracking_active = self._gauge(
+            "coherence_tracking_active", "1 while Redis invalidation tracking keeps the memory tier coherent."
+        )
+
+    def _declare_upstreams(self) -> None:
+        self.upstream_requests = self._counter(
+            "upstream_requests", "Requests to upstream services by endpoint and status class.", ("service", "endpoint", "status")
+        )
+        self.upstream_request_duration = Histogram(
+            f"{PREFIX}_upstream_request_duration_seconds",
+            "Duration of upstream requests.",
+            ("service", "endpoint"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_up = self._gauge("upstream_up", "Whether the last probe of a configured service succeeded.", ("service",))
+        self.upstream_enabled = self._gauge("upstream_enabled", "Whether a service is configured (1) or disabled (0).", ("service",))
+        self.upstream_probe_duration = self._gauge(
+            "upstream_probe_duration_seconds", "Duration of the last availability probe.", ("service",)
+        )
+        self.upstream_probe_failures = self._counter(
+            "upstream_probe_failures", "Failed availability probes by reason.", ("service", "reason")
+        )
+
+    def _declare_screenshots(self) -> None:
+        self.screenshot_duration = Histogram(
+            f"{PREFIX}_screenshot_duration_seconds",
+            "Screenshot capture duration, cache hits included.",
+            ("source",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.screenshots = self._counter("screenshots", "Screenshot requests by source and outcome.", ("source", "outcome"))
+        self.screenshot_size = Histogram(
+            f"{PREFIX}_screenshot_size_bytes",
+            "Size of captured screenshots.",
+            ("source",),
+            buckets=SIZE_BUCKETS,
+            registry=self.registry,
+        )
+
+    def _declare_health(self) -> None:
+        self.health_score = self._gauge("health_score", "Health score 0-100.", ("component",))
+        self.health_status = self._gauge(
+            "health_status", "Health status as a state set: 1 for the current status.", ("component", "status")
+        )
+        self.health_issues = self._gauge("health_issues", "1 while a health issue is present.", ("component", "code"))
+
+    def _declare_service(self) -> None:
+        self.events = self._counter("events", "Events recorded in the event log.", ("type",))
+        self.sse_clients = self._gauge("sse_clients", "Connected Server-Sent Events clients.")
+        self.sse_max_clients = self._gauge("sse_max_clients", "Limit of concurrent Server-Sent Events clients.")
+        self.http_requests = self._counter(
+            "http_requests", "HTTP requests served, by route template.", ("route", "method", "status")
+        )
+        self.http_request_duration = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "HTTP request duration by route template.",
+            ("route", "method"),
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.build_info = Info(f"{PREFIX}_build", "Version of the exporter and of Python.", registry=self.registry)
+
+    def _initialise_series(self) -> None:
+        for manager, operations in OPERATIONS.items():
+            for operation in operations:
+                self.op(manager, operation)
+                for error in ERROR_TYPES:
+                    self.operation_errors.labels(manager, operation, error)
+            for tier in CACHE_TIERS:
+                for result in CACHE_RESULTS:
+                    self.cache_requests.labels(manager, tier, result)
+        _touch(self.cache_evictions, EVICTION_TIERS)
+        _touch(self.cache_invalidations, INVALIDATION_REASONS)
+        _touch(self.store_backend_up, BACKENDS)
+        self.store_backend_up.labels("memory").set(1)
+        for service, endpoints in UPSTREAM_ENDPOINTS.items():
+            for endpoint in endpoints:
+                self.upstream_request_duration.labels(service, endpoint)
+                for status in STATUS_CLASSES:
+                    self.upstream_requests.labels(service, endpoint, status)
+        for service in SERVICES:
+            self.upstream_up.labels(service)
+            self.upstream_enabled.labels(service)
+            self.upstream_probe_duration.labels(service)
+            for reason in PROBE_FAILURE_REASONS:
+                self.upstream_probe_failures.labels(service, reason)
+        for source in SCREENSHOT_SOURCES:
+            self.screenshot_duration.labels(source)
+            self.screenshot_size.labels(source)
+            for outcome in SCREENSHOT_OUTCOMES:
+                self.screenshots.labels(source, outcome)
+        for component in HEALTH_COMPONENTS:
+            self.health_score.labels(component).set(100)
+            self.set_health_status(component, "healthy")
+            for code in HEALTH_ISSUE_CODES:
+                self.health_issues.labels(component, code)
+        _touch(self.events, EVENT_TYPES)
+        self.build_info.info({"version": _version(), "python": platform.python_version()})
+
+    def op(self, manager: str, operation: str) -> OperationChildren:
+        """Pre-bound children for one operation; call once at start-up and keep the result."""
+        return OperationChildren(
+            duration=self.operation_duration.labels(manager, operation),
+            slow=self.slow_operations.labels(manager, operation),
+        )
+
+    def set_health_status(self, component: str, status: str) -> None:
+        for candidate in HEALTH_STATUSES:
+            self.health_status.labels(component, candidate).set(1 if candidate == status else 0)
+
+
+def _touch(metric: MetricWrapperBase, values: tuple[str, ...]) -> None:
+    for value in values:
+        metric.labels(value)
+
+
+def _version() -> str:
+    from exporter import __version__
+
+    return __version__

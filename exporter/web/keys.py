@@ -1,0 +1,38 @@
+"""Typed application keys shared by the app factory and the route modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from exporter.config import Settings
+from exporter.metrics import Metrics
+
+if TYPE_CHECKING:
+    from exporter.web.runtime import Runtime
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    """Readiness: false while starting and from the moment shutdown begins."""
+
+    ready: bool = False
+    stopping: bool = False
+    runtime: Runtime | None = None
+
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+
+
+def get_runtime(request: web.Request) -> Runtime:
+    """The running components, or 503 while the app is still starting."""
+    runtime = request.app[LIFECYCLE].runtime
+    if runtime is None:
+        from exporter.web.responses import ApiError
+
+        raise ApiError(503, "starting", "the exporter is starting", {"Retry-After": "1"})
+    return runtime

@@ -1,0 +1,78 @@
+"""Rolling window statistics: pure, no I/O, no prometheus import."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """Summary of the durations in a window, in milliseconds."""
+
+    count: int
+    avg_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "count": self.count,
+            "avg_ms": self.avg_ms,
+            "min_ms": self.min_ms,
+            "max_ms": self.max_ms,
+            "p50_ms": self.p50_ms,
+            "p95_ms": self.p95_ms,
+            "p99_ms": self.p99_ms,
+        }
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty list (p95 of 100 values is the 95th)."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summarize(durations_ms: Iterable[float]) -> WindowStats:
+    values = sorted(durations_ms)
+    if not values:
+        return WindowStats(0, None, None, None, None, None, None)
+    return WindowStats(
+        count=len(values),
+        avg_ms=round(sum(values) / len(values), 3),
+        min_ms=round(values[0], 3),
+        max_ms=round(values[-1], 3),
+        p50_ms=round(percentile(values, 0.50), 3),
+        p95_ms=round(percentile(values, 0.95), 3),
+        p99_ms=round(percentile(values, 0.99), 3),
+    )
+
+
+class RollingWindow:
+    """The last `size` durations (ms) and whether each failed; appends are O(1)."""
+
+    __slots__ = ("durations", "failures")
+
+    def __init__(self, size: int) -> None:
+        self.durations: deque[float] = deque(maxlen=size)
+        self.failures: deque[bool] = deque(maxlen=size)
+
+    def add(self, duration_ms: float, failed: bool = False) -> None:
+        self.durations.append(duration_ms)
+        self.failures.append(failed)
+
+    def stats(self) -> WindowStats:
+        return summarize(self.durations)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.failures)
+
+    def clear(self) -> None:
+        self.durations.clear()
+        self.failures.clear()

@@ -1,0 +1,27 @@
+"""Shared fixtures: real servers started once per test session on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.redis_server import RedisServer, start_any_redis
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole session; tests that kill it must restart it before returning."""
+    server = start_any_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """A clean database on the shared server, usable after a previous test killed or paused it."""
+    redis_server.resume() if redis_server.process and redis_server.process.poll() is None else redis_server.start()
+    client = redis_server.client()
+    client.flushall()
+    client.close()
+    yield redis_server.url
