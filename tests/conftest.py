@@ -20,7 +20,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> Iterator[str]:
     """A clean database on the shared server, usable after a previous test killed or paused it."""
-    redis_server.resume() if redis_server.process and redis_server.process.poll() is None else redis_server.start()
+    redis_server.ensure_running()
     client = redis_server.client()
     client.flushall()
     client.close()

@@ -91,6 +91,13 @@ class RedisServer:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
 
+    def ensure_running(self) -> None:
+        """Undo what an earlier test may have left: a paused or killed server."""
+        if self.process is not None and self.process.poll() is None:
+            self.resume()
+        else:
+            self.start()
+
     def restart(self) -> None:
         self.kill()
         self.start()
@@ -130,6 +137,14 @@ class ContainerRedisServer(RedisServer):
         self.port = int(self.container.get_exposed_port(6379))
         wait_until(lambda: self.client().ping())
         return self
+
+    def ensure_running(self) -> None:
+        container = self.container.get_wrapped_container()
+        container.reload()
+        if container.status == "paused":
+            self.resume()
+        elif container.status != "running":
+            self.start()
 
     def kill(self) -> None:
         self.container.get_wrapped_container().kill()

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from exporter.config import OPTIONS, Settings, parse_settings, redact_url
+from exporter.errors import ConfigError
+
+
+def test_defaults_work_on_a_laptop() -> None:
+    settings = parse_settings({})
+    assert settings.listen == ("127.0.0.1", 9464)
+    assert settings.redis_url is None
+    assert settings.session_ttl == 3600
+    assert settings.max_body_bytes == 64 * 1024
+    assert settings.slow_threshold_ms == 100
+    assert not settings.figma_enabled and not settings.mcp_enabled
+
+
+def test_values_are_parsed_from_strings_and_yaml_scalars() -> None:
+    settings = parse_settings(
+        {"listen": "0.0.0.0:9000", "session-ttl": "60", "memory_max_entries": 10, "log_level": "DEBUG"}
+    )
+    assert settings.listen == ("0.0.0.0", 9000)
+    assert settings.session_ttl == 60.0
+    assert settings.memory_max_entries == 10
+    assert settings.log_level == "debug"
+
+
+def test_ipv6_listen_address() -> None:
+    assert parse_settings({"listen": "[::1]:9464"}).listen == ("::1", 9464)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "flag"),
+    [
+        ("listen", "localhost", "--listen"),
+        ("listen", "127.0.0.1:70000", "--listen"),
+        ("session_ttl", "-5", "--session-ttl"),
+        ("session_ttl", "soon", "--session-ttl"),
+        ("memory_max_entries", "0", "--memory-max-entries"),
+        ("max_body_bytes", "1.5", "--max-body-bytes"),
+        ("redis_url", "http://localhost:6379", "--redis-url"),
+        ("figma_api_url", "ftp://example", "--figma-api-url"),
+        ("log_level", "verbose", "--log-level"),
+        ("no_such_setting", "1", "no_such_setting"),
+    ],
+)
+def test_invalid_values_name_the_setting(name: str, value: str, flag: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings({name: value})
+    assert flag in str(error.value)
+
+
+def test_redis_url_with_password_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings({"redis_url": "http://user:hunter2@localhost"})
+    assert "hunter2" not in str(error.value)
+    settings = parse_settings({"redis_url": "redis://:hunter2@localhost:6379/0"})
+    assert "hunter2" not in repr(settings)
+    assert settings.redis_url_redacted == "redis://:***@localhost:6379/0"
+
+
+def test_secrets_are_hidden_from_repr() -> None:
+    settings = parse_settings({"figma_token": "figd_secret", "admin_token": "admin-secret"})
+    assert "figd_secret" not in repr(settings) and "admin-secret" not in repr(settings)
+
+
+def test_redact_url_leaves_passwordless_urls_alone() -> None:
+    assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+    assert redact_url("redis://default:pw@h:1/0") == "redis://default:***@h:1/0"
+
+
+def test_every_setting_has_a_flag_and_an_env_var() -> None:
+    names = {option.name for option in OPTIONS}
+    assert names == set(Settings.__dataclass_fields__)
+    by_name = {option.name: option for option in OPTIONS}
+    assert by_name["redis_url"].flag == "--redis-url"
+    assert by_name["redis_url"].env == "SESSION_EXPORTER_REDIS_URL"
+
+
+def test_memory_limit_must_hold_one_body() -> None:
+    with pytest.raises(ConfigError, match="--memory-max-bytes"):
+        parse_settings({"memory_max_bytes": "1000", "max_body_bytes": "2000"})

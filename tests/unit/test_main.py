@@ -1,0 +1,64 @@
+"""The command line: source precedence and exit code 2 on invalid settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter.__main__ import EXIT_CONFIG, load_settings, main
+
+
+def test_flags_beat_environment_beat_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "exporter.yml"
+    config.write_text("session_ttl: 10\nslow-threshold-ms: 20\nlog_level: warning\n")
+    environ = {"SESSION_EXPORTER_SESSION_TTL": "30", "SESSION_EXPORTER_SLOW_THRESHOLD_MS": "40"}
+    settings = load_settings(["--config", str(config), "--session-ttl", "50"], environ)
+    assert settings.session_ttl == 50
+    assert settings.slow_threshold_ms == 40
+    assert settings.log_level == "warning"
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = tmp_path / "exporter.yml"
+    config.write_text("listen: 127.0.0.1:9999\n")
+    assert load_settings([], {"SESSION_EXPORTER_CONFIG": str(config)}).listen == ("127.0.0.1", 9999)
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "named"),
+    [
+        (["--session-ttl", "-1"], {}, "--session-ttl"),
+        (["--listen", "nowhere"], {}, "--listen"),
+        ([], {"SESSION_EXPORTER_MEMORY_MAX_BYTES": "lots"}, "--memory-max-bytes"),
+        (["--redis-url", "mysql://db"], {}, "--redis-url"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_setting(
+    argv: list[str], environ: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    assert main(argv) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert named in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_yaml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.yml"
+    config.write_text("- just\n- a list\n")
+    assert main(["--config", str(config)]) == EXIT_CONFIG
+    assert "--config" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.yml")]) == EXIT_CONFIG
+
+
+def test_console_script_exits_2_as_a_process() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--slow-threshold-ms", "fast"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert "--slow-threshold-ms" in result.stderr
+    assert "Traceback" not in result.stderr
