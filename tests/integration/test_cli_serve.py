@@ -1,0 +1,69 @@
+"""The console script as a user runs it: bare command, memory only; SIGTERM drains gracefully."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.redis_server import free_port, wait_until
+
+DEFAULT_PORT = 9464
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def exporter_command() -> list[str]:
+    """The installed console script, exactly what a user types."""
+    script = Path(sys.executable).with_name("session-metrics-exporter")
+    assert script.exists(), "the console script is not installed: pip install -e ."
+    return [str(script)]
+
+
+@pytest.fixture
+def bare_exporter(tmp_path: Path) -> Iterator[str]:
+    """`session-metrics-exporter` with no options, no Redis, no Figma, no MCP."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXPORTER_")}
+    port = DEFAULT_PORT
+    if not port_is_free(port):  # a developer's own exporter may hold the default port
+        port = free_port()
+        env["SESSION_EXPORTER_LISTEN"] = f"127.0.0.1:{port}"
+    process = subprocess.Popen(exporter_command(), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(f"{base}/-/ready", timeout=1).status_code == 200, timeout=20)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+        stderr = process.stderr.read() if process.stderr else ""
+        assert "Traceback" not in stderr
+
+
+def test_bare_command_serves_sessions_from_memory(bare_exporter: str) -> None:
+    created = requests.post(f"{bare_exporter}/api/sessions", json={"data": {"user": "ada"}}, timeout=5)
+    assert created.status_code == 201
+    session = created.json()
+    fetched = requests.get(f"{bare_exporter}/api/sessions/{session['id']}", timeout=5)
+    assert fetched.status_code == 200
+    assert fetched.json()["data"] == {"user": "ada"}
+    metrics = requests.get(f"{bare_exporter}/metrics", timeout=5).text
+    assert "session_exporter_sessions_created_total 1.0" in metrics
+    assert 'session_exporter_store_backend_up{backend="redis"} 0.0' in metrics
+
+
+def test_python_dash_m_is_the_same_program() -> None:
+    result = subprocess.run([sys.executable, "-m", "exporter", "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert "session-metrics-exporter" in result.stdout
+
