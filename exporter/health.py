@@ -1,0 +1,288 @@
+"""The health score: a pure function from measured inputs to score, status and issues.
+
+No I/O and no Prometheus here; the service gathers the inputs and exports the result. The rules
+are the SPEC table, each threshold and penalty a field of `HealthThresholds`:
+
+    >>> down = ComponentInputs(services={"redis": "down"})
+    >>> report = assess({"session": down, "figma": ComponentInputs()})
+    >>> report.overall.score, report.overall.status, [i.code for i in report.overall.issues]
+    (70.0, 'degraded', ['redis_down'])
+
+Each component (`session`, `figma`) is scored on its own inputs. `overall` applies the table to the
+whole system: every row of the table counts at most once, at its worst across the components, so
+one slow manager does not count twice and the overall score never exceeds any component's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Availability = Literal["up", "down", "disabled", "unknown"]
+Severity = Literal["info", "warning", "critical"]
+
+COMPONENTS = ("session", "figma")
+OVERALL = "overall"
+SERVICE_NAMES = {"redis": "Redis", "figma_api": "Figma API", "mcp_server": "MCP server"}
+SERVICE_ISSUES = {"redis": "redis_down", "figma_api": "figma_api_down", "mcp_server": "mcp_server_down"}
+# Issues of one row of the table share its penalty: the row counts once, however many match.
+ROW_OF = {
+    "redis_down": "redis",
+    "figma_api_down": "figma_api",
+    "mcp_server_down": "mcp_server",
+    "latency_high": "latency",
+    "latency_critical": "latency",
+    "error_ratio_high": "errors",
+    "error_ratio_critical": "errors",
+    "cache_hit_fair": "cache",
+    "cache_hit_poor": "cache",
+    "replay_backlog_high": "resources",
+    "memory_tier_full": "resources",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    """Thresholds and penalties; defaults are the SPEC table. Ratios are fractions (0.05 = 5 %)."""
+
+    redis_down_penalty: float = 30
+    figma_api_down_penalty: float = 20
+    mcp_server_down_penalty: float = 15
+    latency_high_ms: float = 100
+    latency_high_penalty: float = 15
+    latency_critical_ms: float = 500
+    latency_critical_penalty: float = 25
+    error_ratio_high: float = 0.01
+    error_ratio_high_penalty: float = 10
+    error_ratio_critical: float = 0.05
+    error_ratio_critical_penalty: float = 20
+    cache_hit_fair: float = 0.75
+    cache_hit_fair_penalty: float = 5
+    cache_hit_poor: float = 0.50
+    cache_hit_poor_penalty: float = 10
+    replay_backlog_ratio: float = 0.80
+    memory_fill_ratio: float = 0.90
+    resource_penalty: float = 10
+    healthy_min: float = 80
+    degraded_min: float = 60
+    poor_min: float = 40
+    cache_excellent: float = 0.90
+
+    def service_penalty(self, service: str) -> float:
+        return float(getattr(self, f"{service}_down_penalty"))
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentInputs:
+    """What one component measured. `None` means no data: that row is not judged."""
+
+    services: Mapping[str, Availability] = field(default_factory=dict)
+    p95_latency_ms: float | None = None
+    error_ratio: float | None = None
+    cache_hit_ratio: float | None = None
+    replay_backlog_ratio: float | None = None
+    memory_fill_ratio: float | None = None
+    # A component none of whose services is configured (figma without token or MCP URL).
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    code: str
+    severity: Severity
+    message: str
+    value: float
+    threshold: float
+    penalty: float
+    component: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+            "penalty": self.penalty,
+            "component": self.component,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentHealth:
+    name: str
+    score: float
+    status: str
+    issues: tuple[Issue, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "status": self.status,
+            "issues": [issue.as_dict() for issue in self.issues],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    overall: ComponentHealth
+    components: Mapping[str, ComponentHealth]
+
+    @property
+    def all(self) -> dict[str, ComponentHealth]:
+        """Every component including `overall`, keyed by name."""
+        return {**self.components, OVERALL: self.overall}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.overall.score,
+            "status": self.overall.status,
+            "components": {name: health.as_dict() for name, health in self.all.items()},
+            "issues": [issue.as_dict() for issue in self.overall.issues],
+        }
+
+
+def status_for(score: float, thresholds: HealthThresholds = HealthThresholds()) -> str:
+    """healthy >= 80, degraded >= 60, poor >= 40, else critical."""
+    if score >= thresholds.healthy_min:
+        return "healthy"
+    if score >= thresholds.degraded_min:
+        return "degraded"
+    if score >= thresholds.poor_min:
+        return "poor"
+    return "critical"
+
+
+def cache_efficiency(hit_ratio: float | None, thresholds: HealthThresholds = HealthThresholds()) -> str | None:
+    """excellent >= 90 %, good >= 75 %, fair >= 50 %, else poor; None without lookups."""
+    if hit_ratio is None:
+        return None
+    if hit_ratio >= thresholds.cache_excellent:
+        return "excellent"
+    if hit_ratio >= thresholds.cache_hit_fair:
+        return "good"
+    if hit_ratio >= thresholds.cache_hit_poor:
+        return "fair"
+    return "poor"
+
+
+def assess(
+    components: Mapping[str, ComponentInputs], thresholds: HealthThresholds = HealthThresholds()
+) -> HealthReport:
+    """Score every component, then the whole system (each table row once, at its worst)."""
+    scored = {name: _component(name, inputs, thresholds) for name, inputs in components.items()}
+    issues = [issue for health in scored.values() for issue in health.issues]
+    penalty = sum(_worst_per_row(issues).values())
+    score = _clamp(100 - penalty)
+    overall = ComponentHealth(OVERALL, score, status_for(score, thresholds), tuple(issues))
+    return HealthReport(overall, scored)
+
+
+def find_issues(inputs: ComponentInputs, thresholds: HealthThresholds = HealthThresholds()) -> list[Issue]:
+    """Every row of the table that matches `inputs`, in table order."""
+    found: list[Issue] = []
+    for service, availability in inputs.services.items():
+        if availability == "down":
+            found.append(_service_down(service, thresholds))
+    for check in (_latency, _errors, _cache, _replay_backlog, _memory_fill):
+        issue = check(inputs, thresholds)
+        if issue is not None:
+            found.append(issue)
+    return found
+
+
+def _component(name: str, inputs: ComponentInputs, thresholds: HealthThresholds) -> ComponentHealth:
+    if inputs.disabled:
+        return ComponentHealth(name, 100.0, "disabled")
+    issues = tuple(_share_rows(find_issues(inputs, thresholds), name))
+    score = _clamp(100 - sum(issue.penalty for issue in issues))
+    return ComponentHealth(name, score, status_for(score, thresholds), issues)
+
+
+def _share_rows(issues: Iterable[Issue], component: str) -> list[Issue]:
+    """Tag issues with their component; a second issue of the same row carries no extra penalty."""
+    seen: set[str] = set()
+    shared: list[Issue] = []
+    for issue in issues:
+        row = ROW_OF[issue.code]
+        penalty = 0.0 if row in seen else issue.penalty
+        seen.add(row)
+        shared.append(_replace(issue, penalty=penalty, component=component))
+    return shared
+
+
+def _worst_per_row(issues: Iterable[Issue]) -> dict[str, float]:
+    worst: dict[str, float] = {}
+    for issue in issues:
+        row = ROW_OF[issue.code]
+        worst[row] = max(worst.get(row, 0.0), issue.penalty)
+    return worst
+
+
+def _service_down(service: str, t: HealthThresholds) -> Issue:
+    name = SERVICE_NAMES.get(service, service)
+    detail = "; sessions are served from the memory fallback" if service == "redis" else ""
+    return Issue(
+        SERVICE_ISSUES[service], "critical", f"{name} is configured but unreachable{detail}", 0.0, 1.0,
+        t.service_penalty(service),
+    )
+
+
+def _latency(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    p95 = inputs.p95_latency_ms
+    if p95 is None or p95 <= t.latency_high_ms:
+        return None
+    if p95 > t.latency_critical_ms:
+        return Issue("latency_critical", "critical", f"p95 latency {p95:.1f} ms is over {t.latency_critical_ms:g} ms",
+                     p95, t.latency_critical_ms, t.latency_critical_penalty)
+    return Issue("latency_high", "warning", f"p95 latency {p95:.1f} ms is over {t.latency_high_ms:g} ms",
+                 p95, t.latency_high_ms, t.latency_high_penalty)
+
+
+def _errors(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    ratio = inputs.error_ratio
+    if ratio is None or ratio <= t.error_ratio_high:
+        return None
+    if ratio > t.error_ratio_critical:
+        return Issue("error_ratio_critical", "critical", f"{ratio:.1%} of operations failed (limit {t.error_ratio_critical:.0%})",
+                     ratio, t.error_ratio_critical, t.error_ratio_critical_penalty)
+    return Issue("error_ratio_high", "warning", f"{ratio:.1%} of operations failed (limit {t.error_ratio_high:.0%})",
+                 ratio, t.error_ratio_high, t.error_ratio_high_penalty)
+
+
+def _cache(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    ratio = inputs.cache_hit_ratio
+    if ratio is None or ratio >= t.cache_hit_fair:
+        return None
+    if ratio < t.cache_hit_poor:
+        return Issue("cache_hit_poor", "warning", f"cache hit ratio {ratio:.1%} is poor (under {t.cache_hit_poor:.0%})",
+                     ratio, t.cache_hit_poor, t.cache_hit_poor_penalty)
+    return Issue("cache_hit_fair", "info", f"cache hit ratio {ratio:.1%} is only fair (under {t.cache_hit_fair:.0%})",
+                 ratio, t.cache_hit_fair, t.cache_hit_fair_penalty)
+
+
+def _replay_backlog(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    ratio = inputs.replay_backlog_ratio
+    if ratio is None or ratio <= t.replay_backlog_ratio:
+        return None
+    return Issue("replay_backlog_high", "warning",
+                 f"replay journal is {ratio:.0%} full (limit {t.replay_backlog_ratio:.0%}); writes may be dropped",
+                 ratio, t.replay_backlog_ratio, t.resource_penalty)
+
+
+def _memory_fill(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    ratio = inputs.memory_fill_ratio
+    if ratio is None or ratio <= t.memory_fill_ratio:
+        return None
+    return Issue("memory_tier_full", "warning",
+                 f"memory tier is {ratio:.0%} full (limit {t.memory_fill_ratio:.0%}); entries are being evicted",
+                 ratio, t.memory_fill_ratio, t.resource_penalty)
+
+
+def _replace(issue: Issue, *, penalty: float, component: str) -> Issue:
+    return Issue(issue.code, issue.severity, issue.message, issue.value, issue.threshold, penalty, component)
+
+
+def _clamp(score: float) -> float:
+    return float(min(100.0, max(0.0, score)))
