@@ -11,10 +11,11 @@ service through `add_listener`, so this module does no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,26 @@ class EventLog:
 
     def recent(self, limit: int = 20) -> list[Event]:
         return list(self._events)[-limit:]
+
+    @property
+    def last_id(self) -> int:
+        """Id of the newest event held, 0 when empty."""
+        return self._events[-1].id if self._events else 0
+
+    def restore(self, history: Iterable[Event]) -> int:
+        """Put events from before this process (a persisted stream) ahead of the ring's contents.
+
+        Ids are renumbered so they keep increasing in ring order, hence: call at start-up, before
+        any reader has seen an id. Listeners and counters are not told: these events were counted
+        when they happened. Returns how many were restored.
+        """
+        merged = [*history, *self._events]
+        restored = len(merged) - len(self._events)
+        self._ids = itertools.count(1)
+        self._events.clear()
+        for event in merged:
+            self._events.append(dataclasses.replace(event, id=next(self._ids)))
+        return restored
 
     def __len__(self) -> int:
         return len(self._events)

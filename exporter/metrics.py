@@ -216,6 +216,9 @@ class Metrics:
         self.events = self._counter("events", "Events recorded in the event log.", ("type",))
         self.sse_clients = self._gauge("sse_clients", "Connected Server-Sent Events clients.")
         self.sse_max_clients = self._gauge("sse_max_clients", "Limit of concurrent Server-Sent Events clients.")
+        self.event_stream_failures = self._counter(
+            "event_stream_failures", "Failed writes or reads of the shared Redis event stream (events stay in memory)."
+        )
         self.http_requests = self._counter(
             "http_requests", "HTTP requests served, by route template.", ("route", "method", "status")
         )
