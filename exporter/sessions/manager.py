@@ -1,0 +1,188 @@
+"""SessionManager: create, get, update, delete and expire sessions in the tiered store.
+
+Every operation is recorded once through `Instrumentation` (histogram, errors by type, slow
+operations, rolling window), plus the per-outcome counters and cache lookups by tier. The hot path
+(a memory hit) touches only pre-bound children.
+
+    manager = SessionManager(store, Instrumentation(metrics, "session"), metrics, default_ttl=3600)
+    session = await manager.create({"user": "ada"}, ttl=60)
+    assert (await manager.get(session.id)).data == {"user": "ada"}
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from exporter.errors import SessionNotFound
+from exporter.instrumentation import Instrumentation
+from exporter.metrics import Metrics
+from exporter.sessions.session import ID_PATTERN, Session, valid_id
+from exporter.sessions.store import StoredValue
+from exporter.sessions.tiered_store import TieredStore
+
+NAMESPACE = "s:"
+MAX_TTL = 366 * 24 * 3600.0
+_perf_counter = time.perf_counter
+_match_id = ID_PATTERN.fullmatch
+
+
+def session_key(session_id: str) -> str:
+    """`s:{id}`: the hash tag keeps every key of one session in one Redis Cluster slot."""
+    return NAMESPACE + "{" + session_id + "}"
+
+
+def check_ttl(ttl: Any) -> float:
+    """A TTL in seconds: a finite number > 0 and at most a year; ValueError otherwise."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        raise ValueError("ttl must be a number of seconds")
+    if not 0 < ttl <= MAX_TTL:
+        raise ValueError(f"ttl must be greater than 0 and at most {MAX_TTL:.0f} seconds")
+    return float(ttl)
+
+
+class SessionManager:
+    def __init__(
+        self,
+        store: TieredStore,
+        instrumentation: Instrumentation,
+        metrics: Metrics | None = None,
+        *,
+        default_ttl: float = 3600.0,
+        id_bytes: int = 24,
+    ) -> None:
+        self.store = store
+        self.instrumentation = instrumentation
+        self.default_ttl = default_ttl
+        self.id_bytes = id_bytes
+        self._record = instrumentation.record
+        self._record_cache = instrumentation.record_cache
+        self._created = metrics.sessions_created if metrics else None
+        self._retrieved = metrics.sessions_retrieved if metrics else None
+        self._updated = metrics.sessions_updated if metrics else None
+        self._deleted = metrics.sessions_deleted if metrics else None
+        self._expired = metrics.sessions_expired if metrics else None
+        self.expired_count = 0
+        # Replaceable by a cluster-wide count (a Redis index shared by replicas).
+        self.active_counter: Callable[[], int] = self._memory_active_count
+        store.add_expiry_listener(NAMESPACE, self._on_expired)
+        if metrics is not None:
+            metrics.sessions_active.set_function(self.active_count)
+
+    async def create(self, data: dict[str, Any], ttl: float | None = None) -> Session:
+        started = _perf_counter()
+        try:
+            session = await self._create(data, ttl)
+        except Exception as exc:
+            self.instrumentation.record_exception("create", started, exc)
+            raise
+        self._record("create", _perf_counter() - started)
+        if self._created is not None:
+            self._created.inc()
+        return session
+
+    async def get(self, session_id: str) -> Session:
+        """The live session; SessionNotFound if unknown or expired, StoreUnavailable during an
+        outage when only Redis could know."""
+        started = _perf_counter()
+        try:
+            if _match_id(session_id) is None:
+                raise SessionNotFound(f"session {session_id!r} not found")
+            value = await self.store.get(NAMESPACE + "{" + session_id + "}", self._record_cache)
+            session = self._decode(session_id, value)
+        except Exception as exc:
+            self.instrumentation.record_exception("get", started, exc)
+            raise
+        self._record("get", _perf_counter() - started)
+        if self._retrieved is not None:
+            self._retrieved.inc()
+        return session
+
+    async def update(
+        self, session_id: str, data: dict[str, Any], ttl: float | None = None
+    ) -> Session:
+        """Replace the data; the expiry stays unless a new `ttl` is given."""
+        started = _perf_counter()
+        try:
+            session = await self._update(session_id, data, ttl)
+        except Exception as exc:
+            self.instrumentation.record_exception("update", started, exc)
+            raise
+        self._record("update", _perf_counter() - started)
+        if self._updated is not None:
+            self._updated.inc()
+        return session
+
+    async def delete(self, session_id: str) -> None:
+        started = _perf_counter()
+        try:
+            if not valid_id(session_id) or not await self.store.delete(session_key(session_id)):
+                raise SessionNotFound(f"session {session_id!r} not found")
+        except Exception as exc:
+            self.instrumentation.record_exception("delete", started, exc)
+            raise
+        self._record("delete", _perf_counter() - started)
+        if self._deleted is not None:
+            self._deleted.inc()
+
+    def active_count(self) -> int:
+        """Live sessions (by default those this replica's memory tier holds; see `active_counter`)."""
+        return self.active_counter()
+
+    def _memory_active_count(self) -> int:
+        return self.store.memory.count(NAMESPACE)
+
+    async def _create(self, data: dict[str, Any], ttl: float | None) -> Session:
+        _check_data(data)
+        lifetime = self.default_ttl if ttl is None else check_ttl(ttl)
+        now = time.time()
+        session = Session(secrets.token_urlsafe(self.id_bytes), data, now, now + lifetime)
+        value = await self.store.set(
+            session_key(session.id),
+            session.to_document(),
+            lifetime,
+            session,
+            expires_at=session.expires_at,
+        )
+        session.version = value.version
+        return session
+
+    async def _update(self, session_id: str, data: dict[str, Any], ttl: float | None) -> Session:
+        _check_data(data)
+        lifetime = None if ttl is None else check_ttl(ttl)
+        if not valid_id(session_id):
+            raise SessionNotFound(f"session {session_id!r} not found")
+        key = NAMESPACE + "{" + session_id + "}"
+        current = self._decode(session_id, await self.store.get(key, self._record_cache))
+        expires_at = current.expires_at if lifetime is None else time.time() + lifetime
+        session = Session(session_id, data, current.created_at, expires_at)
+        value = await self.store.set(
+            key, session.to_document(), expires_at - time.time(), session, expires_at=expires_at
+        )
+        session.version = value.version
+        return session
+
+    def _decode(self, session_id: str, value: StoredValue | None) -> Session:
+        if value is None:
+            raise SessionNotFound(f"session {session_id!r} not found")
+        session = value.decoded
+        if session is None:
+            session = value.decoded = Session.from_document(
+                session_id, value.payload, value.version
+            )
+        return session  # type: ignore[return-value]
+
+    def _on_expired(self, key: str, value: StoredValue) -> None:
+        started = _perf_counter()
+        self.expired_count += 1
+        if self._expired is not None:
+            self._expired.inc()
+        self._record("expire", _perf_counter() - started)
+
+
+def _check_data(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise ValueError("session data must be a JSON object")
