@@ -72,6 +72,7 @@ class TieredStore:
         self._outage_drops = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_failed = asyncio.Event()
+        self._recover_lock = asyncio.Lock()
         self._metrics = metrics
         self._bind_metrics(metrics)
         memory.on_expire = self._on_memory_expired
@@ -315,14 +316,25 @@ class TieredStore:
             self._outage_drops = 0
             if self._failovers_child is not None:
                 self._failovers_child.inc()
-            log.warning("Redis unavailable (%s): serving from memory, journalling writes", exc)
-            self._event(
-                "failover", f"Redis unavailable: {exc}; serving from memory", reason=str(exc)
-            )
+            log.warning("%s: serving from memory, journalling writes", exc)
+            self._event("failover", f"{exc}; serving from memory", reason=exc.code)
         self._redis_failed.set()
 
     def _retry_after(self) -> float:
         return max(1.0, self.breaker.seconds_until_probe())
+
+    async def recover_now(self) -> bool:
+        """Probe Redis now instead of at the next interval; True once it answers and the journal
+        is replayed (fallback over)."""
+        if self.redis is None:
+            return False
+        if self.breaker.closed and not self.fallback_active:
+            return True
+        try:
+            await self._recover()
+        except StoreUnavailable as exc:
+            self._on_redis_failure(exc)
+        return not self.fallback_active
 
     async def _recovery_loop(self) -> None:
         while True:
@@ -340,16 +352,19 @@ class TieredStore:
 
     async def _recover(self) -> None:
         assert self.redis is not None
-        await self.redis.ping()
-        # Writes go to Redis again from here on; the replay below cannot overwrite them (versions).
-        self.breaker.success()
-        self._set_backend_up(True)
-        replayed, skipped = await self._replay()
-        if not self.breaker.closed:
-            return  # a live write failed during the replay: stay in fallback
-        self._redis_failed.clear()
-        if self.fallback_active:
-            self._fail_back(replayed, skipped)
+        async with self._recover_lock:  # the loop and recover_now() must not replay twice
+            if self.breaker.closed and not self.fallback_active:
+                return
+            await self.redis.ping()
+            # Writes go to Redis again from here on; the replay cannot overwrite them (versions).
+            self.breaker.success()
+            self._set_backend_up(True)
+            replayed, skipped = await self._replay()
+            if not self.breaker.closed:
+                return  # a live write failed during the replay: stay in fallback
+            self._redis_failed.clear()
+            if self.fallback_active:
+                self._fail_back(replayed, skipped)
 
     async def _replay(self) -> tuple[int, int]:
         assert self.redis is not None

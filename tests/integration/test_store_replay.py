@@ -1,0 +1,93 @@
+"""Replay after a partition: one replica is cut off from Redis (a TCP proxy drops its connections)
+while another keeps writing. The replay never overwrites or resurrects anything newer, replays
+deletes, and a full journal drops the oldest writes, counted and evented."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.errors import SessionNotFound
+from exporter.sessions.manager import session_key
+from tests.integration.sessions_support import open_layer, redis_proxy, wait_for
+from tests.support.redis_server import RedisServer
+
+
+async def test_replay_keeps_newer_writes_of_another_replica(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    async with (
+        redis_proxy(redis_server.port) as proxy,
+        open_layer(proxy.url, redis_retry_interval=30) as cut,
+        open_layer(redis_url) as other,
+    ):
+        x, y, z, w, v = [await cut.manager.create({"name": name}) for name in "xyzwv"]
+        proxy.cut()
+        await other.manager.update(w.id, {"by": "other", "at": "before"})
+        await cut.manager.update(x.id, {"by": "cut"})  # finds Redis gone: fallback, journalled
+        assert cut.sample("store_fallback_active") == 1
+        await cut.manager.delete(y.id)
+        await cut.manager.update(z.id, {"by": "cut"})
+        await cut.manager.update(w.id, {"by": "cut", "at": "after"})
+        await cut.manager.delete(v.id)
+        # Later writes by a replica that still reaches Redis: newer than the journal's.
+        await other.manager.update(x.id, {"by": "other"})
+        await other.manager.update(y.id, {"by": "other"})
+        await other.manager.delete(z.id)
+
+        proxy.restore()
+        assert await cut.store.recover_now()
+
+        assert cut.sample("store_fallback_active") == 0
+        assert cut.sample("store_replayed_total") == 5
+        done = [event for event in cut.events.recent(100) if event.type == "replay_done"][-1]
+        assert done.details["skipped"] == 3 and done.details["replayed"] == 2
+
+        await other.store.clear_memory()
+        for reader in (cut, other):  # the cut replica's memory was flushed at failback
+            assert (await reader.manager.get(x.id)).data == {"by": "other"}
+            assert (await reader.manager.get(y.id)).data == {"by": "other"}
+            assert (await reader.manager.get(w.id)).data == {"by": "cut", "at": "after"}
+            with pytest.raises(SessionNotFound):
+                await reader.manager.get(z.id)
+            with pytest.raises(SessionNotFound):
+                await reader.manager.get(v.id)
+
+
+async def test_full_journal_drops_oldest_writes_counted_and_evented(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    async with (
+        redis_proxy(redis_server.port) as proxy,
+        open_layer(proxy.url, redis_retry_interval=0.2, replay_max_entries=5) as cut,
+    ):
+        await cut.manager.create({"warm": True})
+        proxy.cut()
+        sessions = [await cut.manager.create({"n": n}) for n in range(8)]
+        assert cut.sample("store_replay_pending") == 5
+        assert cut.sample("store_replay_max") == 5
+        assert cut.sample("store_replay_dropped_total") == 3
+        assert cut.event_types().count("replay_dropped") == 1
+        proxy.restore()
+        await wait_for(lambda: cut.sample("store_fallback_active") == 0, 2.0)
+        client = redis_server.client()
+        in_redis = [client.get("sme:" + session_key(s.id)) is not None for s in sessions]
+        client.close()
+        assert in_redis == [False] * 3 + [True] * 5
+        done = [event for event in cut.events.recent(100) if event.type == "replay_done"][-1]
+        assert done.details["dropped"] == 3
+
+
+async def test_reads_during_outage_serve_journalled_writes_even_after_eviction(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    async with (
+        redis_proxy(redis_server.port) as proxy,
+        open_layer(proxy.url, redis_retry_interval=30, memory_max_entries=2) as cut,
+    ):
+        await cut.manager.create({"warm": True})
+        proxy.cut()
+        sessions = [await cut.manager.create({"n": n}) for n in range(4)]
+        assert len(cut.store.memory) == 2
+        assert (await cut.manager.get(sessions[0].id)).data == {"n": 0}
+        proxy.restore()
+        assert await cut.store.recover_now()

@@ -1,0 +1,46 @@
+"""Session JSON shape and id/TTL validation."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from exporter.sessions.manager import check_ttl, session_key
+from exporter.sessions.session import Session, valid_id
+
+
+def test_api_json_has_the_contract_fields_with_rfc3339_utc_times() -> None:
+    session = Session("abc", {"k": [1, 2]}, created_at=1700000000.5, expires_at=1700003600.5)
+    assert orjson.loads(session.json_bytes()) == {
+        "id": "abc",
+        "data": {"k": [1, 2]},
+        "created_at": "2023-11-14T22:13:20.500Z",
+        "expires_at": "2023-11-14T23:13:20.500Z",
+    }
+
+
+def test_document_round_trip() -> None:
+    session = Session("abc", {"k": 1}, 1.5, 61.5, version=7)
+    assert Session.from_document("abc", session.to_document(), 7) == session
+
+
+def test_ids_outside_the_token_alphabet_are_rejected() -> None:
+    assert valid_id("Az09_-")
+    for bad in ("", "a}b", "a{b", "a b", "x" * 129, "é"):
+        assert not valid_id(bad)
+
+
+def test_session_keys_carry_a_hash_tag() -> None:
+    assert session_key("abc") == "s:{abc}"
+
+
+@pytest.mark.parametrize("ttl", [0, -1, True, "60", math.inf, math.nan, 10**9, None])
+def test_bad_ttls_are_rejected(ttl: object) -> None:
+    with pytest.raises(ValueError):
+        check_ttl(ttl)
+
+
+def test_good_ttl_is_a_float() -> None:
+    assert check_ttl(5) == 5.0
