@@ -23,6 +23,9 @@ from exporter.metrics import CACHE_RESULTS, CACHE_TIERS, ERROR_TYPES, OPERATIONS
 from exporter.window import RollingWindow
 
 SLOW_LIST_SIZE = 50
+# Errors caused by the request itself (an unknown or expired id, bad input): counted as errors,
+# but not as failures in the rolling window, whose error ratio the health score judges.
+CLIENT_ERRORS = frozenset({"not_found", "invalid"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,7 @@ class Instrumentation:
         """Record one finished operation; `error` is an ERROR_TYPES value when it failed."""
         children = self._children[operation]
         children.duration.observe(seconds)
-        self.windows[operation].add(seconds * 1000, error is not None)
+        self.windows[operation].add(seconds * 1000, error is not None and error not in CLIENT_ERRORS)
         self.counts[operation] += 1
         if error is not None:
             self.error_counts[operation] += 1
