@@ -127,3 +127,71 @@ async def test_redis_down_at_start_up_starts_in_fallback_and_fails_back(
     finally:
         if redis_server.process is None or redis_server.process.poll() is not None:
             redis_server.start()
+
+
+async def test_http_clients_see_no_failed_write_and_503_only_for_unknown_ids(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+    from prometheus_client import CollectorRegistry
+
+    from exporter.config import parse_settings
+    from exporter.web import create_app
+
+    registry = CollectorRegistry()
+    settings = parse_settings(
+        {"redis_url": redis_url, "redis_timeout": 0.25, "redis_retry_interval": 0.2}
+    )
+
+    def fallback() -> float | None:
+        return registry.get_sample_value("session_exporter_store_fallback_active")
+
+    async with TestClient(TestServer(create_app(settings, registry=registry))) as http:
+        latest: dict[str, dict[str, int]] = {}
+        statuses: list[int] = []
+        stop = asyncio.Event()
+
+        async def client_loop() -> None:
+            step = 0
+            while not stop.is_set():
+                step += 1
+                if step % 2 and latest:
+                    sid = random.choice(list(latest))
+                    response = await http.put(f"/api/sessions/{sid}", json={"data": {"step": step}})
+                else:
+                    response = await http.post("/api/sessions", json={"data": {"step": step}})
+                statuses.append(response.status)
+                if response.status in (200, 201):
+                    body = await response.json()
+                    latest[body["id"]] = body["data"]
+                await asyncio.sleep(0.002)
+
+        task = asyncio.create_task(client_loop())
+        try:
+            await wait_for(lambda: len(statuses) >= 20, 10)
+            latest.clear()  # from here on, only sessions written during the outage are checked
+            redis_server.kill()
+            try:
+                await wait_for(lambda: fallback() == 1, 5)
+                await wait_for(lambda: len(latest) >= 30, 10)
+                held = next(iter(latest))
+                assert (await http.get(f"/api/sessions/{held}")).status == 200
+                unknown = await http.get("/api/sessions/maybe-in-redis")
+                assert unknown.status == 503
+                assert int(unknown.headers["Retry-After"]) >= 1
+                assert (await unknown.json())["error"]["code"] == "unavailable"
+            finally:
+                redis_server.start()
+            assert await wait_for(lambda: fallback() == 0, 2.0) < 2.0
+        finally:
+            stop.set()
+            await task
+
+    assert set(statuses) <= {200, 201}, sorted(set(statuses))
+    client = redis_server.client()
+    for sid, data in latest.items():
+        raw = client.get("sme:" + session_key(sid))
+        assert raw is not None
+        stored = decode_value(raw)
+        assert stored is not None and orjson.loads(stored.payload)["data"] == data
+    client.close()
