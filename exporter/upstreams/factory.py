@@ -1,0 +1,148 @@
+"""Builds the Figma layer: the one `aiohttp.ClientSession` (created and closed only here), the
+Figma REST client (when a token is set), the MCP client (when a URL is set), the manager, and the
+probe loop; closes them in reverse order.
+
+    async with open_figma_layer(settings, metrics, events, sessions) as figma:
+        document = await figma.manager.get_file("FILEKEY")
+        figma.probes.status()["figma_api"].state      # "up", "down", "unknown" or "disabled"
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+
+from exporter import __version__
+from exporter.config import Settings
+from exporter.events import EventLog
+from exporter.instrumentation import Instrumentation
+from exporter.metrics import Metrics
+from exporter.sessions.factory import SessionLayer
+from exporter.upstreams.figma_client import FigmaClient
+from exporter.upstreams.figma_manager import FigmaSessionManager
+from exporter.upstreams.mcp_client import McpClient
+from exporter.upstreams.probes import Probes, figma_check, mcp_check, redis_check
+from exporter.upstreams.response_cache import ResponseCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class FigmaLayer:
+    manager: FigmaSessionManager
+    probes: Probes
+    instrumentation: Instrumentation
+    http: aiohttp.ClientSession
+    figma: FigmaClient | None = None
+    mcp: McpClient | None = None
+
+
+def create_http_session(settings: Settings) -> aiohttp.ClientSession:
+    """The outbound HTTP client: bounded connections, a total timeout, a User-Agent."""
+    connector = aiohttp.TCPConnector(
+        limit=settings.figma_max_concurrency * 2 + 4, ttl_dns_cache=300
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=settings.figma_timeout, connect=min(settings.figma_timeout, 5.0)
+    )
+    headers = {"User-Agent": f"session-metrics-exporter/{__version__}"}
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers)
+
+
+def probe_timeouts(settings: Settings) -> dict[str, float]:
+    """Per-service probe deadlines: a little over each client's own timeout, so the client's
+    typed error (with its reason) normally wins over the probe's generic one."""
+    return {
+        "redis": max(settings.redis_timeout * 4, 1.0),
+        "figma_api": settings.figma_timeout + 1.0,
+        "mcp_server": settings.mcp_timeout * 2 + 1.0,  # initialize, then ping
+    }
+
+
+@asynccontextmanager
+async def open_figma_layer(
+    settings: Settings, metrics: Metrics, events: EventLog, sessions: SessionLayer
+) -> AsyncIterator[FigmaLayer]:
+    http = create_http_session(settings)
+    mcp: McpClient | None = None
+    probes: Probes | None = None
+    manager: FigmaSessionManager | None = None
+    try:
+        figma = (
+            FigmaClient(
+                http,
+                settings.figma_token,
+                metrics,
+                base_url=settings.figma_api_url,
+                timeout=settings.figma_timeout,
+                max_concurrency=settings.figma_max_concurrency,
+            )
+            if settings.figma_token
+            else None
+        )
+        mcp = (
+            McpClient(settings.mcp_url, metrics, timeout=settings.mcp_timeout)
+            if settings.mcp_url
+            else None
+        )
+        instrumentation = Instrumentation(
+            metrics,
+            "figma",
+            window_size=settings.window_size,
+            slow_threshold_ms=settings.slow_threshold_ms,
+            events=events,
+        )
+        cache = ResponseCache(
+            sessions.store, settings.figma_cache_ttl, instrumentation.record_cache
+        )
+        manager = FigmaSessionManager(
+            cache,
+            instrumentation,
+            metrics,
+            figma=figma,
+            mcp=mcp,
+            session_check=sessions.manager.get,
+        )
+        checks = {
+            "redis": redis_check(sessions.redis) if sessions.redis is not None else None,
+            "figma_api": figma_check(figma) if figma is not None else None,
+            "mcp_server": mcp_check(mcp) if mcp is not None else None,
+        }
+        probes = Probes(
+            metrics,
+            events,
+            checks,
+            interval=settings.probe_interval,
+            timeouts=probe_timeouts(settings),
+        )
+        _log_configuration(settings, figma, mcp)
+        if mcp is not None:
+            await mcp.start()
+        await probes.start()
+        yield FigmaLayer(manager, probes, instrumentation, http, figma, mcp)
+    finally:
+        if probes is not None:
+            await probes.close()
+        if manager is not None:
+            await manager.close()
+        if mcp is not None:
+            await mcp.close()
+        await http.close()
+
+
+def _log_configuration(
+    settings: Settings, figma: FigmaClient | None, mcp: McpClient | None
+) -> None:
+    # The token is never logged; only whether one is set.
+    if figma is None:
+        log.info("Figma API disabled (no --figma-token)")
+    else:
+        log.info("Figma API at %s", settings.figma_api_url)
+    if mcp is None:
+        log.info("MCP server disabled (no --mcp-url)")
+    else:
+        log.info("MCP server at %s", mcp.safe_url)

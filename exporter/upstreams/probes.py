@@ -1,0 +1,262 @@
+"""Availability probes for Redis (PING), the Figma API (`GET /v1/me`) and the MCP server (ping).
+
+A background loop probes every `interval` seconds, all services concurrently; `run_once()` probes
+now (joining a round already running). Scrapes only read what the last round left in the gauges:
+`upstream_up{service}`, `upstream_enabled{service}`, `upstream_probe_duration_seconds{service}` and
+`upstream_probe_failures_total{service,reason}`. A service that is not configured is `disabled`:
+enabled 0, up 0, never probed, never "down". Transitions record `upstream_down`/`upstream_up`.
+
+    probes = Probes(metrics, events, checks={"redis": redis_check(client), "figma_api": None, ...})
+    await probes.run_once()
+    probes.status()["redis"].as_dict()   # {"status": "up", "latency_ms": 0.4, ...}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from exporter.events import EventLog
+from exporter.metrics import PROBE_FAILURE_REASONS, SERVICES, Metrics
+from exporter.upstreams.figma_client import FigmaClient
+from exporter.upstreams.mcp_client import McpClient
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[None]]
+ERROR_LIMIT = 160
+
+
+class ProbeFailure(Exception):
+    """A failed probe: `reason` is in PROBE_FAILURE_REASONS; the message is short, secret-free."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason if reason in PROBE_FAILURE_REASONS else "error"
+
+
+@dataclass(slots=True)
+class ServiceStatus:
+    enabled: bool
+    up: bool = False
+    latency_ms: float | None = None
+    last_checked: float | None = None
+    last_error: str | None = None
+    last_change: float | None = None
+
+    @property
+    def state(self) -> str:
+        """`disabled`, `unknown` (not probed yet), `up` or `down`."""
+        if not self.enabled:
+            return "disabled"
+        if self.last_checked is None:
+            return "unknown"
+        return "up" if self.up else "down"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.state,
+            "enabled": self.enabled,
+            "up": self.up,
+            "latency_ms": self.latency_ms,
+            "last_checked": self.last_checked,
+            "last_error": self.last_error,
+            "last_change": self.last_change,
+        }
+
+
+class Probes:
+    """Probes the configured services; `checks[service]` is None for a disabled service."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        events: EventLog | None,
+        checks: Mapping[str, Check | None],
+        *,
+        interval: float = 30.0,
+        timeouts: Mapping[str, float] | None = None,
+    ) -> None:
+        self.interval = interval
+        self.events = events
+        self._checks = {service: checks.get(service) for service in SERVICES}
+        self._timeouts = dict(timeouts or {})
+        self._statuses = {
+            service: ServiceStatus(enabled=check is not None)
+            for service, check in self._checks.items()
+        }
+        self._up = {s: metrics.upstream_up.labels(s) for s in SERVICES}
+        self._duration = {s: metrics.upstream_probe_duration.labels(s) for s in SERVICES}
+        self._failures = {
+            (s, r): metrics.upstream_probe_failures.labels(s, r)
+            for s in SERVICES
+            for r in PROBE_FAILURE_REASONS
+        }
+        for service, status in self._statuses.items():
+            metrics.upstream_enabled.labels(service).set(1 if status.enabled else 0)
+            self._up[service].set(0)
+        self.rounds = 0
+        self._round: asyncio.Task[None] | None = None
+        self._loop: asyncio.Task[None] | None = None
+
+    def status(self) -> dict[str, ServiceStatus]:
+        return dict(self._statuses)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {service: status.as_dict() for service, status in self._statuses.items()}
+
+    async def start(self) -> None:
+        """Start the loop; the first round runs at once, in the background."""
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._run(), name="upstream-probes")
+
+    async def close(self) -> None:
+        for task in (self._loop, self._round):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._loop = self._round = None
+
+    async def run_once(self) -> None:
+        """Probe every enabled service now; a round already running is joined, not duplicated."""
+        if self._round is None or self._round.done():
+            self._round = asyncio.create_task(self._probe_all(), name="upstream-probe-round")
+        await asyncio.shield(self._round)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except (
+                Exception
+            ):  # a probe bug must not end the loop; each check already catches its own
+                log.exception("probe round failed")
+            await asyncio.sleep(self.interval)
+
+    async def _probe_all(self) -> None:
+        services = [s for s, check in self._checks.items() if check is not None]
+        await asyncio.gather(*(self._probe(service) for service in services))
+        self.rounds += 1
+
+    async def _probe(self, service: str) -> None:
+        check = self._checks[service]
+        assert check is not None
+        timeout = self._timeouts.get(service, 10.0)
+        started = time.perf_counter()
+        try:
+            try:
+                await asyncio.wait_for(check(), timeout)
+            except TimeoutError:
+                raise ProbeFailure("timeout", f"no answer within {timeout:g}s") from None
+        except ProbeFailure as failure:
+            self._record(service, started, failure)
+        except (
+            Exception
+        ) as exc:  # defensive: any unexpected error is a failed probe, not a dead loop
+            self._record(service, started, ProbeFailure("error", type(exc).__name__))
+        else:
+            self._record(service, started, None)
+
+    def _record(self, service: str, started: float, failure: ProbeFailure | None) -> None:
+        seconds = time.perf_counter() - started
+        status = self._statuses[service]
+        was = status.state
+        status.last_checked = time.time()
+        status.latency_ms = round(seconds * 1000, 3)
+        status.up = failure is None
+        status.last_error = None if failure is None else _short(str(failure))
+        self._duration[service].set(seconds)
+        self._up[service].set(1 if failure is None else 0)
+        if failure is not None:
+            self._failures[service, failure.reason].inc()
+        if status.state != was:
+            status.last_change = status.last_checked
+            self._transition(service, was, status)
+
+    def _transition(self, service: str, was: str, status: ServiceStatus) -> None:
+        if status.up and was == "down":
+            log.info("%s is up again", service)
+            self._event("upstream_up", f"{service} is up again", service)
+        elif not status.up:
+            log.warning("%s is down: %s", service, status.last_error)
+            self._event("upstream_down", f"{service} is down: {status.last_error}", service)
+
+    def _event(self, type: str, message: str, service: str) -> None:
+        if self.events is not None:
+            self.events.record(type, message, service=service)
+
+
+# -- checks, one per service; each raises ProbeFailure with a bounded reason --------------------
+
+
+def redis_check(client: Any) -> Check:
+    """PING on the session layer's Redis client (which it owns; the probe only borrows it)."""
+    import redis.exceptions as redis_errors
+
+    async def check() -> None:
+        try:
+            await client.ping()
+        except redis_errors.AuthenticationError:
+            raise ProbeFailure("auth", "authentication failed") from None
+        except (redis_errors.TimeoutError, TimeoutError):
+            raise ProbeFailure("timeout", "PING timed out") from None
+        except (redis_errors.ConnectionError, OSError) as exc:
+            raise ProbeFailure("connection", f"connection failed ({type(exc).__name__})") from None
+        except redis_errors.RedisError as exc:
+            raise ProbeFailure("error", f"PING failed ({type(exc).__name__})") from None
+
+    return check
+
+
+def figma_check(figma: FigmaClient) -> Check:
+    """`GET /v1/me`: proves the API answers and accepts the token."""
+
+    async def check() -> None:
+        try:
+            await figma.me()
+        except UpstreamTimeout as exc:
+            raise ProbeFailure("timeout", str(exc)) from None
+        except UpstreamError as exc:
+            raise ProbeFailure(_figma_reason(exc), str(exc)) from None
+        except aiohttp.ClientError as exc:
+            raise ProbeFailure("connection", type(exc).__name__) from None
+
+    return check
+
+
+def mcp_check(mcp: McpClient) -> Check:
+    """Initialize if needed, then ping over the held session."""
+
+    async def check() -> None:
+        try:
+            await mcp.ping()
+        except UpstreamTimeout as exc:
+            raise ProbeFailure("timeout", str(exc)) from None
+        except UpstreamError as exc:
+            reason = "connection" if isinstance(exc, UpstreamUnavailable) else "protocol"
+            raise ProbeFailure(reason, str(exc)) from None
+
+    return check
+
+
+def _figma_reason(exc: UpstreamError) -> str:
+    if exc.http_status in (401, 403):
+        return "auth"
+    if exc.http_status is not None:
+        return "status"
+    if isinstance(exc, UpstreamUnavailable):
+        return "connection"
+    return "protocol"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 1] + "…"

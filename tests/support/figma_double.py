@@ -1,0 +1,284 @@
+"""A local aiohttp server that behaves like the parts of the Figma REST API the exporter calls.
+
+Endpoints (same paths, auth header and JSON shapes as api.figma.com):
+`GET /v1/me`, `GET /v1/files/{key}` (`depth`, `ids`), `GET /v1/files/{key}/nodes?ids=`,
+`GET /v1/images/{key}?ids=&format=&scale=` whose URLs point back at this server
+(`/_images/...`, unauthenticated like Figma's pre-signed S3 links, counted as `image_download`).
+
+Faults are queued per endpoint and consumed one per request, or made permanent with `times=None`:
+
+    double = await FigmaDouble().start()
+    double.fail("files", Fault("429", retry_after=0.05))      # next /v1/files answers 429
+    double.fail("me", Fault("500"), times=None)               # every /v1/me answers 500
+    double.image_size = 10 * 1024 * 1024                      # the 10 MB image
+    double.requests["files"]                                  # requests seen per endpoint
+    double.reset()
+
+A file key starting with `missing` answers 404; a wrong or absent `X-Figma-Token` answers 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import zlib
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+DEFAULT_TOKEN = "figd_TEST-secret-token-do-not-leak-0123456789"
+PNG_BYTES = 2048  # every PNG image download is exactly this long unless image_size says otherwise
+ENDPOINTS = ("me", "files", "nodes", "images", "image_download")
+FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "403", "404", "drop")
+
+
+def png_of_size(size: int, width: int = 4, height: int = 4) -> bytes:
+    """A valid PNG of exactly `size` bytes: a tiny image padded with a tEXt chunk."""
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    body = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + _chunk(
+        b"IDAT", zlib.compress(raw)
+    )
+    head, tail = b"\x89PNG\r\n\x1a\n", _chunk(b"IEND", b"")
+    padding = size - len(head) - len(body) - len(tail) - 12
+    if padding < len(b"Comment\x00"):
+        raise ValueError(f"a PNG cannot be as small as {size} bytes")
+    text = b"Comment\x00" + b"x" * (padding - len(b"Comment\x00"))
+    return head + body + _chunk(b"tEXt", text) + tail
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def image_of_size(fmt: str, size: int) -> tuple[bytes, str]:
+    """Bytes with the right magic for `fmt`, and their content type."""
+    if fmt == "png":
+        return png_of_size(size), "image/png"
+    prefix, content_type = {
+        "jpg": (b"\xff\xd8\xff\xe0", "image/jpeg"),
+        "svg": (b'<svg xmlns="http://www.w3.org/2000/svg"><!--', "image/svg+xml"),
+        "pdf": (b"%PDF-1.7\n", "application/pdf"),
+    }[fmt]
+    return prefix + b" " * (size - len(prefix)), content_type
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One misbehaviour: `kind` in FAULT_KINDS; `retry_after` for 429, `delay` for slow."""
+
+    kind: str
+    retry_after: float | None = None
+    delay: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}")
+
+
+class FigmaDouble:
+    """The fake Figma API; see the module docstring."""
+
+    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        self.token = token
+        self.image_size = PNG_BYTES
+        self.requests: Counter[str] = Counter()
+        self.bytes_served = 0
+        self.tokens_seen: list[str | None] = []
+        self._faults: dict[str, deque[Fault]] = {}
+        self._permanent: dict[str, Fault] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def fail(self, endpoint: str, fault: Fault, times: int | None = 1) -> None:
+        """Apply `fault` to the next `times` requests of `endpoint` (None = until reset)."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}")
+        if times is None:
+            self._permanent[endpoint] = fault
+        else:
+            self._faults.setdefault(endpoint, deque()).extend([fault] * times)
+
+    def reset(self) -> None:
+        self._faults.clear()
+        self._permanent.clear()
+        self.requests.clear()
+        self.tokens_seen.clear()
+        self.bytes_served = 0
+        self.image_size = PNG_BYTES
+
+    async def start(self) -> FigmaDouble:
+        app = web.Application()
+        app.router.add_get("/v1/me", self._me)
+        app.router.add_get("/v1/files/{key}", self._file)
+        app.router.add_get("/v1/files/{key}/nodes", self._nodes)
+        app.router.add_get("/v1/images/{key}", self._images)
+        app.router.add_get("/_images/{key}/{name}", self._download)
+        # Slow handlers must stop when the client gives up, or cleanup would wait for them.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- request plumbing -------------------------------------------------------------------
+
+    def _next_fault(self, endpoint: str) -> Fault | None:
+        queue = self._faults.get(endpoint)
+        if queue:
+            return queue.popleft()
+        return self._permanent.get(endpoint)
+
+    async def _begin(
+        self, request: web.Request, endpoint: str, *, auth: bool = True
+    ) -> web.Response | None:
+        """Count, check auth, apply a fault; a response means "answer with this"."""
+        self.requests[endpoint] += 1
+        token = request.headers.get("X-Figma-Token")
+        if auth:
+            self.tokens_seen.append(token)
+        fault = self._next_fault(endpoint)
+        if fault is not None:
+            response = await self._apply(request, fault)
+            if response is not None:
+                return response
+        if auth and token != self.token:
+            return web.json_response({"status": 403, "err": "Invalid token"}, status=403)
+        return None
+
+    async def _apply(self, request: web.Request, fault: Fault) -> web.Response | None:
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+            return None
+        if fault.kind == "429":
+            headers = (
+                {} if fault.retry_after is None else {"Retry-After": _seconds(fault.retry_after)}
+            )
+            return web.json_response(
+                {"status": 429, "err": "Rate limit exceeded"}, status=429, headers=headers
+            )
+        if fault.kind in ("500", "503", "403", "404"):
+            status = int(fault.kind)
+            return web.json_response({"status": status, "err": f"status {status}"}, status=status)
+        if fault.kind == "malformed":
+            return web.Response(text='{"name": "Broken', content_type="application/json")
+        # "drop": close the connection without an answer.
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response(status=500)
+
+    # -- endpoints --------------------------------------------------------------------------
+
+    async def _me(self, request: web.Request) -> web.Response:
+        if (early := await self._begin(request, "me")) is not None:
+            return early
+        return web.json_response(
+            {
+                "id": "1234567890",
+                "email": "designer@example.com",
+                "handle": "Designer",
+                "img_url": "",
+            }
+        )
+
+    async def _file(self, request: web.Request) -> web.Response:
+        if (early := await self._begin(request, "files")) is not None:
+            return early
+        key = request.match_info["key"]
+        if key.startswith("missing"):
+            return web.json_response({"status": 404, "err": "Not found"}, status=404)
+        depth = int(request.query.get("depth", "3"))
+        return web.json_response(
+            {**_file_header(key), "document": _document(depth), **_libraries()}
+        )
+
+    async def _nodes(self, request: web.Request) -> web.Response:
+        if (early := await self._begin(request, "nodes")) is not None:
+            return early
+        key = request.match_info["key"]
+        if key.startswith("missing"):
+            return web.json_response({"status": 404, "err": "Not found"}, status=404)
+        ids = [i for i in request.query.get("ids", "").split(",") if i]
+        if not ids:
+            return web.json_response({"status": 400, "err": "Missing ids"}, status=400)
+        nodes = {i: {"document": _frame(i), **_libraries()} for i in ids}
+        return web.json_response({**_file_header(key), "nodes": nodes})
+
+    async def _images(self, request: web.Request) -> web.Response:
+        if (early := await self._begin(request, "images")) is not None:
+            return early
+        key = request.match_info["key"]
+        if key.startswith("missing"):
+            return web.json_response({"status": 404, "err": "Not found"}, status=404)
+        fmt = request.query.get("format", "png")
+        ids = [i for i in request.query.get("ids", "").split(",") if i]
+        images = {i: f"{self.url}/_images/{key}/{i.replace(':', '-')}.{fmt}" for i in ids}
+        return web.json_response({"err": None, "images": images, "status": 200})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if (early := await self._begin(request, "image_download", auth=False)) is not None:
+            return early
+        fmt = request.match_info["name"].rpartition(".")[2]
+        body, content_type = image_of_size(fmt, self.image_size)
+        self.bytes_served += len(body)
+        return web.Response(body=body, content_type=content_type)
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _file_header(key: str) -> dict[str, Any]:
+    return {
+        "name": f"Design {key}",
+        "role": "viewer",
+        "lastModified": "2024-05-01T12:00:00Z",
+        "editorType": "figma",
+        "thumbnailUrl": "",
+        "version": "1234567890",
+        "linkAccess": "view",
+    }
+
+
+def _libraries() -> dict[str, Any]:
+    return {"components": {}, "componentSets": {}, "schemaVersion": 0, "styles": {}}
+
+
+def _frame(node_id: str) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "name": f"Frame {node_id}",
+        "type": "FRAME",
+        "absoluteBoundingBox": {"x": 0, "y": 0, "width": 320, "height": 200},
+        "children": [
+            {
+                "id": f"{node_id.partition(':')[0]}:99",
+                "name": "Label",
+                "type": "TEXT",
+                "characters": "Hi",
+            }
+        ],
+    }
+
+
+def _document(depth: int) -> dict[str, Any]:
+    canvas: dict[str, Any] = {"id": "0:1", "name": "Page 1", "type": "CANVAS"}
+    if depth > 1:
+        canvas["children"] = [_frame("1:2"), _frame("1:3")]
+    document: dict[str, Any] = {"id": "0:0", "name": "Document", "type": "DOCUMENT"}
+    if depth > 0:
+        document["children"] = [canvas]
+    return document
