@@ -25,7 +25,11 @@ Severity = Literal["info", "warning", "critical"]
 COMPONENTS = ("session", "figma")
 OVERALL = "overall"
 SERVICE_NAMES = {"redis": "Redis", "figma_api": "Figma API", "mcp_server": "MCP server"}
-SERVICE_ISSUES = {"redis": "redis_down", "figma_api": "figma_api_down", "mcp_server": "mcp_server_down"}
+SERVICE_ISSUES = {
+    "redis": "redis_down",
+    "figma_api": "figma_api_down",
+    "mcp_server": "mcp_server_down",
+}
 # Issues of one row of the table share its penalty: the row counts once, however many match.
 ROW_OF = {
     "redis_down": "redis",
@@ -154,7 +158,9 @@ def status_for(score: float, thresholds: HealthThresholds = HealthThresholds()) 
     return "critical"
 
 
-def cache_efficiency(hit_ratio: float | None, thresholds: HealthThresholds = HealthThresholds()) -> str | None:
+def cache_efficiency(
+    hit_ratio: float | None, thresholds: HealthThresholds = HealthThresholds()
+) -> str | None:
     """excellent >= 90 %, good >= 75 %, fair >= 50 %, else poor; None without lookups."""
     if hit_ratio is None:
         return None
@@ -179,7 +185,9 @@ def assess(
     return HealthReport(overall, scored)
 
 
-def find_issues(inputs: ComponentInputs, thresholds: HealthThresholds = HealthThresholds()) -> list[Issue]:
+def find_issues(
+    inputs: ComponentInputs, thresholds: HealthThresholds = HealthThresholds()
+) -> list[Issue]:
     """Every row of the table that matches `inputs`, in table order."""
     found: list[Issue] = []
     for service, availability in inputs.services.items():
@@ -224,7 +232,11 @@ def _service_down(service: str, t: HealthThresholds) -> Issue:
     name = SERVICE_NAMES.get(service, service)
     detail = "; sessions are served from the memory fallback" if service == "redis" else ""
     return Issue(
-        SERVICE_ISSUES[service], "critical", f"{name} is configured but unreachable{detail}", 0.0, 1.0,
+        SERVICE_ISSUES[service],
+        "critical",
+        f"{name} is configured but unreachable{detail}",
+        0.0,
+        1.0,
         t.service_penalty(service),
     )
 
@@ -234,10 +246,22 @@ def _latency(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
     if p95 is None or p95 <= t.latency_high_ms:
         return None
     if p95 > t.latency_critical_ms:
-        return Issue("latency_critical", "critical", f"p95 latency {p95:.1f} ms is over {t.latency_critical_ms:g} ms",
-                     p95, t.latency_critical_ms, t.latency_critical_penalty)
-    return Issue("latency_high", "warning", f"p95 latency {p95:.1f} ms is over {t.latency_high_ms:g} ms",
-                 p95, t.latency_high_ms, t.latency_high_penalty)
+        return Issue(
+            "latency_critical",
+            "critical",
+            f"p95 latency {p95:.1f} ms is over {t.latency_critical_ms:g} ms",
+            p95,
+            t.latency_critical_ms,
+            t.latency_critical_penalty,
+        )
+    return Issue(
+        "latency_high",
+        "warning",
+        f"p95 latency {p95:.1f} ms is over {t.latency_high_ms:g} ms",
+        p95,
+        t.latency_high_ms,
+        t.latency_high_penalty,
+    )
 
 
 def _errors(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
@@ -245,10 +269,22 @@ def _errors(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
     if ratio is None or ratio <= t.error_ratio_high:
         return None
     if ratio > t.error_ratio_critical:
-        return Issue("error_ratio_critical", "critical", f"{ratio:.1%} of operations failed (limit {t.error_ratio_critical:.0%})",
-                     ratio, t.error_ratio_critical, t.error_ratio_critical_penalty)
-    return Issue("error_ratio_high", "warning", f"{ratio:.1%} of operations failed (limit {t.error_ratio_high:.0%})",
-                 ratio, t.error_ratio_high, t.error_ratio_high_penalty)
+        return Issue(
+            "error_ratio_critical",
+            "critical",
+            f"{ratio:.1%} of operations failed (limit {t.error_ratio_critical:.0%})",
+            ratio,
+            t.error_ratio_critical,
+            t.error_ratio_critical_penalty,
+        )
+    return Issue(
+        "error_ratio_high",
+        "warning",
+        f"{ratio:.1%} of operations failed (limit {t.error_ratio_high:.0%})",
+        ratio,
+        t.error_ratio_high,
+        t.error_ratio_high_penalty,
+    )
 
 
 def _cache(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
@@ -256,32 +292,58 @@ def _cache(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
     if ratio is None or ratio >= t.cache_hit_fair:
         return None
     if ratio < t.cache_hit_poor:
-        return Issue("cache_hit_poor", "warning", f"cache hit ratio {ratio:.1%} is poor (under {t.cache_hit_poor:.0%})",
-                     ratio, t.cache_hit_poor, t.cache_hit_poor_penalty)
-    return Issue("cache_hit_fair", "info", f"cache hit ratio {ratio:.1%} is only fair (under {t.cache_hit_fair:.0%})",
-                 ratio, t.cache_hit_fair, t.cache_hit_fair_penalty)
+        return Issue(
+            "cache_hit_poor",
+            "warning",
+            f"cache hit ratio {ratio:.1%} is poor (under {t.cache_hit_poor:.0%})",
+            ratio,
+            t.cache_hit_poor,
+            t.cache_hit_poor_penalty,
+        )
+    return Issue(
+        "cache_hit_fair",
+        "info",
+        f"cache hit ratio {ratio:.1%} is only fair (under {t.cache_hit_fair:.0%})",
+        ratio,
+        t.cache_hit_fair,
+        t.cache_hit_fair_penalty,
+    )
 
 
 def _replay_backlog(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
     ratio = inputs.replay_backlog_ratio
     if ratio is None or ratio <= t.replay_backlog_ratio:
         return None
-    return Issue("replay_backlog_high", "warning",
-                 f"replay journal is {ratio:.0%} full (limit {t.replay_backlog_ratio:.0%}); writes may be dropped",
-                 ratio, t.replay_backlog_ratio, t.resource_penalty)
+    return Issue(
+        "replay_backlog_high",
+        "warning",
+        f"replay journal is {ratio:.0%} full (limit {t.replay_backlog_ratio:.0%}); "
+        "writes may be dropped",
+        ratio,
+        t.replay_backlog_ratio,
+        t.resource_penalty,
+    )
 
 
 def _memory_fill(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
     ratio = inputs.memory_fill_ratio
     if ratio is None or ratio <= t.memory_fill_ratio:
         return None
-    return Issue("memory_tier_full", "warning",
-                 f"memory tier is {ratio:.0%} full (limit {t.memory_fill_ratio:.0%}); entries are being evicted",
-                 ratio, t.memory_fill_ratio, t.resource_penalty)
+    return Issue(
+        "memory_tier_full",
+        "warning",
+        f"memory tier is {ratio:.0%} full (limit {t.memory_fill_ratio:.0%}); "
+        "entries are being evicted",
+        ratio,
+        t.memory_fill_ratio,
+        t.resource_penalty,
+    )
 
 
 def _replace(issue: Issue, *, penalty: float, component: str) -> Issue:
-    return Issue(issue.code, issue.severity, issue.message, issue.value, issue.threshold, penalty, component)
+    return Issue(
+        issue.code, issue.severity, issue.message, issue.value, issue.threshold, penalty, component
+    )
 
 
 def _clamp(score: float) -> float:

@@ -1,7 +1,95 @@
-"""Placeholder until its owner lands it."""
+"""The seed's JSON API under /api/session-metrics/ (the stream lives in `sse.py`)."""
+
+from __future__ import annotations
+
+import hmac
 
 from aiohttp import web
 
+from exporter.service import CLEAR_SCOPES
+from exporter.web import sse
+from exporter.web.keys import SETTINGS, get_runtime
+from exporter.web.responses import ApiError, json_response
+
+PREFIX = "/api/session-metrics"
+TRUE = frozenset({"", "1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def query_flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter; anything but true/false/1/0/yes/no/on/off is a 400."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise ApiError(400, "invalid_query", f"query parameter {name!r} must be true or false")
+
+
+async def performance(request: web.Request) -> web.Response:
+    return json_response(get_runtime(request).service.performance())
+
+
+async def realtime(request: web.Request) -> web.Response:
+    return json_response(get_runtime(request).service.realtime())
+
+
+async def persistence(request: web.Request) -> web.Response:
+    return json_response(get_runtime(request).service.persistence())
+
+
+async def health_check(request: web.Request) -> web.Response:
+    refresh = query_flag(request, "refresh")
+    service = get_runtime(request).service
+    if refresh:
+        await service.check_health()
+    return json_response(service.health())
+
+
+async def cache_stats(request: web.Request) -> web.Response:
+    return json_response(get_runtime(request).service.cache_stats())
+
+
+def require_admin(request: web.Request) -> None:
+    """Bearer admin token when one is configured: 401 without (or malformed), 403 when wrong."""
+    token = request.app[SETTINGS].admin_token
+    if token is None:
+        return
+    challenge = {"WWW-Authenticate": 'Bearer realm="session-metrics-exporter"'}
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this endpoint needs Authorization: Bearer <admin token>",
+            challenge,
+        )
+    # Constant time, on bytes: a str compare_digest refuses non-ASCII input with a TypeError.
+    if not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        raise ApiError(403, "forbidden", "the admin token is not valid")
+
+
+async def clear_cache(request: web.Request) -> web.Response:
+    require_admin(request)
+    scope = request.query.get("scope", "memory")
+    if scope not in CLEAR_SCOPES:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"query parameter 'scope' must be one of {', '.join(CLEAR_SCOPES)}",
+        )
+    return json_response(await get_runtime(request).service.clear_cache(scope))
+
 
 def setup(app: web.Application) -> None:
-    pass
+    app.router.add_get(f"{PREFIX}/performance", performance, allow_head=False)
+    app.router.add_get(f"{PREFIX}/realtime", realtime, allow_head=False)
+    app.router.add_get(f"{PREFIX}/persistence", persistence, allow_head=False)
+    app.router.add_get(f"{PREFIX}/health-check", health_check, allow_head=False)
+    app.router.add_get(f"{PREFIX}/cache-stats", cache_stats, allow_head=False)
+    app.router.add_post(f"{PREFIX}/cache/clear", clear_cache)
+    sse.setup(app, f"{PREFIX}/stream")

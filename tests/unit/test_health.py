@@ -27,41 +27,79 @@ TABLE = [
     pytest.param(ComponentInputs(services={"redis": "down"}), 30, ["redis_down"], id="redis-down"),
     pytest.param(ComponentInputs(services={"redis": "disabled"}), 0, [], id="redis-disabled"),
     pytest.param(ComponentInputs(services={"redis": "unknown"}), 0, [], id="redis-not-probed-yet"),
-    pytest.param(ComponentInputs(services={"figma_api": "down"}), 20, ["figma_api_down"], id="figma-down"),
+    pytest.param(
+        ComponentInputs(services={"figma_api": "down"}), 20, ["figma_api_down"], id="figma-down"
+    ),
     pytest.param(ComponentInputs(services={"figma_api": "disabled"}), 0, [], id="figma-disabled"),
-    pytest.param(ComponentInputs(services={"mcp_server": "down"}), 15, ["mcp_server_down"], id="mcp-down"),
+    pytest.param(
+        ComponentInputs(services={"mcp_server": "down"}), 15, ["mcp_server_down"], id="mcp-down"
+    ),
     pytest.param(ComponentInputs(services={"mcp_server": "disabled"}), 0, [], id="mcp-disabled"),
     pytest.param(
         ComponentInputs(services={"redis": "down", "figma_api": "down", "mcp_server": "down"}),
-        65, ["redis_down", "figma_api_down", "mcp_server_down"], id="all-down",
+        65,
+        ["redis_down", "figma_api_down", "mcp_server_down"],
+        id="all-down",
     ),
     pytest.param(ComponentInputs(p95_latency_ms=100.0), 0, [], id="p95-at-100"),
     pytest.param(ComponentInputs(p95_latency_ms=100.001), 15, ["latency_high"], id="p95-over-100"),
     pytest.param(ComponentInputs(p95_latency_ms=500.0), 15, ["latency_high"], id="p95-at-500"),
-    pytest.param(ComponentInputs(p95_latency_ms=500.001), 25, ["latency_critical"], id="p95-over-500"),
+    pytest.param(
+        ComponentInputs(p95_latency_ms=500.001), 25, ["latency_critical"], id="p95-over-500"
+    ),
     pytest.param(ComponentInputs(error_ratio=0.0), 0, [], id="no-errors"),
     pytest.param(ComponentInputs(error_ratio=0.01), 0, [], id="errors-at-1pct"),
-    pytest.param(ComponentInputs(error_ratio=0.0101), 10, ["error_ratio_high"], id="errors-over-1pct"),
+    pytest.param(
+        ComponentInputs(error_ratio=0.0101), 10, ["error_ratio_high"], id="errors-over-1pct"
+    ),
     pytest.param(ComponentInputs(error_ratio=0.05), 10, ["error_ratio_high"], id="errors-at-5pct"),
-    pytest.param(ComponentInputs(error_ratio=0.0501), 20, ["error_ratio_critical"], id="errors-over-5pct"),
+    pytest.param(
+        ComponentInputs(error_ratio=0.0501), 20, ["error_ratio_critical"], id="errors-over-5pct"
+    ),
     pytest.param(ComponentInputs(cache_hit_ratio=1.0), 0, [], id="cache-all-hits"),
     pytest.param(ComponentInputs(cache_hit_ratio=0.75), 0, [], id="cache-at-75pct"),
-    pytest.param(ComponentInputs(cache_hit_ratio=0.7499), 5, ["cache_hit_fair"], id="cache-under-75pct"),
+    pytest.param(
+        ComponentInputs(cache_hit_ratio=0.7499), 5, ["cache_hit_fair"], id="cache-under-75pct"
+    ),
     pytest.param(ComponentInputs(cache_hit_ratio=0.50), 5, ["cache_hit_fair"], id="cache-at-50pct"),
-    pytest.param(ComponentInputs(cache_hit_ratio=0.4999), 10, ["cache_hit_poor"], id="cache-under-50pct"),
+    pytest.param(
+        ComponentInputs(cache_hit_ratio=0.4999), 10, ["cache_hit_poor"], id="cache-under-50pct"
+    ),
     pytest.param(ComponentInputs(cache_hit_ratio=0.0), 10, ["cache_hit_poor"], id="cache-no-hits"),
     pytest.param(ComponentInputs(replay_backlog_ratio=0.80), 0, [], id="backlog-at-80pct"),
-    pytest.param(ComponentInputs(replay_backlog_ratio=0.8001), 10, ["replay_backlog_high"], id="backlog-over-80pct"),
-    pytest.param(ComponentInputs(memory_fill_ratio=0.90), 0, [], id="memory-at-90pct"),
-    pytest.param(ComponentInputs(memory_fill_ratio=0.9001), 10, ["memory_tier_full"], id="memory-over-90pct"),
     pytest.param(
-        ComponentInputs(replay_backlog_ratio=0.95, memory_fill_ratio=0.95),
-        10, ["replay_backlog_high", "memory_tier_full"], id="backlog-or-memory-counts-once",
+        ComponentInputs(replay_backlog_ratio=0.8001),
+        10,
+        ["replay_backlog_high"],
+        id="backlog-over-80pct",
+    ),
+    pytest.param(ComponentInputs(memory_fill_ratio=0.90), 0, [], id="memory-at-90pct"),
+    pytest.param(
+        ComponentInputs(memory_fill_ratio=0.9001), 10, ["memory_tier_full"], id="memory-over-90pct"
     ),
     pytest.param(
-        ComponentInputs(services={"redis": "down", "figma_api": "down"}, p95_latency_ms=600, error_ratio=0.2,
-                        cache_hit_ratio=0.1, replay_backlog_ratio=1.0),
-        115, ["redis_down", "figma_api_down", "latency_critical", "error_ratio_critical", "cache_hit_poor", "replay_backlog_high"],
+        ComponentInputs(replay_backlog_ratio=0.95, memory_fill_ratio=0.95),
+        10,
+        ["replay_backlog_high", "memory_tier_full"],
+        id="backlog-or-memory-counts-once",
+    ),
+    pytest.param(
+        ComponentInputs(
+            services={"redis": "down", "figma_api": "down"},
+            p95_latency_ms=600,
+            error_ratio=0.2,
+            cache_hit_ratio=0.1,
+            replay_backlog_ratio=1.0,
+        ),
+        115,
+        [
+            "redis_down",
+            "figma_api_down",
+            "latency_critical",
+            "error_ratio_critical",
+            "cache_hit_poor",
+            "replay_backlog_high",
+        ],
         id="everything-wrong-clamps-at-0",
     ),
 ]
@@ -77,8 +115,16 @@ def test_table_row(inputs: ComponentInputs, penalty: float, codes: list[str]) ->
 
 @pytest.mark.parametrize(
     ("score", "status"),
-    [(100, "healthy"), (80, "healthy"), (79.9, "degraded"), (60, "degraded"), (59.9, "poor"),
-     (40, "poor"), (39.9, "critical"), (0, "critical")],
+    [
+        (100, "healthy"),
+        (80, "healthy"),
+        (79.9, "degraded"),
+        (60, "degraded"),
+        (59.9, "poor"),
+        (40, "poor"),
+        (39.9, "critical"),
+        (0, "critical"),
+    ],
 )
 def test_status_boundaries(score: float, status: str) -> None:
     assert status_for(score) == status
@@ -87,8 +133,17 @@ def test_status_boundaries(score: float, status: str) -> None:
 
 @pytest.mark.parametrize(
     ("ratio", "efficiency"),
-    [(1.0, "excellent"), (0.9, "excellent"), (0.8999, "good"), (0.75, "good"), (0.7499, "fair"),
-     (0.5, "fair"), (0.4999, "poor"), (0.0, "poor"), (None, None)],
+    [
+        (1.0, "excellent"),
+        (0.9, "excellent"),
+        (0.8999, "good"),
+        (0.75, "good"),
+        (0.7499, "fair"),
+        (0.5, "fair"),
+        (0.4999, "poor"),
+        (0.0, "poor"),
+        (None, None),
+    ],
 )
 def test_cache_efficiency_boundaries(ratio: float | None, efficiency: str | None) -> None:
     assert cache_efficiency(ratio) == efficiency
@@ -97,7 +152,11 @@ def test_cache_efficiency_boundaries(ratio: float | None, efficiency: str | None
 def test_issue_carries_value_threshold_severity_and_message() -> None:
     (issue,) = find_issues(ComponentInputs(p95_latency_ms=612.5))
     assert (issue.code, issue.severity, issue.value, issue.threshold, issue.penalty) == (
-        "latency_critical", "critical", 612.5, 500, 25,
+        "latency_critical",
+        "critical",
+        612.5,
+        500,
+        25,
     )
     assert "612.5 ms" in issue.message
     body = issue.as_dict()
@@ -105,24 +164,39 @@ def test_issue_carries_value_threshold_severity_and_message() -> None:
 
 
 def test_redis_down_alone_is_degraded_with_the_redis_issue_in_session_and_overall() -> None:
-    report = assess({"session": ComponentInputs(services={"redis": "down"}), "figma": ComponentInputs(disabled=True)})
+    report = assess(
+        {
+            "session": ComponentInputs(services={"redis": "down"}),
+            "figma": ComponentInputs(disabled=True),
+        }
+    )
     assert (report.overall.score, report.overall.status) == (70, "degraded")
     assert report.components["session"].score == 70
     assert report.components["session"].issues[0].component == "session"
-    assert (report.components["figma"].score, report.components["figma"].status) == (100, "disabled")
+    assert (report.components["figma"].score, report.components["figma"].status) == (
+        100,
+        "disabled",
+    )
 
 
 def test_disabled_component_is_not_down() -> None:
-    report = assess({"session": ComponentInputs(), "figma": ComponentInputs(disabled=True, services={"figma_api": "down"})})
+    report = assess(
+        {
+            "session": ComponentInputs(),
+            "figma": ComponentInputs(disabled=True, services={"figma_api": "down"}),
+        }
+    )
     assert report.components["figma"].status == "disabled"
     assert report.overall.score == 100
 
 
 def test_overall_counts_each_row_once_at_its_worst() -> None:
-    report = assess({
-        "session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=150),
-        "figma": ComponentInputs(services={"figma_api": "down"}, p95_latency_ms=900),
-    })
+    report = assess(
+        {
+            "session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=150),
+            "figma": ComponentInputs(services={"figma_api": "down"}, p95_latency_ms=900),
+        }
+    )
     assert report.components["session"].score == 100 - 30 - 15
     assert report.components["figma"].score == 100 - 20 - 25
     # redis 30 + figma 20 + latency once at its worst (25); never better than a component
@@ -133,14 +207,18 @@ def test_overall_counts_each_row_once_at_its_worst() -> None:
 
 def test_thresholds_are_configurable() -> None:
     strict = HealthThresholds(latency_high_ms=10, latency_high_penalty=40, redis_down_penalty=50)
-    report = assess({"session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=20)}, strict)
+    report = assess(
+        {"session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=20)}, strict
+    )
     assert report.overall.score == 10
     assert report.overall.status == "critical"
     assert [issue.threshold for issue in report.overall.issues] == [1.0, 10]
 
 
 def test_report_json_shape() -> None:
-    body = assess({"session": ComponentInputs(error_ratio=0.02), "figma": ComponentInputs()}).as_dict()
+    body = assess(
+        {"session": ComponentInputs(error_ratio=0.02), "figma": ComponentInputs()}
+    ).as_dict()
     assert body["score"] == 90 and body["status"] == "healthy"
     assert set(body["components"]) == {"session", "figma", "overall"}
     assert body["issues"][0]["code"] == "error_ratio_high"

@@ -27,7 +27,9 @@ from exporter.snapshot import (
 
 @pytest.fixture
 def inst() -> Instrumentation:
-    return Instrumentation(Metrics(CollectorRegistry()), "session", window_size=100, slow_threshold_ms=100)
+    return Instrumentation(
+        Metrics(CollectorRegistry()), "session", window_size=100, slow_threshold_ms=100
+    )
 
 
 def test_performance_from_known_durations(inst: Instrumentation) -> None:
@@ -74,7 +76,18 @@ def test_health_inputs_from_windows(inst: Instrumentation) -> None:
     assert window_error_ratio(inst) == pytest.approx(0.01)
 
 
-def test_cache_hit_ratio_counts_a_redis_hit_after_a_memory_miss_as_a_hit(inst: Instrumentation) -> None:
+def test_client_errors_count_as_errors_but_not_as_window_failures(inst: Instrumentation) -> None:
+    for _ in range(9):
+        inst.record("get", 0.001)
+    inst.record("get", 0.001, error="not_found")  # an unknown session says nothing about health
+    report = performance(inst)["operations"]["get"]
+    assert (report["errors"], report["window_errors"]) == (1, 0)
+    assert window_error_ratio(inst) == 0
+
+
+def test_cache_hit_ratio_counts_a_redis_hit_after_a_memory_miss_as_a_hit(
+    inst: Instrumentation,
+) -> None:
     for _ in range(6):
         inst.record_cache("memory", True)
     for _ in range(4):
@@ -128,7 +141,10 @@ def test_snapshots_replace_unsent_ones_so_a_slow_subscriber_holds_one_of_each() 
         hub.publish("metrics", {"n": i})
         hub.publish("health", {"n": i})
     messages = slow.take(hub.events)
-    assert [(m.event, orjson.loads(m.data)["n"]) for m in messages] == [("health", 999), ("metrics", 999)]
+    assert [(m.event, orjson.loads(m.data)["n"]) for m in messages] == [
+        ("health", 999),
+        ("metrics", 999),
+    ]
     assert slow.take(hub.events) == []
 
 
@@ -192,7 +208,12 @@ def test_event_log_restore_puts_history_first_and_renumbers() -> None:
     log.record("failover", "new 1")
     history = [Event(0, "cache_cleared", f"old {i}", float(i)) for i in range(3)]
     assert log.restore(history) == 3
-    assert [(e.id, e.message) for e in log.since(0)] == [(1, "old 0"), (2, "old 1"), (3, "old 2"), (4, "new 1")]
+    assert [(e.id, e.message) for e in log.since(0)] == [
+        (1, "old 0"),
+        (2, "old 1"),
+        (3, "old 2"),
+        (4, "new 1"),
+    ]
     assert log.record("failback", "new 2").id == 5
     assert [e.id for e in log.since(0)] == [2, 3, 4, 5]  # capacity still bounds the ring
     assert log.last_id == 5

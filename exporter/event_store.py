@@ -1,0 +1,175 @@
+"""The event log's durable copy: a capped Redis stream shared by every replica.
+
+The in-process ring (`EventLog`) stays the source for the API and SSE; this module appends each
+event to `<prefix>events` (XADD MAXLEN ~ N) in a background task and reads the newest N back at
+start-up, so events survive a restart and show what other replicas reported. Redis trouble never
+reaches a caller: events wait in a bounded buffer, the failure is logged once and counted, and
+they are written when Redis answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import deque
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from exporter.events import Event, EventLog
+from exporter.metrics import EVENT_TYPES, Metrics
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+
+
+def replica_id() -> str:
+    """Which process wrote an event: host and pid, nothing secret."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def encode_event(event: Event, replica: str) -> dict[Any, Any]:
+    return {
+        "type": event.type.encode(),
+        "message": event.message.encode(),
+        "timestamp": repr(event.timestamp).encode(),
+        "details": orjson.dumps(event.details, default=str),
+        "replica": replica.encode(),
+    }
+
+
+def decode_event(stream_id: bytes | str, fields: dict[Any, Any]) -> Event | None:
+    """An Event from a stream entry, or None for an entry this version cannot read."""
+    text = {_text(k): _text(v) for k, v in fields.items()}
+    if text.get("type") not in EVENT_TYPES:
+        return None
+    try:
+        details = orjson.loads(text.get("details") or "{}")
+        timestamp = float(text["timestamp"])
+    except (KeyError, ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(details, dict):
+        details = {}
+    details = {**details, "replica": text.get("replica", ""), "stream_id": _text(stream_id)}
+    return Event(0, text["type"], text.get("message", ""), timestamp, details)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class EventStream:
+    """Appends events to a capped stream from a background task; `start()` reads history back."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key: str,
+        events: EventLog,
+        metrics: Metrics,
+        *,
+        maxlen: int = 1000,
+        timeout: float = 1.0,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self.redis = redis
+        self.key = key
+        self.events = events
+        self.maxlen = maxlen
+        self.timeout = timeout
+        self.retry_interval = retry_interval
+        self.replica = replica_id()
+        self.written = 0
+        self._failures = metrics.event_stream_failures
+        self._pending: deque[Event] = deque(maxlen=maxlen)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    async def start(self) -> int:
+        """Restore history into the log, then start writing; returns how many were restored."""
+        restored = 0
+        try:
+            restored = self.events.restore(await self._read_history())
+        except Exception as exc:  # history is a nicety: start without it
+            self._fail("read", exc)
+        self.events.add_listener(self._append)
+        self._task = asyncio.create_task(self._run(), name="event-stream-writer")
+        return restored
+
+    async def stop(self) -> None:
+        """Stop listening, try one last flush within the timeout, and end the writer."""
+        self.events.remove_listener(self._append)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self._flush()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _append(self, event: Event) -> None:
+        self._pending.append(event)  # bounded: the oldest unwritten event goes first
+        self._wake.set()
+
+    async def _read_history(self) -> list[Event]:
+        async with asyncio.timeout(self.timeout):
+            entries: Any = await self.redis.xrevrange(self.key, count=self.maxlen)
+        decoded = (decode_event(stream_id, fields) for stream_id, fields in reversed(entries or []))
+        return [event for event in decoded if event is not None]
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                try:
+                    await self._flush()
+                except Exception as exc:  # Redis down or slow: keep the events, retry later
+                    self._fail("write", exc)
+                    await asyncio.sleep(self.retry_interval)
+                    continue
+                self._recovered()
+
+    async def _flush(self) -> None:
+        batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
+        if not batch:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in batch:
+                pipe.xadd(
+                    self.key,
+                    encode_event(event, self.replica),
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
+            async with asyncio.timeout(self.timeout):
+                await pipe.execute()
+        for _ in batch:  # new events may have pushed old ones out meanwhile; drop what was written
+            if self._pending and self._pending[0] in batch:
+                self._pending.popleft()
+        self.written += len(batch)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        self._failures.inc()
+        if not self._failing:
+            log.warning(
+                "event stream %s failed (%s); events stay in memory until Redis answers",
+                what,
+                type(exc).__name__,
+            )
+        self._failing = True
+
+    def _recovered(self) -> None:
+        if self._failing:
+            log.info("event stream writes resumed")
+        self._failing = False

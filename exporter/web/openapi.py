@@ -1,0 +1,691 @@
+"""GET /api/openapi.json: the HTTP surface as an OpenAPI 3.1 document.
+
+Written by hand next to the contract in SPEC.md; a test checks that every route the app serves is
+described here (and nothing else), and validates real responses against these schemas (OpenAPI
+3.1 schemas are JSON Schema 2020-12). The landing page builds its links from the same document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from exporter import __version__
+from exporter.metrics import EVENT_TYPES, HEALTH_ISSUE_CODES, HEALTH_STATUSES, OPERATIONS
+from exporter.web.responses import json_response
+
+PATH = "/api/openapi.json"
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(kind: str, **extra: Any) -> Schema:
+    return {"type": [kind, "null"], **extra}
+
+
+def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required or list(properties),
+        **extra,
+    }
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def reply(
+    description: str, schema: Schema | None = None, content_type: str = "application/json"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"description": description}
+    if schema is not None:
+        body["content"] = {content_type: {"schema": schema}}
+    return body
+
+
+ERROR = reply("error", ref("Error"))
+RETRY_AFTER = {
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+
+
+def error_reply(description: str, *, retry: bool = False) -> dict[str, Any]:
+    body = reply(description, ref("Error"))
+    if retry:
+        body["headers"] = RETRY_AFTER
+    return body
+
+
+def query(name: str, description: str, schema: Schema, required: bool = False) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def operation(summary: str, tag: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "tags": [tag], "responses": responses, **extra}
+
+
+# ---- schemas ------------------------------------------------------------------------------------
+
+WINDOW_STATS: dict[str, Schema] = {
+    name: nullable("number")
+    for name in ("avg_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms")
+}
+ISSUE = obj(
+    {
+        "code": {"type": "string", "enum": list(HEALTH_ISSUE_CODES)},
+        "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+        "message": {"type": "string"},
+        "value": {"type": "number"},
+        "threshold": {"type": "number"},
+        "penalty": {"type": "number"},
+        "component": {"type": "string"},
+    }
+)
+COMPONENT_HEALTH = obj(
+    {
+        "score": {"type": "number", "minimum": 0, "maximum": 100},
+        "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
+        "issues": {"type": "array", "items": ref("HealthIssue")},
+    }
+)
+EVENT = obj(
+    {
+        "id": {"type": "integer"},
+        "type": {"type": "string", "enum": list(EVENT_TYPES)},
+        "message": {"type": "string"},
+        "timestamp": {"type": "number"},
+        "details": {"type": "object"},
+    }
+)
+SLOW_OPERATION = obj(
+    {
+        "operation": {"type": "string"},
+        "duration_ms": {"type": "number"},
+        "timestamp": {"type": "number"},
+        "context": {"type": "string"},
+    }
+)
+OPERATION_STATS = obj(
+    {
+        "count": {"type": "integer"},
+        "errors": {"type": "integer"},
+        "window_count": {"type": "integer"},
+        "window_errors": {
+            "type": "integer",
+            "description": "failures in the window, client errors (not found, invalid) excluded",
+        },
+        **WINDOW_STATS,
+    }
+)
+MANAGER_PERFORMANCE = obj(
+    {
+        "count": {"type": "integer"},
+        "errors": {"type": "integer"},
+        "window": obj({**WINDOW_STATS, "error_ratio": nullable("number")}),
+        "operations": {"type": "object", "additionalProperties": ref("OperationStats")},
+        "slow_operations": obj(
+            {
+                "threshold_ms": {"type": "number"},
+                "count": {"type": "integer"},
+                "recent": {"type": "array", "items": ref("SlowOperation")},
+            }
+        ),
+    }
+)
+PERFORMANCE = obj(
+    {
+        "timestamp": {"type": "number"},
+        "window_size": {"type": "integer"},
+        "slow_threshold_ms": {"type": "number"},
+        "managers": obj({manager: ref("ManagerPerformance") for manager in OPERATIONS}),
+    }
+)
+MANAGER_RATES = obj(
+    {
+        "operations_per_second": {"type": "number"},
+        "errors_per_second": {"type": "number"},
+        "slow_per_second": {"type": "number"},
+        "per_operation": {"type": "object", "additionalProperties": {"type": "number"}},
+        "cache_lookups_per_second": {"type": "number"},
+        "cache_hit_rate": nullable("number"),
+    }
+)
+REALTIME = obj(
+    {
+        "timestamp": {"type": "number"},
+        "interval_seconds": {"type": "number"},
+        "managers": obj({manager: ref("ManagerRates") for manager in OPERATIONS}),
+        "sessions": obj(
+            {
+                "active": nullable("integer"),
+                **{
+                    f"{verb}_per_second": {"type": "number"}
+                    for verb in ("created", "retrieved", "updated", "deleted", "expired")
+                },
+            }
+        ),
+        "store": obj(
+            {
+                "redis_connected": {"type": "boolean"},
+                "fallback_active": {"type": "boolean"},
+                "replay_pending": {"type": "integer"},
+                "memory_entries": {"type": "integer"},
+            }
+        ),
+        "sse_clients": {"type": "integer"},
+        "health": obj(
+            {
+                "score": {"type": "number"},
+                "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
+            }
+        ),
+        "recent_events": {"type": "array", "items": ref("Event")},
+    }
+)
+# The stream's `metrics` message is this snapshot without `recent_events` (events come one by one).
+REALTIME["required"].remove("recent_events")
+MEMORY_TIER = obj(
+    {
+        "entries": {"type": "integer"},
+        "bytes": {"type": "integer"},
+        "max_entries": {"type": "integer"},
+        "max_bytes": {"type": "integer"},
+        "fill_ratio": nullable("number"),
+        "evictions": {"type": "integer"},
+    }
+)
+PERSISTENCE = obj(
+    {
+        "redis": obj(
+            {
+                "configured": {"type": "boolean"},
+                "connected": {"type": "boolean"},
+                "url": nullable(
+                    "string", description="the Redis URL with any password replaced by ***"
+                ),
+                "latency_ms": nullable("number"),
+                "breaker_state": {"type": "string"},
+                "fallback_active": {"type": "boolean"},
+                "fallback_since": nullable("number"),
+                "failovers": {"type": "integer"},
+            }
+        ),
+        "replay": obj(
+            {
+                "pending": {"type": "integer"},
+                "max": {"type": "integer"},
+                "backlog_ratio": nullable("number"),
+                "replayed": {"type": "integer"},
+                "dropped": {"type": "integer"},
+            }
+        ),
+        "memory": ref("MemoryTier"),
+        "managers": obj({manager: ref("ComponentHealth") for manager in OPERATIONS}),
+        "event_stream": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "pending": {"type": "integer"},
+                "written": {"type": "integer"},
+            },
+            required=["enabled"],
+        ),
+    }
+)
+SERVICE_STATE = obj(
+    {
+        "state": {"type": "string", "enum": ["up", "down", "disabled", "unknown"]},
+        "enabled": {"type": "boolean"},
+        "up": nullable("boolean"),
+        "latency_ms": nullable("number"),
+        "last_checked": nullable("number"),
+        "last_error": nullable("string"),
+    },
+    required=["state"],
+)
+HEALTH = obj(
+    {
+        "score": {"type": "number", "minimum": 0, "maximum": 100},
+        "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
+        "components": obj(
+            {name: ref("ComponentHealth") for name in ("session", "figma", "overall")}
+        ),
+        "issues": {"type": "array", "items": ref("HealthIssue")},
+        "checked_at": nullable("number"),
+        "services": obj(
+            {service: ref("ServiceState") for service in ("redis", "figma_api", "mcp_server")}
+        ),
+    }
+)
+CACHE_TIER = obj(
+    {
+        "hits": {"type": "integer"},
+        "misses": {"type": "integer"},
+        "requests": {"type": "integer"},
+        "hit_rate": nullable("number"),
+    }
+)
+CACHE_REPORT = obj(
+    {
+        "tiers": obj({"memory": ref("CacheTier"), "redis": ref("CacheTier")}),
+        "requests": {"type": "integer"},
+        "hit_rate": nullable("number"),
+        "efficiency": {
+            "type": ["string", "null"],
+            "enum": ["excellent", "good", "fair", "poor", None],
+        },
+    }
+)
+CACHE_STATS = obj(
+    {
+        "managers": obj({manager: ref("CacheReport") for manager in OPERATIONS}),
+        "overall": ref("CacheReport"),
+        "evictions": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "invalidations": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "memory_tier": ref("MemoryTier"),
+    }
+)
+CACHE_CLEARED = obj(
+    {
+        "scope": {"type": "string", "enum": ["memory", "all"]},
+        "cleared": obj(
+            {"memory_entries": {"type": "integer"}, "figma_responses": {"type": "integer"}},
+            required=["memory_entries"],
+        ),
+        "memory": ref("MemoryTier"),
+        "snapshot_timestamp": {"type": "number"},
+    }
+)
+SESSION = obj(
+    {
+        "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        "data": {"type": "object"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": "string", "format": "date-time"},
+    }
+)
+SESSION_WRITE = obj(
+    {"data": {"type": "object"}, "ttl_seconds": {"type": "number", "exclusiveMinimum": 0}},
+    required=[],
+)
+SCREENSHOT_REQUEST = obj(
+    {
+        "file_key": {"type": "string"},
+        "node_id": {"type": "string"},
+        "source": {"type": "string", "enum": ["api", "mcp"], "default": "api"},
+        "format": {"type": "string", "default": "png"},
+        "scale": {"type": "number", "default": 1},
+        "session": {"type": "string", "description": "attribute the request to a session"},
+    },
+    required=["file_key", "node_id"],
+)
+SCREENSHOT = obj(
+    {
+        "node_id": {"type": "string"},
+        "source": {"type": "string", "enum": ["api", "mcp"]},
+        "content_type": {"type": "string"},
+        "size_bytes": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "cached": {"type": "boolean"},
+        "duration_ms": {"type": "number"},
+    }
+)
+ERROR_SCHEMA = obj(
+    {
+        "error": obj(
+            {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "upstream": {"type": "string"},
+            },
+            required=["code", "message"],
+        ),
+    }
+)
+STATUS = obj({"status": {"type": "string"}})
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": ERROR_SCHEMA,
+    "Status": STATUS,
+    "Session": SESSION,
+    "SessionWrite": SESSION_WRITE,
+    "FigmaDocument": {"type": "object", "description": "the Figma REST API's JSON, passed through"},
+    "ScreenshotRequest": SCREENSHOT_REQUEST,
+    "Screenshot": SCREENSHOT,
+    "OperationStats": OPERATION_STATS,
+    "SlowOperation": SLOW_OPERATION,
+    "ManagerPerformance": MANAGER_PERFORMANCE,
+    "Performance": PERFORMANCE,
+    "ManagerRates": MANAGER_RATES,
+    "Event": EVENT,
+    "Realtime": REALTIME,
+    "MemoryTier": MEMORY_TIER,
+    "Persistence": PERSISTENCE,
+    "HealthIssue": ISSUE,
+    "ComponentHealth": COMPONENT_HEALTH,
+    "ServiceState": SERVICE_STATE,
+    "HealthCheck": HEALTH,
+    "CacheTier": CACHE_TIER,
+    "CacheReport": CACHE_REPORT,
+    "CacheStats": CACHE_STATS,
+    "CacheCleared": CACHE_CLEARED,
+}
+
+# ---- paths --------------------------------------------------------------------------------------
+
+SESSION_ID = path_param("id", "session id")
+FILE_KEY = path_param("file_key", "Figma file key")
+SESSION_QUERY = query("session", "attribute the request to this session", {"type": "string"})
+NOT_FOUND = error_reply("unknown or expired session")
+STORE_DOWN = error_reply(
+    "Redis unreachable and the memory tier does not hold the session", retry=True
+)
+BAD_REQUEST = error_reply("invalid input")
+TOO_LARGE = error_reply("request body over --max-body-bytes")
+UPSTREAM = {
+    "502": error_reply("the upstream answered with an error"),
+    "503": error_reply("upstream disabled, unreachable or rate limited", retry=True),
+    "504": error_reply("the upstream timed out"),
+}
+SEED = "session-metrics"
+OPS = "operations"
+
+
+def _session_paths() -> dict[str, Any]:
+    write = {"required": True, "content": json_content(ref("SessionWrite"))}
+    return {
+        "/api/sessions": {
+            "post": operation(
+                "Create a session",
+                "sessions",
+                {
+                    "201": reply("created", ref("Session")),
+                    "400": BAD_REQUEST,
+                    "413": TOO_LARGE,
+                    "503": STORE_DOWN,
+                },
+                requestBody=write,
+            ),
+        },
+        "/api/sessions/{id}": {
+            "parameters": [SESSION_ID],
+            "get": operation(
+                "Read a session",
+                "sessions",
+                {
+                    "200": reply("the session", ref("Session")),
+                    "404": NOT_FOUND,
+                    "503": STORE_DOWN,
+                },
+            ),
+            "put": operation(
+                "Replace a session's data",
+                "sessions",
+                {
+                    "200": reply("updated", ref("Session")),
+                    "400": BAD_REQUEST,
+                    "404": NOT_FOUND,
+                    "413": TOO_LARGE,
+                    "503": STORE_DOWN,
+                },
+                requestBody=write,
+            ),
+            "delete": operation(
+                "Delete a session",
+                "sessions",
+                {
+                    "204": reply("deleted"),
+                    "404": NOT_FOUND,
+                    "503": STORE_DOWN,
+                },
+            ),
+        },
+    }
+
+
+def _figma_paths() -> dict[str, Any]:
+    document = reply("the Figma JSON (served from the cache when fresh)", ref("FigmaDocument"))
+    return {
+        "/api/figma/files/{file_key}": {
+            "parameters": [FILE_KEY],
+            "get": operation(
+                "A Figma file through the cache",
+                "figma",
+                {
+                    "200": document,
+                    "400": BAD_REQUEST,
+                    "404": error_reply("unknown file"),
+                    **UPSTREAM,
+                },
+                parameters=[SESSION_QUERY],
+            ),
+        },
+        "/api/figma/files/{file_key}/nodes": {
+            "parameters": [FILE_KEY],
+            "get": operation(
+                "Figma nodes through the cache",
+                "figma",
+                {
+                    "200": document,
+                    "400": BAD_REQUEST,
+                    "404": error_reply("unknown file or node"),
+                    **UPSTREAM,
+                },
+                parameters=[
+                    query(
+                        "ids",
+                        "comma-separated node ids, e.g. 1:2,1:3",
+                        {"type": "string"},
+                        required=True,
+                    ),
+                    SESSION_QUERY,
+                ],
+            ),
+        },
+        "/api/figma/screenshots": {
+            "post": operation(
+                "Capture a node's screenshot through the Figma API or the MCP server",
+                "figma",
+                {
+                    "200": {
+                        "description": "the capture's summary, or with ?download=1 the image bytes",
+                        "content": {
+                            "application/json": {"schema": ref("Screenshot")},
+                            "image/*": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "400": BAD_REQUEST,
+                    "404": error_reply("unknown file or node"),
+                    "413": TOO_LARGE,
+                    **UPSTREAM,
+                },
+                parameters=[
+                    query(
+                        "download",
+                        "return the image bytes instead of the summary",
+                        {"type": "string", "enum": ["0", "1"]},
+                    ),
+                    SESSION_QUERY,
+                ],
+                requestBody={"required": True, "content": json_content(ref("ScreenshotRequest"))},
+            ),
+        },
+    }
+
+
+def _seed_paths() -> dict[str, Any]:
+    base = "/api/session-metrics"
+    unauthorized = error_reply("admin token configured but not given")
+    return {
+        f"{base}/performance": {
+            "get": operation(
+                "Per manager and operation: counts, errors, window percentiles, slow operations",
+                SEED,
+                {"200": reply("performance", ref("Performance"))},
+            )
+        },
+        f"{base}/realtime": {
+            "get": operation(
+                "The latest real-time snapshot", SEED, {"200": reply("snapshot", ref("Realtime"))}
+            )
+        },
+        f"{base}/persistence": {
+            "get": operation(
+                "Redis, replay journal and memory tier status; per-manager health",
+                SEED,
+                {"200": reply("persistence", ref("Persistence"))},
+            )
+        },
+        f"{base}/health-check": {
+            "get": operation(
+                "Health score, status, components and issues",
+                SEED,
+                {"200": reply("health", ref("HealthCheck")), "400": BAD_REQUEST},
+                parameters=[
+                    query(
+                        "refresh",
+                        "run the probes and the check now",
+                        {"type": "string", "enum": ["true", "false", "1", "0"]},
+                    )
+                ],
+            )
+        },
+        f"{base}/cache-stats": {
+            "get": operation(
+                "Hits, misses, hit rates and efficiency per tier and manager",
+                SEED,
+                {"200": reply("cache statistics", ref("CacheStats"))},
+            )
+        },
+        f"{base}/stream": {
+            "get": operation(
+                "Server-Sent Events: metrics, health, event; heartbeats",
+                SEED,
+                {
+                    "200": reply("an event stream", {"type": "string"}, "text/event-stream"),
+                    "400": error_reply("invalid Last-Event-ID"),
+                    "503": error_reply("too many stream clients", retry=True),
+                },
+                parameters=[
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "integer"},
+                        "description": "resume after this event id",
+                    },
+                    query("last_event_id", "same as the Last-Event-ID header", {"type": "integer"}),
+                ],
+            )
+        },
+        f"{base}/cache/clear": {
+            "post": operation(
+                "Clear the memory tier (scope=all: and the Figma response cache); refresh metrics",
+                SEED,
+                {
+                    "200": reply("what was cleared", ref("CacheCleared")),
+                    "400": BAD_REQUEST,
+                    "401": unauthorized,
+                    "403": error_reply("wrong admin token"),
+                },
+                parameters=[
+                    query(
+                        "scope",
+                        "what to clear",
+                        {"type": "string", "enum": ["memory", "all"], "default": "memory"},
+                    )
+                ],
+                security=[{"adminToken": []}, {}],
+            )
+        },
+    }
+
+
+def _ops_paths() -> dict[str, Any]:
+    status = reply("status", ref("Status"))
+    return {
+        "/": {
+            "get": operation(
+                "Landing page: version, health, links",
+                OPS,
+                {"200": reply("HTML page", {"type": "string"}, "text/html")},
+            )
+        },
+        "/metrics": {
+            "get": operation(
+                "Prometheus metrics (OpenMetrics when asked)",
+                OPS,
+                {"200": reply("exposition", {"type": "string"}, "text/plain")},
+            )
+        },
+        "/-/healthy": {"get": operation("Liveness", OPS, {"200": status})},
+        "/-/ready": {
+            "get": operation(
+                "Readiness",
+                OPS,
+                {"200": status, "503": reply("starting or stopping", ref("Status"))},
+            )
+        },
+        PATH: {
+            "get": operation(
+                "This document", OPS, {"200": reply("OpenAPI 3.1", {"type": "object"})}
+            )
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "session-metrics-exporter",
+            "version": __version__,
+            "description": "Instrumented session managers (memory + Redis, Figma API + MCP) "
+            "with a JSON API, "
+            'Server-Sent Events and Prometheus metrics. Errors are {"error": {"code", "message"}}.',
+        },
+        "paths": {**_ops_paths(), **_session_paths(), **_figma_paths(), **_seed_paths()},
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "--admin-token, when configured",
+                }
+            },
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(request.app[DOCUMENT])
+
+
+DOCUMENT = web.AppKey("openapi", dict)
+
+
+def setup(app: web.Application) -> None:
+    app[DOCUMENT] = document()
+    app.router.add_get(PATH, openapi, allow_head=False)

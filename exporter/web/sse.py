@@ -1,0 +1,113 @@
+"""GET /api/session-metrics/stream: Server-Sent Events (aiohttp-sse).
+
+On connect the client gets the current `health` and `metrics`, then `metrics` every snapshot,
+`health` every check and on change, one `event` (with `id:`) per recorded event, and `: ping`
+heartbeats. `Last-Event-ID` (or `?last_event_id=`) replays what the event ring still holds.
+Each client is one handler task plus aiohttp-sse's ping task; both end when the client goes away,
+when a write stalls past SEND_TIMEOUT, or when the app shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from exporter.broadcast import Subscriber, TooManySubscribers, encode
+from exporter.service import SessionMetricsService
+from exporter.web.keys import LIFECYCLE, SETTINGS, get_runtime
+from exporter.web.responses import ApiError
+
+HEARTBEAT_MAX = 15.0
+# How often an idle handler checks that its client is still connected.
+LIVENESS_POLL = 1.0
+# A client that accepts nothing for this long is cut off (aiohttp-sse aborts the transport).
+SEND_TIMEOUT = 30.0
+RETRY_MS = 2000
+_DISCONNECTED = (ConnectionError, RuntimeError, TimeoutError)
+
+
+def heartbeat_interval(snapshot_interval: float) -> float:
+    """At least every 15 s; more often when snapshots are frequent (tests), never under 50 ms."""
+    return max(0.05, min(HEARTBEAT_MAX, snapshot_interval * 3))
+
+
+def last_event_id(request: web.Request) -> int | None:
+    raw = request.headers.get("Last-Event-ID", request.query.get("last_event_id"))
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ApiError(
+            400, "invalid_last_event_id", "Last-Event-ID must be a non-negative integer event id"
+        )
+    return value
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    service = get_runtime(request).service
+    resume_from = last_event_id(request)
+    try:
+        subscriber = service.hub.subscribe(resume_from)
+    except TooManySubscribers as exc:
+        raise ApiError(503, "too_many_clients", str(exc), {"Retry-After": "5"}) from None
+    try:
+        heartbeat = heartbeat_interval(request.app[SETTINGS].snapshot_interval)
+        response = EventSourceResponse(ping_interval=heartbeat, send_timeout=SEND_TIMEOUT)
+        await response.prepare(request)
+        async with response:
+            await _pump(request, response, subscriber, service, heartbeat)
+        return response
+    finally:
+        service.hub.unsubscribe(subscriber)
+
+
+async def _pump(
+    request: web.Request,
+    response: EventSourceResponse,
+    subscriber: Subscriber,
+    service: SessionMetricsService,
+    heartbeat: float,
+) -> None:
+    """Send what is pending, sleep until woken (or the liveness poll), until the client is gone."""
+    subscriber.pending["health"] = encode(service.health())
+    subscriber.pending["metrics"] = encode(service.latest)
+    first = True
+    try:
+        while _connected(request, response) and not subscriber.closed:
+            for message in subscriber.take(service.events):
+                await response.send(
+                    message.data,
+                    id=message.id,
+                    event=message.event,
+                    retry=RETRY_MS if first else None,
+                )
+                first = False
+            await subscriber.wait(min(LIVENESS_POLL, heartbeat))
+    except _DISCONNECTED:
+        pass  # the client went away or stalled: nothing to tell it
+
+
+def _connected(request: web.Request, response: EventSourceResponse) -> bool:
+    return (
+        request.transport is not None
+        and not request.transport.is_closing()
+        and response.is_connected()
+    )
+
+
+async def _close_streams(app: web.Application) -> None:
+    """On shutdown, end every stream so graceful shutdown does not wait for clients to leave."""
+    runtime = app[LIFECYCLE].runtime
+    if runtime is not None:
+        runtime.service.hub.close()
+        await asyncio.sleep(0)
+
+
+def setup(app: web.Application, path: str) -> None:
+    app.router.add_get(path, stream, allow_head=False)
+    app.on_shutdown.append(_close_streams)
