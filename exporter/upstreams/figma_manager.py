@@ -348,14 +348,16 @@ class FigmaSessionManager:
     ) -> T:
         """Run one operation for an optional session; recorded once, success or failure."""
         started = time.perf_counter()
+        known_session = False  # only sessions that exist get a usage entry (the map stays honest)
         try:
             if session_id is not None and self.session_check is not None:
                 await self.session_check(session_id)
+            known_session = session_id is not None
             result = await run()
         except Exception as exc:
             self.instrumentation.record_exception(operation, started, exc, context)
-            if session_id is not None:
-                self.usage.record(session_id, operation, failed=True)
+            if known_session:
+                self.usage.record(session_id, operation, failed=True)  # type: ignore[arg-type]
             raise
         self.instrumentation.record(operation, time.perf_counter() - started, context=context)
         if session_id is not None:

@@ -14,7 +14,8 @@ Faults are queued per endpoint and consumed one per request, or made permanent w
     double.requests["files"]                                  # requests seen per endpoint
     double.reset()
 
-A file key starting with `missing` answers 404; a wrong or absent `X-Figma-Token` answers 403.
+A file key starting with `missing` answers 404; a wrong or absent `X-Figma-Token` answers 403; a
+node id ending in `:404` renders to a null image URL, as Figma answers for nodes it cannot render.
 """
 
 from __future__ import annotations
@@ -225,7 +226,11 @@ class FigmaDouble:
             return web.json_response({"status": 404, "err": "Not found"}, status=404)
         fmt = request.query.get("format", "png")
         ids = [i for i in request.query.get("ids", "").split(",") if i]
-        images = {i: f"{self.url}/_images/{key}/{i.replace(':', '-')}.{fmt}" for i in ids}
+        # Like Figma, a node it cannot render (here: any id ending in :404) maps to null.
+        images = {
+            i: None if i.endswith(":404") else f"{self.url}/_images/{key}/{i.replace(':', '-')}.{fmt}"
+            for i in ids
+        }
         return web.json_response({"err": None, "images": images, "status": 200})
 
     async def _download(self, request: web.Request) -> web.Response:

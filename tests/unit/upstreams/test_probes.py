@@ -87,7 +87,10 @@ async def test_a_slow_check_is_a_timeout_and_unknown_errors_are_contained() -> N
     probes, metrics, _ = setup({"mcp_server": slow, "redis": broken}, timeouts={"mcp_server": 0.05})
     await probes.run_once()
     assert probes.status()["mcp_server"].state == "down"
-    assert sample(metrics, "upstream_probe_failures_total", service="mcp_server", reason="timeout") == 1
+    assert (
+        sample(metrics, "upstream_probe_failures_total", service="mcp_server", reason="timeout")
+        == 1
+    )
     assert sample(metrics, "upstream_probe_duration_seconds", service="mcp_server") < 0.5
     assert probes.status()["redis"].last_error == "KeyError"
     assert sample(metrics, "upstream_probe_failures_total", service="redis", reason="error") == 1

@@ -9,14 +9,24 @@ from exporter.config import parse_settings
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
 from exporter.sessions.factory import build_store
-from exporter.upstreams.response_cache import CachedImage, ResponseCache, decode_image, decode_json, encode_image
+from exporter.upstreams.response_cache import (
+    CachedImage,
+    ResponseCache,
+    decode_image,
+    decode_json,
+    encode_image,
+)
 
 
 def make_cache() -> tuple[ResponseCache, Instrumentation, Metrics]:
     metrics = Metrics(CollectorRegistry())
     store = build_store(parse_settings({}), metrics, None, None)
     instrumentation = Instrumentation(metrics, "figma")
-    return ResponseCache(store, ttl=60, record=instrumentation.record_cache), instrumentation, metrics
+    return (
+        ResponseCache(store, ttl=60, record=instrumentation.record_cache),
+        instrumentation,
+        metrics,
+    )
 
 
 def test_keys_are_hashed_and_bounded() -> None:
@@ -25,7 +35,9 @@ def test_keys_are_hashed_and_bounded() -> None:
     assert key.startswith("figma:0:file:")
     assert "SECRETLOOKINGFILEKEY123" not in key and "1:2" not in key
     assert len(key) == len(cache.key("file", "x" * 128, "100", ",".join(["1:2"] * 100)))
-    assert key != cache.key("file", "SECRETLOOKINGFILEKEY12", "32", "1:2")  # parts cannot run together
+    assert key != cache.key(
+        "file", "SECRETLOOKINGFILEKEY12", "32", "1:2"
+    )  # parts cannot run together
 
 
 def test_image_framing_round_trips() -> None:
@@ -45,7 +57,8 @@ async def test_get_after_put_is_a_memory_hit_counted_by_tier() -> None:
     assert instrumentation.cache_counts["memory", "miss"] == 1
     assert instrumentation.cache_counts["memory", "hit"] == 1
     hits = metrics.registry.get_sample_value(
-        "session_exporter_cache_requests_total", {"manager": "figma", "tier": "memory", "result": "hit"}
+        "session_exporter_cache_requests_total",
+        {"manager": "figma", "tier": "memory", "result": "hit"},
     )
     assert hits == 1
 

@@ -10,7 +10,9 @@ import pytest
 from exporter.upstreams.retry import RetryPolicy, parse_retry_after
 
 
-@pytest.mark.parametrize("retry, low, high", [(0, 0.1, 0.2), (1, 0.2, 0.4), (2, 0.4, 0.8), (6, 0.5, 1.0)])
+@pytest.mark.parametrize(
+    "retry, low, high", [(0, 0.1, 0.2), (1, 0.2, 0.4), (2, 0.4, 0.8), (6, 0.5, 1.0)]
+)
 def test_backoff_doubles_with_jitter_up_to_the_cap(retry: int, low: float, high: float) -> None:
     policy = RetryPolicy(backoff_base=0.2, backoff_cap=1.0)
     assert policy.backoff(retry, random=lambda: 0.0) == pytest.approx(low)
@@ -26,7 +28,15 @@ def test_backoff_jitter_spreads_waits() -> None:
 
 @pytest.mark.parametrize(
     "header, expected",
-    [("3", 3.0), ("0.25", 0.25), (" 7 ", 7.0), ("-5", 0.0), (None, None), ("", None), ("soon", None)],
+    [
+        ("3", 3.0),
+        ("0.25", 0.25),
+        (" 7 ", 7.0),
+        ("-5", 0.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+    ],
 )
 def test_parse_retry_after_seconds(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected

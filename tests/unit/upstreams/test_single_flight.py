@@ -1,4 +1,4 @@
-"""Single flight: identical concurrent calls share one execution, failures and cancellations included."""
+"""Single flight: identical concurrent calls share one execution, failures and cancellations too."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ async def test_a_failure_reaches_every_waiter_and_is_not_remembered() -> None:
         await asyncio.sleep(0.01)
         raise RuntimeError("upstream broke")
 
-    results = await asyncio.gather(*(flight.run("k", fail) for _ in range(3)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(flight.run("k", fail) for _ in range(3)), return_exceptions=True
+    )
     assert calls == 1
     assert all(isinstance(r, RuntimeError) for r in results)
     with pytest.raises(RuntimeError):

@@ -11,7 +11,16 @@ from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class
 
 @pytest.mark.parametrize(
     "code, label",
-    [(200, "2xx"), (204, "2xx"), (404, "4xx"), (403, "4xx"), (429, "429"), (500, "5xx"), (503, "5xx"), (302, "error")],
+    [
+        (200, "2xx"),
+        (204, "2xx"),
+        (404, "4xx"),
+        (403, "4xx"),
+        (429, "429"),
+        (500, "5xx"),
+        (503, "5xx"),
+        (302, "error"),
+    ],
 )
 def test_status_class(code: int, label: str) -> None:
     assert status_class(code) == label
@@ -33,7 +42,8 @@ def test_recorder_counts_in_prometheus_and_json() -> None:
     assert requests("images", "timeout") == 1
     assert requests("nodes", "2xx") == 0  # known series exist at 0
     duration = registry.get_sample_value(
-        "session_exporter_upstream_request_duration_seconds_sum", {"service": "figma_api", "endpoint": "files"}
+        "session_exporter_upstream_request_duration_seconds_sum",
+        {"service": "figma_api", "endpoint": "files"},
     )
     assert duration == pytest.approx(0.06)
     summary = recorder.summary()

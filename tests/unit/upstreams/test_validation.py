@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.upstreams.figma_manager import check_file_key, check_node_id, check_node_ids, check_screenshot
+from exporter.upstreams.figma_manager import (
+    check_file_key,
+    check_node_id,
+    check_node_ids,
+    check_screenshot,
+)
 
 
 @pytest.mark.parametrize("key", ["abc", "FGhd0PrVvWxYz1234567890", "a" * 128])
@@ -19,13 +24,16 @@ def test_invalid_file_keys(key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "node_id, normal", [("1:2", "1:2"), ("12-34", "12:34"), ("I1:2;3:4", "I1:2;3:4"), ("0:0", "0:0")]
+    "node_id, normal",
+    [("1:2", "1:2"), ("12-34", "12:34"), ("I1:2;3:4", "I1:2;3:4"), ("0:0", "0:0")],
 )
 def test_valid_node_ids(node_id: str, normal: str) -> None:
     assert check_node_id(node_id) == normal
 
 
-@pytest.mark.parametrize("node_id", ["", "1", "a:b", "1:2:3", "1:2,1:3", "1:2;", " 1:2", "1:" + "9" * 300])
+@pytest.mark.parametrize(
+    "node_id", ["", "1", "a:b", "1:2:3", "1:2,1:3", "1:2;", " 1:2", "1:" + "9" * 300]
+)
 def test_invalid_node_ids(node_id: str) -> None:
     with pytest.raises(ValueError, match="node id"):
         check_node_id(node_id)
@@ -39,7 +47,10 @@ def test_node_id_lists() -> None:
         check_node_ids(["1:2"] * 101)
 
 
-@pytest.mark.parametrize("source, format, scale", [("api", "png", 1), ("api", "svg", 0.01), ("api", "pdf", 4), ("mcp", "png", 2.5)])
+@pytest.mark.parametrize(
+    "source, format, scale",
+    [("api", "png", 1), ("api", "svg", 0.01), ("api", "pdf", 4), ("mcp", "png", 2.5)],
+)
 def test_valid_screenshot_requests(source: str, format: str, scale: float) -> None:
     check_screenshot(source, format, scale)
 
