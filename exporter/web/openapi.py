@@ -13,6 +13,7 @@ from aiohttp import web
 
 from exporter import __version__
 from exporter.metrics import EVENT_TYPES, HEALTH_ISSUE_CODES, HEALTH_STATUSES, OPERATIONS
+from exporter.upstreams.figma_manager import FORMATS, MAX_DEPTH, MAX_NODE_IDS, SCALE_RANGE
 from exporter.web.responses import json_response
 
 PATH = "/api/openapi.json"
@@ -334,8 +335,13 @@ SCREENSHOT_REQUEST = obj(
         "file_key": {"type": "string"},
         "node_id": {"type": "string"},
         "source": {"type": "string", "enum": ["api", "mcp"], "default": "api"},
-        "format": {"type": "string", "default": "png"},
-        "scale": {"type": "number", "default": 1},
+        "format": {"type": "string", "enum": list(FORMATS), "default": "png"},
+        "scale": {
+            "type": "number",
+            "minimum": SCALE_RANGE[0],
+            "maximum": SCALE_RANGE[1],
+            "default": 1,
+        },
         "session": {"type": "string", "description": "attribute the request to a session"},
     },
     required=["file_key", "node_id"],
@@ -478,7 +484,15 @@ def _figma_paths() -> dict[str, Any]:
                     "404": error_reply("unknown file"),
                     **UPSTREAM,
                 },
-                parameters=[SESSION_QUERY],
+                parameters=[
+                    query(
+                        "depth",
+                        "how deep into the document tree to go",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_DEPTH},
+                    ),
+                    query("ids", "only these comma-separated node ids", {"type": "string"}),
+                    SESSION_QUERY,
+                ],
             ),
         },
         "/api/figma/files/{file_key}/nodes": {
@@ -495,7 +509,7 @@ def _figma_paths() -> dict[str, Any]:
                 parameters=[
                     query(
                         "ids",
-                        "comma-separated node ids, e.g. 1:2,1:3",
+                        f"comma-separated node ids, e.g. 1:2,1:3 (at most {MAX_NODE_IDS})",
                         {"type": "string"},
                         required=True,
                     ),
@@ -524,7 +538,7 @@ def _figma_paths() -> dict[str, Any]:
                     query(
                         "download",
                         "return the image bytes instead of the summary",
-                        {"type": "string", "enum": ["0", "1"]},
+                        {"type": "string", "enum": ["1", "0", "true", "false", "yes", "no"]},
                     ),
                     SESSION_QUERY,
                 ],
