@@ -1,0 +1,26 @@
+# session-metrics-exporter image: the exporter alone, running as an unprivileged user.
+#   docker build -t session-metrics-exporter .
+#   docker run -p 9464:9464 session-metrics-exporter --redis-url redis://host:6379/0
+# Settings come from flags or SESSION_EXPORTER_* environment variables (see README).
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+# Wheels for the package and every dependency (uvloop included: the `speed` extra), built once.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[speed]"
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN groupadd --system --gid 10001 exporter \
+    && useradd --system --uid 10001 --gid exporter --no-create-home --shell /usr/sbin/nologin exporter
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
+USER 10001:10001
+EXPOSE 9464
+# Liveness only (/-/healthy); orchestrators that route traffic should also watch /-/ready.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/-/healthy', timeout=2)"]
+ENTRYPOINT ["session-metrics-exporter"]
+CMD ["--listen", "0.0.0.0:9464"]
