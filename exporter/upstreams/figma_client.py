@@ -31,7 +31,7 @@ from exporter.upstreams.retry import RetryPolicy, parse_retry_after
 from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class
 
 SERVICE = "figma_api"
-DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # one image or one JSON document
 FORMAT_TYPES = {
     "png": "image/png",
     "jpg": "image/jpeg",
@@ -71,7 +71,7 @@ class FigmaClient:
         timeout: float = 10.0,
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
-        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_response_bytes: int = DEFAULT_MAX_BYTES,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._http = http
@@ -81,7 +81,7 @@ class FigmaClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._limit = asyncio.Semaphore(max_concurrency)
         self.retry = retry or RetryPolicy()
-        self.max_image_bytes = max_image_bytes
+        self.max_response_bytes = max_response_bytes
         self._sleep = sleep
         self.recorder = UpstreamRecorder(metrics, SERVICE)
 
@@ -126,7 +126,7 @@ class FigmaClient:
         """Fetch a rendered image from the URL Figma returned (no token: it is pre-signed)."""
 
         async def read(response: aiohttp.ClientResponse) -> RenderedImage:
-            data = await self._read_bounded(response)
+            data = await self._read_bounded(response, "image")
             content_type = response.content_type or "application/octet-stream"
             return RenderedImage(data, content_type)
 
@@ -136,13 +136,13 @@ class FigmaClient:
         """`GET /v1/me`, one attempt and no retries: the availability probe."""
         # Outside the concurrency limit: our own load must not make the API look down.
         return await self._request(
-            "me", self.base_url + "/v1/me", {}, _json_object, retries=0, limited=False
+            "me", self.base_url + "/v1/me", {}, self._json_object, retries=0, limited=False
         )
 
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _get_json(self, endpoint: str, path: str, params: dict[str, str]) -> dict[str, Any]:
-        return await self._request(endpoint, self.base_url + path, params, _json_object)
+        return await self._request(endpoint, self.base_url + path, params, self._json_object)
 
     async def _request(
         self,
@@ -239,29 +239,29 @@ class FigmaClient:
             SERVICE, f"Figma API {endpoint} answered {code}", status=label, http_status=code
         )
 
-    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
-        """The body, refusing anything larger than `max_image_bytes` without buffering it all."""
-        if response.content_length is not None and response.content_length > self.max_image_bytes:
-            raise UpstreamError(SERVICE, f"image larger than {self.max_image_bytes} bytes")
+    async def _read_bounded(self, response: aiohttp.ClientResponse, what: str) -> bytes:
+        """The body, refusing one over `max_response_bytes` without buffering all of it."""
+        limit = self.max_response_bytes
+        if response.content_length is not None and response.content_length > limit:
+            raise UpstreamError(SERVICE, f"{what} larger than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(256 * 1024):
             size += len(chunk)
-            if size > self.max_image_bytes:
-                raise UpstreamError(SERVICE, f"image larger than {self.max_image_bytes} bytes")
+            if size > limit:
+                raise UpstreamError(SERVICE, f"{what} larger than {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
-
-async def _json_object(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    raw = await response.read()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(SERVICE, "Figma API returned malformed JSON") from None
-    if not isinstance(body, dict):
-        raise UpstreamError(SERVICE, "Figma API returned JSON that is not an object")
-    return body
+    async def _json_object(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
+        raw = await self._read_bounded(response, "Figma API response")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(SERVICE, "Figma API returned malformed JSON") from None
+        if not isinstance(body, dict):
+            raise UpstreamError(SERVICE, "Figma API returned JSON that is not an object")
+        return body
 
 
 def _number(value: float) -> str:

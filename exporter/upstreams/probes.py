@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import redis.exceptions as redis_errors
+from redis.asyncio import Redis
 
 from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.events import EventLog
@@ -198,9 +200,8 @@ class Probes:
 # -- checks, one per service; each raises ProbeFailure with a bounded reason --------------------
 
 
-def redis_check(client: Any) -> Check:
+def redis_check(client: Redis) -> Check:
     """PING on the session layer's Redis client (which it owns; the probe only borrows it)."""
-    import redis.exceptions as redis_errors
 
     async def check() -> None:
         try:

@@ -3,6 +3,7 @@ the SPEC's shapes, 400s for bad input, 502/503/504 naming the upstream, and no t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -104,6 +105,22 @@ async def test_file_and_nodes_through_the_cache(
     )
     route = {"route": "/api/figma/files/{file_key}", "method": "GET", "status": "200"}
     assert sample(registry, "http_requests_total", **route) == 2
+
+
+async def test_ten_concurrent_identical_requests_make_one_upstream_call(
+    api: tuple[TestClient, CollectorRegistry], double: FigmaDouble
+) -> None:
+    client, _ = api
+    double.fail(
+        "nodes", Fault("slow", delay=0.2)
+    )  # the first call is still in flight when the rest come
+    responses = await asyncio.gather(
+        *(client.get("/api/figma/files/FILE1/nodes", params={"ids": "1:2"}) for _ in range(10))
+    )
+    assert [r.status for r in responses] == [200] * 10
+    bodies = [await r.json() for r in responses]
+    assert all(body == bodies[0] for body in bodies)
+    assert double.requests["nodes"] == 1
 
 
 async def test_session_attribution(

@@ -214,7 +214,7 @@ async def test_images_over_the_limit_are_refused(
     http: aiohttp.ClientSession, double: FigmaDouble, metrics: Metrics
 ) -> None:
     double.image_size = 300_000
-    figma = client(http, double, metrics, max_image_bytes=100_000)
+    figma = client(http, double, metrics, max_response_bytes=100_000)
     with pytest.raises(UpstreamError, match="larger than 100000 bytes"):
         await figma.download(await figma.render_image("FILE1", "1:2"))
 

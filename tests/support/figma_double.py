@@ -123,11 +123,8 @@ class FigmaDouble:
         # Slow handlers must stop when the client gives up, or cleanup would wait for them.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self.port = int(self._runner.addresses[0][1])
         return self
 
     async def close(self) -> None:
@@ -228,7 +225,9 @@ class FigmaDouble:
         ids = [i for i in request.query.get("ids", "").split(",") if i]
         # Like Figma, a node it cannot render (here: any id ending in :404) maps to null.
         images = {
-            i: None if i.endswith(":404") else f"{self.url}/_images/{key}/{i.replace(':', '-')}.{fmt}"
+            i: None
+            if i.endswith(":404")
+            else f"{self.url}/_images/{key}/{i.replace(':', '-')}.{fmt}"
             for i in ids
         }
         return web.json_response({"err": None, "images": images, "status": 200})
