@@ -60,6 +60,7 @@ class SessionManager:
         self.id_bytes = id_bytes
         self._record = instrumentation.record
         self._record_cache = instrumentation.record_cache
+        self._get_cached = store.get_cached
         self._created = metrics.sessions_created if metrics else None
         self._retrieved = metrics.sessions_retrieved if metrics else None
         self._updated = metrics.sessions_updated if metrics else None
@@ -88,11 +89,18 @@ class SessionManager:
         """The live session; SessionNotFound if unknown or expired, StoreUnavailable during an
         outage when only Redis could know."""
         started = _perf_counter()
+        # Hot path: a memory hit holding the decoded session. Only valid ids are ever stored,
+        # so the id check can wait for the slow path.
+        key = NAMESPACE + "{" + session_id + "}"
+        value = self._get_cached(key)
+        if value is not None and value.decoded is not None:
+            self._record_cache("memory", True)
+            self._record("get", _perf_counter() - started)
+            if self._retrieved is not None:
+                self._retrieved.inc()
+            return value.decoded  # type: ignore[return-value]
         try:
-            if _match_id(session_id) is None:
-                raise SessionNotFound(f"session {session_id!r} not found")
-            value = await self.store.get(NAMESPACE + "{" + session_id + "}", self._record_cache)
-            session = self._decode(session_id, value)
+            session = await self._get_slow(session_id, key, value)
         except Exception as exc:
             self.instrumentation.record_exception("get", started, exc)
             raise
@@ -100,6 +108,16 @@ class SessionManager:
         if self._retrieved is not None:
             self._retrieved.inc()
         return session
+
+    async def _get_slow(self, session_id: str, key: str, cached: StoredValue | None) -> Session:
+        if cached is not None:  # held but not decoded yet
+            self._record_cache("memory", True)
+            return self._decode(session_id, cached)
+        self._record_cache("memory", False)
+        if _match_id(session_id) is None:
+            raise SessionNotFound(f"session {session_id!r} not found")
+        value = await self.store.get_uncached(key, self._record_cache)
+        return self._decode(session_id, value)
 
     async def update(
         self, session_id: str, data: dict[str, Any], ttl: float | None = None

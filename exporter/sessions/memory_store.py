@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterable
 from exporter.sessions.store import StoredValue
 
 ExpiryListener = Callable[[str, StoredValue], None]
+_Entry = tuple[StoredValue, float, int, str | None]
 
 _monotonic = time.monotonic
+_time = time.time
 
 
 class MemoryStore:
@@ -40,8 +42,8 @@ class MemoryStore:
         self.max_bytes = max_bytes
         self.on_expire = on_expire
         self.on_evict = on_evict
-        # key -> (value, monotonic deadline); a tuple is the cheapest record to build and unpack.
-        self._data: OrderedDict[str, tuple[StoredValue, float]] = OrderedDict()
+        # key -> (value, monotonic deadline, size, counted prefix): a tuple is the cheapest record.
+        self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._deadlines: list[tuple[float, str]] = []
         self._prefix_counts = dict.fromkeys(counted_prefixes, 0)
         self.bytes = 0
@@ -59,36 +61,47 @@ class MemoryStore:
         if entry is None:
             return None
         if entry[1] <= _monotonic():
-            self._expire(key, entry[0])
+            self._expire(key)
             return None
         self._data.move_to_end(key)
         return entry[0]
 
+    def peek(self, key: str) -> StoredValue | None:
+        """The value held for `key`, live or not, without touching LRU order or expiry."""
+        entry = self._data.get(key)
+        return None if entry is None else entry[0]
+
     def put(self, key: str, value: StoredValue, max_ttl: float | None = None) -> None:
         """Hold `value` until its expiry (or `max_ttl` seconds, if sooner); evict to stay in bounds."""
-        ttl = value.expires_at - time.time()
+        ttl = value.expires_at - _time()
         if max_ttl is not None and max_ttl < ttl:
             ttl = max_ttl
-        size = _size(key, value)
-        self._remove(key)
+        data = self._data
+        old = data.pop(key, None)
+        if old is not None:
+            self._forget(old)
+        size = len(key) + len(value.payload)
         if ttl <= 0 or size > self.max_bytes:
             return
         deadline = _monotonic() + ttl
-        self._data[key] = (value, deadline)
+        prefix = self._prefix_of(key)
+        data[key] = (value, deadline, size, prefix)
         self.bytes += size
-        self._count(key, 1)
+        if prefix is not None:
+            self._prefix_counts[prefix] += 1
         heapq.heappush(self._deadlines, (deadline, key))
-        if len(self._data) > self.max_entries or self.bytes > self.max_bytes:
+        if len(data) > self.max_entries or self.bytes > self.max_bytes:
             self._evict()
-        if len(self._deadlines) > 2 * len(self._data) + 1024:
+        if len(self._deadlines) > 2 * len(data) + 1024:
             self._rebuild_deadlines()
 
     def pop(self, key: str) -> StoredValue | None:
         """Remove `key`; return its value if it was held and live."""
-        entry = self._remove(key)
-        if entry is None or entry[1] <= _monotonic():
+        entry = self._data.pop(key, None)
+        if entry is None:
             return None
-        return entry[0]
+        self._forget(entry)
+        return None if entry[1] <= _monotonic() else entry[0]
 
     def clear(self, prefix: str | None = None) -> int:
         """Drop every entry (or those whose key starts with `prefix`); return how many."""
@@ -101,7 +114,7 @@ class MemoryStore:
             return count
         keys = [key for key in self._data if key.startswith(prefix)]
         for key in keys:
-            self._remove(key)
+            self._forget(self._data.pop(key))
         return len(keys)
 
     def sweep(self, limit: int = 10_000) -> int:
@@ -113,7 +126,7 @@ class MemoryStore:
             deadline, key = heapq.heappop(heap)
             entry = self._data.get(key)
             if entry is not None and entry[1] == deadline:
-                self._expire(key, entry[0])
+                self._expire(key)
                 removed += 1
         return removed
 
@@ -125,38 +138,34 @@ class MemoryStore:
     def keys(self) -> list[str]:
         return list(self._data)
 
-    def _expire(self, key: str, value: StoredValue) -> None:
-        self._remove(key)
+    def _expire(self, key: str) -> None:
+        entry = self._data.pop(key)
+        self._forget(entry)
         if self.on_expire is not None:
-            self.on_expire(key, value)
+            self.on_expire(key, entry[0])
 
-    def _remove(self, key: str) -> tuple[StoredValue, float] | None:
-        entry = self._data.pop(key, None)
-        if entry is not None:
-            self.bytes -= _size(key, entry[0])
-            self._count(key, -1)
-        return entry
+    def _forget(self, entry: _Entry) -> None:
+        """Account for an entry already taken out of the dict."""
+        self.bytes -= entry[2]
+        if entry[3] is not None:
+            self._prefix_counts[entry[3]] -= 1
 
     def _evict(self) -> None:
+        data = self._data
         evicted = 0
-        while self._data and (len(self._data) > self.max_entries or self.bytes > self.max_bytes):
-            key, (value, _) = self._data.popitem(last=False)
-            self.bytes -= _size(key, value)
-            self._count(key, -1)
+        while data and (len(data) > self.max_entries or self.bytes > self.max_bytes):
+            self._forget(data.popitem(last=False)[1])
             evicted += 1
         self.evictions += evicted
         if evicted and self.on_evict is not None:
             self.on_evict(evicted)
 
-    def _count(self, key: str, delta: int) -> None:
+    def _prefix_of(self, key: str) -> str | None:
         for prefix in self._prefix_counts:
             if key.startswith(prefix):
-                self._prefix_counts[prefix] += delta
+                return prefix
+        return None
 
     def _rebuild_deadlines(self) -> None:
-        self._deadlines = [(deadline, key) for key, (_, deadline) in self._data.items()]
+        self._deadlines = [(entry[1], key) for key, entry in self._data.items()]
         heapq.heapify(self._deadlines)
-
-
-def _size(key: str, value: StoredValue) -> int:
-    return len(key) + len(value.payload)

@@ -29,7 +29,7 @@ from types import TracebackType
 from exporter.errors import StoreUnavailable
 from exporter.events import EventLog
 from exporter.metrics import INVALIDATION_REASONS, Metrics
-from exporter.sessions.breaker import CircuitBreaker
+from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.journal import ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_store import RedisStore, ReplayItem
@@ -134,6 +134,17 @@ class TieredStore:
                 return value
         if record is not None:
             record("memory", False)
+        return await self.get_uncached(key, record)
+
+    def get_cached(self, key: str) -> StoredValue | None:
+        """The memory tier's live value (no I/O, nothing recorded): the hot path's first step.
+        On None, continue with `get_uncached`."""
+        return None if self.memory_bypass else self.memory.get(key)
+
+    async def get_uncached(
+        self, key: str, record: CacheRecorder | None = None
+    ) -> StoredValue | None:
+        """`get` after a memory miss: the replay journal, then Redis (filling memory)."""
         if self.journal:
             pending = self.journal.get(key)
             if pending is not None:
@@ -142,27 +153,30 @@ class TieredStore:
                     if pending.value is not None and pending.value.remaining() > 0
                     else None
                 )
-        if self.redis is None:
+        redis = self.redis
+        if redis is None:
             return None
-        return await self._read_through(key, record)
-
-    async def _read_through(self, key: str, record: CacheRecorder | None) -> StoredValue | None:
-        if not self.breaker.closed:
+        if self.breaker.state != CLOSED:
             raise StoreUnavailable(
                 "Redis is unreachable and the memory tier does not hold this key",
                 self._retry_after(),
             )
         epoch = self._invalidation_epoch
         try:
-            value = await self.redis.get(key)  # type: ignore[union-attr]
+            value = await redis.get(key)
         except StoreUnavailable as exc:
             self._on_redis_failure(exc)
             exc.retry_after = self._retry_after()
             raise
         if record is not None:
             record("redis", value is not None)
-        if value is not None and epoch == self._invalidation_epoch:
-            return self._fill(key, value)
+        if value is not None and epoch == self._invalidation_epoch and not self.memory_bypass:
+            # Fill memory unless a newer local write landed while the GET was in flight.
+            current = self.memory.peek(key)
+            if current is None or current.version <= value.version:
+                self.memory.put(key, value)
+            else:
+                return self.memory.get(key) or value
         return value
 
     async def set(
@@ -288,9 +302,9 @@ class TieredStore:
         """Put `value` in memory unless memory already holds a newer version of the key."""
         if self.memory_bypass:
             return value
-        current = self.memory.get(key)
+        current = self.memory.peek(key)
         if current is not None and current.version > value.version:
-            return current
+            return self.memory.get(key) or value  # a newer local write landed meanwhile
         self.memory.put(key, value)
         return value
 

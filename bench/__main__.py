@@ -1,0 +1,78 @@
+"""`make bench` / `python -m bench`: every benchmark target of the session store, one table.
+
+Each figure is a median over interleaved runs, compared with a baseline measured in the same run
+(the machine is shared and noisy: absolute numbers drift, ratios hold). Misses are printed, not
+hidden; the exit status is 0 either way (benchmarks are not tests).
+
+    python -m bench            # everything, about 2 minutes
+    python -m bench store      # one section: store, http or metrics
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import sys
+import time
+
+from bench import http_bench, metrics_bench, store_bench
+from bench.support import RedisProcess, Result
+
+SECTIONS = ("store", "http", "metrics")
+
+
+def loop_name() -> str:
+    try:
+        import uvloop  # noqa: F401
+
+        return "uvloop"
+    except ImportError:
+        return "asyncio"
+
+
+def run_async(coro):  # type: ignore[no-untyped-def]
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def print_table(results: list[Result]) -> None:
+    print()
+    print(f"{'target':<72} {'median':>11} {'baseline':>11} {'ratio':>7}  {'goal':<7} ok")
+    for r in results:
+        print(
+            f"{r.name:<72} {r.value:>11.2f} {r.baseline:>11.2f} {r.ratio:>6.2f}×  {r.target:<7} "
+            f"{'yes' if r.ok else 'MISS'}  ({r.unit})"
+        )
+        if r.note:
+            print(f"    {r.note}")
+
+
+def main(argv: list[str]) -> None:
+    sections = argv or list(SECTIONS)
+    print(
+        f"python {platform.python_version()}, event loop {loop_name()}, sections: {', '.join(sections)}"
+    )
+    started = time.monotonic()
+    redis = RedisProcess()
+    results: list[Result] = []
+    try:
+        if "store" in sections:
+            results += run_async(store_bench.run(redis.url))
+        if "http" in sections:
+            results += http_bench.run(redis.url)
+        if "metrics" in sections:
+            results += run_async(metrics_bench.run())
+    finally:
+        redis.stop()
+    print_table(results)
+    print(
+        f"\n{len(results)} targets, {sum(r.ok for r in results)} met, {time.monotonic() - started:.0f}s"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

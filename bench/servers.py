@@ -1,0 +1,79 @@
+"""The HTTP servers the throughput benchmark compares, each run in its own process:
+
+    python -m bench.servers bare PORT JSON_FILE        a bare aiohttp handler returning fixed JSON
+    python -m bench.servers exporter PORT REDIS_URL    the exporter app (GET /api/sessions/{id})
+    python -m bench.servers aiohttp-session PORT REDIS_URL   aiohttp-session RedisStorage, load per request
+
+All use uvloop when installed, no access log, the default aiohttp settings otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+
+
+def bare_app(body: bytes) -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/api/sessions/{id}", handler)
+    return app
+
+
+def exporter_app(redis_url: str) -> web.Application:
+    from prometheus_client import CollectorRegistry
+
+    from exporter.config import parse_settings
+    from exporter.web import create_app
+
+    return create_app(parse_settings({"redis_url": redis_url}), registry=CollectorRegistry())
+
+
+def aiohttp_session_app(redis_url: str) -> web.Application:
+    import redis.asyncio as aioredis
+    from aiohttp_session import get_session, session_middleware
+    from aiohttp_session.redis_storage import RedisStorage
+
+    client = aioredis.from_url(redis_url)
+
+    async def handler(request: web.Request) -> web.Response:
+        session = await get_session(request)
+        return web.Response(
+            body=orjson.dumps(session.get("session")), content_type="application/json"
+        )
+
+    async def close(app: web.Application) -> None:
+        await client.aclose()
+
+    app = web.Application(middlewares=[session_middleware(RedisStorage(client))])
+    app.router.add_get("/api/sessions/{id}", handler)
+    app.on_cleanup.append(close)
+    return app
+
+
+def main(argv: list[str]) -> None:
+    kind, port, arg = argv[0], int(argv[1]), argv[2]
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    if kind == "bare":
+        app = bare_app(Path(arg).read_bytes())
+    elif kind == "exporter":
+        app = exporter_app(arg)
+    elif kind == "aiohttp-session":
+        app = aiohttp_session_app(arg)
+    else:
+        raise SystemExit(f"unknown server {kind!r}")
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

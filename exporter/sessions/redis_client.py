@@ -1,0 +1,237 @@
+"""Redis clients from `--redis-url`: the one place that turns the URL into a client, for every
+deployment the exporter supports.
+
+    redis://[[user]:password@]host[:port][/db][?option=value&...]        one server
+    rediss://...                                                         one server over TLS
+    unix://[[user]:password@]/path/to/redis.sock[?db=N]                  a local socket
+    redis+cluster://[[user]:password@]host:port[,host:port...]          Redis Cluster (seed nodes)
+    rediss+cluster://...                                                 Redis Cluster over TLS
+    redis+sentinel://[[user]:password@]host:port[,host:port...]/<master>[/db]   via Sentinel
+    rediss+sentinel://...                                                the master over TLS
+
+Query options are redis-py connection options (`ssl_ca_certs=/etc/ca.pem`, `ssl_cert_reqs=none`,
+...). With Sentinel the URL's credentials are the data nodes'; `sentinel_username=` and
+`sentinel_password=` authenticate to the sentinels themselves.
+
+    >>> parse_redis_url("redis+sentinel://10.0.0.1,10.0.0.2:26380/sessions").hosts
+    (('10.0.0.1', 26379), ('10.0.0.2', 26380))
+
+Every client gets short timeouts and no retries: the tiered store's breaker decides what a failure
+means. `RedisDeployment` also opens the dedicated RESP2 connections the coherence listener needs,
+one per primary (the server that executes the writes it must hear about).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, parse_url
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+
+from exporter.config import Settings
+from exporter.errors import ConfigError
+
+RedisClient: TypeAlias = "aioredis.Redis | RedisCluster"
+SETTING = "--redis-url"
+STANDALONE, CLUSTER, SENTINEL = "standalone", "cluster", "sentinel"
+DEFAULT_PORTS = {STANDALONE: 6379, CLUSTER: 6379, SENTINEL: 26379}
+_SENTINEL_AUTH = ("sentinel_username", "sentinel_password")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """A parsed `--redis-url`. `options` are redis-py connection keyword arguments (credentials,
+    TLS, query options); `hosts` are the server (standalone), seed nodes or sentinels."""
+
+    kind: str
+    tls: bool
+    hosts: tuple[tuple[str, int], ...] = ()
+    master: str | None = None
+    options: dict[str, Any] = field(default_factory=dict, repr=False)
+    sentinel_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Validate `url` into a RedisTarget; ConfigError (never echoing the URL) when malformed."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    base, _, variant = scheme.partition("+")
+    if base not in ("redis", "rediss", "unix") or variant not in ("", CLUSTER, SENTINEL):
+        raise ConfigError(SETTING, f"unsupported scheme {scheme!r}")
+    if base == "unix" and variant:
+        raise ConfigError(SETTING, "unix:// cannot be combined with +cluster or +sentinel")
+    if not variant:
+        return _standalone(url, base)
+    return _multi_host(url, variant, tls=base == "rediss")
+
+
+def _standalone(url: str, base: str) -> RedisTarget:
+    try:
+        options: dict[str, Any] = dict(parse_url(url))
+    except ValueError as exc:
+        raise ConfigError(SETTING, _safe(exc)) from None
+    options.pop("connection_class", None)
+    if base == "unix":
+        if not options.get("path"):
+            raise ConfigError(SETTING, "unix:// needs a socket path, e.g. unix:///run/redis.sock")
+        return RedisTarget(STANDALONE, False, options=options)
+    host, port = options.pop("host", "localhost"), options.pop("port", DEFAULT_PORTS[STANDALONE])
+    return RedisTarget(STANDALONE, base == "rediss", ((host, int(port)),), options=options)
+
+
+def _multi_host(url: str, kind: str, *, tls: bool) -> RedisTarget:
+    parts = urlsplit(url)
+    userinfo, _, netloc = parts.netloc.rpartition("@")
+    hosts = tuple(_host_port(item, DEFAULT_PORTS[kind]) for item in netloc.split(","))
+    path = [unquote(piece) for piece in parts.path.split("/") if piece]
+    query = dict(parse_qsl(parts.query))
+    sentinel_options = {
+        name.removeprefix("sentinel_"): query.pop(name) for name in _SENTINEL_AUTH if name in query
+    }
+    master = None
+    if kind == SENTINEL:
+        if not path:
+            raise ConfigError(SETTING, "redis+sentinel:// needs the master name: .../<master>[/db]")
+        master, path = path[0], path[1:]
+    if len(path) > 1 or (kind == CLUSTER and path and path[0] != "0"):
+        raise ConfigError(SETTING, "unexpected path: Redis Cluster has only database 0")
+    # Credentials, db and query options are parsed by redis-py itself, from a one-host URL.
+    single = f"{'rediss' if tls else 'redis'}://{userinfo + '@' if userinfo else ''}h/{path[0] if path else 0}"
+    if query:
+        single += "?" + urlencode(query)
+    try:
+        options: dict[str, Any] = dict(parse_url(single))
+    except ValueError as exc:
+        raise ConfigError(SETTING, _safe(exc)) from None
+    for name in ("host", "port", "connection_class"):
+        options.pop(name, None)
+    if kind == CLUSTER:
+        options.pop("db", None)
+    return RedisTarget(kind, tls, hosts, master, options, sentinel_options)
+
+
+def _host_port(item: str, default_port: int) -> tuple[str, int]:
+    item = item.strip()
+    if item.startswith("["):  # [IPv6]:port
+        host, _, rest = item[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = item.partition(":")
+    if not host:
+        raise ConfigError(SETTING, "empty host in the host list (expected host:port,host:port)")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(SETTING, "a port in the host list is not a number in 1-65535")
+    return host, int(port) if port else default_port
+
+
+def _safe(exc: Exception) -> str:
+    # redis-py's messages name the option, never the URL; keep only that much.
+    return str(exc).split("\n", 1)[0]
+
+
+def client_options(timeout: float) -> dict[str, Any]:
+    """Short timeouts and no retries: a dead or hung server costs one timeout, then the breaker."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_timeout": False,
+        "health_check_interval": 0,
+    }
+
+
+@dataclass(slots=True)
+class TrackedNode:
+    """A primary the coherence listener must watch: a name for logs and a way to open a fresh
+    RESP2 connection to it (not from the pool: it will be subscribed or tracking)."""
+
+    name: str
+    connect: Callable[[], AbstractConnection]
+
+
+class RedisDeployment:
+    """The data client for one `--redis-url`, plus what coherence needs to reach each primary."""
+
+    def __init__(
+        self, target: RedisTarget, client: RedisClient, sentinel: Sentinel | None = None
+    ) -> None:
+        self.target = target
+        self.kind = target.kind
+        self.client = client
+        self._sentinel = sentinel
+
+    async def primaries(self) -> list[TrackedNode]:
+        """The servers that execute writes now (Cluster: every primary; Sentinel: the current
+        master as the sentinels report it)."""
+        if isinstance(self.client, RedisCluster):
+            await self.client.initialize()
+            return [self._cluster_node(node) for node in self.client.get_primaries()]
+        if self._sentinel is not None:
+            assert self.target.master is not None
+            host, port = await self._sentinel.discover_master(self.target.master)
+            return [self._tcp_node(f"{host}:{port}", host, int(port))]
+        pool = self.client.connection_pool
+        kwargs = {**pool.connection_kwargs, "protocol": 2}
+        name = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
+        return [TrackedNode(name, lambda: pool.connection_class(**kwargs))]
+
+    def _cluster_node(self, node: ClusterNode) -> TrackedNode:
+        kwargs = {**node.connection_kwargs, "protocol": 2}
+        return TrackedNode(node.name, lambda: node.connection_class(**kwargs))
+
+    def _tcp_node(self, name: str, host: str, port: int) -> TrackedNode:
+        pool = self.client.connection_pool  # type: ignore[union-attr]
+        kwargs = {**pool.connection_kwargs, "host": host, "port": port, "protocol": 2}
+        kwargs.pop(
+            "connection_pool", None
+        )  # Sentinel-managed connections re-resolve; ours must not
+        cls = SSLConnection if self.target.tls else Connection
+        return TrackedNode(name, lambda: cls(**kwargs))
+
+    async def ping(self) -> None:
+        """PING every primary (a Cluster client would otherwise ask one random node)."""
+        if isinstance(self.client, RedisCluster):
+            await self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            await self.client.ping()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self._sentinel is not None:
+            with contextlib.suppress(Exception):
+                await self._sentinel.aclose()
+
+
+def open_deployment(url: str, timeout: float) -> RedisDeployment:
+    """Build the client(s) for `url` (no I/O yet: clients connect on first use)."""
+    target = parse_redis_url(url)
+    options = client_options(timeout)
+    if target.kind == STANDALONE:
+        return RedisDeployment(target, aioredis.from_url(url, **options))
+    merged = {**options, **target.options}  # options given in the URL win
+    if target.kind == CLUSTER:
+        nodes = [ClusterNode(host, port) for host, port in target.hosts]
+        return RedisDeployment(target, RedisCluster(startup_nodes=nodes, ssl=target.tls, **merged))
+    tls = {name: value for name, value in merged.items() if name.startswith("ssl_")}
+    sentinel_kwargs = {
+        **{name: value for name, value in merged.items() if name.startswith("socket_")},
+        **({"ssl": True, **tls} if target.tls else {}),
+        **target.sentinel_options,
+    }
+    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **merged)
+    assert target.master is not None
+    client = sentinel.master_for(target.master, **({"ssl": True} if target.tls else {}))
+    return RedisDeployment(target, client, sentinel)
+
+
+def create_redis_client(settings: Settings) -> RedisDeployment:
+    """The Redis client(s) for `settings.redis_url`, with the configured command timeout."""
+    assert settings.redis_url is not None
+    return open_deployment(settings.redis_url, settings.redis_timeout)
