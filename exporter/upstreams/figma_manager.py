@@ -356,8 +356,8 @@ class FigmaSessionManager:
             result = await run()
         except Exception as exc:
             self.instrumentation.record_exception(operation, started, exc, context)
-            if known_session:
-                self.usage.record(session_id, operation, failed=True)  # type: ignore[arg-type]
+            if known_session and session_id is not None:
+                self.usage.record(session_id, operation, failed=True)
             raise
         self.instrumentation.record(operation, time.perf_counter() - started, context=context)
         if session_id is not None:

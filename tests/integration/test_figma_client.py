@@ -103,7 +103,7 @@ async def test_429_beyond_the_bound_fails_at_once_with_retry_after(
     started = time.monotonic()
     with pytest.raises(UpstreamError) as caught:
         await client(http, double, metrics).get_file("FILE1")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5  # nowhere near the 120 s asked for
     assert caught.value.status == "429" and caught.value.retry_after == 120
     assert double.requests["files"] == 1
 
@@ -161,7 +161,7 @@ async def test_timeouts_are_retried_then_raise_upstream_timeout(
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout) as caught:
         await client(http, double, metrics, timeout=0.2).get_file("FILE1")
-    assert time.monotonic() - started < 1.8  # three attempts of 0.2 s plus short backoffs
+    assert time.monotonic() - started < 4.5  # 3 x 0.2 s and short backoffs, not 3 x the 2 s delay
     assert caught.value.status == "timeout"
     assert requests(metrics, "files", "timeout") == 3
 

@@ -110,7 +110,7 @@ async def test_close_is_prompt_even_while_the_server_is_down(running: McpServerP
         loop = asyncio.get_running_loop()
         started = loop.time()
         await mcp.close()
-        assert loop.time() - started < 3
+        assert loop.time() - started < 4  # under close()'s own 5 s fallback
         with pytest.raises(UpstreamUnavailable, match="not running"):
             await mcp.ping()
     finally:

@@ -80,7 +80,7 @@ async def test_kill_and_restart_the_mcp_server(mcp_server: McpServerProcess) -> 
         mcp_server.kill()
         try:
             # The next probe round (every 0.2 s) notices: generous bound for a loaded machine.
-            assert await eventually(is_down, timeout=5) < 5
+            await eventually(is_down, timeout=10)
             failed = await screenshot("1:3")
             assert failed.status == 503
             error = (await failed.json())["error"]
@@ -125,6 +125,6 @@ async def test_kill_and_restart_the_mcp_server(mcp_server: McpServerProcess) -> 
         # Back without restarting the exporter: the very next call reconnects.
         again = await screenshot("1:4")
         assert again.status == 200
-        await eventually(is_up, timeout=5)
+        await eventually(is_up, timeout=10)
         assert sample(registry, "events_total", type="upstream_up") == 1
         assert sample(registry, "screenshots_total", source="mcp", outcome="success") == 2

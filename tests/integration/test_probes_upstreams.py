@@ -108,14 +108,14 @@ async def test_mcp_server_killed_then_restarted(
         await eventually(lambda: up(metrics, "mcp_server") == 1)
         mcp_server.kill()
         try:
-            await eventually(lambda: up(metrics, "mcp_server") == 0, timeout=5)
+            await eventually(lambda: up(metrics, "mcp_server") == 0, timeout=10)
             status = figma.probes.status()["mcp_server"]
             assert status.state == "down" and status.last_error
             assert failures(metrics, "mcp_server", "connection") >= 1  # type: ignore[operator]
             assert up(metrics, "figma_api") == 1  # the others are unaffected
         finally:
             mcp_server.start()
-        await eventually(lambda: up(metrics, "mcp_server") == 1, timeout=5)
+        await eventually(lambda: up(metrics, "mcp_server") == 1, timeout=10)
         types = [e.type for e in events.recent()]
         assert types.count("upstream_down") == 1 and types[-1] == "upstream_up"
 
@@ -148,13 +148,13 @@ async def test_redis_killed_then_restarted(
         await eventually(lambda: up(metrics, "redis") == 1)
         redis_server.kill()
         try:
-            await eventually(lambda: up(metrics, "redis") == 0, timeout=5)
+            await eventually(lambda: up(metrics, "redis") == 0, timeout=10)
             assert failures(metrics, "redis", "connection") >= 1  # type: ignore[operator]
             status = figma.probes.status()["redis"]
             assert status.state == "down" and "connection failed" in (status.last_error or "")
         finally:
             redis_server.start()
-        await eventually(lambda: up(metrics, "redis") == 1, timeout=5)
+        await eventually(lambda: up(metrics, "redis") == 1, timeout=10)
 
 
 async def test_probes_never_run_inside_a_scrape(
