@@ -21,6 +21,11 @@ from exporter.config import OPTIONS, ConfigError, Settings, parse_settings
 
 log = logging.getLogger("exporter")
 EXIT_CONFIG = 2
+EXIT_LISTEN = 1
+
+
+class ListenError(Exception):
+    """The listen address cannot be bound (in use, not permitted)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,23 +84,28 @@ async def serve(settings: Settings) -> None:
     from exporter.web import create_app
     from exporter.web.keys import LIFECYCLE
 
+    # Handlers first: a SIGTERM that arrives while starting still shuts down cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
     await runner.setup()
     host, port = settings.listen
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     log.info(
         "serving on http://%s:%d (redis %s, figma %s, mcp %s)",
         host,
         port,
         settings.redis_url_redacted or "off: memory only",
         "on" if settings.figma_enabled else "off",
-        settings.mcp_url or "off",
+        "on" if settings.mcp_enabled else "off",
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     log.info("shutting down: readiness off, finishing in-flight requests")
     app[LIFECYCLE].stopping = True
@@ -118,7 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"session-metrics-exporter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level)
-    run(settings)
+    try:
+        run(settings)
+    except ListenError as exc:
+        log.error("%s", exc)
+        return EXIT_LISTEN
     return 0
 
 

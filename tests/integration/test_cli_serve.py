@@ -41,7 +41,12 @@ def bare_exporter(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(exporter_command(), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: requests.get(f"{base}/-/ready", timeout=1).status_code == 200, timeout=20)
+        # Ready must come from our process, not from another exporter that took the port first.
+        wait_until(
+            lambda: process.poll() is None and requests.get(f"{base}/-/ready", timeout=1).status_code == 200,
+            timeout=20,
+        )
+        assert process.poll() is None, "the exporter exited during start-up"
         yield base
     finally:
         process.send_signal(signal.SIGTERM)
@@ -67,3 +72,16 @@ def test_python_dash_m_is_the_same_program() -> None:
     assert result.returncode == 0
     assert "session-metrics-exporter" in result.stdout
 
+
+
+def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [*exporter_command(), "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=30, cwd=tmp_path
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
