@@ -109,7 +109,10 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("shutting down: readiness off, finishing in-flight requests")
     app[LIFECYCLE].stopping = True
+    if settings.shutdown_drain:
+        await asyncio.sleep(settings.shutdown_drain)
     await runner.cleanup()
+    log.info("stopped")
 
 
 def run(settings: Settings) -> None:

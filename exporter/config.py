@@ -53,6 +53,7 @@ class Settings:
     sse_max_clients: int = 1000
     admin_token: str | None = field(default=None, repr=False)
     shutdown_timeout: float = 10.0
+    shutdown_drain: float = 0.0
     log_level: str = "info"
 
     @property
@@ -157,6 +158,7 @@ def _log_level(name: str, raw: Any) -> str:
 
 
 _seconds = _number(float)
+_seconds_or_zero = _number(float, exclusive=False)
 _count = _number(int)
 
 OPTIONS: tuple[Option, ...] = (
@@ -186,6 +188,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("sse_max_clients", _count, "concurrent Server-Sent Events clients"),
     Option("admin_token", _optional_text, "bearer token required by admin endpoints; none = open", secret=True),
     Option("shutdown_timeout", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
+    Option("shutdown_drain", _seconds_or_zero, "seconds to keep serving with readiness 503 after SIGTERM, so load balancers stop sending first"),
     Option("log_level", _log_level, "debug, info, warning, error or critical"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
