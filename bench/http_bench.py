@@ -57,7 +57,7 @@ def server(kind: str, arg: str) -> Iterator[str]:
 
 
 def wrk(url: str, seconds: float, headers: dict[str, str] | None = None) -> float:
-    args = ["wrk", "-t1", "-c50", f"-d{seconds}s", url]
+    args = ["wrk", "-t1", "-c50", f"-d{seconds:g}s", url]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     output = subprocess.run(args, capture_output=True, text=True, check=True).stdout

@@ -45,7 +45,7 @@ class ReplayJournal:
 
     def peek(self, limit: int) -> list[ReplayItem]:
         """The oldest `limit` entries, left in place until `discard` confirms them."""
-        batch = []
+        batch: list[ReplayItem] = []
         for item in self._items.values():
             if len(batch) >= limit:
                 break

@@ -113,7 +113,7 @@ class RedisStore:
         except (TimeoutError, RedisError, OSError) as exc:
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
-        return None if raw is None else decode_value(raw)
+        return None if raw is None else decode_value(raw)  # type: ignore[arg-type]
 
     async def set(self, key: str, value: StoredValue) -> None:
         await self._call(
@@ -141,7 +141,7 @@ class RedisStore:
                     keys=[key], args=[item.version, 0, expires_ms(item.expires_at)], client=pipe
                 )
             else:
-                args = [item.version, encode_value(item.value), expires_ms(item.expires_at)]
+                args = (item.version, encode_value(item.value), expires_ms(item.expires_at))
                 await self._put_if_newer(keys=[key], args=args, client=pipe)
         results = await self._call(pipe.execute())
         return [bool(result) for result in results]
