@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import gauge, prometheus, stat, statetimeline, timeseries
+from grafana_foundation_sdk.cog import variants
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -75,8 +76,8 @@ def range_map(ranges: Sequence[tuple[float, float, str, str]]) -> list[dm.ValueM
     ]
 
 
-def _queries(targets: Sequence[Target], *, instant: bool) -> list[prometheus.Dataquery]:
-    queries = []
+def _queries(targets: Sequence[Target], *, instant: bool) -> list[Builder[variants.Dataquery]]:
+    queries: list[Builder[variants.Dataquery]] = []
     for index, (expr, legend) in enumerate(targets):
         query = (
             prometheus.Dataquery()
