@@ -306,9 +306,16 @@ def performance() -> list[PanelBuilder]:
             table_legend=True,
         ),
         timeseries_panel(
-            "p95 latency by operation",
-            "95th percentile of each operation's duration.",
-            [(_quantile(0.95, metric, "manager, operation"), "{{manager}} {{operation}}")],
+            "Latency percentiles by operation",
+            "p50, p95 and p99 of each operation's duration (the JSON API's per-operation "
+            "percentiles, over the dashboard's rate interval instead of the last 100 operations).",
+            [
+                (
+                    _quantile(q, metric, "manager, operation"),
+                    f"{{{{manager}}}} {{{{operation}}}} {name}",
+                )
+                for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
+            ],
             unit="s",
             thresholds=latency,
             table_legend=True,
