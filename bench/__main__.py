@@ -44,7 +44,7 @@ def print_table(results: list[Result]) -> None:
     print(f"{'target':<72} {'median':>11} {'baseline':>11} {'ratio':>7}  {'goal':<7} ok")
     for r in results:
         print(
-            f"{r.name:<72} {r.value:>11.2f} {r.baseline:>11.2f} {r.ratio:>6.2f}×  {r.target:<7} "
+            f"{r.name:<72} {r.value:>11.2f} {r.baseline:>11.2f} {r.ratio:>6.2f}x  {r.target:<7} "
             f"{'yes' if r.ok else 'MISS'}  ({r.unit})"
         )
         if r.note:
@@ -53,9 +53,8 @@ def print_table(results: list[Result]) -> None:
 
 def main(argv: list[str]) -> None:
     sections = argv or list(SECTIONS)
-    print(
-        f"python {platform.python_version()}, event loop {loop_name()}, sections: {', '.join(sections)}"
-    )
+    python = platform.python_version()
+    print(f"python {python}, event loop {loop_name()}, sections: {', '.join(sections)}")
     started = time.monotonic()
     redis = RedisProcess()
     results: list[Result] = []
@@ -69,9 +68,8 @@ def main(argv: list[str]) -> None:
     finally:
         redis.stop()
     print_table(results)
-    print(
-        f"\n{len(results)} targets, {sum(r.ok for r in results)} met, {time.monotonic() - started:.0f}s"
-    )
+    met = sum(r.ok for r in results)
+    print(f"\n{len(results)} targets, {met} met, {time.monotonic() - started:.0f}s")
 
 
 if __name__ == "__main__":

@@ -46,9 +46,8 @@ def server(kind: str, arg: str) -> Iterator[str]:
                 break
             except requests.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"{kind} server did not start: {process.stderr.read() if process.stderr else ''}"
-                    )
+                    errors = process.stderr.read() if process.stderr else ""
+                    raise RuntimeError(f"{kind} server did not start: {errors}") from None
                 time.sleep(0.05)
         yield base
     finally:
@@ -115,7 +114,7 @@ def run(redis_url: str, rounds: int = 3, seconds: float = 3.0) -> list[Result]:
             ours,
             bare_rate,
             "req/s",
-            "≥ 0.7×",
+            "≥ 0.7x",
             ours / bare_rate >= 0.7,
             runs,
         ),
@@ -124,7 +123,7 @@ def run(redis_url: str, rounds: int = 3, seconds: float = 3.0) -> list[Result]:
             ours,
             peer_rate,
             "req/s",
-            "≥ 3×",
+            "≥ 3x",
             ours / peer_rate >= 3,
         ),
     ]

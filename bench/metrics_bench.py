@@ -55,7 +55,7 @@ async def run(sessions: int = SESSIONS, rounds: int = 41) -> list[Result]:
                     value,
                     baseline,
                     "ms",
-                    "≤ 1.1×",
+                    "≤ 1.1x",
                     value / baseline <= 1.1,
                     f"{series} sample lines",
                 )
@@ -66,5 +66,6 @@ async def run(sessions: int = SESSIONS, rounds: int = 41) -> list[Result]:
 if __name__ == "__main__":
     for result in asyncio.run(run()):
         print(
-            f"{result.name}: {result.value:.2f} vs {result.baseline:.2f} {result.unit} = {result.ratio:.2f}×"
+            f"{result.name}: {result.value:.2f} vs {result.baseline:.2f} {result.unit}"
+            f" = {result.ratio:.2f}x"
         )

@@ -2,7 +2,8 @@
 
     python -m bench.servers bare PORT JSON_FILE        a bare aiohttp handler returning fixed JSON
     python -m bench.servers exporter PORT REDIS_URL    the exporter app (GET /api/sessions/{id})
-    python -m bench.servers aiohttp-session PORT REDIS_URL   aiohttp-session RedisStorage, load per request
+    python -m bench.servers aiohttp-session PORT REDIS_URL
+        aiohttp-session's RedisStorage, loading the session on every request
 
 All use uvloop when installed, no access log, the default aiohttp settings otherwise.
 """

@@ -36,13 +36,19 @@ def median(values: list[float]) -> float:
 
 
 async def interleaved(
-    candidates: dict[str, Callable[[], Awaitable[object]]], rounds: int, ops: int
+    candidates: dict[str, Callable[[], Awaitable[object]]],
+    rounds: int,
+    ops: int,
+    before: Callable[[], object] | None = None,
 ) -> dict[str, float]:
     """Median µs per call of each candidate, over `rounds` short interleaved runs of `ops` calls:
-    short alternating runs see the same machine load, so their ratios hold on a noisy host."""
+    short alternating runs see the same machine load, so their ratios hold on a noisy host.
+    `before()` runs, untimed, ahead of each run."""
     runs: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
+            if before is not None:
+                before()
             runs[name].append(await per_op_us(fn, ops))
     return {name: median(values) for name, values in runs.items()}
 
