@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from exporter.config import OPTIONS, Settings, parse_settings, redact_url
@@ -81,3 +83,9 @@ def test_every_setting_has_a_flag_and_an_env_var() -> None:
 def test_memory_limit_must_hold_one_body() -> None:
     with pytest.raises(ConfigError, match="--memory-max-bytes"):
         parse_settings({"memory_max_bytes": "1000", "max_body_bytes": "2000"})
+
+
+def test_readme_documents_every_flag_and_variable() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for option in OPTIONS:
+        assert f"`{option.flag}`" in readme and f"`{option.env}`" in readme, option.name
