@@ -18,6 +18,7 @@ import yaml
 
 from exporter import __version__
 from exporter.config import OPTIONS, ConfigError, Settings, parse_settings
+from exporter.service import thresholds_from_settings
 
 log = logging.getLogger("exporter")
 EXIT_CONFIG = 2
@@ -67,7 +68,12 @@ def merge_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[
 
 def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     args = build_parser().parse_args(argv)
-    return parse_settings(merge_sources(args, environ))
+    settings = parse_settings(merge_sources(args, environ))
+    try:  # validated here, not at first health check, so a typo stops start-up
+        thresholds_from_settings(settings)
+    except ValueError as exc:
+        raise ConfigError("--health-thresholds", str(exc)) from None
+    return settings
 
 
 def configure_logging(level: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +53,7 @@ class Settings:
     event_log_size: int = 1000
     sse_max_clients: int = 1000
     admin_token: str | None = field(default=None, repr=False)
+    health_thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     shutdown_timeout: float = 10.0
     shutdown_drain: float = 0.0
     log_level: str = "info"
@@ -150,6 +152,19 @@ def _redis_url(name: str, raw: Any) -> str | None:
     return url
 
 
+def _thresholds(name: str, raw: Any) -> Mapping[str, float]:
+    """A YAML mapping, or `key=value,key=value` from a flag or environment variable."""
+    if isinstance(raw, str):
+        pairs = [item.partition("=") for item in raw.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ConfigError(name, "expected key=value pairs separated by commas")
+        raw = {key.strip(): value.strip() for key, _, value in pairs}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(name, "expected a mapping of threshold names to numbers")
+    parse = _number(float, exclusive=False)
+    return MappingProxyType({str(key): parse(f"{name}.{key}", value) for key, value in raw.items()})
+
+
 def _log_level(name: str, raw: Any) -> str:
     level = str(raw).strip().lower()
     if level not in LOG_LEVELS:
@@ -187,6 +202,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("event_log_size", _count, "events kept in the in-process event log"),
     Option("sse_max_clients", _count, "concurrent Server-Sent Events clients"),
     Option("admin_token", _optional_text, "bearer token required by admin endpoints; none = open", secret=True),
+    Option("health_thresholds", _thresholds, "health rule overrides, e.g. latency_critical_ms=800,cache_hit_poor=0.4 (names in exporter/health.py)"),
     Option("shutdown_timeout", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
     Option("shutdown_drain", _seconds_or_zero, "seconds to keep serving with readiness 503 after SIGTERM, so load balancers stop sending first"),
     Option("log_level", _log_level, "debug, info, warning, error or critical"),

@@ -76,6 +76,15 @@ class HealthThresholds:
     def service_penalty(self, service: str) -> float:
         return float(getattr(self, f"{service}_down_penalty"))
 
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, float], **defaults: float) -> HealthThresholds:
+        """Defaults (SPEC table, then `defaults`) with `overrides` applied; ValueError names an unknown key."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown threshold {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**{**defaults, **overrides})
+
 
 @dataclass(frozen=True, slots=True)
 class ComponentInputs:

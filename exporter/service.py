@@ -85,7 +85,7 @@ class SessionMetricsService:
         self.events = events
         self.sessions = sessions
         self.figma = figma
-        self.thresholds = thresholds or HealthThresholds()
+        self.thresholds = thresholds or thresholds_from_settings(settings)
         self.started_at = time.time()
         self.hub = Broadcaster(events, settings.sse_max_clients, metrics.sse_clients.set)
         self.event_stream = self._event_stream()
@@ -542,6 +542,13 @@ def _counter_values(metric: MetricWrapperBase) -> dict[str, int]:
             if sample.name.endswith("_total"):
                 values[next(iter(sample.labels.values()))] = int(sample.value)
     return values
+
+
+def thresholds_from_settings(settings: Settings) -> HealthThresholds:
+    """The SPEC table, with the latency row following --slow-threshold-ms, then --health-thresholds."""
+    return HealthThresholds.from_overrides(
+        settings.health_thresholds, latency_high_ms=settings.slow_threshold_ms
+    )
 
 
 @asynccontextmanager

@@ -62,3 +62,22 @@ def test_console_script_exits_2_as_a_process() -> None:
     assert result.returncode == 2
     assert "--slow-threshold-ms" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_health_thresholds_from_flag_and_yaml(tmp_path: Path) -> None:
+    from exporter.service import thresholds_from_settings
+
+    settings = load_settings(["--health-thresholds", "latency_critical_ms=800, cache_hit_poor=0.4"], {})
+    thresholds = thresholds_from_settings(settings)
+    assert thresholds.latency_critical_ms == 800 and thresholds.cache_hit_poor == 0.4
+    config = tmp_path / "exporter.yml"
+    config.write_text("slow_threshold_ms: 50\nhealth_thresholds:\n  redis_down_penalty: 40\n")
+    thresholds = thresholds_from_settings(load_settings(["--config", str(config)], {}))
+    assert thresholds.redis_down_penalty == 40
+    assert thresholds.latency_high_ms == 50  # the latency row follows the slow threshold
+
+
+@pytest.mark.parametrize("value", ["latency_critical_ms", "no_such_rule=3", "latency_critical_ms=-1"])
+def test_bad_health_thresholds_exit_2(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--health-thresholds", value]) == EXIT_CONFIG
+    assert "--health-thresholds" in capsys.readouterr().err
