@@ -4,6 +4,10 @@ Label values come from the fixed tuples below, so the number of series never gro
 every known combination is created at start-up so it exists at 0. Hot paths use pre-bound
 children (`metrics.op(...)`) instead of calling `.labels()` per event.
 
+Instruments touched on every request or session operation are `exporter.fast_metrics` families
+(lock-free: the exporter records from its one event-loop thread; see that module for the measured
+cost); the rest are prometheus_client's own. Both expose the same way on the same registry.
+
     >>> from prometheus_client import CollectorRegistry
     >>> registry = CollectorRegistry()
     >>> metrics = Metrics(registry)
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
+
+from exporter.fast_metrics import CounterChild, FastCounter, FastHistogram, HistogramChild
 
 PREFIX = "session_exporter"
 
@@ -87,8 +93,8 @@ SIZE_BUCKETS = tuple(float(1024 * 4**i) for i in range(8))  # 1 KiB .. 16 MiB
 class OperationChildren:
     """Pre-bound children for one (manager, operation): what a hot path touches."""
 
-    duration: Histogram
-    slow: Counter
+    duration: HistogramChild
+    slow: CounterChild
 
 
 class Metrics:
@@ -111,36 +117,42 @@ class Metrics:
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         return Counter(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
 
+    def _fast_counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> FastCounter:
+        """A counter on the hot path (per request or operation): lock-free, see fast_metrics."""
+        return FastCounter(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
+
     def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
 
     def _declare_operations(self) -> None:
-        self.operation_duration = Histogram(
+        self.operation_duration = FastHistogram(
             f"{PREFIX}_operation_duration_seconds",
             "Duration of session-manager operations.",
             ("manager", "operation"),
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.operation_errors = self._counter(
+        self.operation_errors = self._fast_counter(
             "operation_errors", "Failed session-manager operations by error type.", ("manager", "operation", "error")
         )
-        self.slow_operations = self._counter(
+        self.slow_operations = self._fast_counter(
             "slow_operations", "Operations slower than the slow threshold.", ("manager", "operation")
         )
 
     def _declare_sessions(self) -> None:
-        self.sessions_created = self._counter("sessions_created", "Sessions created by this replica.")
-        self.sessions_retrieved = self._counter("sessions_retrieved", "Sessions read successfully by this replica.")
-        self.sessions_updated = self._counter("sessions_updated", "Sessions replaced by this replica.")
-        self.sessions_deleted = self._counter("sessions_deleted", "Sessions deleted by this replica.")
-        self.sessions_expired = self._counter(
+        self.sessions_created = self._fast_counter("sessions_created", "Sessions created by this replica.")
+        self.sessions_retrieved = self._fast_counter(
+            "sessions_retrieved", "Sessions read successfully by this replica."
+        )
+        self.sessions_updated = self._fast_counter("sessions_updated", "Sessions replaced by this replica.")
+        self.sessions_deleted = self._fast_counter("sessions_deleted", "Sessions deleted by this replica.")
+        self.sessions_expired = self._fast_counter(
             "sessions_expired", "Sessions that expired, each counted once across replicas."
         )
         self.sessions_active = self._gauge("sessions_active", "Live sessions across all replicas.")
 
     def _declare_cache(self) -> None:
-        self.cache_requests = self._counter(
+        self.cache_requests = self._fast_counter(
             "cache_requests", "Cache lookups by manager, tier and result.", ("manager", "tier", "result")
         )
         self.cache_evictions = self._counter("cache_evictions", "Entries evicted to stay within bounds.", ("tier",))
@@ -219,10 +231,10 @@ class Metrics:
         self.event_stream_failures = self._counter(
             "event_stream_failures", "Failed writes or reads of the shared Redis event stream (events stay in memory)."
         )
-        self.http_requests = self._counter(
+        self.http_requests = self._fast_counter(
             "http_requests", "HTTP requests served, by route template.", ("route", "method", "status")
         )
-        self.http_request_duration = Histogram(
+        self.http_request_duration = FastHistogram(
             f"{PREFIX}_http_request_duration_seconds",
             "HTTP request duration by route template.",
             ("route", "method"),

@@ -1,4 +1,10 @@
-"""One middleware for all request instrumentation and error rendering (one layer is cheaper than two)."""
+"""One middleware for all request instrumentation and error rendering (one layer is cheaper
+than two).
+
+Per request it reads the matched resource (an app-lifetime object), the method and the status, and
+finds the pre-bound metric children through three plain dict lookups: no label strings, `str()` or
+tuples are built once a (route, method, status) has been seen.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import Counter, Histogram
+from aiohttp.typedefs import Middleware
+from aiohttp.web import AbstractResource
 
 from exporter.errors import (
     ExporterError,
@@ -18,6 +25,7 @@ from exporter.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from exporter.fast_metrics import CounterChild
 from exporter.metrics import Metrics
 from exporter.web.responses import ApiError, error_body, json_response
 
@@ -25,32 +33,60 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNMATCHED = "unmatched"
+_perf_counter = time.perf_counter
 
 
 def route_template(request: web.Request) -> str:
     """The route's template (`/api/sessions/{id}`), never the raw path: labels stay bounded."""
-    resource = request.match_info.route.resource
+    return _template(request.match_info.route.resource)
+
+
+def _template(resource: AbstractResource | None) -> str:
     return resource.canonical if resource is not None else UNMATCHED
 
 
+class _RouteChildren:
+    """The children of one (route template, method): its duration and a counter per status."""
+
+    __slots__ = ("_counter", "_method", "_route", "observe", "statuses")
+
+    def __init__(self, metrics: Metrics, route: str, method: str) -> None:
+        self._counter = metrics.http_requests
+        self._route = route
+        self._method = method
+        self.observe = metrics.http_request_duration.labels(route, method).observe
+        self.statuses: dict[int, CounterChild] = {}
+
+    def status(self, status: int) -> CounterChild:
+        child = self.statuses[status] = self._counter.labels(self._route, self._method, str(status))
+        return child
+
+
 class RequestMetrics:
-    """Caches label children per (route, method, status) so each is looked up once."""
+    """Caches label children per resource, method and status so each is looked up once.
+
+    Keyed by the matched resource object, not by its template string: resources live as long as
+    the app (unmatched requests all map to None), so the cache stays bounded like the labels.
+    """
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._counts: dict[tuple[str, str, str], Counter] = {}
-        self._durations: dict[tuple[str, str], Histogram] = {}
+        self._routes: dict[AbstractResource | None, dict[str, _RouteChildren]] = {}
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, str(status))
-        counter = self._counts.get(key)
+    def observe(
+        self, resource: AbstractResource | None, method: str, status: int, seconds: float
+    ) -> None:
+        methods = self._routes.get(resource)
+        if methods is None:
+            methods = self._routes[resource] = {}
+        route = methods.get(method)
+        if route is None:
+            route = methods[method] = _RouteChildren(self._metrics, _template(resource), method)
+        route.observe(seconds)
+        counter = route.statuses.get(status)
         if counter is None:
-            counter = self._counts[key] = self._metrics.http_requests.labels(*key)
-        counter.inc()
-        duration = self._durations.get(key[:2])
-        if duration is None:
-            duration = self._durations[key[:2]] = self._metrics.http_request_duration.labels(route, method)
-        duration.observe(seconds)
+            counter = route.status(status)
+        counter.value += 1
 
 
 def exception_response(exc: BaseException) -> web.Response:
@@ -94,17 +130,22 @@ def _upstream_response(exc: UpstreamError) -> web.Response:
     return json_response(body, status, headers)
 
 
-def instrumentation_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    request_metrics = RequestMetrics(metrics)
+def instrumentation_middleware(metrics: Metrics) -> Middleware:
+    observe = RequestMetrics(metrics).observe
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
+        started = _perf_counter()
         try:
             response = await handler(request)
         except Exception as exc:  # every error leaves as JSON, never as a traceback
             response = exception_response(exc)
-        request_metrics.observe(route_template(request), request.method, response.status, time.perf_counter() - started)
+        observe(
+            request.match_info.route.resource,
+            request.method,
+            response.status,
+            _perf_counter() - started,
+        )
         return response
 
     return middleware
