@@ -94,11 +94,10 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    # The host part as written: Cluster/Sentinel URLs list several host:port pairs.
+    hosts = parts.netloc.rpartition("@")[2]
     user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, user + hosts, parts.path, parts.query, parts.fragment))
 
 
 def _number(kind: type, *, minimum: float = 0, exclusive: bool = True) -> Callable[[str, Any], Any]:

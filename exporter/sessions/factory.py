@@ -1,5 +1,7 @@
-"""Builds the session layer: the Redis client (the only place one is created), the tiered store,
-the instrumented SessionManager; starts their background tasks and closes everything.
+"""Builds the session layer: the Redis client (created in `redis_client`, only from here), the
+tiered store, the instrumented SessionManager, and with Redis the cross-replica parts (the session
+index for global counts, invalidation tracking for coherent memory tiers); starts their background
+tasks and closes everything.
 
     async with open_session_layer(settings, metrics, events) as layer:
         session = await layer.manager.create({"user": "ada"})
@@ -12,63 +14,53 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from exporter.config import Settings
-from exporter.errors import ConfigError
 from exporter.events import EventLog
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
 from exporter.sessions.breaker import CircuitBreaker
+from exporter.sessions.coherence import Coherence
 from exporter.sessions.manager import NAMESPACE, SessionManager
 from exporter.sessions.memory_store import MemoryStore
+from exporter.sessions.redis_client import (
+    CLUSTER,
+    RedisClient,
+    RedisDeployment,
+    create_redis_client,
+)
 from exporter.sessions.redis_store import RedisStore
+from exporter.sessions.session_index import SessionIndex
 from exporter.sessions.tiered_store import TieredStore
 
 log = logging.getLogger(__name__)
+
+# Index shards on a Cluster: enough to spread the index writes over the primaries.
+CLUSTER_INDEX_SHARDS = 16
 
 
 @dataclass(slots=True)
 class SessionLayer:
     store: TieredStore
     manager: SessionManager
-    redis: aioredis.Redis | None
+    redis: RedisClient | None
     instrumentation: Instrumentation
-
-
-def create_redis_client(settings: Settings) -> aioredis.Redis:
-    """The Redis client for `settings.redis_url`: short timeouts, no retries (the breaker decides)."""
-    url = settings.redis_url
-    assert url is not None
-    scheme = url.split("://", 1)[0]
-    if "+" in scheme:
-        # Cluster and Sentinel URLs are accepted by the settings; their clients are built here too
-        # once supported, so everything above keeps receiving one `redis.asyncio` client.
-        raise ConfigError("--redis-url", f"scheme {scheme!r} is not supported yet")
-    return aioredis.from_url(
-        url,
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        health_check_interval=0,
-    )
+    deployment: RedisDeployment | None = None
+    coherence: Coherence | None = None
+    index: SessionIndex | None = None
 
 
 def build_store(
     settings: Settings,
     metrics: Metrics | None,
     events: EventLog | None,
-    client: aioredis.Redis | None,
+    client: RedisClient | None,
 ) -> TieredStore:
     memory = MemoryStore(
         settings.memory_max_entries, settings.memory_max_bytes, counted_prefixes=(NAMESPACE,)
     )
     redis_tier = (
         RedisStore(client, prefix=settings.redis_key_prefix, timeout=settings.redis_timeout)
-        if client
+        if client is not None
         else None
     )
     return TieredStore(
@@ -81,11 +73,44 @@ def build_store(
     )
 
 
+def build_index(settings: Settings, deployment: RedisDeployment) -> SessionIndex:
+    """The cross-replica session index; on a Cluster split in shards spread over the primaries."""
+    return SessionIndex(
+        deployment.client,
+        prefix=settings.redis_key_prefix,
+        namespace=NAMESPACE,
+        shards=CLUSTER_INDEX_SHARDS if deployment.kind == CLUSTER else 1,
+        timeout=settings.redis_timeout * 4,
+    )
+
+
+def build_coherence(
+    settings: Settings,
+    deployment: RedisDeployment,
+    store: TieredStore,
+    metrics: Metrics | None,
+    events: EventLog | None,
+) -> Coherence:
+    """Invalidation tracking for session keys (the keys other replicas change)."""
+    return Coherence(
+        deployment,
+        store,
+        prefixes=[settings.redis_key_prefix + NAMESPACE],
+        key_prefix=settings.redis_key_prefix,
+        metrics=metrics,
+        events=events,
+        timeout=settings.redis_timeout,
+        retry_interval=settings.redis_retry_interval,
+    )
+
+
 @asynccontextmanager
 async def open_session_layer(
-    settings: Settings, metrics: Metrics, events: EventLog
+    settings: Settings, metrics: Metrics, events: EventLog, *, coherence: bool = True
 ) -> AsyncIterator[SessionLayer]:
-    client = create_redis_client(settings) if settings.redis_url else None
+    """`coherence=False` leaves invalidation tracking off (benchmarks; a single replica)."""
+    deployment = create_redis_client(settings) if settings.redis_url else None
+    client = deployment.client if deployment is not None else None
     try:
         store = build_store(settings, metrics, events, client)
         instrumentation = Instrumentation(
@@ -96,15 +121,33 @@ async def open_session_layer(
             events=events,
         )
         manager = SessionManager(store, instrumentation, metrics, default_ttl=settings.session_ttl)
+        index = tracker = None
+        if deployment is not None:
+            index = build_index(settings, deployment)
+            store.redis.index = index  # type: ignore[union-attr]
+            manager.use_index(index)
         await store.start()
-        if client is None:
-            log.info("session store: memory only (no --redis-url)")
-        else:
-            log.info("session store: memory tier in front of %s", settings.redis_url_redacted)
         try:
-            yield SessionLayer(store, manager, client, instrumentation)
+            if deployment is None:
+                log.info("session store: memory only (no --redis-url)")
+            else:
+                log.info(
+                    "session store: memory tier in front of %s (%s)",
+                    settings.redis_url_redacted,
+                    deployment.kind,
+                )
+                if coherence:
+                    tracker = build_coherence(settings, deployment, store, metrics, events)
+                    await tracker.start()
+                assert index is not None
+                await index.start()
+            yield SessionLayer(store, manager, client, instrumentation, deployment, tracker, index)
         finally:
+            if index is not None:
+                await index.close()
+            if tracker is not None:
+                await tracker.close()
             await store.close()
     finally:
-        if client is not None:
-            await client.aclose()
+        if deployment is not None:
+            await deployment.aclose()

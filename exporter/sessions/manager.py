@@ -11,11 +11,14 @@ operations, rolling window), plus the per-outcome counters and cache lookups by 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
 
 from exporter.errors import SessionNotFound
 from exporter.instrumentation import Instrumentation
@@ -23,6 +26,9 @@ from exporter.metrics import Metrics
 from exporter.sessions.session import ID_PATTERN, Session, valid_id
 from exporter.sessions.store import StoredValue
 from exporter.sessions.tiered_store import TieredStore
+
+if TYPE_CHECKING:
+    from exporter.sessions.session_index import SessionIndex
 
 NAMESPACE = "s:"
 MAX_TTL = 366 * 24 * 3600.0
@@ -69,6 +75,7 @@ class SessionManager:
         self.expired_count = 0
         # Replaceable by a cluster-wide count (a Redis index shared by replicas).
         self.active_counter: Callable[[], int] = self._memory_active_count
+        self.index: SessionIndex | None = None
         store.add_expiry_listener(NAMESPACE, self._on_expired)
         if metrics is not None:
             metrics.sessions_active.set_function(self.active_count)
@@ -110,6 +117,8 @@ class SessionManager:
         return session
 
     async def _get_slow(self, session_id: str, key: str, cached: StoredValue | None) -> Session:
+        if cached is None:  # maybe our own write, re-checked after its invalidation echo
+            cached = await self.store.confirmed(key)
         if cached is not None:  # held but not decoded yet
             self._record_cache("memory", True)
             return self._decode(session_id, cached)
@@ -117,7 +126,7 @@ class SessionManager:
         if _match_id(session_id) is None:
             raise SessionNotFound(f"session {session_id!r} not found")
         value = await self.store.get_uncached(key, self._record_cache)
-        return self._decode(session_id, value)
+        return await self._found(session_id, value)
 
     async def update(
         self, session_id: str, data: dict[str, Any], ttl: float | None = None
@@ -137,14 +146,23 @@ class SessionManager:
     async def delete(self, session_id: str) -> None:
         started = _perf_counter()
         try:
-            if not valid_id(session_id) or not await self.store.delete(session_key(session_id)):
+            if not valid_id(session_id):
                 raise SessionNotFound(f"session {session_id!r} not found")
+            if not await self.store.delete(session_key(session_id)):
+                await self._found(session_id, None)  # raises SessionNotFound
         except Exception as exc:
             self.instrumentation.record_exception("delete", started, exc)
             raise
         self._record("delete", _perf_counter() - started)
         if self._deleted is not None:
             self._deleted.inc()
+
+    def use_index(self, index: SessionIndex) -> None:
+        """Count live and expired sessions across replicas through the Redis index (instead of
+        this replica's memory tier, which sees neither other replicas' sessions nor expiries)."""
+        self.index = index
+        self.active_counter = index.active
+        index.on_expired = self._count_expired
 
     def active_count(self) -> int:
         """Live sessions (by default those this replica's memory tier holds; see `active_counter`)."""
@@ -174,7 +192,7 @@ class SessionManager:
         if not valid_id(session_id):
             raise SessionNotFound(f"session {session_id!r} not found")
         key = NAMESPACE + "{" + session_id + "}"
-        current = self._decode(session_id, await self.store.get(key, self._record_cache))
+        current = await self._found(session_id, await self.store.get(key, self._record_cache))
         expires_at = current.expires_at if lifetime is None else time.time() + lifetime
         session = Session(session_id, data, current.created_at, expires_at)
         value = await self.store.set(
@@ -182,6 +200,14 @@ class SessionManager:
         )
         session.version = value.version
         return session
+
+    async def _found(self, session_id: str, value: StoredValue | None) -> Session:
+        """`_decode`; but a session gone from Redis may have just expired, so with an index its
+        expiry is claimed first (counted here unless another replica already did)."""
+        if value is None and self.index is not None and not self.store.fallback_active:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await self.index.claim(session_id)  # if this fails, the background sweep counts it
+        return self._decode(session_id, value)
 
     def _decode(self, session_id: str, value: StoredValue | None) -> Session:
         if value is None:
@@ -194,11 +220,21 @@ class SessionManager:
         return session  # type: ignore[return-value]
 
     def _on_expired(self, key: str, value: StoredValue) -> None:
+        if self.index is not None:
+            return  # a memory copy running out proves nothing across replicas: the index counts
         started = _perf_counter()
         self.expired_count += 1
         if self._expired is not None:
             self._expired.inc()
         self._record("expire", _perf_counter() - started)
+
+    def _count_expired(self, count: int, seconds: float) -> None:
+        """Expiries this replica claimed from the index (each is claimed by exactly one)."""
+        self.expired_count += count
+        if self._expired is not None:
+            self._expired.inc(count)
+        for _ in range(count):
+            self._record("expire", seconds / count)
 
 
 def _check_data(data: Any) -> None:

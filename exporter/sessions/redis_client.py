@@ -23,6 +23,7 @@ one per primary (the server that executes the writes it must hear about).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,7 +104,8 @@ def _multi_host(url: str, kind: str, *, tls: bool) -> RedisTarget:
     if len(path) > 1 or (kind == CLUSTER and path and path[0] != "0"):
         raise ConfigError(SETTING, "unexpected path: Redis Cluster has only database 0")
     # Credentials, db and query options are parsed by redis-py itself, from a one-host URL.
-    single = f"{'rediss' if tls else 'redis'}://{userinfo + '@' if userinfo else ''}h/{path[0] if path else 0}"
+    credentials = userinfo + "@" if userinfo else ""
+    single = f"{'rediss' if tls else 'redis'}://{credentials}h/{path[0] if path else 0}"
     if query:
         single += "?" + urlencode(query)
     try:
@@ -134,6 +136,18 @@ def _host_port(item: str, default_port: int) -> tuple[str, int]:
 def _safe(exc: Exception) -> str:
     # redis-py's messages name the option, never the URL; keep only that much.
     return str(exc).split("\n", 1)[0]
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a Redis call swallowed.
+
+    redis-py's connections wrap socket writes in `asyncio.wait_for`, which on Python 3.11 loses a
+    cancel that arrives as the write completes (CPython gh-86296): the task goes on with
+    `cancelling()` set. Background loops call this after each Redis call so they still stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def client_options(timeout: float) -> dict[str, Any]:
@@ -225,9 +239,12 @@ def open_deployment(url: str, timeout: float) -> RedisDeployment:
         **({"ssl": True, **tls} if target.tls else {}),
         **target.sentinel_options,
     }
-    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **merged)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.hosts), sentinel_kwargs=sentinel_kwargs, **merged
+    )
     assert target.master is not None
-    client = sentinel.master_for(target.master, **({"ssl": True} if target.tls else {}))
+    pool_options: dict[str, Any] = {"ssl": True} if target.tls else {}
+    client = sentinel.master_for(target.master, **pool_options)
     return RedisDeployment(target, client, sentinel)
 
 

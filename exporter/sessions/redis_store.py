@@ -6,7 +6,7 @@ delete's version, and replayed writes go through Lua scripts that compare versio
 so a replica replaying its outage journal never overwrites (or resurrects) anything newer.
 
 Every Redis failure surfaces as `StoreUnavailable` (or `StoreTimeout`); the client is built with
-short timeouts and no retries (see `factory.create_redis_client`), so a dead or hung server costs
+short timeouts and no retries (see `redis_client.client_options`), so a dead or hung server costs
 one timeout, and the tiered store's breaker then stops calling it.
 """
 
@@ -16,9 +16,10 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -30,6 +31,9 @@ from exporter.sessions.store import (
     encode_value,
     expires_ms,
 )
+
+if TYPE_CHECKING:
+    from exporter.sessions.session_index import SessionIndex
 
 # Versions are 19-digit decimal strings (time_ns); Lua numbers are doubles and would lose the
 # last digits, so versions are compared as strings (length first, then lexically).
@@ -98,11 +102,15 @@ class ReplayItem:
 class RedisStore:
     """Redis-backed key/value tier. Keys given to it are logical; `prefix` is prepended here."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "", timeout: float = 0.25) -> None:
+    def __init__(
+        self, client: aioredis.Redis | RedisCluster, *, prefix: str = "", timeout: float = 0.25
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.timeout = timeout
         self.last_latency_ms: float | None = None
+        # Session keys are written together with their entry in the cross-replica index.
+        self.index: SessionIndex | None = None
         self._put_if_newer = client.register_script(PUT_IF_NEWER)
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
 
@@ -116,6 +124,11 @@ class RedisStore:
         return None if raw is None else decode_value(raw)  # type: ignore[arg-type]
 
     async def set(self, key: str, value: StoredValue) -> None:
+        index = self.index
+        if index is not None and index.covers(key):
+            put = index.put(self.prefix + key, encode_value(value), value.expires_at, key)
+            await self._call(put)
+            return
         await self._call(
             self.client.set(
                 self.prefix + key, encode_value(value), pxat=expires_ms(value.expires_at)
@@ -124,6 +137,10 @@ class RedisStore:
 
     async def delete(self, key: str, version: int, expires_at: float) -> bool:
         """Delete a live value now (leaving a tombstone); False if there was none."""
+        if self.index is not None and self.index.covers(key):
+            args = [version, 1, expires_ms(expires_at)]
+            deleted = self.index.delete(self.prefix + key, DELETE_IF_NEWER, args, key)
+            return bool(await self._call(deleted))
         result = await self._call(
             self._delete_if_newer(
                 keys=[self.prefix + key], args=[version, 1, expires_ms(expires_at)]
@@ -133,23 +150,36 @@ class RedisStore:
 
     async def replay(self, items: Sequence[ReplayItem]) -> list[bool]:
         """Apply journalled writes in one pipeline; True where written, False where skipped as older."""
+        # EVAL, not EVALSHA: redis-py refuses EVALSHA in Cluster pipelines, and EVAL needs no
+        # script-loading round trip after a server restart.
         pipe = self.client.pipeline(transaction=False)
         for item in items:
             key = self.prefix + item.key
             if item.value is None:
-                await self._delete_if_newer(
-                    keys=[key], args=[item.version, 0, expires_ms(item.expires_at)], client=pipe
-                )
+                pipe.eval(DELETE_IF_NEWER, 1, key, item.version, 0, expires_ms(item.expires_at))
             else:
                 args = (item.version, encode_value(item.value), expires_ms(item.expires_at))
-                await self._put_if_newer(keys=[key], args=args, client=pipe)
+                pipe.eval(PUT_IF_NEWER, 1, key, *args)
         results = await self._call(pipe.execute())
+        if self.index is not None:
+            await self._call(self.index.reconcile(items, self.prefix))
         return [bool(result) for result in results]
+
+    async def get_many(self, keys: Sequence[str]) -> list[StoredValue | None]:
+        """One pipeline of GETs (split per node on a Cluster); None for missing or deleted."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(self.prefix + key)
+        raws = await self._call(pipe.execute())
+        return [None if raw is None else decode_value(raw) for raw in raws]
 
     async def ping(self) -> float:
         """Round-trip time in milliseconds, or StoreUnavailable."""
         started = time.perf_counter()
-        await self._call(self.client.ping())
+        if isinstance(self.client, RedisCluster):  # every primary, not one random node
+            await self._call(self.client.ping(target_nodes=RedisCluster.PRIMARIES))
+        else:
+            await self._call(self.client.ping())
         return (time.perf_counter() - started) * 1000
 
     async def raw_get(self, key: str) -> bytes | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -32,12 +33,16 @@ from exporter.metrics import INVALIDATION_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.journal import ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
+from exporter.sessions.redis_client import raise_if_cancelled
 from exporter.sessions.redis_store import RedisStore, ReplayItem
 from exporter.sessions.store import CacheRecorder, StoredValue, StoreStatus, new_version
 
 log = logging.getLogger(__name__)
 
 REPLAY_BATCH = 256
+# Re-checks of a parked own write before giving up on it (the next read then goes to Redis).
+PARK_CHECKS = 3
+PARK_BATCH = 256
 SWEEP_INTERVAL = 1.0
 ExpiryCallback = Callable[[str, StoredValue], None]
 
@@ -65,9 +70,23 @@ class TieredStore:
         self.failovers = 0
         # While True, reads skip the memory tier and writes do not fill it (coherence unknown).
         self.memory_bypass = False
-        # Bumped by every delete/invalidation: a read-through that started before must not re-fill
-        # memory with the copy it fetched, which may be the one just deleted.
+        # Bumped when the whole tier is dropped or coherence changes: a read-through that started
+        # before must not re-fill memory with the copy it fetched.
         self._invalidation_epoch = 0
+        # Keys with a Redis read or write in flight -> [operations, invalidations seen meanwhile]:
+        # such an operation must not fill memory if its key was invalidated while it waited.
+        self._inflight: dict[str, list[int]] = {}
+        # Coherence (see coherence.py): False while invalidation tracking is down. Writes to keys
+        # under `tracked_prefixes` echo back as invalidations; `_echoes` counts those expected.
+        self.coherent = True
+        self.tracked_prefixes: tuple[str, ...] = ()
+        self._echoes: dict[str, int] = {}
+        # Own writes invalidated (most likely by their echo): they stay in memory but are not
+        # served until a GET shows Redis still holds them (batched: one checker task).
+        # key -> (our value, the tier's epoch when parked, checks left)
+        self._parked: dict[str, tuple[StoredValue, int, int]] = {}
+        self._checker: asyncio.Task[None] | None = None
+        self._check_round: asyncio.Future[None] | None = None
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
         self._outage_drops = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -93,9 +112,10 @@ class TieredStore:
 
     async def close(self) -> None:
         """Stop background tasks; try once to replay what the journal still holds."""
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._checker] if self._checker is not None else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
@@ -127,7 +147,9 @@ class TieredStore:
         `record(tier, hit)` is called for each tier consulted, so callers count hits per tier.
         """
         if not self.memory_bypass:
-            value = self.memory.get(key)
+            value = self.get_cached(key)
+            if value is None and self._parked:
+                value = await self.confirmed(key)
             if value is not None:
                 if record is not None:
                     record("memory", True)
@@ -138,8 +160,10 @@ class TieredStore:
 
     def get_cached(self, key: str) -> StoredValue | None:
         """The memory tier's live value (no I/O, nothing recorded): the hot path's first step.
-        On None, continue with `get_uncached`."""
-        return None if self.memory_bypass else self.memory.get(key)
+        On None, continue with `confirmed`, then `get_uncached`."""
+        if self.memory_bypass or (self._parked and key in self._parked):
+            return None
+        return self.memory.get(key)
 
     async def get_uncached(
         self, key: str, record: CacheRecorder | None = None
@@ -161,16 +185,22 @@ class TieredStore:
                 "Redis is unreachable and the memory tier does not hold this key",
                 self._retry_after(),
             )
-        epoch = self._invalidation_epoch
+        token = self._watch(key)
         try:
             value = await redis.get(key)
         except StoreUnavailable as exc:
             self._on_redis_failure(exc)
+            if not self.memory_bypass:  # bypassed for coherence only: the fallback serves memory
+                held = self.memory.get(key)
+                if held is not None:
+                    return held
             exc.retry_after = self._retry_after()
             raise
+        finally:
+            clean = self._unwatch(key, token)
         if record is not None:
             record("redis", value is not None)
-        if value is not None and epoch == self._invalidation_epoch and not self.memory_bypass:
+        if value is not None and clean and not self.memory_bypass:
             # Fill memory unless a newer local write landed while the GET was in flight.
             current = self.memory.peek(key)
             if current is None or current.version <= value.version:
@@ -197,24 +227,42 @@ class TieredStore:
             decoded,
         )
         if self.redis is not None:
-            await self._write(key, value)
-        if not self.memory_bypass:
-            self._fill(key, value)
+            token = self._watch(key)
+            echo = self._expect_echo(key)
+            try:
+                written = await self._write(key, value)
+            finally:
+                clean = self._unwatch(key, token)
+            if echo and not written:
+                self._echo_arrived(key)  # journalled: nothing was sent, nothing will echo
+            # Our own write goes to memory even while the tier is bypassed (tracking lost): if
+            # Redis turns out to be down, the fallback serves it; if tracking comes back instead,
+            # the tier is flushed before it serves again.
+            self._fill(key, value, own=True)
+            if not clean:
+                # Invalidated while the write was in flight: by its own echo, or by another
+                # replica's write landing just after it. Which landed last is unknown: hold ours
+                # in memory, unserved until Redis confirms it.
+                self._park(key, value)
+            return value
+        self._fill(key, value)
         return value
 
-    async def _write(self, key: str, value: StoredValue) -> None:
+    async def _write(self, key: str, value: StoredValue) -> bool:
+        """True if written to Redis, False if journalled for replay."""
         if self.breaker.closed:
             try:
                 await self.redis.set(key, value)  # type: ignore[union-attr]
-                return
+                return True
             except StoreUnavailable as exc:
                 self._on_redis_failure(exc)
         self._journal(ReplayItem(key, value.version, value.expires_at, value))
+        return False
 
     async def delete(self, key: str) -> bool:
         """Delete `key`; True if it existed. During an outage, a key neither tier holds raises
         StoreUnavailable (it may exist in Redis)."""
-        self._invalidation_epoch += 1
+        self._invalidated(key)
         held = self.memory.pop(key)
         if self.redis is None:
             return held is not None
@@ -248,12 +296,43 @@ class TieredStore:
         return count
 
     def invalidate(self, key: str, reason: str = "remote") -> bool:
-        """Drop one memory entry that may be stale (e.g. changed by another replica)."""
-        self._invalidation_epoch += 1
+        """Drop one memory entry that may be stale (e.g. changed by another replica).
+
+        An invalidation matching one of our own writes is most likely its echo, but Redis reports
+        a key once per event-loop cycle, so it may also cover another replica's write that landed
+        just after ours. So an echo's entry is *parked*: it stays in memory unserved until one GET
+        shows Redis still holds our version (reads arriving meanwhile wait for that rather than
+        reading Redis themselves). Echoes are not counted as remote invalidations; a check that
+        finds another value in Redis is.
+        """
+        self._invalidated(key)
+        echo = bool(self._echoes) and key in self._echoes
+        if echo or self.fallback_active:
+            # During a fallback the entry may be all this replica has of the key (and replayed
+            # writes echo too): check it rather than drop it. Failback flushes the tier anyway.
+            if echo:
+                self._echo_arrived(key)
+            held = self.memory.peek(key)
+            if held is not None:
+                self._park(key, held)
+            return False
         dropped = self.memory.pop(key) is not None
         if dropped:
             self._count_invalidations(reason, 1)
         return dropped
+
+    async def confirmed(self, key: str) -> StoredValue | None:
+        """After a memory miss: the memory value once a parked own write is confirmed (a wait of
+        about one Redis round trip), else None (nothing parked, or Redis holds another value)."""
+        for _ in range(2 * PARK_CHECKS + 2):
+            if key not in self._parked:
+                break
+            check_round = self._check_round
+            if check_round is None:
+                await asyncio.sleep(0)  # the checker is about to start a round
+            else:
+                await asyncio.shield(check_round)
+        return self.get_cached(key)
 
     def flush_memory(self, reason: str = "flush") -> int:
         """Drop the whole memory tier because its coherence is unknown; returns how many."""
@@ -261,6 +340,38 @@ class TieredStore:
         count = self.memory.clear()
         self._count_invalidations(reason, count)
         return count
+
+    # -- coherence (driven by coherence.Coherence) ---------------------------------------------
+
+    def coherence_lost(self) -> None:
+        """Invalidations may be missed from now on: stop reading and filling memory at once.
+        (During a Redis outage the fallback still serves from memory, tracked or not.)"""
+        self.coherent = False
+        self._invalidation_epoch += 1
+        self._echoes.clear()
+        self._update_bypass()
+
+    def coherence_restored(self) -> None:
+        """Tracking is active again: memory may serve and fill; reads begun before may not fill.
+        Own writes kept while untracked are dropped (a fallback in progress keeps them: its
+        failback flushes the tier anyway)."""
+        self._invalidation_epoch += 1
+        self._echoes.clear()
+        if not self.coherent and not self.fallback_active:
+            self._count_invalidations("tracking_lost", self.memory.clear())
+        self.coherent = True
+        self._update_bypass()
+
+    def drop_untracked(self) -> int:
+        """Flush memory after tracking was lost while Redis stayed reachable; returns how many."""
+        if self.coherent or self.fallback_active:
+            return 0  # tracking is back, or the fallback serves memory (flushed at failback)
+        return self.flush_memory("tracking_lost")
+
+    def report_unavailable(self, exc: StoreUnavailable) -> None:
+        """Something other than a store call found Redis unreachable: fall back now."""
+        if self.breaker.closed:
+            self._on_redis_failure(exc)
 
     def add_expiry_listener(self, prefix: str, callback: ExpiryCallback) -> None:
         """Call `callback(key, value)` when a memory entry under `prefix` is found expired."""
@@ -298,9 +409,122 @@ class TieredStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _fill(self, key: str, value: StoredValue) -> StoredValue:
-        """Put `value` in memory unless memory already holds a newer version of the key."""
-        if self.memory_bypass:
+    def _watch(self, key: str) -> tuple[int, int]:
+        entry = self._inflight.get(key)
+        if entry is None:
+            entry = self._inflight[key] = [0, 0]
+        entry[0] += 1
+        return self._invalidation_epoch, entry[1]
+
+    def _unwatch(self, key: str, token: tuple[int, int]) -> bool:
+        """End a watch; True if neither the key nor the whole tier was invalidated meanwhile."""
+        entry = self._inflight[key]
+        entry[0] -= 1
+        clean = token == (self._invalidation_epoch, entry[1])
+        if not entry[0]:
+            del self._inflight[key]
+        return clean
+
+    def _invalidated(self, key: str) -> None:
+        entry = self._inflight.get(key)
+        if entry is not None:
+            entry[1] += 1
+
+    def _expect_echo(self, key: str) -> bool:
+        prefixes = self.tracked_prefixes
+        if not self.coherent or not prefixes or not key.startswith(prefixes):
+            return False
+        if len(self._echoes) >= 100_000:
+            self._echoes.clear()  # echoes lost somehow: misreading one only costs a re-read
+        self._echoes[key] = self._echoes.get(key, 0) + 1
+        return True
+
+    def _echo_arrived(self, key: str) -> None:
+        left = self._echoes.pop(key, 0) - 1
+        if left > 0:
+            self._echoes[key] = left
+
+    def _park(self, key: str, ours: StoredValue) -> None:
+        """Stop serving our own write from memory until a GET shows Redis still holds it."""
+        if self.redis is None or self.memory_bypass:
+            return
+        parked = self._parked.get(key)
+        if parked is not None and parked[0].version > ours.version:
+            ours = parked[0]
+        # (Re-)parking restarts the count: a check in flight may predate this invalidation, and
+        # its key's watch then tells it to look again.
+        self._parked[key] = (ours, self._invalidation_epoch, PARK_CHECKS)
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.create_task(self._check_parked(), name="store-park-check")
+
+    async def _check_parked(self) -> None:
+        """Check parked own writes against Redis: one pipeline of GETs per round."""
+        assert self.redis is not None
+        while self._parked:
+            raise_if_cancelled()
+            check_round = self._check_round = asyncio.get_running_loop().create_future()
+            try:
+                keys = list(itertools.islice(self._parked, PARK_BATCH))
+                tokens = [self._watch(key) for key in keys]
+                values: list[StoredValue | None] | None = None
+                try:
+                    if self.breaker.closed:  # else a fallback: our own writes are what we serve
+                        values = await self.redis.get_many(keys)
+                except StoreUnavailable as exc:
+                    self.report_unavailable(exc)  # as any failed call: fallback serves our writes
+                finally:
+                    cleans = [self._unwatch(k, t) for k, t in zip(keys, tokens, strict=True)]
+                for index, key in enumerate(keys):
+                    current = values[index] if values is not None else None
+                    self._settle_parked(key, current, cleans[index], values is not None)
+            finally:
+                self._check_round = None
+                check_round.set_result(None)
+            if values is None:
+                await asyncio.sleep(0.01)
+
+    def _settle_parked(
+        self, key: str, current: StoredValue | None, clean: bool, read: bool
+    ) -> None:
+        parked = self._parked.get(key)
+        if parked is None:
+            return
+        ours, epoch, left = parked
+        if epoch != self._invalidation_epoch:
+            # The tier was cleared (the entry went with it) or coherence changed (then memory is
+            # bypassed, flushed, or serving as the fallback, which needs our own write).
+            del self._parked[key]
+            return
+        if not read and self.fallback_active:
+            del self._parked[key]
+            return  # during a fallback our own write is what this replica serves
+        if (not read or not clean) and left > 1:
+            self._parked[key] = (ours, epoch, left - 1)  # invalidated again meanwhile: look again
+            return
+        del self._parked[key]
+        if not read:
+            self.memory.pop(key)  # Redis unreadable yet no fallback: let reads go there
+            return
+        if not clean:
+            self.memory.pop(key)
+        elif current is not None and current.version == ours.version:
+            pass  # Redis holds ours: serve it again (decoded already)
+        elif self.journal.get(key) is not None:
+            pass  # ours awaits replay, which settles it by version
+        else:
+            self._count_invalidations("remote", 1)  # another replica's write landed after ours
+            if current is not None and not self.memory_bypass:
+                self.memory.put(key, current)
+            else:
+                self.memory.pop(key)
+
+    def _update_bypass(self) -> None:
+        self.memory_bypass = not self.coherent and not self.fallback_active
+
+    def _fill(self, key: str, value: StoredValue, *, own: bool = False) -> StoredValue:
+        """Put `value` in memory unless memory already holds a newer version of the key (while
+        bypassed, only our `own` writes: see `set`)."""
+        if self.memory_bypass and not own:
             return value
         current = self.memory.peek(key)
         if current is not None and current.version > value.version:
@@ -326,6 +550,7 @@ class TieredStore:
         if not self.fallback_active:
             self.fallback_active = True
             self.fallback_since = time.time()
+            self._update_bypass()
             self.failovers += 1
             self._outage_drops = 0
             if self._failovers_child is not None:
@@ -352,6 +577,7 @@ class TieredStore:
 
     async def _recovery_loop(self) -> None:
         while True:
+            raise_if_cancelled()  # redis-py may have swallowed a cancel during the last attempt
             await self._redis_failed.wait()
             await asyncio.sleep(max(self.breaker.seconds_until_probe(), 0.01))
             if not self.breaker.allow():
@@ -398,6 +624,7 @@ class TieredStore:
         since = self.fallback_since or time.time()
         self.fallback_active = False
         self.fallback_since = None
+        self._update_bypass()
         # Another replica may have changed keys this tier still holds; Redis is the truth again.
         flushed = self.flush_memory("flush")
         drops = self._outage_drops

@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import redis.exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.events import EventLog
@@ -200,7 +201,7 @@ class Probes:
 # -- checks, one per service; each raises ProbeFailure with a bounded reason --------------------
 
 
-def redis_check(client: Redis) -> Check:
+def redis_check(client: Redis | RedisCluster) -> Check:
     """PING on the session layer's Redis client (which it owns; the probe only borrows it)."""
 
     async def check() -> None:

@@ -77,8 +77,10 @@ async def test_redis_holds_value_with_ttl_and_memory_never_outlives_it(
         for layer in (writer, reader):
             with pytest.raises(SessionNotFound):
                 await layer.manager.get(session.id)
-            assert layer.sample("sessions_expired_total") == 1
-            assert op_count(layer, "expire") == 1
+        # Counted once across replicas (the shared session index), by whichever noticed first.
+        expired = [layer.sample("sessions_expired_total") for layer in (writer, reader)]
+        assert sorted(expired) == [0, 1]
+        assert sorted(op_count(layer, "expire") for layer in (writer, reader)) == [0, 1]
         client.close()
 
 

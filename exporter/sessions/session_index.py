@@ -1,0 +1,341 @@
+"""The session index: live sessions across all replicas, and every expiry counted exactly once.
+
+Redis holds one sorted set per shard: member = session id, score = the session's expiry in Unix
+milliseconds (the same instant as its key's PXAT). Every replica writes it alongside the session:
+
+- a write of `s:{id}` is sent in one pipeline with `ZADD <shard> <expiry> <id>` (index first, so a
+  sweep between the two never sees the old expiry of a session being extended);
+- a delete removes the member only while its score is in the future (a Lua script), so an
+  already-expired session stays for its expiry to be counted;
+- a replayed outage journal is reconciled from what Redis holds after the replay.
+
+Expiries are *claimed*: a Lua script removes due members (score <= the server's TIME) and returns
+them, so of all the replicas sweeping every second (and any replica that finds a session gone on a
+read) exactly one removes each member and counts it. Keyspace notifications were not used: they
+are off by default on managed Redis, fire on every node for every replica (each would have to
+dedupe), and a replica that is down when one is published never sees it; the index has none of
+these problems and costs one ZADD per write.
+
+The active gauge is `ZCOUNT (now +inf` summed over shards, refreshed by a background task (never
+at scrape time), plus this replica's own index changes since that refresh. A gate keeps index
+writes out of the refresh's round trip, so a replica's own changes are never counted twice.
+
+Redis Cluster: session keys hash to their own slots (`s:{id}`), so the index cannot share one;
+it is split into shards whose keys carry their own hash tags (`{sessions-N}`), spread over the
+primaries, each written in the same pipeline as the session (redis-py sends each command to its
+node). Standalone and Sentinel use a single shard.
+
+    index = SessionIndex(client, prefix="sme:", shards=1)
+    await index.refresh(); index.active()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from exporter.sessions.redis_client import raise_if_cancelled
+from exporter.sessions.redis_store import ReplayItem
+from exporter.sessions.store import decode_value, expires_ms
+
+log = logging.getLogger(__name__)
+
+# Redis TIME in ms, formatted without an exponent (Lua 5.1 numbers are doubles).
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nows = string.format('%.0f', now)
+"""
+
+# KEYS[1] shard; ARGV[1] member. Remove it only while live; 1 if removed.
+REMOVE_LIVE = (
+    _NOW
+    + """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) > now then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+)
+
+# KEYS[1] shard; ARGV[1] member. Claim it if due: returns its score (ms, as a string) or false.
+CLAIM_ONE = (
+    _NOW
+    + """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= now then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return score
+end
+return false
+"""
+)
+
+# KEYS[1] shard; ARGV[1] batch size, ARGV[2] threshold ms. Claims up to a batch of due members;
+# returns {claimed, claimed with a score above the threshold}.
+CLAIM_DUE = (
+    _NOW
+    + """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nows, 'WITHSCORES',
+  'LIMIT', 0, tonumber(ARGV[1]))
+local members, above = {}, 0
+for i = 1, #due, 2 do
+  members[#members + 1] = due[i]
+  if tonumber(due[i + 1]) > tonumber(ARGV[2]) then above = above + 1 end
+end
+if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
+return {#members, above}
+"""
+)
+
+# KEYS[1] shard. Returns {live members, now ms}.
+COUNT_LIVE = _NOW + "return {redis.call('ZCOUNT', KEYS[1], '(' .. nows, '+inf'), nows}"
+
+ExpiredCallback = Callable[[int, float], None]
+
+
+class _Gate:
+    """Index writes share the gate; a refresh takes it alone, so none is in flight during its
+    round trip (each write's effect is then either in the refreshed count or in the delta)."""
+
+    def __init__(self) -> None:
+        self.writers = 0
+        self._open = asyncio.Event()
+        self._open.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[None]:
+        while not self._open.is_set():
+            await self._open.wait()
+        self.writers += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.writers -= 1
+            if not self.writers:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        self._open.clear()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._open.set()
+
+
+class SessionIndex:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str,
+        namespace: str = "s:",
+        shards: int = 1,
+        refresh_interval: float = 1.0,
+        sweep_interval: float = 1.0,
+        sweep_batch: int = 500,
+        timeout: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.shard_keys = [f"{prefix}session-index:{{sessions-{n}}}" for n in range(shards)]
+        self.refresh_interval = refresh_interval
+        self.sweep_interval = sweep_interval
+        self.sweep_batch = sweep_batch
+        self.timeout = timeout
+        self.on_expired: ExpiredCallback | None = None
+        self.refreshed = False
+        self.claimed = 0
+        self._base = [0] * shards
+        self._now_ms = [0] * shards  # each shard's server time at its last refresh
+        self._delta = 0
+        self._gate = _Gate()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- which keys -----------------------------------------------------------------------------
+
+    def covers(self, key: str) -> bool:
+        """Whether `key` (logical) is a session key `s:{id}` this index tracks."""
+        return key.startswith(self.namespace) and key.endswith("}")
+
+    def member(self, key: str) -> str:
+        return key[len(self.namespace) + 1 : -1]
+
+    def shard(self, member: str) -> int:
+        return zlib.crc32(member.encode()) % len(self.shard_keys)
+
+    # -- writes, pipelined with the session's own command ----------------------------------------
+
+    async def put(self, full_key: str, encoded: bytes, expires_at: float, key: str) -> None:
+        """SET the session and ZADD its expiry in one round trip."""
+        member = self.member(key)
+        shard = self.shard(member)
+        pxat = expires_ms(expires_at)
+        async with self._gate.write():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(self.shard_keys[shard], {member: pxat})
+            pipe.set(full_key, encoded, pxat=pxat)
+            added, _ = await pipe.execute()
+            if added and pxat > self._now_ms[shard]:
+                self._delta += 1
+
+    async def delete(self, full_key: str, script: str, args: Sequence[Any], key: str) -> int:
+        """Run the delete `script` on the session key and drop the member while it is live."""
+        member = self.member(key)
+        async with self._gate.write():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.eval(script, 1, full_key, *args)
+            pipe.eval(REMOVE_LIVE, 1, self.shard_keys[self.shard(member)], member)
+            result, removed = await pipe.execute()
+            self._delta -= int(removed)
+        return int(result)
+
+    async def reconcile(self, items: Sequence[ReplayItem], prefix: str) -> None:
+        """After a replay, make the index match what Redis now holds for the replayed sessions."""
+        items = [item for item in items if self.covers(item.key)]
+        if not items:
+            return
+        reads = self.client.pipeline(transaction=False)
+        for item in items:
+            reads.get(prefix + item.key)
+        raws = await reads.execute()
+        async with self._gate.write():
+            pipe = self.client.pipeline(transaction=False)
+            adds: list[tuple[int, int]] = []
+            for item, raw in zip(items, raws, strict=True):
+                member = self.member(item.key)
+                shard = self.shard(member)
+                expires = _reconciled_expiry(item, raw)
+                if expires is None:
+                    pipe.eval(REMOVE_LIVE, 1, self.shard_keys[shard], member)
+                    adds.append((-1, 0))
+                else:
+                    pipe.zadd(self.shard_keys[shard], {member: expires})
+                    adds.append((shard, expires))
+            for (shard, expires), result in zip(adds, await pipe.execute(), strict=True):
+                if shard < 0:
+                    self._delta -= int(result)
+                elif result and expires > self._now_ms[shard]:
+                    self._delta += 1
+
+    # -- expiry claims -----------------------------------------------------------------------------
+
+    async def claim(self, session_id: str) -> bool:
+        """Claim one session found gone on a read; True if this replica counted its expiry."""
+        shard = self.shard(session_id)
+        started = time.perf_counter()
+        async with self._gate.write():
+            score = await self.client.eval(CLAIM_ONE, 1, self.shard_keys[shard], session_id)
+            if score is None:
+                return False
+            if float(score) > self._now_ms[shard]:
+                self._delta -= 1
+        self._count(1, time.perf_counter() - started)
+        return True
+
+    async def sweep(self) -> int:
+        """Claim every due session (in batches); returns how many this replica counted."""
+        total = 0
+        for shard, key in enumerate(self.shard_keys):
+            while True:
+                raise_if_cancelled()
+                started = time.perf_counter()
+                async with self._gate.write():
+                    claimed, above = await self.client.eval(
+                        CLAIM_DUE, 1, key, self.sweep_batch, self._now_ms[shard]
+                    )
+                    self._delta -= int(above)
+                if claimed:
+                    self._count(int(claimed), time.perf_counter() - started)
+                total += int(claimed)
+                if claimed < self.sweep_batch:
+                    break
+        return total
+
+    # -- the active gauge ------------------------------------------------------------------------
+
+    def active(self) -> int:
+        """Live sessions across replicas at the last refresh, plus this replica's changes since."""
+        return max(0, sum(self._base) + self._delta)
+
+    async def refresh(self) -> int:
+        async with self._gate.exclusive():
+            pipe = self.client.pipeline(transaction=False)
+            for key in self.shard_keys:
+                pipe.eval(COUNT_LIVE, 1, key)
+            results = await pipe.execute()
+            for shard, (count, now) in enumerate(results):
+                self._base[shard] = int(count)
+                self._now_ms[shard] = int(now)
+            self._delta = 0
+        self.refreshed = True
+        return self.active()
+
+    # -- background loop -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self.timeout):
+                await self.refresh()
+        self._task = asyncio.create_task(self._run(), name="session-index")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        interval = min(self.refresh_interval, self.sweep_interval)
+        last_sweep = last_refresh = 0.0
+        failing = False
+        while True:
+            raise_if_cancelled()
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            try:
+                if now - last_sweep >= self.sweep_interval:
+                    async with asyncio.timeout(self.timeout * 4):
+                        await self.sweep()
+                    last_sweep = now
+                if now - last_refresh >= self.refresh_interval:
+                    async with asyncio.timeout(self.timeout):
+                        await self.refresh()
+                    last_refresh = now
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: the store's fallback reports it; retry later
+                if not failing:
+                    log.info("session index not updated (%s); retrying", type(exc).__name__)
+                failing = True
+
+    def _count(self, count: int, seconds: float) -> None:
+        self.claimed += count
+        if self.on_expired is not None:
+            self.on_expired(count, seconds)
+
+
+def _reconciled_expiry(item: ReplayItem, raw: bytes | None) -> int | None:
+    """The index score the replayed session should have, or None to remove it."""
+    if raw is not None:
+        value = decode_value(raw)
+        return None if value is None else expires_ms(value.expires_at)  # None: a tombstone
+    if item.value is None:
+        return None  # deleted
+    # Gone although our write was replayed: it expired (or was evicted). Index it with its expiry
+    # so a sweep counts that expiry once.
+    return expires_ms(item.expires_at)
