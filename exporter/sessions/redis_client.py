@@ -232,6 +232,7 @@ def open_deployment(url: str, timeout: float) -> RedisDeployment:
     merged = {**options, **target.options}  # options given in the URL win
     if target.kind == CLUSTER:
         nodes = [ClusterNode(host, port) for host, port in target.hosts]
+        merged.pop("retry_on_timeout")  # the Cluster client's `retry` (0 retries) covers it
         return RedisDeployment(target, RedisCluster(startup_nodes=nodes, ssl=target.tls, **merged))
     tls = {name: value for name, value in merged.items() if name.startswith("ssl_")}
     sentinel_kwargs = {
