@@ -119,7 +119,8 @@ class HttpWriter:
             try:
                 if step % 3 == 0 and self.latest:
                     sid = list(self.latest)[step % len(self.latest)]
-                    response = await self.target.http.put(f"/api/sessions/{sid}", json={"data": data})
+                    path = f"/api/sessions/{sid}"
+                    response = await self.target.http.put(path, json={"data": data})
                 else:
                     response = await self.target.http.post("/api/sessions", json={"data": data})
                 body = await response.json()

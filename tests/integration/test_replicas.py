@@ -74,7 +74,7 @@ async def test_flushall_empties_both_memory_tiers(
     redis_server: RedisServer, pair: tuple[Replica, Replica]
 ) -> None:
     a, b = pair
-    sids = [await a.create({"n": n}) for n in range(4)] + [await b.create({"n": n}) for n in range(4)]
+    sids = [await side.create({"n": n}) for side in (a, b) for n in range(4)]
     for sid in sids:
         for side in (a, b):
             assert (await side.read(sid))[0] == 200
@@ -110,13 +110,14 @@ async def test_killed_listener_bypasses_memory_until_tracking_is_back(
         assert b.sample("cache_invalidations_total", reason="tracking_lost") == 1
         assert b.sample("store_fallback_active") == 0  # Redis itself is fine
 
-        redis_reads = b.sample("cache_requests_total", manager="session", tier="redis", result="hit")
+        redis_hits = {"manager": "session", "tier": "redis", "result": "hit"}
+        redis_reads = b.sample("cache_requests_total", **redis_hits)
         for version in range(1, 6):  # no invalidation reaches B now: every read must go to Redis
             await a.update(sid, {"v": version})
             assert await b.read(sid) == (200, {"v": version})
         assert b.sample("coherence_tracking_active") == 0, "tracking came back too early to tell"
         assert b.sample("memory_tier_entries") == 0
-        after = b.sample("cache_requests_total", manager="session", tier="redis", result="hit")
+        after = b.sample("cache_requests_total", **redis_hits)
         assert after == redis_reads + 5
 
         await wait_for(lambda: b.sample("coherence_tracking_active") == 1, 5.0)

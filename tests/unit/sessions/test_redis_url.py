@@ -84,14 +84,15 @@ async def test_clients_per_deployment_without_connecting() -> None:
     assert isinstance(standalone.client, Redis) and standalone.kind == STANDALONE
     pool = standalone.client.connection_pool
     assert pool.connection_kwargs["socket_timeout"] == 0.25
-    assert open_deployment("rediss://127.0.0.1:1/0", 0.25).client.connection_pool.connection_class is SSLConnection
+    tls = open_deployment("rediss://127.0.0.1:1/0", 0.25)
+    assert tls.client.connection_pool.connection_class is SSLConnection
     unix = open_deployment("unix:///tmp/none.sock", 0.25)
     assert unix.client.connection_pool.connection_class is UnixDomainSocketConnection
     cluster = open_deployment("redis+cluster://127.0.0.1:1,127.0.0.1:2", 0.25)
     assert isinstance(cluster.client, RedisCluster) and cluster.kind == CLUSTER
     sentinel = open_deployment("redis+sentinel://127.0.0.1:1/sessions", 0.25)
     assert isinstance(sentinel.client, Redis) and sentinel.kind == SENTINEL
-    for deployment in (standalone, unix, cluster, sentinel):
+    for deployment in (standalone, tls, unix, cluster, sentinel):
         await deployment.aclose()
 
 
