@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from exporter.config import parse_settings
 from exporter.sessions.factory import SessionLayer
+from exporter.sessions.manager import session_key
+from exporter.sessions.store import decode_value
 from exporter.web import create_app
 from exporter.web.keys import LIFECYCLE
+from tests.integration.sessions_support import wait_for
 
 
 @dataclass
@@ -132,3 +136,45 @@ class HttpWriter:
             except Exception as exc:  # keep going: the test reports every failure
                 self.errors.append(repr(exc))
             await asyncio.sleep(0.002)
+
+
+def assert_latest_in_redis(
+    get: Callable[[str], bytes | None], latest: dict[str, dict[str, Any]]
+) -> None:
+    """Every acknowledged write's latest data is what Redis holds (`get` reads a raw key)."""
+    assert latest
+    for sid, data in latest.items():
+        raw = get("sme:" + session_key(sid))
+        assert raw is not None, f"session {sid} (acknowledged) is not in Redis"
+        stored = decode_value(raw)
+        assert stored is not None and orjson.loads(stored.payload)["data"] == data, sid
+
+
+async def write_through_an_outage(
+    writer: HttpWriter,
+    target: Replica,
+    kill: Callable[[], None],
+    start: Callable[[], None],
+    *,
+    down_for: float = 0.6,
+    failback_within: float = 15.0,
+) -> None:
+    """Keep `writer` going while a Redis server is killed and started again; wait for failback."""
+    task = asyncio.create_task(writer.run())
+    try:
+        await wait_for(lambda: writer.writes >= 30, 10)
+        kill()
+        try:
+            await wait_for(lambda: target.sample("store_fallback_active") == 1, 5)
+            during = writer.writes
+            await asyncio.sleep(down_for)
+            assert writer.writes > during + 10, "writes stalled during the outage"
+        finally:
+            start()
+        await wait_for(lambda: target.sample("store_fallback_active") == 0, failback_within)
+        await wait_for(lambda: target.sample("coherence_tracking_active") == 1, failback_within)
+        settled = writer.writes
+        await wait_for(lambda: writer.writes >= settled + 10, 5)  # straight to Redis again
+    finally:
+        writer.stopped = True
+        await task
