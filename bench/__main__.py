@@ -5,7 +5,7 @@ Each figure is a median over interleaved runs, compared with a baseline measured
 hidden; the exit status is 0 either way (benchmarks are not tests).
 
     python -m bench            # everything, about 2 minutes
-    python -m bench store      # one section: store, http or metrics
+    python -m bench store      # one section: store, http, metrics or coherence
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import platform
 import sys
 import time
 
-from bench import http_bench, metrics_bench, store_bench
+from bench import coherence_bench, http_bench, metrics_bench, store_bench
 from bench.support import RedisProcess, Result
 
-SECTIONS = ("store", "http", "metrics")
+SECTIONS = ("store", "http", "metrics", "coherence")
 
 
 def loop_name() -> str:
@@ -65,6 +65,8 @@ def main(argv: list[str]) -> None:
             results += http_bench.run(redis.url)
         if "metrics" in sections:
             results += run_async(metrics_bench.run())
+        if "coherence" in sections:
+            results += run_async(coherence_bench.run(redis.url))
     finally:
         redis.stop()
     print_table(results)

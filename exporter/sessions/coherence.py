@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -66,6 +67,8 @@ class NodeChannel:
         self.listener: AbstractConnection | None = None
         self.tracker: AbstractConnection | None = None
         self.listener_id: int | None = None
+        now = time.monotonic()
+        self.heard = [now, now]  # when the listener and the tracker last said anything
 
     async def open(self, timeout: float) -> None:
         """Subscribe the listener, then turn tracking on: from the tracker's OK on, every write
@@ -86,6 +89,8 @@ class NodeChannel:
                 "CLIENT", "TRACKING", "ON", "REDIRECT", self.listener_id, "BCAST", *prefix_args
             )
             await self.tracker.read_response()
+        now = time.monotonic()
+        self.heard = [now, now]
 
     async def close(self) -> None:
         for connection in (self.tracker, self.listener):
@@ -93,37 +98,42 @@ class NodeChannel:
                 with contextlib.suppress(Exception):
                     await connection.disconnect(nowait=True)
 
-    async def listen(self, on_keys: Any, interval: float) -> None:
-        """Deliver invalidations until the listener fails; PING it whenever it has been idle."""
+    async def listen(self, on_keys: Any) -> None:
+        """Deliver invalidations until the listener's connection fails."""
         assert self.listener is not None
-        awaiting_pong = False
+        read = self.listener.read_response
         while True:
             raise_if_cancelled()
-            message = await self.listener.read_response(timeout=interval)
-            if message is None:  # idle for an interval
-                if awaiting_pong:
-                    raise ChannelLost(f"listener on {self.node.name} stopped answering")
-                await self.listener.send_command("PING")
-                awaiting_pong = True
-                continue
-            awaiting_pong = False
+            # No timer per read (it costs more than handling the message): `keep_alive` covers
+            # a listener that goes quiet.
+            message = await read(timeout=math.inf)
+            self.heard[0] = time.monotonic()
             if message[0] == b"message" and message[1] == CHANNEL:
                 on_keys(message[2])
 
-    async def watch_tracker(self, interval: float) -> None:
+    async def watch_tracker(self) -> None:
         """Return only by raising: the tracker's socket closing ends tracking on the server."""
         assert self.tracker is not None
-        awaiting_pong = False
         while True:
             raise_if_cancelled()
-            reply = await self.tracker.read_response(timeout=interval)
-            if reply is None:
-                if awaiting_pong:
-                    raise ChannelLost(f"tracker on {self.node.name} stopped answering")
-                await self.tracker.send_command("PING")
-                awaiting_pong = True
-            else:
-                awaiting_pong = False
+            await self.tracker.read_response(timeout=math.inf)  # PONGs, or the end
+            self.heard[1] = time.monotonic()
+
+    async def keep_alive(self, interval: float) -> None:
+        """PING a connection that has been quiet for an interval; one quiet for two is lost."""
+        assert self.listener is not None and self.tracker is not None
+        while True:
+            raise_if_cancelled()
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for index, (name, connection) in enumerate(
+                (("listener", self.listener), ("tracker", self.tracker))
+            ):
+                quiet = now - self.heard[index]
+                if quiet >= 2 * interval:
+                    raise ChannelLost(f"{name} on {self.node.name} stopped answering")
+                if quiet >= interval:
+                    await connection.send_command("PING")
 
 
 class Coherence:
@@ -216,8 +226,9 @@ class Coherence:
             asyncio.create_task(coro)
             for channel in self.channels
             for coro in (
-                channel.listen(self._on_keys, self.ping_interval),
-                channel.watch_tracker(self.ping_interval),
+                channel.listen(self._on_keys),
+                channel.watch_tracker(),
+                channel.keep_alive(self.ping_interval),
             )
         ]
         if self.deployment.kind != "standalone":
