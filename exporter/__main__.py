@@ -73,6 +73,10 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         thresholds_from_settings(settings)
     except ValueError as exc:
         raise ConfigError("--health-thresholds", str(exc)) from None
+    if settings.redis_url:  # host lists, master name, options: checked before start-up too
+        from exporter.sessions.redis_client import parse_redis_url
+
+        parse_redis_url(settings.redis_url)
     return settings
 
 
