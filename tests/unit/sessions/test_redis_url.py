@@ -110,7 +110,9 @@ def test_passwords_are_redacted_for_logs(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
 
 
-def test_the_cli_rejects_a_malformed_url_before_start_up(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_rejects_a_malformed_url_before_start_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from exporter.__main__ import EXIT_CONFIG, main
 
     assert main(["--redis-url", "redis+sentinel://:secret@s1:26379,s2"]) == EXIT_CONFIG
