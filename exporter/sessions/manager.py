@@ -117,8 +117,8 @@ class SessionManager:
         return session
 
     async def _get_slow(self, session_id: str, key: str, cached: StoredValue | None) -> Session:
-        if cached is None:  # maybe our own write, re-checked after its invalidation echo
-            cached = await self.store.confirmed(key)
+        if cached is None and self.store.is_parked(key):
+            cached = await self.store.confirmed(key)  # our own write, re-checked after its echo
         if cached is not None:  # held but not decoded yet
             self._record_cache("memory", True)
             return self._decode(session_id, cached)
@@ -126,7 +126,9 @@ class SessionManager:
         if _match_id(session_id) is None:
             raise SessionNotFound(f"session {session_id!r} not found")
         value = await self.store.get_uncached(key, self._record_cache)
-        return await self._found(session_id, value)
+        if value is None:
+            await self._gone(session_id)
+        return self._decode(session_id, value)
 
     async def update(
         self, session_id: str, data: dict[str, Any], ttl: float | None = None
@@ -149,7 +151,8 @@ class SessionManager:
             if not valid_id(session_id):
                 raise SessionNotFound(f"session {session_id!r} not found")
             if not await self.store.delete(session_key(session_id)):
-                await self._found(session_id, None)  # raises SessionNotFound
+                await self._gone(session_id)
+                raise SessionNotFound(f"session {session_id!r} not found")
         except Exception as exc:
             self.instrumentation.record_exception("delete", started, exc)
             raise
@@ -192,7 +195,10 @@ class SessionManager:
         if not valid_id(session_id):
             raise SessionNotFound(f"session {session_id!r} not found")
         key = NAMESPACE + "{" + session_id + "}"
-        current = await self._found(session_id, await self.store.get(key, self._record_cache))
+        held = await self.store.get(key, self._record_cache)
+        if held is None:
+            await self._gone(session_id)
+        current = self._decode(session_id, held)
         expires_at = current.expires_at if lifetime is None else time.time() + lifetime
         session = Session(session_id, data, current.created_at, expires_at)
         value = await self.store.set(
@@ -201,13 +207,12 @@ class SessionManager:
         session.version = value.version
         return session
 
-    async def _found(self, session_id: str, value: StoredValue | None) -> Session:
-        """`_decode`; but a session gone from Redis may have just expired, so with an index its
-        expiry is claimed first (counted here unless another replica already did)."""
-        if value is None and self.index is not None and not self.store.fallback_active:
+    async def _gone(self, session_id: str) -> None:
+        """A session not found may have just expired: with an index, claim that expiry now
+        (counted here unless another replica already did; if this fails, a sweep counts it)."""
+        if self.index is not None and not self.store.fallback_active:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
-                await self.index.claim(session_id)  # if this fails, the background sweep counts it
-        return self._decode(session_id, value)
+                await self.index.claim(session_id)
 
     def _decode(self, session_id: str, value: StoredValue | None) -> Session:
         if value is None:

@@ -321,6 +321,10 @@ class TieredStore:
             self._count_invalidations(reason, 1)
         return dropped
 
+    def is_parked(self, key: str) -> bool:
+        """Whether `key` holds our own write awaiting its check (see `invalidate`)."""
+        return key in self._parked
+
     async def confirmed(self, key: str) -> StoredValue | None:
         """After a memory miss: the memory value once a parked own write is confirmed (a wait of
         about one Redis round trip), else None (nothing parked, or Redis holds another value)."""
