@@ -150,6 +150,7 @@ class SessionIndex:
     ) -> None:
         self.client = client
         self.namespace = namespace
+        self._opening = namespace + "{"
         self.shard_keys = [f"{prefix}session-index:{{sessions-{n}}}" for n in range(shards)]
         self.refresh_interval = refresh_interval
         self.sweep_interval = sweep_interval
@@ -167,8 +168,8 @@ class SessionIndex:
     # -- which keys -----------------------------------------------------------------------------
 
     def covers(self, key: str) -> bool:
-        """Whether `key` (logical) is a session key `s:{id}` this index tracks."""
-        return key.startswith(self.namespace) and key.endswith("}")
+        """Whether `key` (logical) is a session key `s:{id}` itself (not a key derived from it)."""
+        return key.startswith(self._opening) and key.find("}") == len(key) - 1
 
     def member(self, key: str) -> str:
         return key[len(self.namespace) + 1 : -1]
