@@ -8,8 +8,9 @@ a pre-bound `Histogram.observe` costs ≈ 600 ns (a lock per bucket and sum, a l
 and a pre-bound `Counter.inc` ≈ 280 ns, so instrumenting a memory-tier get cost ≈ 1.2 µs of its
 2.4 µs. Here a counter child is a plain number (`inc()` ≈ 45 ns, `child.value += 1` ≈ 25 ns) and a
 histogram child a list of per-bucket counts found with `bisect` plus a running sum (`observe()`
-≈ 100 ns). Cumulative buckets, `_count` and `_sum` are computed at scrape time in `collect()`
-from these in-process numbers: no I/O, no lock.
+≈ 100 ns; ≈ 55 ns for a value in the first bucket, the usual case). Cumulative buckets, `_count`
+and `_sum` are computed at scrape time in `collect()` from these in-process numbers: no I/O, no
+lock.
 
 The rule that makes this safe: only the event-loop thread records into these families (never
 from an executor thread). A scrape from another thread would still only read, never lose updates.
@@ -58,18 +59,23 @@ class CounterChild:
 class HistogramChild:
     """One series of a histogram: non-cumulative bucket counts and a sum."""
 
-    __slots__ = ("_upper", "counts", "sum")
+    __slots__ = ("_first", "_upper", "counts", "sum")
 
     def __init__(self, upper_bounds: list[float]) -> None:
         self._upper = upper_bounds  # shared by the family's children, +Inf last
+        self._first = upper_bounds[0]
         self.counts = [0] * len(upper_bounds)
         self.sum = 0.0
 
     def observe(self, amount: float) -> None:
         self.sum += amount
-        # `le` is inclusive: bisect_left finds the first bound >= amount. NaN goes in no bucket
-        # (only the sum), as in prometheus_client.
-        if amount == amount:
+        # `le` is inclusive. Most observations (a memory hit, a request handled in-process) fall
+        # in the first bucket: one comparison instead of a bisect halves the cost. Otherwise
+        # bisect_left finds the first bound >= amount. NaN goes in no bucket (only the sum), as
+        # in prometheus_client.
+        if amount <= self._first:
+            self.counts[0] += 1
+        elif amount == amount:
             self.counts[bisect_left(self._upper, amount)] += 1
 
     @property
@@ -138,7 +144,8 @@ class _Family(Collector, Generic[ChildT]):
             raise ValueError("Incorrect label names")
         return tuple(str(named[name]) for name in self.labelnames)
 
-    def _unlabelled(self) -> ChildT:
+    def child(self) -> ChildT:
+        """The one series of an unlabelled family, to bind like a labelled child."""
         if self._only is None:
             raise ValueError(f"{self.name} is missing label values")
         return self._only
@@ -167,8 +174,13 @@ class FastCounter(_Family[CounterChild]):
         super().__init__(name.removesuffix("_total"), documentation, labelnames, registry)
 
     def inc(self, amount: float = 1) -> None:
-        """Increment an unlabelled counter."""
-        self._unlabelled().inc(amount)
+        """Increment an unlabelled counter (one frame: it is on the session hot path)."""
+        child = self._only
+        if child is None:
+            raise ValueError(f"{self.name} is missing label values")
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        child.value += amount
 
     def _new_child(self) -> CounterChild:
         return CounterChild()
@@ -201,7 +213,7 @@ class FastHistogram(_Family[HistogramChild]):
 
     def observe(self, amount: float) -> None:
         """Observe into an unlabelled histogram."""
-        self._unlabelled().observe(amount)
+        self.child().observe(amount)
 
     def _new_child(self) -> HistogramChild:
         return HistogramChild(self._upper)

@@ -5,8 +5,10 @@ the Prometheus histogram and counters (pre-bound children, no label lookups on t
 rolling window the JSON API summarises, and the bounded list of recent slow operations.
 
 `record` and `record_cache` run on every session read, so everything they touch is bound at
-start-up into one `_Operation` / one pair of cache entries: a dict lookup, then plain attribute
-and list updates (the fast_metrics children are lock-free), no tuple built per call.
+start-up into one `_Operation` / one `_CacheCount`: a dict lookup, then plain attribute and list
+updates (the fast_metrics children are lock-free), no tuple built or hashed per call. The JSON
+counts (`counts`, `error_counts`, `cache_counts`) are kept as plain attributes there too and
+assembled into dicts when read (a snapshot, a few times a minute), not on every operation.
 
     >>> from prometheus_client import CollectorRegistry
     >>> inst = Instrumentation(Metrics(CollectorRegistry()), "session", slow_threshold_ms=100)
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.errors import (
@@ -48,9 +51,10 @@ CLIENT_ERRORS = frozenset({"not_found", "invalid"})
 
 
 class _Operation:
-    """What recording one operation touches, bound once."""
+    """What recording one operation touches, bound once; `count`/`error_count` are this
+    Instrumentation's own (the Prometheus children may be shared with another one)."""
 
-    __slots__ = ("add_failure", "add_ms", "errors", "observe", "slow")
+    __slots__ = ("add_failure", "add_ms", "count", "error_count", "errors", "observe", "slow")
 
     def __init__(
         self, children: OperationChildren, errors: dict[str, CounterChild], window: RollingWindow
@@ -61,6 +65,47 @@ class _Operation:
         # The window's deques are appended to directly: RollingWindow.add is these two appends.
         self.add_ms = window.durations.append
         self.add_failure = window.failures.append
+        self.count = 0
+        self.error_count = 0
+
+
+class _HitRecorder:
+    """`record_cache(tier, True)` + `record(operation, seconds)` + `success.inc()` in one call."""
+
+    __slots__ = ("_cache", "_inst", "_op", "_operation", "_slow_s", "_success")
+
+    def __init__(
+        self, inst: Instrumentation, operation: str, tier: str, success: CounterChild | None
+    ) -> None:
+        self._inst = inst
+        self._operation = operation
+        self._op = inst._operations[operation]
+        self._cache = inst._cache[tier][True]
+        self._success = success if success is not None else CounterChild()  # a sink
+        self._slow_s = inst.slow_threshold_s
+
+    def record(self, seconds: float) -> None:
+        op = self._op
+        op.observe(seconds)
+        op.add_ms(seconds * 1000)
+        op.add_failure(False)
+        op.count += 1
+        cache = self._cache
+        cache.value += 1
+        cache.child.value += 1
+        self._success.value += 1
+        if seconds > self._slow_s:
+            self._inst._record_slow(self._operation, seconds, "")
+
+
+class _CacheCount:
+    """One (tier, result): this Instrumentation's own count and the Prometheus child."""
+
+    __slots__ = ("child", "value")
+
+    def __init__(self, child: CounterChild) -> None:
+        self.child = child
+        self.value = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +156,6 @@ class Instrumentation:
         self.slow_threshold_s = slow_threshold_ms / 1000
         self.events = events
         self.windows = {op: RollingWindow(window_size) for op in self.operations}
-        self.counts = dict.fromkeys(self.operations, 0)
-        self.error_counts = dict.fromkeys(self.operations, 0)
         self.slow_recent: deque[SlowOperation] = deque(maxlen=SLOW_LIST_SIZE)
         self.slow_count = 0
         self._operations = {
@@ -123,15 +166,31 @@ class Instrumentation:
             )
             for op in self.operations
         }
-        self.cache_counts = {(tier, result): 0 for tier in CACHE_TIERS for result in CACHE_RESULTS}
-        # tier -> ((miss key, miss child), (hit key, hit child)), indexed by the `hit` bool.
+        self._cache_counts = {
+            (tier, result): _CacheCount(metrics.cache_requests.labels(manager, tier, result))
+            for tier in CACHE_TIERS
+            for result in CACHE_RESULTS
+        }
+        # tier -> (miss, hit): indexed by the `hit` bool, so no key is built per lookup.
         self._cache = {
-            tier: tuple(
-                ((tier, result), metrics.cache_requests.labels(manager, tier, result))
-                for result in ("miss", "hit")
-            )
+            tier: (self._cache_counts[tier, "miss"], self._cache_counts[tier, "hit"])
             for tier in CACHE_TIERS
         }
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Operations recorded, by operation."""
+        return {name: op.count for name, op in self._operations.items()}
+
+    @property
+    def error_counts(self) -> dict[str, int]:
+        """Failed operations (client errors included), by operation."""
+        return {name: op.error_count for name, op in self._operations.items()}
+
+    @property
+    def cache_counts(self) -> dict[tuple[str, str], int]:
+        """Cache lookups by (tier, result)."""
+        return {key: count.value for key, count in self._cache_counts.items()}
 
     def record(
         self, operation: str, seconds: float, error: str | None = None, context: str = ""
@@ -140,21 +199,30 @@ class Instrumentation:
         op = self._operations[operation]
         op.observe(seconds)
         op.add_ms(seconds * 1000)
-        self.counts[operation] += 1
+        op.count += 1
         if error is None:
             op.add_failure(False)
         else:
             op.add_failure(error not in CLIENT_ERRORS)
-            self.error_counts[operation] += 1
+            op.error_count += 1
             op.errors[error].value += 1
         if seconds > self.slow_threshold_s:
             self._record_slow(operation, seconds, context)
 
     def record_cache(self, tier: str, hit: bool) -> None:
         """Count one lookup in `tier` (memory or redis)."""
-        key, child = self._cache[tier][hit]
-        child.value += 1
-        self.cache_counts[key] += 1
+        count = self._cache[tier][hit]
+        count.value += 1
+        count.child.value += 1
+
+    def hit_recorder(
+        self, operation: str, tier: str, success: CounterChild | None = None
+    ) -> Callable[[float], None]:
+        """A one-call recorder for the hottest path, a successful `operation` answered by `tier`:
+        `hit(seconds)` does what `record_cache(tier, True)`, `record(operation, seconds)` and
+        `success.inc()` would, in one frame instead of three (≈ 0.25 µs less per memory-tier get).
+        """
+        return _HitRecorder(self, operation, tier, success).record
 
     def record_exception(
         self, operation: str, started: float, exc: BaseException, context: str = ""

@@ -1,0 +1,88 @@
+"""Instrumentation keeps Prometheus, the JSON counts and the rolling windows consistent."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.instrumentation import Instrumentation
+from exporter.metrics import Metrics
+
+GET = {"manager": "session", "operation": "get"}
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(f"session_exporter_{name}", labels)
+
+
+def test_record_feeds_histogram_errors_slow_and_windows() -> None:
+    metrics = Metrics(CollectorRegistry())
+    inst = Instrumentation(metrics, "session", slow_threshold_ms=100)
+    inst.record("get", 0.00005)  # first bucket
+    inst.record("get", 0.1)  # exactly the threshold: not slow, in the 0.1 bucket
+    inst.record("get", 0.2, error="timeout", context="ctx")  # slow and a server error
+    inst.record("get", 0.001, error="not_found")  # a client error
+    assert sample(metrics, "operation_duration_seconds_count", **GET) == 4
+    assert sample(metrics, "operation_duration_seconds_bucket", **GET, le="0.0001") == 1
+    assert sample(metrics, "operation_duration_seconds_bucket", **GET, le="0.1") == 3
+    assert sample(metrics, "operation_duration_seconds_sum", **GET) == pytest.approx(0.30105)
+    assert sample(metrics, "operation_errors_total", **GET, error="timeout") == 1
+    assert sample(metrics, "operation_errors_total", **GET, error="not_found") == 1
+    assert sample(metrics, "slow_operations_total", **GET) == 1
+    assert inst.counts["get"] == 4 and inst.error_counts["get"] == 2
+    assert inst.slow_count == 1 and inst.slow_recent[0].context == "ctx"
+    window = inst.windows["get"]
+    assert list(window.durations) == pytest.approx([0.05, 100.0, 200.0, 1.0])
+    assert list(window.failures) == [False, False, True, False]  # not_found is the client's
+
+
+def test_record_cache_counts_by_tier_and_result() -> None:
+    metrics = Metrics(CollectorRegistry())
+    inst = Instrumentation(metrics, "figma")
+    for tier, hit in (("memory", True), ("memory", False), ("redis", True), ("memory", True)):
+        inst.record_cache(tier, hit)
+    assert inst.cache_counts == {
+        ("memory", "hit"): 2,
+        ("memory", "miss"): 1,
+        ("redis", "hit"): 1,
+        ("redis", "miss"): 0,
+    }
+    hits = sample(metrics, "cache_requests_total", manager="figma", tier="memory", result="hit")
+    assert hits == 2
+    other = sample(metrics, "cache_requests_total", manager="session", tier="memory", result="hit")
+    assert other == 0
+
+
+def test_an_unknown_error_type_is_refused() -> None:
+    inst = Instrumentation(Metrics(CollectorRegistry()), "session")
+    with pytest.raises(KeyError):
+        inst.record("get", 0.001, error="made_up")
+
+
+def test_hit_recorder_equals_the_three_calls_it_replaces() -> None:
+    separate, combined = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
+    a = Instrumentation(separate, "session", slow_threshold_ms=1)
+    b = Instrumentation(combined, "session", slow_threshold_ms=1)
+    hit = b.hit_recorder("get", "memory", combined.sessions_retrieved.child())
+    for seconds in (0.00001, 0.0003, 0.002, 0.0):  # 0.002 is slow
+        a.record_cache("memory", True)
+        a.record("get", seconds)
+        separate.sessions_retrieved.inc()
+        hit(seconds)
+    assert generate_latest(combined.registry) == generate_latest(separate.registry)
+    assert (b.counts, b.error_counts, b.cache_counts) == (a.counts, a.error_counts, a.cache_counts)
+    assert list(b.windows["get"].durations) == list(a.windows["get"].durations)
+    assert list(b.windows["get"].failures) == list(a.windows["get"].failures)
+    assert b.slow_count == a.slow_count == 1
+    assert sample(combined, "sessions_retrieved_total") == 4
+
+
+def test_counts_are_per_instrumentation_even_on_a_shared_registry() -> None:
+    metrics = Metrics(CollectorRegistry())
+    first, second = Instrumentation(metrics, "session"), Instrumentation(metrics, "session")
+    first.record("get", 0.001)
+    first.record_cache("memory", True)
+    second.record("get", 0.001)
+    assert first.counts["get"] == 1 and second.counts["get"] == 1
+    assert first.cache_counts["memory", "hit"] == 1 and second.cache_counts["memory", "hit"] == 0
+    assert sample(metrics, "operation_duration_seconds_count", **GET) == 2
