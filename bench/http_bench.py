@@ -4,11 +4,17 @@ returning the same JSON and against aiohttp-session's RedisStorage loading a ses
 Each server runs in its own process; wrk runs `-t1 -c50` for a few seconds per run, and runs are
 interleaved (bare, exporter, aiohttp-session, bare, ...) so the shared machine's noise hits all
 alike. Medians of the runs are compared.
+
+Throughput on a shared 2-vCPU host also measures how much CPU the other tenants leave the server,
+so each run also reads the server's own CPU time (/proc/<pid>/stat): CPU µs per request is printed
+next to the throughput, as a cross-check that is not skewed by the share of CPU a run happened to
+get. The exporter's counters are read afterwards to show the reads really were memory hits.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,10 +23,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.support import Result, free_port, median
 
@@ -28,8 +36,20 @@ DATA = {"user": "ada", "roles": ["designer", "admin"], "prefs": {"theme": "dark"
 COOKIE = "AIOHTTP_SESSION"
 
 
+@dataclass
+class Server:
+    base: str
+    pid: int
+
+
+@dataclass
+class Run:
+    rate: float  # requests per second
+    cpu_us: float | None  # server CPU per request (None without /proc)
+
+
 @contextmanager
-def server(kind: str, arg: str) -> Iterator[str]:
+def server(kind: str, arg: str) -> Iterator[Server]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.servers", kind, str(port), arg],
@@ -49,29 +69,79 @@ def server(kind: str, arg: str) -> Iterator[str]:
                     errors = process.stderr.read() if process.stderr else ""
                     raise RuntimeError(f"{kind} server did not start: {errors}") from None
                 time.sleep(0.05)
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         process.wait(10)
 
 
-def wrk(url: str, seconds: float, headers: dict[str, str] | None = None) -> float:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, from /proc (None where there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    url: str, seconds: float, headers: dict[str, str] | None = None, pid: int | None = None
+) -> Run:
     args = ["wrk", "-t1", "-c50", f"-d{seconds:g}s", url]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
+    before = cpu_seconds(pid) if pid is not None else None
     output = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if match is None or "Non-2xx" in output or ("Socket errors" in output and "timeout" in output):
+    after = cpu_seconds(pid) if pid is not None else None
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    if rate is None or total is None or "Non-2xx" in output or (
+        "Socket errors" in output and "timeout" in output
+    ):
         raise RuntimeError(f"wrk failed or saw errors:\n{output}")
-    return float(match.group(1))
+    cpu_us = None
+    if before is not None and after is not None:
+        cpu_us = (after - before) / int(total.group(1)) * 1e6
+    return Run(float(rate.group(1)), cpu_us)
 
 
-def run(redis_url: str, rounds: int = 3, seconds: float = 3.0) -> list[Result]:
+def memory_hits(base: str) -> tuple[float, float]:
+    """(memory hits, all session gets) from the exporter's own counters."""
+    text = requests.get(base + "/metrics", timeout=5).text
+    values = {
+        (sample.name, sample.labels.get("tier"), sample.labels.get("result")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("manager") == "session"
+        and sample.labels.get("operation", "get") == "get"
+    }
+    hits = values.get(("session_exporter_cache_requests_total", "memory", "hit"), 0.0)
+    gets = values.get(("session_exporter_operation_duration_seconds_count", None, None), 0.0)
+    return hits, gets
+
+
+def cpu_note(runs: dict[str, list[Run]]) -> str:
+    """Median server CPU µs per request, and the exporter's CPU-based ratio to the others."""
+    cpu = {
+        name: median([r.cpu_us for r in values if r.cpu_us is not None])
+        for name, values in runs.items()
+        if all(r.cpu_us is not None for r in values)
+    }
+    if "exporter" not in cpu:
+        return "server CPU per request: not measured (no /proc)"
+    parts = [f"{name} {us:.1f} µs" for name, us in cpu.items()]
+    ratios = [f"{cpu[name] / cpu['exporter']:.2f}x {name}" for name in cpu if name != "exporter"]
+    return f"server CPU/request: {', '.join(parts)} (exporter by CPU: {', '.join(ratios)})"
+
+
+def run(redis_url: str, rounds: int = 5, seconds: float = 2.0) -> list[Result]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
     client = redis.Redis.from_url(redis_url)
     with ExitStack() as stack:
-        exporter = stack.enter_context(server("exporter", redis_url))
+        exporter_server = stack.enter_context(server("exporter", redis_url))
+        exporter = exporter_server.base
         created = requests.post(exporter + "/api/sessions", json={"data": DATA}, timeout=5)
         created.raise_for_status()
         body = created.content
@@ -80,8 +150,9 @@ def run(redis_url: str, rounds: int = 3, seconds: float = 3.0) -> list[Result]:
 
         json_file = Path(tempfile.mkdtemp(prefix="bench-")) / "session.json"
         json_file.write_bytes(body)
-        bare = stack.enter_context(server("bare", str(json_file)))
-        peer = stack.enter_context(server("aiohttp-session", redis_url))
+        bare_server = stack.enter_context(server("bare", str(json_file)))
+        peer_server = stack.enter_context(server("aiohttp-session", redis_url))
+        bare, peer = bare_server.base, peer_server.base
         key = "benchsession"
         client.set(
             f"{COOKIE}_{key}",
@@ -93,21 +164,25 @@ def run(redis_url: str, rounds: int = 3, seconds: float = 3.0) -> list[Result]:
         )
 
         targets = {
-            "bare": (bare + "/api/sessions/x", None),
-            "exporter": (session_url, None),
-            "aiohttp-session": (peer + "/api/sessions/x", peer_headers),
+            "bare": (bare + "/api/sessions/x", None, bare_server.pid),
+            "exporter": (session_url, None, exporter_server.pid),
+            "aiohttp-session": (peer + "/api/sessions/x", peer_headers, peer_server.pid),
         }
-        for url, headers in targets.values():  # warm-up: connections, caches, JIT-free but still
+        for url, headers, _ in targets.values():  # warm-up: connections, caches
             wrk(url, 1, headers)
-        rates: dict[str, list[float]] = {name: [] for name in targets}
+        hits_before, gets_before = memory_hits(exporter)
+        runs: dict[str, list[Run]] = {name: [] for name in targets}
         for _ in range(rounds):
-            for name, (url, headers) in targets.items():
-                rates[name].append(wrk(url, seconds, headers))
+            for name, (url, headers, pid) in targets.items():
+                runs[name].append(wrk(url, seconds, headers, pid))
+        hits_after, gets_after = memory_hits(exporter)
     client.close()
     ours, bare_rate, peer_rate = (
-        median(rates[name]) for name in ("exporter", "bare", "aiohttp-session")
+        median([r.rate for r in runs[name]]) for name in ("exporter", "bare", "aiohttp-session")
     )
-    runs = ", ".join(f"{name} {[round(r) for r in values]}" for name, values in rates.items())
+    rates = ", ".join(f"{name} {[round(r.rate) for r in values]}" for name, values in runs.items())
+    gets = gets_after - gets_before
+    hit_note = f"{hits_after - hits_before:.0f} of {gets:.0f} exporter reads were memory hits"
     return [
         Result(
             "GET /api/sessions/{id} (memory hit) vs bare aiohttp handler",
@@ -116,7 +191,7 @@ def run(redis_url: str, rounds: int = 3, seconds: float = 3.0) -> list[Result]:
             "req/s",
             "≥ 0.7x",
             ours / bare_rate >= 0.7,
-            runs,
+            f"{rates}\n    {cpu_note(runs)}\n    {hit_note}",
         ),
         Result(
             "GET /api/sessions/{id} (memory hit) vs aiohttp-session RedisStorage",
