@@ -419,9 +419,16 @@ class SessionMetricsService:
                 "dropped": store.get("replay_dropped", 0),
             },
             "memory": self._memory(store),
+            "coherence": self._coherence(),
             "managers": {name: components[name].as_dict() for name in MANAGERS},
             "event_stream": self._event_stream_status(),
         }
+
+    def _coherence(self) -> dict[str, Any]:
+        layer = self.sessions
+        if layer.coherence is None or layer.deployment is None:
+            return {"enabled": False}
+        return {"enabled": True, "deployment": layer.deployment.kind, **layer.coherence.status()}
 
     def _memory(self, store: Mapping[str, Any]) -> dict[str, Any]:
         return {

@@ -170,6 +170,16 @@ class Coherence:
         # Logical keys (the store's) under the tracked prefixes: their writes echo back.
         store.tracked_prefixes = tuple(p[len(key_prefix) :] for p in self.prefixes)
 
+    def status(self) -> dict[str, object]:
+        """What /persistence shows: is the memory tier coherent right now, and since when not."""
+        return {
+            "tracking_active": self.active,
+            "memory_bypassed": self.store.memory_bypass,
+            "listeners": len(self.listener_ids),
+            "losses": self.losses,
+            "lost_since": self.lost_since,
+        }
+
     @property
     def listener_ids(self) -> list[int]:
         """CLIENT IDs of the current listeners (diagnostics and tests)."""

@@ -243,6 +243,18 @@ PERSISTENCE = obj(
             }
         ),
         "memory": ref("MemoryTier"),
+        "coherence": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "deployment": {"type": "string", "enum": ["standalone", "cluster", "sentinel"]},
+                "tracking_active": {"type": "boolean"},
+                "memory_bypassed": {"type": "boolean"},
+                "listeners": {"type": "integer"},
+                "losses": {"type": "integer"},
+                "lost_since": nullable("number"),
+            },
+            required=["enabled"],
+        ),
         "managers": obj({manager: ref("ComponentHealth") for manager in OPERATIONS}),
         "event_stream": obj(
             {

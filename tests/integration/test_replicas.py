@@ -109,6 +109,9 @@ async def test_killed_listener_bypasses_memory_until_tracking_is_back(
         assert b.sample("memory_tier_entries") == 0
         assert b.sample("cache_invalidations_total", reason="tracking_lost") == 1
         assert b.sample("store_fallback_active") == 0  # Redis itself is fine
+        shown = await (await b.http.get("/api/session-metrics/persistence")).json()
+        assert shown["coherence"]["tracking_active"] is False
+        assert shown["coherence"]["memory_bypassed"] is True and shown["coherence"]["losses"] == 1
 
         redis_hits = {"manager": "session", "tier": "redis", "result": "hit"}
         redis_reads = b.sample("cache_requests_total", **redis_hits)
