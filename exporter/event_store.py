@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from exporter.events import Event, EventLog
 from exporter.metrics import EVENT_TYPES, Metrics
+from exporter.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,8 @@ class EventStream:
     async def stop(self) -> None:
         """Stop listening, try one last flush within the timeout, and end the writer."""
         self.events.remove_listener(self._append)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await self._flush()
 

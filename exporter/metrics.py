@@ -21,7 +21,14 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 from prometheus_client.metrics import MetricWrapperBase
 
 from exporter.fast_metrics import CounterChild, FastCounter, FastHistogram, HistogramChild

@@ -48,6 +48,7 @@ from exporter.snapshot import (
     window_error_ratio,
     window_p95_ms,
 )
+from exporter.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from exporter.sessions.factory import SessionLayer
@@ -123,16 +124,7 @@ class SessionMetricsService:
     async def stop(self) -> None:
         self.events.remove_listener(self._on_event)
         self.hub.close()
-        for task in self._tasks:
-            task.cancel()
-        if self._check is not None:
-            self._check.cancel()
-        pending: list[asyncio.Future[Any]] = [*self._tasks]
-        if self._check is not None:
-            pending.append(self._check)
-        for future in pending:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await future
+        await cancel_and_wait(*self._tasks, self._check)
         self._tasks = []
         if self.event_stream is not None:
             await self.event_stream.stop()

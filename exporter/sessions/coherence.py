@@ -44,6 +44,7 @@ from exporter.events import EventLog
 from exporter.metrics import Metrics
 from exporter.sessions.redis_client import RedisDeployment, TrackedNode, raise_if_cancelled
 from exporter.sessions.tiered_store import TieredStore
+from exporter.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +197,8 @@ class Coherence:
         self._task = asyncio.create_task(self._run(), name="coherence")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._close_channels()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -249,9 +247,7 @@ class Coherence:
                 task.result()  # raises what ended it
             raise ChannelLost("invalidation channel ended")
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(*tasks)
 
     async def _watch_topology(self) -> None:
         """Cluster primaries or the Sentinel master may move: then track the new ones."""

@@ -42,6 +42,7 @@ from typing import Any
 from exporter.sessions.redis_client import raise_if_cancelled
 from exporter.sessions.redis_store import ReplayItem
 from exporter.sessions.store import decode_value, expires_ms
+from exporter.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -293,11 +294,8 @@ class SessionIndex:
         self._task = asyncio.create_task(self._run(), name="session-index")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         interval = min(self.refresh_interval, self.sweep_interval)

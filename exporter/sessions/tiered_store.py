@@ -36,6 +36,7 @@ from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import raise_if_cancelled
 from exporter.sessions.redis_store import RedisStore, ReplayItem
 from exporter.sessions.store import CacheRecorder, StoredValue, StoreStatus, new_version
+from exporter.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,7 @@ class TieredStore:
 
     async def close(self) -> None:
         """Stop background tasks; try once to replay what the journal still holds."""
-        tasks = [*self._tasks, *([self._checker] if self._checker is not None else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks, self._checker)
         self._tasks.clear()
         if self.journal and self.redis is not None and self.breaker.closed:
             with contextlib.suppress(StoreUnavailable):

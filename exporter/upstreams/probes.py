@@ -14,7 +14,6 @@ enabled 0, up 0, never probed, never "down". Transitions record `upstream_down`/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,6 +28,7 @@ from redis.asyncio.cluster import RedisCluster
 from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.events import EventLog
 from exporter.metrics import PROBE_FAILURE_REASONS, SERVICES, Metrics
+from exporter.tasks import cancel_and_wait
 from exporter.upstreams.figma_client import FigmaClient
 from exporter.upstreams.mcp_client import McpClient
 
@@ -122,11 +122,7 @@ class Probes:
             self._loop = asyncio.create_task(self._run(), name="upstream-probes")
 
     async def close(self) -> None:
-        for task in (self._loop, self._round):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._loop, self._round)
         self._loop = self._round = None
 
     async def run_once(self) -> None:
