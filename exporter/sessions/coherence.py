@@ -121,20 +121,35 @@ class NodeChannel:
             self.heard[1] = time.monotonic()
 
     async def keep_alive(self, interval: float) -> None:
-        """PING a connection that has been quiet for an interval; one quiet for two is lost."""
+        """PING a connection quiet for half an interval; one that leaves a PING unanswered for two
+        intervals is lost. Only an unanswered PING counts: quiet alone is not evidence."""
         assert self.listener is not None and self.tracker is not None
+        connections = (("listener", self.listener), ("tracker", self.tracker))
+        pinged: list[float | None] = [None, None]
         while True:
             raise_if_cancelled()
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval / 2)
             now = time.monotonic()
-            for index, (name, connection) in enumerate(
-                (("listener", self.listener), ("tracker", self.tracker))
-            ):
-                quiet = now - self.heard[index]
-                if quiet >= 2 * interval:
+            for index, (name, connection) in enumerate(connections):
+                action = keep_alive_action(now, self.heard[index], pinged[index], interval)
+                if action == "lost":
                     raise ChannelLost(f"{name} on {self.node.name} stopped answering")
-                if quiet >= interval:
+                if action == "ping":
                     await connection.send_command("PING")
+                    pinged[index] = now
+                elif action == "ok":
+                    pinged[index] = None
+
+
+def keep_alive_action(now: float, heard: float, pinged: float | None, interval: float) -> str:
+    """What the keep-alive does for one connection: "ping", "wait" (for an answer), "lost", "ok".
+
+    A PING is answered when the connection was heard after it was sent. Under load the answer may
+    be read a little after a check, so a quiet spell shorter than two intervals is never a loss.
+    """
+    if pinged is not None and heard < pinged:
+        return "lost" if now - pinged >= 2 * interval else "wait"
+    return "ping" if now - heard >= interval / 2 else "ok"
 
 
 class Coherence:
