@@ -62,6 +62,9 @@ class _RouteChildren:
         return child
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
 class RequestMetrics:
     """Caches label children per resource, method and status so each is looked up once.
 
@@ -81,7 +84,11 @@ class RequestMetrics:
             methods = self._routes[resource] = {}
         route = methods.get(method)
         if route is None:
-            route = methods[method] = _RouteChildren(self._metrics, _template(resource), method)
+            # The method is the client's raw token: anything unusual shares one series.
+            label = method if method in HTTP_METHODS else "other"
+            route = methods.get(label)
+            if route is None:
+                route = methods[label] = _RouteChildren(self._metrics, _template(resource), label)
         route.observe(seconds)
         counter = route.statuses.get(status)
         if counter is None:
