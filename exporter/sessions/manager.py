@@ -72,6 +72,10 @@ class SessionManager:
         self._updated = metrics.sessions_updated if metrics else None
         self._deleted = metrics.sessions_deleted if metrics else None
         self._expired = metrics.sessions_expired if metrics else None
+        # The hottest path (a memory hit on get) records everything in one call.
+        self._record_memory_hit = instrumentation.hit_recorder(
+            "get", "memory", metrics.sessions_retrieved.child() if metrics is not None else None
+        )
         self.expired_count = 0
         # Replaceable by a cluster-wide count (a Redis index shared by replicas).
         self.active_counter: Callable[[], int] = self._memory_active_count
@@ -100,12 +104,11 @@ class SessionManager:
         # so the id check can wait for the slow path.
         key = NAMESPACE + "{" + session_id + "}"
         value = self._get_cached(key)
-        if value is not None and value.decoded is not None:
-            self._record_cache("memory", True)
-            self._record("get", _perf_counter() - started)
-            if self._retrieved is not None:
-                self._retrieved.inc()
-            return value.decoded  # type: ignore[return-value]
+        if value is not None:
+            session = value.decoded
+            if session is not None:
+                self._record_memory_hit(_perf_counter() - started)
+                return session  # type: ignore[no-any-return]
         try:
             session = await self._get_slow(session_id, key, value)
         except Exception as exc:
