@@ -96,8 +96,11 @@ def wrk(
     after = cpu_seconds(pid) if pid is not None else None
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     total = re.search(r"(\d+) requests in", output)
-    if rate is None or total is None or "Non-2xx" in output or (
-        "Socket errors" in output and "timeout" in output
+    if (
+        rate is None
+        or total is None
+        or "Non-2xx" in output
+        or ("Socket errors" in output and "timeout" in output)
     ):
         raise RuntimeError(f"wrk failed or saw errors:\n{output}")
     cpu_us = None

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from exporter import __version__
-from exporter.config import OPTIONS, ConfigError, Settings, parse_settings
+from exporter.config import OPTIONS, Settings, parse_settings
+from exporter.errors import ConfigError
 from exporter.service import thresholds_from_settings
 
 log = logging.getLogger("exporter")
@@ -32,12 +33,16 @@ class ListenError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="session-metrics-exporter",
-        description="Instrumented session managers exported to Prometheus, with a JSON API and SSE.",
+        description="Instrumented session managers exported to Prometheus, a JSON API and SSE.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--config", metavar="FILE", help="YAML file of settings (keys as the flags, with _ or -)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML file of settings (keys as the flags, with _ or -)"
+    )
     for option in OPTIONS:
-        parser.add_argument(option.flag, dest=option.name, default=None, help=f"{option.help} [env {option.env}]")
+        parser.add_argument(
+            option.flag, dest=option.name, default=None, help=f"{option.help} [env {option.env}]"
+        )
     return parser
 
 

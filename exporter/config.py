@@ -21,12 +21,20 @@ from exporter.errors import ConfigError
 
 ENV_PREFIX = "SESSION_EXPORTER_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "redis+sentinel", "rediss+sentinel")
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every setting of the exporter. Field names are the YAML keys; flags and env vars derive from them."""
+    """Every setting. Field names are the YAML keys; flags and env vars derive from them."""
 
     listen: tuple[str, int] = ("127.0.0.1", 9464)
     redis_url: str | None = field(default=None, repr=False)
@@ -147,7 +155,9 @@ def _redis_url(name: str, raw: Any) -> str | None:
     scheme = urlsplit(url).scheme
     if scheme not in REDIS_SCHEMES:
         # Never echo the URL: it may carry a password.
-        raise ConfigError(name, f"unsupported scheme {scheme!r}; expected one of {', '.join(REDIS_SCHEMES)}")
+        raise ConfigError(
+            name, f"unsupported scheme {scheme!r}; expected one of {', '.join(REDIS_SCHEMES)}"
+        )
     return url
 
 
@@ -177,9 +187,20 @@ _count = _number(int)
 
 OPTIONS: tuple[Option, ...] = (
     Option("listen", _listen, "HOST:PORT to serve on (default 127.0.0.1:9464)"),
-    Option("redis_url", _redis_url, "Redis URL; none = memory only (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://)", secret=True),
-    Option("redis_timeout", _seconds, "seconds one Redis command may take before it counts as failed"),
-    Option("redis_retry_interval", _seconds, "seconds between reconnection attempts while Redis is down"),
+    Option(
+        "redis_url",
+        _redis_url,
+        "Redis URL; none = memory only (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://)",
+        secret=True,
+    ),
+    Option(
+        "redis_timeout", _seconds, "seconds one Redis command may take before it counts as failed"
+    ),
+    Option(
+        "redis_retry_interval",
+        _seconds,
+        "seconds between reconnection attempts while Redis is down",
+    ),
     Option("redis_key_prefix", _text, "prefix of every Redis key the exporter writes"),
     Option("session_ttl", _seconds, "default session lifetime in seconds"),
     Option("memory_max_entries", _count, "entries the in-process memory tier may hold"),
@@ -189,7 +210,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("slow_threshold_ms", _seconds, "operations slower than this many milliseconds are slow"),
     Option("window_size", _count, "response times kept per manager and operation"),
     Option("figma_api_url", _http_url, "Figma REST API base URL"),
-    Option("figma_token", _optional_text, "Figma personal access token; none = Figma API disabled", secret=True),
+    Option(
+        "figma_token",
+        _optional_text,
+        "Figma personal access token; none = Figma API disabled",
+        secret=True,
+    ),
     Option("figma_timeout", _seconds, "seconds one Figma API request may take"),
     Option("figma_max_concurrency", _count, "concurrent Figma API requests"),
     Option("figma_cache_ttl", _seconds, "seconds Figma responses stay cached"),
@@ -200,17 +226,32 @@ OPTIONS: tuple[Option, ...] = (
     Option("snapshot_interval", _seconds, "seconds between real-time snapshots"),
     Option("event_log_size", _count, "events kept in the in-process event log"),
     Option("sse_max_clients", _count, "concurrent Server-Sent Events clients"),
-    Option("admin_token", _optional_text, "bearer token required by admin endpoints; none = open", secret=True),
-    Option("health_thresholds", _thresholds, "health rule overrides, e.g. latency_critical_ms=800,cache_hit_poor=0.4 (names in exporter/health.py)"),
+    Option(
+        "admin_token",
+        _optional_text,
+        "bearer token required by admin endpoints; none = open",
+        secret=True,
+    ),
+    Option(
+        "health_thresholds",
+        _thresholds,
+        "health rule overrides, e.g. latency_critical_ms=800,cache_hit_poor=0.4"
+        " (names in exporter/health.py)",
+    ),
     Option("shutdown_timeout", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
-    Option("shutdown_drain", _seconds_or_zero, "seconds to keep serving with readiness 503 after SIGTERM, so load balancers stop sending first"),
+    Option(
+        "shutdown_drain",
+        _seconds_or_zero,
+        "seconds to keep serving with readiness 503 after SIGTERM,"
+        " so load balancers stop sending first",
+    ),
     Option("log_level", _log_level, "debug, info, warning, error or critical"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def parse_settings(values: Mapping[str, Any]) -> Settings:
-    """Validate raw values (strings or YAML scalars) into Settings; raise ConfigError naming the setting."""
+    """Raw values (strings or YAML scalars) → Settings; ConfigError names a bad setting."""
     parsed: dict[str, Any] = {}
     for key, raw in values.items():
         name = key.replace("-", "_")

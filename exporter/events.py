@@ -31,7 +31,13 @@ class Event:
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "message": self.message, "timestamp": self.timestamp, "details": self.details}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "message": self.message,
+            "timestamp": self.timestamp,
+            "details": self.details,
+        }
 
 
 EventListener = Callable[[Event], None]

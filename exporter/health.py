@@ -78,7 +78,7 @@ class HealthThresholds:
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, float], **defaults: float) -> HealthThresholds:
-        """Defaults (SPEC table, then `defaults`) with `overrides` applied; ValueError names an unknown key."""
+        """SPEC defaults, then `defaults`, then `overrides`; ValueError names an unknown key."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(overrides) - known)
         if unknown:

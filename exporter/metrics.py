@@ -49,7 +49,14 @@ BACKENDS = ("memory", "redis")
 SERVICES = ("redis", "figma_api", "mcp_server")
 UPSTREAM_ENDPOINTS = {
     "figma_api": ("files", "nodes", "images", "image_download", "me"),
-    "mcp_server": ("initialize", "list_tools", "get_screenshot", "get_metadata", "get_code", "other_tool"),
+    "mcp_server": (
+        "initialize",
+        "list_tools",
+        "get_screenshot",
+        "get_metadata",
+        "get_code",
+        "other_tool",
+    ),
 }
 STATUS_CLASSES = ("2xx", "4xx", "429", "5xx", "timeout", "error")
 PROBE_FAILURE_REASONS = ("timeout", "connection", "auth", "status", "protocol", "error")
@@ -90,9 +97,39 @@ EVENT_TYPES = (
 # Operation latencies span a memory hit (tens of µs) to an upstream call (seconds); 0.1 s is the
 # default slow threshold, so it is a bucket boundary and alerts on it are exact.
 LATENCY_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
-HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HTTP_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 SIZE_BUCKETS = tuple(float(1024 * 4**i) for i in range(8))  # 1 KiB .. 16 MiB
 
 
@@ -110,7 +147,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        disable_created_metrics()  # halves exposition cost; counters still reset-safe via rate()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # halves exposition cost
         self._declare_operations()
         self._declare_sessions()
         self._declare_cache()
@@ -140,19 +177,29 @@ class Metrics:
             registry=self.registry,
         )
         self.operation_errors = self._fast_counter(
-            "operation_errors", "Failed session-manager operations by error type.", ("manager", "operation", "error")
+            "operation_errors",
+            "Failed session-manager operations by error type.",
+            ("manager", "operation", "error"),
         )
         self.slow_operations = self._fast_counter(
-            "slow_operations", "Operations slower than the slow threshold.", ("manager", "operation")
+            "slow_operations",
+            "Operations slower than the slow threshold.",
+            ("manager", "operation"),
         )
 
     def _declare_sessions(self) -> None:
-        self.sessions_created = self._fast_counter("sessions_created", "Sessions created by this replica.")
+        self.sessions_created = self._fast_counter(
+            "sessions_created", "Sessions created by this replica."
+        )
         self.sessions_retrieved = self._fast_counter(
             "sessions_retrieved", "Sessions read successfully by this replica."
         )
-        self.sessions_updated = self._fast_counter("sessions_updated", "Sessions replaced by this replica.")
-        self.sessions_deleted = self._fast_counter("sessions_deleted", "Sessions deleted by this replica.")
+        self.sessions_updated = self._fast_counter(
+            "sessions_updated", "Sessions replaced by this replica."
+        )
+        self.sessions_deleted = self._fast_counter(
+            "sessions_deleted", "Sessions deleted by this replica."
+        )
         self.sessions_expired = self._fast_counter(
             "sessions_expired", "Sessions that expired, each counted once across replicas."
         )
@@ -160,36 +207,61 @@ class Metrics:
 
     def _declare_cache(self) -> None:
         self.cache_requests = self._fast_counter(
-            "cache_requests", "Cache lookups by manager, tier and result.", ("manager", "tier", "result")
+            "cache_requests",
+            "Cache lookups by manager, tier and result.",
+            ("manager", "tier", "result"),
         )
-        self.cache_evictions = self._counter("cache_evictions", "Entries evicted to stay within bounds.", ("tier",))
+        self.cache_evictions = self._counter(
+            "cache_evictions", "Entries evicted to stay within bounds.", ("tier",)
+        )
         self.cache_invalidations = self._counter(
-            "cache_invalidations", "Memory-tier entries dropped because they may be stale.", ("reason",)
+            "cache_invalidations",
+            "Memory-tier entries dropped because they may be stale.",
+            ("reason",),
         )
-        self.memory_tier_entries = self._gauge("memory_tier_entries", "Entries held by the memory tier.")
-        self.memory_tier_bytes = self._gauge("memory_tier_bytes", "Encoded bytes held by the memory tier.")
-        self.memory_tier_max_entries = self._gauge("memory_tier_max_entries", "Entry limit of the memory tier.")
-        self.memory_tier_max_bytes = self._gauge("memory_tier_max_bytes", "Byte limit of the memory tier.")
+        self.memory_tier_entries = self._gauge(
+            "memory_tier_entries", "Entries held by the memory tier."
+        )
+        self.memory_tier_bytes = self._gauge(
+            "memory_tier_bytes", "Encoded bytes held by the memory tier."
+        )
+        self.memory_tier_max_entries = self._gauge(
+            "memory_tier_max_entries", "Entry limit of the memory tier."
+        )
+        self.memory_tier_max_bytes = self._gauge(
+            "memory_tier_max_bytes", "Byte limit of the memory tier."
+        )
 
     def _declare_store(self) -> None:
-        self.store_backend_up = self._gauge("store_backend_up", "Whether a store backend answers (1) or not (0).", ("backend",))
+        self.store_backend_up = self._gauge(
+            "store_backend_up", "Whether a store backend answers (1) or not (0).", ("backend",)
+        )
         self.store_fallback_active = self._gauge(
             "store_fallback_active", "1 while Redis is unreachable and writes go to memory only."
         )
-        self.store_failovers = self._counter("store_failovers", "Switches from Redis to memory-only fallback.")
-        self.store_replay_pending = self._gauge("store_replay_pending", "Writes journalled during an outage, not yet replayed.")
+        self.store_failovers = self._counter(
+            "store_failovers", "Switches from Redis to memory-only fallback."
+        )
+        self.store_replay_pending = self._gauge(
+            "store_replay_pending", "Writes journalled during an outage, not yet replayed."
+        )
         self.store_replay_max = self._gauge("store_replay_max", "Bound of the replay journal.")
-        self.store_replayed = self._counter("store_replayed", "Journalled writes replayed to Redis (or skipped as older).")
+        self.store_replayed = self._counter(
+            "store_replayed", "Journalled writes replayed to Redis (or skipped as older)."
+        )
         self.store_replay_dropped = self._counter(
             "store_replay_dropped", "Journalled writes lost because the journal was full."
         )
         self.coherence_tracking_active = self._gauge(
-            "coherence_tracking_active", "1 while Redis invalidation tracking keeps the memory tier coherent."
+            "coherence_tracking_active",
+            "1 while Redis invalidation tracking keeps the memory tier coherent.",
         )
 
     def _declare_upstreams(self) -> None:
         self.upstream_requests = self._counter(
-            "upstream_requests", "Requests to upstream services by endpoint and status class.", ("service", "endpoint", "status")
+            "upstream_requests",
+            "Requests to upstream services by endpoint and status class.",
+            ("service", "endpoint", "status"),
         )
         self.upstream_request_duration = Histogram(
             f"{PREFIX}_upstream_request_duration_seconds",
@@ -198,13 +270,21 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.upstream_up = self._gauge("upstream_up", "Whether the last probe of a configured service succeeded.", ("service",))
-        self.upstream_enabled = self._gauge("upstream_enabled", "Whether a service is configured (1) or disabled (0).", ("service",))
+        self.upstream_up = self._gauge(
+            "upstream_up", "Whether the last probe of a configured service succeeded.", ("service",)
+        )
+        self.upstream_enabled = self._gauge(
+            "upstream_enabled", "Whether a service is configured (1) or disabled (0).", ("service",)
+        )
         self.upstream_probe_duration = self._gauge(
-            "upstream_probe_duration_seconds", "Duration of the last availability probe.", ("service",)
+            "upstream_probe_duration_seconds",
+            "Duration of the last availability probe.",
+            ("service",),
         )
         self.upstream_probe_failures = self._counter(
-            "upstream_probe_failures", "Failed availability probes by reason.", ("service", "reason")
+            "upstream_probe_failures",
+            "Failed availability probes by reason.",
+            ("service", "reason"),
         )
 
     def _declare_screenshots(self) -> None:
@@ -215,7 +295,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.screenshots = self._counter("screenshots", "Screenshot requests by source and outcome.", ("source", "outcome"))
+        self.screenshots = self._counter(
+            "screenshots", "Screenshot requests by source and outcome.", ("source", "outcome")
+        )
         self.screenshot_size = Histogram(
             f"{PREFIX}_screenshot_size_bytes",
             "Size of captured screenshots.",
@@ -227,19 +309,28 @@ class Metrics:
     def _declare_health(self) -> None:
         self.health_score = self._gauge("health_score", "Health score 0-100.", ("component",))
         self.health_status = self._gauge(
-            "health_status", "Health status as a state set: 1 for the current status.", ("component", "status")
+            "health_status",
+            "Health status as a state set: 1 for the current status.",
+            ("component", "status"),
         )
-        self.health_issues = self._gauge("health_issues", "1 while a health issue is present.", ("component", "code"))
+        self.health_issues = self._gauge(
+            "health_issues", "1 while a health issue is present.", ("component", "code")
+        )
 
     def _declare_service(self) -> None:
         self.events = self._counter("events", "Events recorded in the event log.", ("type",))
         self.sse_clients = self._gauge("sse_clients", "Connected Server-Sent Events clients.")
-        self.sse_max_clients = self._gauge("sse_max_clients", "Limit of concurrent Server-Sent Events clients.")
+        self.sse_max_clients = self._gauge(
+            "sse_max_clients", "Limit of concurrent Server-Sent Events clients."
+        )
         self.event_stream_failures = self._counter(
-            "event_stream_failures", "Failed writes or reads of the shared Redis event stream (events stay in memory)."
+            "event_stream_failures",
+            "Failed writes or reads of the shared Redis event stream (events stay in memory).",
         )
         self.http_requests = self._fast_counter(
-            "http_requests", "HTTP requests served, by route template.", ("route", "method", "status")
+            "http_requests",
+            "HTTP requests served, by route template.",
+            ("route", "method", "status"),
         )
         self.http_request_duration = FastHistogram(
             f"{PREFIX}_http_request_duration_seconds",
@@ -248,7 +339,9 @@ class Metrics:
             buckets=HTTP_BUCKETS,
             registry=self.registry,
         )
-        self.build_info = Info(f"{PREFIX}_build", "Version of the exporter and of Python.", registry=self.registry)
+        self.build_info = Info(
+            f"{PREFIX}_build", "Version of the exporter and of Python.", registry=self.registry
+        )
 
     def _initialise_series(self) -> None:
         for manager, operations in OPERATIONS.items():

@@ -544,7 +544,7 @@ def _counter_values(metric: MetricWrapperBase) -> dict[str, int]:
 
 
 def thresholds_from_settings(settings: Settings) -> HealthThresholds:
-    """The SPEC table, with the latency row following --slow-threshold-ms, then --health-thresholds."""
+    """The SPEC table, latency following --slow-threshold-ms, then --health-thresholds."""
     return HealthThresholds.from_overrides(
         settings.health_thresholds, latency_high_ms=settings.slow_threshold_ms
     )

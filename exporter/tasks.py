@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 
-async def cancel_and_wait(*tasks: asyncio.Future[object] | None) -> None:
+async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     """Cancel every task given (None and finished ones are skipped) and wait until all have ended.
 
     What a task raised while ending is swallowed: a stopping component has nobody to report to,

@@ -33,7 +33,7 @@ class WindowStats:
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an already sorted, non-empty list (p95 of 100 values is the 95th)."""
+    """Nearest-rank percentile of a sorted, non-empty list (p95 of 100 values is the 95th)."""
     rank = max(1, math.ceil(fraction * len(sorted_values)))
     return sorted_values[rank - 1]
 

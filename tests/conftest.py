@@ -11,7 +11,7 @@ from tests.support.redis_server import RedisServer, start_any_redis
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """One redis-server for the whole session; tests that kill it must restart it before returning."""
+    """One redis-server for the whole session; a test that kills it must restart it."""
     server = start_any_redis()
     yield server
     server.stop()

@@ -108,7 +108,7 @@ class SessionManager:
             session = value.decoded
             if session is not None:
                 self._record_memory_hit(_perf_counter() - started)
-                return session  # type: ignore[no-any-return]
+                return session  # type: ignore[return-value]
         try:
             session = await self._get_slow(session_id, key, value)
         except Exception as exc:
@@ -171,7 +171,7 @@ class SessionManager:
         index.on_expired = self._count_expired
 
     def active_count(self) -> int:
-        """Live sessions (by default those this replica's memory tier holds; see `active_counter`)."""
+        """Live sessions (by default in this replica's memory tier; see `active_counter`)."""
         return self.active_counter()
 
     def _memory_active_count(self) -> int:

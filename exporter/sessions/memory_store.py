@@ -72,7 +72,7 @@ class MemoryStore:
         return None if entry is None else entry[0]
 
     def put(self, key: str, value: StoredValue, max_ttl: float | None = None) -> None:
-        """Hold `value` until its expiry (or `max_ttl` seconds, if sooner); evict to stay in bounds."""
+        """Hold `value` until its expiry (or `max_ttl` s, if sooner); evict to stay in bounds."""
         ttl = value.expires_at - _time()
         if max_ttl is not None and max_ttl < ttl:
             ttl = max_ttl

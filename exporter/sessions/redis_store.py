@@ -149,7 +149,7 @@ class RedisStore:
         return bool(result)
 
     async def replay(self, items: Sequence[ReplayItem]) -> list[bool]:
-        """Apply journalled writes in one pipeline; True where written, False where skipped as older."""
+        """Apply journalled writes in one pipeline; True where written, False where older."""
         # EVAL, not EVALSHA: redis-py refuses EVALSHA in Cluster pipelines, and EVAL needs no
         # script-loading round trip after a server restart.
         pipe = self.client.pipeline(transaction=False)

@@ -101,7 +101,7 @@ class TieredStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Check Redis once (a dead Redis at start-up means starting in fallback) and start tasks."""
+        """Check Redis once (dead at start-up: start in fallback) and start the tasks."""
         if self.redis is not None:
             try:
                 await self.redis.ping()
@@ -215,7 +215,7 @@ class TieredStore:
         version: int | None = None,
         expires_at: float | None = None,
     ) -> StoredValue:
-        """Write through to Redis; during an outage write to memory and journal it (never raises)."""
+        """Write through to Redis; in an outage write to memory and journal it (never raises)."""
         value = StoredValue(
             payload,
             version if version is not None else new_version(),
@@ -540,7 +540,10 @@ class TieredStore:
             self._dropped_child.inc()
         self._outage_drops += 1
         if self._outage_drops == 1:
-            message = f"replay journal full ({self.journal.max_entries} entries): dropping the oldest writes"
+            message = (
+                f"replay journal full ({self.journal.max_entries} entries):"
+                " dropping the oldest writes"
+            )
             log.warning(message)
             self._event("replay_dropped", message, max_entries=self.journal.max_entries)
 
@@ -628,7 +631,10 @@ class TieredStore:
         # Another replica may have changed keys this tier still holds; Redis is the truth again.
         flushed = self.flush_memory("flush")
         drops = self._outage_drops
-        message = f"Redis back after {time.time() - since:.1f}s: replayed {replayed}, skipped {skipped} older"
+        message = (
+            f"Redis back after {time.time() - since:.1f}s:"
+            f" replayed {replayed}, skipped {skipped} older"
+        )
         if drops:
             message += f", {drops} dropped (journal full)"
         log.info(message)
@@ -669,7 +675,7 @@ class TieredStore:
             self.events.record(type, message, **details)
 
     def _bind_metrics(self, metrics: Metrics | None) -> None:
-        """Pre-bind children; gauges that mirror in-process state read it at scrape time (no I/O)."""
+        """Pre-bind children; gauges mirroring in-process state read it at scrape time (no I/O)."""
         self._evictions_child = metrics.cache_evictions.labels("memory") if metrics else None
         self._failovers_child = metrics.store_failovers if metrics else None
         self._replayed_child = metrics.store_replayed if metrics else None

@@ -13,8 +13,12 @@ from exporter.web.keys import SETTINGS
 JSON_TYPE = "application/json"
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type=JSON_TYPE, headers=headers)
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type=JSON_TYPE, headers=headers
+    )
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -24,7 +28,9 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 class ApiError(Exception):
     """Raised by handlers for a client-visible error; the middleware renders it as JSON."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -29,6 +29,10 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Ru
     events = EventLog(settings.event_log_size, metrics)
     async with AsyncExitStack() as stack:
         sessions = await stack.enter_async_context(open_session_layer(settings, metrics, events))
-        figma = await stack.enter_async_context(open_figma_layer(settings, metrics, events, sessions))
-        service = await stack.enter_async_context(open_service(settings, metrics, events, sessions, figma))
+        figma = await stack.enter_async_context(
+            open_figma_layer(settings, metrics, events, sessions)
+        )
+        service = await stack.enter_async_context(
+            open_service(settings, metrics, events, sessions, figma)
+        )
         yield Runtime(settings, metrics, events, sessions, figma, service)

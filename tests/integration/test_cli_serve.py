@@ -38,12 +38,17 @@ def bare_exporter(tmp_path: Path) -> Iterator[str]:
     if not port_is_free(port):  # a developer's own exporter may hold the default port
         port = free_port()
         env["SESSION_EXPORTER_LISTEN"] = f"127.0.0.1:{port}"
-    process = subprocess.Popen(exporter_command(), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        exporter_command(), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         # Ready must come from our process, not from another exporter that took the port first.
         wait_until(
-            lambda: process.poll() is None and requests.get(f"{base}/-/ready", timeout=1).status_code == 200,
+            lambda: (
+                process.poll() is None
+                and requests.get(f"{base}/-/ready", timeout=1).status_code == 200
+            ),
             timeout=20,
         )
         assert process.poll() is None, "the exporter exited during start-up"
@@ -56,7 +61,9 @@ def bare_exporter(tmp_path: Path) -> Iterator[str]:
 
 
 def test_bare_command_serves_sessions_from_memory(bare_exporter: str) -> None:
-    created = requests.post(f"{bare_exporter}/api/sessions", json={"data": {"user": "ada"}}, timeout=5)
+    created = requests.post(
+        f"{bare_exporter}/api/sessions", json={"data": {"user": "ada"}}, timeout=5
+    )
     assert created.status_code == 201
     session = created.json()
     fetched = requests.get(f"{bare_exporter}/api/sessions/{session['id']}", timeout=5)
@@ -68,10 +75,11 @@ def test_bare_command_serves_sessions_from_memory(bare_exporter: str) -> None:
 
 
 def test_python_dash_m_is_the_same_program() -> None:
-    result = subprocess.run([sys.executable, "-m", "exporter", "--version"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--version"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0
     assert "session-metrics-exporter" in result.stdout
-
 
 
 def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
@@ -80,7 +88,11 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
         holder.listen()
         port = holder.getsockname()[1]
         result = subprocess.run(
-            [*exporter_command(), "--listen", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=30, cwd=tmp_path
+            [*exporter_command(), "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

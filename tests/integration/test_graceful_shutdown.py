@@ -1,4 +1,4 @@
-"""SIGTERM on a real process: readiness turns 503, the in-flight request finishes, nothing is leaked."""
+"""SIGTERM on a real process: readiness 503, the in-flight request finishes, nothing leaks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from tests.support.redis_server import free_port
 SLOW_UPSTREAM_SECONDS = 2.0
 
 
-async def wait_ready(http: aiohttp.ClientSession, base: str, process: subprocess.Popen[str]) -> None:
+async def wait_ready(
+    http: aiohttp.ClientSession, base: str, process: subprocess.Popen[str]
+) -> None:
     for _ in range(200):
         assert process.poll() is None, "the exporter exited during start-up"
         try:
@@ -30,17 +32,30 @@ async def wait_ready(http: aiohttp.ClientSession, base: str, process: subprocess
     raise AssertionError("the exporter never became ready")
 
 
-async def test_sigterm_drains_then_finishes_in_flight_requests(redis_url: str, tmp_path: Path) -> None:
+async def test_sigterm_drains_then_finishes_in_flight_requests(
+    redis_url: str, tmp_path: Path
+) -> None:
     double = await FigmaDouble().start()
     double.fail("files", Fault("slow", delay=SLOW_UPSTREAM_SECONDS))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXPORTER_")}
-    env["PYTHONWARNINGS"] = "always::ResourceWarning"  # an unclosed Redis or HTTP connection would print
+    env["PYTHONWARNINGS"] = (
+        "always::ResourceWarning"  # an unclosed Redis or HTTP connection would print
+    )
     env["SESSION_EXPORTER_FIGMA_TOKEN"] = DEFAULT_TOKEN
     command = [
-        *exporter_command(), "--listen", f"127.0.0.1:{port}", "--redis-url", redis_url,
-        "--figma-api-url", double.url, "--figma-timeout", "5", "--shutdown-drain", "1",
+        *exporter_command(),
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--redis-url",
+        redis_url,
+        "--figma-api-url",
+        double.url,
+        "--figma-timeout",
+        "5",
+        "--shutdown-drain",
+        "1",
     ]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -21,7 +21,19 @@ async def test_unusual_methods_and_paths_share_bounded_series() -> None:
             missing = await http.get(f"/no/such/path/{index}")
             assert missing.status == 404
     sample = registry.get_sample_value
-    assert sample("session_exporter_http_requests_total", {"route": "unmatched", "method": "other", "status": "405"}) == 5
-    assert sample("session_exporter_http_requests_total", {"route": "unmatched", "method": "GET", "status": "404"}) == 5
+    assert (
+        sample(
+            "session_exporter_http_requests_total",
+            {"route": "unmatched", "method": "other", "status": "405"},
+        )
+        == 5
+    )
+    assert (
+        sample(
+            "session_exporter_http_requests_total",
+            {"route": "unmatched", "method": "GET", "status": "404"},
+        )
+        == 5
+    )
     exposition = generate_latest(registry).decode()
     assert "PROPFIND" not in exposition and "/no/such/path" not in exposition

@@ -140,4 +140,3 @@ async def test_master_restart_under_load_loses_no_acknowledged_write(
     # The other replica reads the same data (its memory tier never saw most of it).
     for sid, data in list(writer.latest.items())[-20:]:
         assert await b.read(sid) == (200, data)
-

@@ -148,7 +148,9 @@ async def test_persistence_reports_redis_replay_memory_and_managers(redis_url: s
     assert body["managers"]["figma"]["status"] == "disabled"
     assert body["event_stream"]["enabled"] is True
     coherence = body["coherence"]
-    assert coherence["enabled"] and coherence["tracking_active"] and not coherence["memory_bypassed"]
+    assert (
+        coherence["enabled"] and coherence["tracking_active"] and not coherence["memory_bypassed"]
+    )
     assert coherence["listeners"] == 1 and coherence["losses"] == 0
 
 

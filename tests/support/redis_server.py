@@ -54,7 +54,9 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None
 class RedisServer:
     """One redis-server process. `kill()` is SIGKILL, `pause()`/`resume()` are SIGSTOP/SIGCONT."""
 
-    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = (), workdir: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, extra_args: tuple[str, ...] = (), workdir: Path | None = None
+    ) -> None:
         self.binary = shutil.which("redis-server")
         self.port = port or free_port()
         self.extra_args = extra_args
@@ -71,8 +73,20 @@ class RedisServer:
     def start(self) -> RedisServer:
         assert self.binary, "redis-server binary missing"
         args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.workdir), "--protected-mode", "no", *self.extra_args,
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.workdir),
+            "--protected-mode",
+            "no",
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.client().ping())
@@ -115,7 +129,10 @@ class RedisServer:
 def start_redis(extra_args: tuple[str, ...] = ()) -> RedisServer:
     """Start a local redis-server, or fail/skip with the install command."""
     if shutil.which("redis-server") is None:
-        missing_dependency("redis-server", "install the Debian package redis-server (`make test` does this as root)")
+        missing_dependency(
+            "redis-server",
+            "install the Debian package redis-server (`make test` does this as root)",
+        )
     return RedisServer(extra_args=extra_args).start()
 
 
@@ -176,5 +193,7 @@ def start_any_redis() -> RedisServer:
         return RedisServer().start()
     if docker_available():
         return ContainerRedisServer().start()
-    missing_dependency("redis-server", "install the Debian package redis-server (`make test` does this as root)")
+    missing_dependency(
+        "redis-server", "install the Debian package redis-server (`make test` does this as root)"
+    )
     raise AssertionError("unreachable")

@@ -22,10 +22,14 @@ class RedisCluster:
             node_dir = self.workdir / str(index)
             node_dir.mkdir()
             extra = (
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(node_dir / "nodes.conf"),
-                "--cluster-node-timeout", "2000",
-                "--cluster-port", str(free_port()),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(node_dir / "nodes.conf"),
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                str(free_port()),
             )
             self.nodes.append(RedisServer(port=port, extra_args=extra, workdir=node_dir))
 
@@ -38,14 +42,26 @@ class RedisCluster:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=60,
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         wait_until(self._healthy, timeout=30)
         return self
 
     def _healthy(self) -> bool:
-        return all(node.client().cluster("info").get("cluster_state") == "ok" for node in self.nodes)
+        return all(
+            node.client().cluster("info").get("cluster_state") == "ok" for node in self.nodes
+        )
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -53,7 +69,7 @@ class RedisCluster:
 
 
 class RedisSentinel:
-    """One master watched by one sentinel; `url` is the `redis+sentinel://host:port/<master>` syntax."""
+    """One master watched by one sentinel; `url` is `redis+sentinel://host:port/<master>`."""
 
     MASTER_NAME = "sessions"
 
@@ -76,7 +92,9 @@ class RedisSentinel:
             f"sentinel down-after-milliseconds {self.MASTER_NAME} 2000\n"
         )
         self.process = subprocess.Popen(
-            ["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ["redis-server", str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         sentinel = RedisServer(port=self.port)
         wait_until(lambda: sentinel.client().execute_command("SENTINEL", "MASTERS"), timeout=15)

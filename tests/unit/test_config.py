@@ -20,7 +20,12 @@ def test_defaults_work_on_a_laptop() -> None:
 
 def test_values_are_parsed_from_strings_and_yaml_scalars() -> None:
     settings = parse_settings(
-        {"listen": "0.0.0.0:9000", "session-ttl": "60", "memory_max_entries": 10, "log_level": "DEBUG"}
+        {
+            "listen": "0.0.0.0:9000",
+            "session-ttl": "60",
+            "memory_max_entries": 10,
+            "log_level": "DEBUG",
+        }
     )
     assert settings.listen == ("0.0.0.0", 9000)
     assert settings.session_ttl == 60.0

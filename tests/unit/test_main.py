@@ -37,7 +37,11 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
     ],
 )
 def test_bad_values_exit_2_naming_the_setting(
-    argv: list[str], environ: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    environ: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
@@ -57,7 +61,10 @@ def test_bad_yaml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 def test_console_script_exits_2_as_a_process() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "exporter", "--slow-threshold-ms", "fast"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "exporter", "--slow-threshold-ms", "fast"],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "--slow-threshold-ms" in result.stderr
@@ -67,7 +74,9 @@ def test_console_script_exits_2_as_a_process() -> None:
 def test_health_thresholds_from_flag_and_yaml(tmp_path: Path) -> None:
     from exporter.service import thresholds_from_settings
 
-    settings = load_settings(["--health-thresholds", "latency_critical_ms=800, cache_hit_poor=0.4"], {})
+    settings = load_settings(
+        ["--health-thresholds", "latency_critical_ms=800, cache_hit_poor=0.4"], {}
+    )
     thresholds = thresholds_from_settings(settings)
     assert thresholds.latency_critical_ms == 800 and thresholds.cache_hit_poor == 0.4
     config = tmp_path / "exporter.yml"
@@ -77,7 +86,9 @@ def test_health_thresholds_from_flag_and_yaml(tmp_path: Path) -> None:
     assert thresholds.latency_high_ms == 50  # the latency row follows the slow threshold
 
 
-@pytest.mark.parametrize("value", ["latency_critical_ms", "no_such_rule=3", "latency_critical_ms=-1"])
+@pytest.mark.parametrize(
+    "value", ["latency_critical_ms", "no_such_rule=3", "latency_critical_ms=-1"]
+)
 def test_bad_health_thresholds_exit_2(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--health-thresholds", value]) == EXIT_CONFIG
     assert "--health-thresholds" in capsys.readouterr().err

@@ -1,0 +1,33 @@
+"""The style the project promises is checked like behaviour: ruff and strict mypy pass."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.redis_server import missing_dependency
+
+ROOT = Path(__file__).parents[1]
+SOURCES = ["exporter", "tests", "bench", "grafana"]
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = Path(sys.executable).with_name(args[0])
+    if not tool.exists() and shutil.which(args[0]) is None:
+        missing_dependency(args[0], "install the lint extras: pip install -e '.[lint]'")
+    command = [str(tool) if tool.exists() else args[0], *args[1:]]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("ruff", "check", *SOURCES), ("ruff", "format", "--check", *SOURCES), ("mypy",)],
+    ids=["ruff-check", "ruff-format", "mypy-strict"],
+)
+def test_tool_passes(command: tuple[str, ...]) -> None:
+    result = run_tool(*command)
+    assert result.returncode == 0, result.stdout + result.stderr
