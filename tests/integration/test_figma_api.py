@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,20 +28,6 @@ SCREENSHOT_FIELDS = {
     "cached",
     "duration_ms",
 }
-
-
-@pytest_asyncio.fixture(scope="module")
-async def double() -> AsyncIterator[FigmaDouble]:
-    server = await FigmaDouble().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture(scope="module")
-def mcp_server() -> Iterator[McpServerProcess]:
-    process = McpServerProcess().start()
-    yield process
-    process.stop()
 
 
 @asynccontextmanager

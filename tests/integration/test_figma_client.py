@@ -19,13 +19,6 @@ from tests.support.figma_double import DEFAULT_TOKEN, PNG_BYTES, Fault, FigmaDou
 FAST_RETRY = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_cap=0.02, max_retry_after=1.0)
 
 
-@pytest_asyncio.fixture(scope="module")
-async def double() -> AsyncIterator[FigmaDouble]:
-    server = await FigmaDouble().start()
-    yield server
-    await server.close()
-
-
 @pytest_asyncio.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
 from exporter.config import parse_settings
@@ -22,13 +21,6 @@ from exporter.upstreams.factory import FigmaLayer, open_figma_layer
 from exporter.upstreams.retry import RetryPolicy
 from tests.support.figma_double import DEFAULT_TOKEN, PNG_BYTES, Fault, FigmaDouble
 from tests.support.redis_server import RedisServer
-
-
-@pytest_asyncio.fixture(scope="module")
-async def double() -> AsyncIterator[FigmaDouble]:
-    server = await FigmaDouble().start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture(autouse=True)

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
-import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
@@ -18,13 +17,6 @@ from exporter.web import create_app
 from tests.support.mcp_server import SCREENSHOT_BYTES, McpServerProcess
 
 PROBE_INTERVAL = 0.2
-
-
-@pytest.fixture(scope="module")
-def mcp_server() -> Iterator[McpServerProcess]:
-    process = McpServerProcess().start()
-    yield process
-    process.stop()
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
-import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
 from exporter.config import parse_settings
@@ -21,20 +19,6 @@ from exporter.upstreams.factory import FigmaLayer, open_figma_layer
 from tests.support.figma_double import DEFAULT_TOKEN, Fault, FigmaDouble
 from tests.support.mcp_server import McpServerProcess
 from tests.support.redis_server import RedisServer
-
-
-@pytest_asyncio.fixture(scope="module")
-async def double() -> AsyncIterator[FigmaDouble]:
-    server = await FigmaDouble().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture(scope="module")
-def mcp_server() -> Iterator[McpServerProcess]:
-    process = McpServerProcess().start()
-    yield process
-    process.stop()
 
 
 @asynccontextmanager
