@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 .PHONY: run test bench lint dashboards system-deps clean
 
 $(STAMP): pyproject.toml
-	PYTHON=$(PYTHON) scripts/system-deps.sh || true
+	PYTHON=$(PYTHON) scripts/system-deps.sh venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,speed,bench,lint]'

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Make sure the Debian packages the test suite talks to are installed: redis-server and prometheus
-# (which brings promtool). As root they are installed with apt-get; otherwise we say what to run.
+# Make sure the Debian packages we need are installed: python3-venv, and for the tests redis-server
+# and prometheus (which brings promtool). As root they are installed with apt-get; otherwise we say
+# what to run.
 set -euo pipefail
 
+# `system-deps.sh venv`: only what creating the virtualenv needs (make run); no argument: also
+# the servers the test suite starts (make test, make bench).
 missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v promtool >/dev/null || missing+=(prometheus)
+if [ "${1:-}" != venv ]; then
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v promtool >/dev/null || missing+=(prometheus)
+fi
 "${PYTHON:-python3}" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
