@@ -2,9 +2,10 @@
 
 The in-process ring (`EventLog`) stays the source for the API and SSE; this module appends each
 event to `<prefix>events` (XADD MAXLEN ~ N) in a background task and reads the newest N back at
-start-up, so events survive a restart and show what other replicas reported. Redis trouble never
-reaches a caller: events wait in a bounded buffer, the failure is logged once and counted, and
-they are written when Redis answers again.
+start-up, so events survive a restart; while running it tails the stream (one XREAD a second) and
+adds what other replicas record to the ring, so every replica's API and SSE show the fleet's
+events. Redis trouble never reaches a caller: events wait in a bounded buffer, the failure is
+logged once and counted, and they are written when Redis answers again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 from collections import deque
 from typing import Any
@@ -30,8 +32,9 @@ BATCH = 100
 
 
 def replica_id() -> str:
-    """Which process wrote an event: host and pid, nothing secret."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Which app wrote an event: host, pid and a per-app suffix (tests run several apps in one
+    process), nothing secret."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def encode_event(event: Event, replica: str) -> dict[Any, Any]:
@@ -77,6 +80,7 @@ class EventStream:
         maxlen: int = 1000,
         timeout: float = 1.0,
         retry_interval: float = 1.0,
+        tail_interval: float = 1.0,
     ) -> None:
         self.redis = redis
         self.key = key
@@ -84,12 +88,15 @@ class EventStream:
         self.maxlen = maxlen
         self.timeout = timeout
         self.retry_interval = retry_interval
+        self.tail_interval = tail_interval
         self.replica = replica_id()
+        self._last_stream_id: bytes | str = "0-0"
         self.written = 0
         self._failures = metrics.event_stream_failures
         self._pending: deque[Event] = deque(maxlen=maxlen)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._tail: asyncio.Task[None] | None = None
         self._failing = False
 
     async def start(self) -> int:
@@ -101,13 +108,14 @@ class EventStream:
             self._fail("read", exc)
         self.events.add_listener(self._append)
         self._task = asyncio.create_task(self._run(), name="event-stream-writer")
+        self._tail = asyncio.create_task(self._follow(), name="event-stream-tail")
         return restored
 
     async def stop(self) -> None:
         """Stop listening, try one last flush within the timeout, and end the writer."""
         self.events.remove_listener(self._append)
-        await cancel_and_wait(self._task)
-        self._task = None
+        await cancel_and_wait(self._task, self._tail)
+        self._task = self._tail = None
         with contextlib.suppress(Exception):
             await self._flush()
 
@@ -116,12 +124,16 @@ class EventStream:
         return len(self._pending)
 
     def _append(self, event: Event) -> None:
+        if "stream_id" in event.details:  # came from the stream (another replica): already there
+            return
         self._pending.append(event)  # bounded: the oldest unwritten event goes first
         self._wake.set()
 
     async def _read_history(self) -> list[Event]:
         async with asyncio.timeout(self.timeout):
             entries: Any = await self.redis.xrevrange(self.key, count=self.maxlen)
+        if entries:
+            self._last_stream_id = entries[0][0]  # the newest: tailing starts after it
         decoded = (decode_event(stream_id, fields) for stream_id, fields in reversed(entries or []))
         return [event for event in decoded if event is not None]
 
@@ -137,6 +149,28 @@ class EventStream:
                     await asyncio.sleep(self.retry_interval)
                     continue
                 self._recovered()
+
+    async def _follow(self) -> None:
+        """Add other replicas' new events to the ring, one XREAD per interval."""
+        while True:
+            await asyncio.sleep(self.tail_interval)
+            try:
+                await self._read_new()
+            except Exception as exc:  # Redis down or slow: try again next interval
+                self._fail("read", exc)
+
+    async def _read_new(self) -> None:
+        async with asyncio.timeout(self.timeout):
+            reply: Any = await self.redis.xread({self.key: self._last_stream_id}, count=BATCH)
+        streams = reply.items() if isinstance(reply, dict) else reply or []  # RESP3 or RESP2 shape
+        for _, entries in streams:
+            for stream_id, fields in entries:
+                self._last_stream_id = stream_id
+                if _text(fields.get(b"replica", b"")) == self.replica:
+                    continue  # our own, already in the ring
+                event = decode_event(stream_id, fields)
+                if event is not None:
+                    self.events.ingest(event)
 
     async def _flush(self) -> None:
         batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]

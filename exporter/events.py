@@ -96,5 +96,14 @@ class EventLog:
             self._events.append(dataclasses.replace(event, id=next(self._ids)))
         return restored
 
+    def ingest(self, event: Event) -> Event:
+        """Append an event another replica recorded (read from the shared stream): listeners are
+        told, counters are not (it was counted by the replica where it happened)."""
+        local = dataclasses.replace(event, id=next(self._ids))
+        self._events.append(local)
+        for listener in self._listeners:
+            listener(local)
+        return local
+
     def __len__(self) -> int:
         return len(self._events)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.integration.session_metrics_support import running_app, wait_for
 from tests.support.redis_server import RedisServer
 
@@ -77,3 +79,27 @@ def _messages(redis_server: RedisServer) -> list[str]:
         return [fields[b"message"].decode() for _, fields in client.xrange(KEY)]
     finally:
         client.close()
+
+
+async def test_replicas_see_each_others_events_live(redis_url: str) -> None:
+    async with running_app(redis_url=redis_url) as a, running_app(redis_url=redis_url) as b:
+        await a.json("/api/session-metrics/cache/clear?scope=memory", method="POST")
+
+        async def seen_on_b() -> list[dict[str, object]]:
+            recent = (await b.json("/api/session-metrics/realtime"))["recent_events"]
+            return [e for e in recent if e["type"] == "cache_cleared"]
+
+        for _ in range(100):  # tailing reads once a second
+            shared = await seen_on_b()
+            if shared:
+                break
+            await asyncio.sleep(0.05)
+        assert len(shared) == 1 and shared[0]["details"]["scope"] == "memory"
+        assert shared[0]["details"]["replica"] != ""
+        # counted once, where it happened; and not written back to the stream by B
+        assert a.sample("events_total", {"type": "cache_cleared"}) == 1
+        assert b.sample("events_total", {"type": "cache_cleared"}) == 0
+        await asyncio.sleep(1.5)  # A tails too: its own event must not come back as a second copy
+        own = (await a.json("/api/session-metrics/realtime"))["recent_events"]
+        assert [e["type"] for e in own].count("cache_cleared") == 1
+        assert len(await seen_on_b()) == 1
