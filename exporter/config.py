@@ -53,6 +53,7 @@ class Settings:
     figma_timeout: float = 10.0
     figma_max_concurrency: int = 8
     figma_cache_ttl: float = 300.0
+    figma_cache_max_bytes: int | None = None  # None: a quarter of memory_max_bytes
     mcp_url: str | None = None
     mcp_timeout: float = 10.0
     probe_interval: float = 30.0
@@ -70,6 +71,11 @@ class Settings:
     def redis_url_redacted(self) -> str | None:
         """The Redis URL with any password replaced, safe to log and show."""
         return redact_url(self.redis_url) if self.redis_url else None
+
+    @property
+    def figma_cache_budget(self) -> int:
+        """Bytes of the memory tier Figma responses may use (the rest stays for sessions)."""
+        return self.figma_cache_max_bytes or self.memory_max_bytes // 4
 
     @property
     def figma_enabled(self) -> bool:
@@ -219,6 +225,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("figma_timeout", _seconds, "seconds one Figma API request may take"),
     Option("figma_max_concurrency", _count, "concurrent Figma API requests"),
     Option("figma_cache_ttl", _seconds, "seconds Figma responses stay cached"),
+    Option(
+        "figma_cache_max_bytes",
+        _count,
+        "memory-tier bytes for cached Figma responses (default: a quarter of --memory-max-bytes)",
+    ),
     Option("mcp_url", _http_url, "MCP server streamable-HTTP URL; none = MCP disabled"),
     Option("mcp_timeout", _seconds, "seconds one MCP tool call may take"),
     Option("probe_interval", _seconds, "seconds between availability probes"),
@@ -268,6 +279,8 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
 def _check_consistency(settings: Settings) -> None:
     if settings.memory_max_bytes < settings.max_body_bytes:
         raise ConfigError("--memory-max-bytes", "must be at least --max-body-bytes")
+    if settings.figma_cache_budget > settings.memory_max_bytes:
+        raise ConfigError("--figma-cache-max-bytes", "must be at most --memory-max-bytes")
 
 
 def settings_names() -> list[str]:

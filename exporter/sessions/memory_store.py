@@ -2,7 +2,10 @@
 
 A plain OrderedDict with a monotonic deadline per entry (≈ 40 ns per hit, where a TTLCache costs
 over a microsecond). Expired entries are dropped when read and by `sweep()`, which pops a heap of
-deadlines so it never scans the whole tier. Everything here is synchronous and does no I/O.
+deadlines so it never scans the whole tier. A key prefix may get a byte budget of its own
+(`set_budget`): its entries then evict each other, oldest first, instead of evicting the rest of
+the tier (large Figma images must not push sessions out). Everything here is synchronous and does
+no I/O.
 
     >>> tier = MemoryStore(max_entries=2, max_bytes=1024)
     >>> tier.put("a", StoredValue(b"1", 1, time.time() + 60))
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
 from exporter.sessions.store import StoredValue
@@ -46,6 +49,11 @@ class MemoryStore:
         self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._deadlines: list[tuple[float, str]] = []
         self._prefix_counts = dict.fromkeys(counted_prefixes, 0)
+        self._prefix_bytes = dict.fromkeys(counted_prefixes, 0)
+        # Budgeted prefix -> its byte limit, and its entries in insertion order (stale pairs are
+        # skipped when popped: cheaper than keeping the queue exact on every delete).
+        self._budgets: dict[str, int] = {}
+        self._budget_order: dict[str, deque[tuple[str, _Entry]]] = {}
         self.bytes = 0
         self.evictions = 0
 
@@ -81,14 +89,17 @@ class MemoryStore:
         if old is not None:
             self._forget(old)
         size = len(key) + len(value.payload)
-        if ttl <= 0 or size > self.max_bytes:
+        prefix = self._prefix_of(key)
+        if ttl <= 0 or size > self._budgets.get(prefix or "", self.max_bytes):
             return
         deadline = _monotonic() + ttl
-        prefix = self._prefix_of(key)
-        data[key] = (value, deadline, size, prefix)
+        entry = data[key] = (value, deadline, size, prefix)
         self.bytes += size
         if prefix is not None:
             self._prefix_counts[prefix] += 1
+            self._prefix_bytes[prefix] += size
+            if prefix in self._budgets:
+                self._evict_within(prefix, key, entry)
         heapq.heappush(self._deadlines, (deadline, key))
         if len(data) > self.max_entries or self.bytes > self.max_bytes:
             self._evict()
@@ -111,6 +122,9 @@ class MemoryStore:
             self._deadlines.clear()
             self.bytes = 0
             self._prefix_counts = dict.fromkeys(self._prefix_counts, 0)
+            self._prefix_bytes = dict.fromkeys(self._prefix_bytes, 0)
+            for order in self._budget_order.values():
+                order.clear()
             return count
         keys = [key for key in self._data if key.startswith(prefix)]
         for key in keys:
@@ -129,6 +143,24 @@ class MemoryStore:
                 self._expire(key)
                 removed += 1
         return removed
+
+    def set_budget(self, prefix: str, max_bytes: int) -> None:
+        """Let entries under `prefix` hold at most `max_bytes`; over it they evict each other."""
+        self._prefix_counts.setdefault(prefix, 0)
+        self._prefix_bytes.setdefault(prefix, 0)
+        self._budgets[prefix] = max_bytes
+        self._budget_order[prefix] = deque()
+        for key, entry in list(self._data.items()):  # entries held before: account for them now
+            if entry[3] is None and key.startswith(prefix):
+                entry = self._data[key] = (*entry[:3], prefix)
+                self._prefix_counts[prefix] += 1
+                self._prefix_bytes[prefix] += entry[2]
+            if entry[3] == prefix:
+                self._budget_order[prefix].append((key, entry))
+
+    def budget_bytes(self, prefix: str) -> int:
+        """Bytes held under a budgeted or counted prefix."""
+        return self._prefix_bytes[prefix]
 
     def count(self, prefix: str) -> int:
         """Entries under one of the `counted_prefixes` given at construction (expired ones included
@@ -149,6 +181,7 @@ class MemoryStore:
         self.bytes -= entry[2]
         if entry[3] is not None:
             self._prefix_counts[entry[3]] -= 1
+            self._prefix_bytes[entry[3]] -= entry[2]
 
     def _evict(self) -> None:
         data = self._data
@@ -156,6 +189,27 @@ class MemoryStore:
         while data and (len(data) > self.max_entries or self.bytes > self.max_bytes):
             self._forget(data.popitem(last=False)[1])
             evicted += 1
+        self._count_evictions(evicted)
+
+    def _evict_within(self, prefix: str, key: str, entry: _Entry) -> None:
+        """Queue a budgeted prefix's new entry; evict that prefix's oldest while over budget."""
+        order = self._budget_order[prefix]
+        order.append((key, entry))
+        data = self._data
+        evicted = 0
+        while self._prefix_bytes[prefix] > self._budgets[prefix] and order:
+            old_key, old_entry = order.popleft()
+            if data.get(old_key) is old_entry:  # else stale: replaced or removed since
+                del data[old_key]
+                self._forget(old_entry)
+                evicted += 1
+        if len(order) > 2 * self._prefix_counts[prefix] + 1024:
+            order_live = [(k, e) for k, e in order if data.get(k) is e]
+            order.clear()
+            order.extend(order_live)
+        self._count_evictions(evicted)
+
+    def _count_evictions(self, evicted: int) -> None:
         self.evictions += evicted
         if evicted and self.on_evict is not None:
             self.on_evict(evicted)

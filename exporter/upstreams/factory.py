@@ -26,6 +26,7 @@ from exporter.upstreams.figma_client import FigmaClient
 from exporter.upstreams.figma_manager import FigmaSessionManager
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.probes import Probes, figma_check, mcp_check, redis_check
+from exporter.upstreams.response_cache import NAMESPACE as CACHE_NAMESPACE
 from exporter.upstreams.response_cache import ResponseCache
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ async def open_figma_layer(
             slow_threshold_ms=settings.slow_threshold_ms,
             events=events,
         )
+        # Its own share of the memory tier: cached images must never evict sessions.
+        sessions.store.memory.set_budget(CACHE_NAMESPACE, settings.figma_cache_budget)
         cache = ResponseCache(
             sessions.store, settings.figma_cache_ttl, instrumentation.record_cache
         )

@@ -344,3 +344,31 @@ async def test_the_token_never_leaks(
     )  # and so were the requests (the double's access log)
     assert DEFAULT_TOKEN not in logged
     assert DEFAULT_TOKEN not in caplog.text
+
+
+async def test_cached_screenshots_never_evict_sessions_in_memory_only_mode(
+    double: FigmaDouble,
+) -> None:
+    """Memory only, a memory eviction loses the session: images get their own share of the tier."""
+    double.reset()
+    double.image_size = 300_000
+    settings = {
+        "figma_api_url": double.url,
+        "figma_token": DEFAULT_TOKEN,
+        "memory_max_bytes": 2_000_000,
+        "figma_cache_max_bytes": 700_000,
+    }
+    async with app_client(**settings) as (client, registry):
+        ids = []
+        for n in range(20):
+            created = await client.post("/api/sessions", json={"data": {"n": n}})
+            ids.append((await created.json())["id"])
+        for n in range(10):  # 3 MB of images through a 2 MB tier
+            body = {"file_key": "FILE1", "node_id": f"1:{n}", "source": "api"}
+            assert (await client.post("/api/figma/screenshots", json=body)).status == 200
+        for sid in ids:
+            assert (await client.get(f"/api/sessions/{sid}")).status == 200
+        assert sample(registry, "cache_evictions_total", tier="memory") >= 8
+        assert sample(registry, "memory_tier_bytes") <= 2_000_000
+        again = {"file_key": "FILE1", "node_id": "1:9", "source": "api"}
+        assert (await (await client.post("/api/figma/screenshots", json=again)).json())["cached"]

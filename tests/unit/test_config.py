@@ -94,3 +94,10 @@ def test_readme_documents_every_flag_and_variable() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for option in OPTIONS:
         assert f"`{option.flag}`" in readme and f"`{option.env}`" in readme, option.name
+
+
+def test_figma_cache_budget_defaults_to_a_quarter_and_fits_the_memory_tier() -> None:
+    assert parse_settings({"memory_max_bytes": "4000000"}).figma_cache_budget == 1_000_000
+    assert parse_settings({"figma_cache_max_bytes": "123456"}).figma_cache_budget == 123456
+    with pytest.raises(ConfigError, match="--figma-cache-max-bytes"):
+        parse_settings({"memory_max_bytes": "100000", "figma_cache_max_bytes": "200000"})

@@ -104,3 +104,45 @@ def test_prefix_counts_and_prefix_clear() -> None:
     assert tier.count("s:") == 1
     assert tier.clear() == 1
     assert tier.count("s:") == 0 and tier.bytes == 0
+
+
+def test_a_budgeted_prefix_evicts_its_own_oldest_entries_never_the_rest() -> None:
+    evicted: list[int] = []
+    tier = MemoryStore(100, 10_000, counted_prefixes=("s:",), on_evict=evicted.append)
+    tier.set_budget("f:", 1_000)
+    tier.put("s:1", value(b"x" * 100))
+    for n in range(5):  # five entries of ~304 bytes into a 1,000-byte budget
+        tier.put(f"f:{n}", value(b"i" * 300))
+    held = tier.keys()
+    assert [k for k in held if k.startswith("f:")] == ["f:2", "f:3", "f:4"]
+    assert tier.get("s:1") is not None  # the session stays
+    assert tier.budget_bytes("f:") <= 1_000
+    assert tier.evictions == 2 and sum(evicted) == 2
+
+
+def test_an_entry_larger_than_its_budget_is_not_held() -> None:
+    tier = MemoryStore(100, 10_000)
+    tier.set_budget("f:", 500)
+    tier.put("f:big", value(b"i" * 600))
+    assert tier.get("f:big") is None and tier.budget_bytes("f:") == 0
+
+
+def test_replacing_and_removing_budgeted_entries_keeps_the_accounting_exact() -> None:
+    tier = MemoryStore(100, 10_000)
+    tier.set_budget("f:", 1_000)
+    tier.put("f:a", value(b"1" * 400))
+    tier.put("f:a", value(b"2" * 400))  # replaced: the stale queue entry must not evict the new one
+    tier.put("f:b", value(b"3" * 400))
+    assert tier.get("f:a").payload == b"2" * 400  # type: ignore[union-attr]
+    tier.pop("f:b")
+    assert tier.budget_bytes("f:") == len("f:a") + 400
+    tier.clear("f:")
+    assert tier.budget_bytes("f:") == 0 and len(tier) == 0
+
+
+def test_a_budget_set_late_accounts_for_entries_already_held() -> None:
+    tier = MemoryStore(100, 10_000)
+    tier.put("f:old", value(b"o" * 600))
+    tier.set_budget("f:", 1_000)
+    tier.put("f:new", value(b"n" * 600))
+    assert tier.get("f:old") is None and tier.get("f:new") is not None
