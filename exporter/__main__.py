@@ -85,12 +85,21 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     return settings
 
 
+# Libraries that log every request at INFO (the MCP SDK's HTTP client logs each call and probe).
+CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "mcp")
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if level != "debug":
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(
+                max(logging.WARNING, logging.getLevelName(level.upper()))
+            )
 
 
 async def serve(settings: Settings) -> None:

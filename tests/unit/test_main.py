@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,16 @@ def test_health_thresholds_from_flag_and_yaml(tmp_path: Path) -> None:
 def test_bad_health_thresholds_exit_2(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--health-thresholds", value]) == EXIT_CONFIG
     assert "--health-thresholds" in capsys.readouterr().err
+
+
+def test_library_request_logs_are_quiet_unless_debugging() -> None:
+    from exporter.__main__ import CHATTY_LOGGERS, configure_logging
+
+    try:
+        configure_logging("info")
+        assert all(logging.getLogger(name).level == logging.WARNING for name in CHATTY_LOGGERS)
+        configure_logging("error")
+        assert logging.getLogger("httpx2").level == logging.ERROR
+    finally:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
