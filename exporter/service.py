@@ -45,6 +45,7 @@ from exporter.snapshot import (
     combined,
     performance,
     rates,
+    session_activity,
     window_error_ratio,
     window_p95_ms,
 )
@@ -195,6 +196,8 @@ class SessionMetricsService:
         for name, inst in self.instrumentations.items():
             reading = Reading.of(inst, now)
             manager_rates[name] = rates(reading, self._readings.get(name))
+            if name == "session":
+                self._record_session_activity(reading, self._readings.get(name))
             self._readings[name] = reading
         session_rates = manager_rates["session"]["per_operation"]
         store = self.store_status()
@@ -221,6 +224,13 @@ class SessionMetricsService:
         # Stream clients get events one by one as `event` messages, not repeated in every snapshot.
         self.hub.publish("metrics", self.latest)
         return self.realtime()
+
+    def _record_session_activity(self, now: Reading, before: Reading | None) -> None:
+        since = f"in the last {now.at - before.at:.1f}s" if before is not None else "since start"
+        for event_type, count in session_activity(now, before).items():
+            noun = "session" if count == 1 else "sessions"
+            verb = event_type.removeprefix("session_")
+            self.events.record(event_type, f"{count} {noun} {verb} {since}", count=count)
 
     async def _active_sessions(self) -> int | None:
         """Live sessions as the manager counts them (the manager also feeds the gauge itself)."""

@@ -175,6 +175,27 @@ def rates(now: Reading, before: Reading | None) -> dict[str, Any]:
     }
 
 
+# Session events are recorded in aggregate (one per kind and snapshot interval, with a count):
+# one event per session would flood the bounded event log.
+SESSION_EVENTS = {
+    "session_created": "create",
+    "session_deleted": "delete",
+    "session_expired": "expire",
+}
+
+
+def session_activity(now: Reading, before: Reading | None) -> dict[str, int]:
+    """Successful creates, deletes and expiries between two readings (since start without one)."""
+    activity = {}
+    for event_type, op in SESSION_EVENTS.items():
+        done = now.counts.get(op, 0) - now.errors.get(op, 0)
+        if before is not None:
+            done -= before.counts.get(op, 0) - before.errors.get(op, 0)
+        if done > 0:
+            activity[event_type] = done
+    return activity
+
+
 def _per_second(delta: int, elapsed: float) -> float:
     return round(max(0, delta) / elapsed, 3)
 

@@ -118,7 +118,9 @@ async def test_realtime_snapshot_rates_active_sessions_and_events(redis_url: str
         "memory_entries": 0,
     }
     assert after["health"] == {"score": 100, "status": "healthy"}
-    assert after["recent_events"][-1]["type"] == "cache_cleared"
+    # the clear, then the refreshed snapshot's aggregate of the delete just before it
+    assert [e["type"] for e in after["recent_events"][-2:]] == ["cache_cleared", "session_deleted"]
+    assert after["recent_events"][-1]["details"]["count"] == 1
 
 
 async def test_persistence_reports_redis_replay_memory_and_managers(redis_url: str) -> None:
@@ -227,3 +229,28 @@ async def test_wrong_method_is_a_json_405() -> None:
         body = await app.json(f"{BASE}/cache/clear", 405, "GET")
         await app.json(f"{BASE}/performance", 405, "POST")
     assert body["error"]["code"] == "method_not_allowed"
+
+
+async def test_session_activity_is_recorded_as_aggregate_events() -> None:
+    async with running_app() as app:
+        ids = [
+            (await app.json("/api/sessions", status=201, method="POST", json={"data": {}}))["id"]
+            for _ in range(3)
+        ]
+        await app.json(
+            "/api/sessions", status=201, method="POST", json={"data": {}, "ttl_seconds": 0.2}
+        )
+        response = await app.client.delete(f"/api/sessions/{ids[0]}")
+        assert response.status == 204
+
+        def total(event_type: str) -> int:
+            events = app.runtime.events.recent(1000)
+            return sum(e.details["count"] for e in events if e.type == event_type)
+
+        await wait_for(lambda: total("session_expired") == 1, 5)
+        assert total("session_created") == 4 and total("session_deleted") == 1
+        # one event per kind and interval, not one per session
+        created = [e for e in app.runtime.events.recent(1000) if e.type == "session_created"]
+        assert len(created) <= 2 and app.sample("events_total", {"type": "session_created"}) == len(
+            created
+        )

@@ -217,3 +217,17 @@ def test_event_log_restore_puts_history_first_and_renumbers() -> None:
     assert log.record("failback", "new 2").id == 5
     assert [e.id for e in log.since(0)] == [2, 3, 4, 5]  # capacity still bounds the ring
     assert log.last_id == 5
+
+
+def test_session_activity_counts_successes_between_readings() -> None:
+    from exporter.snapshot import session_activity
+
+    def reading(create: int, create_errors: int, delete: int, expire: int) -> Reading:
+        counts = {"create": create, "get": 50, "update": 0, "delete": delete, "expire": expire}
+        errors = {"create": create_errors, "get": 3, "update": 0, "delete": 1, "expire": 0}
+        return Reading(0.0, counts, errors, 0, CacheCounts())
+
+    before, now = reading(10, 1, 4, 0), reading(15, 2, 4, 2)
+    assert session_activity(now, before) == {"session_created": 4, "session_expired": 2}
+    assert session_activity(before, None) == {"session_created": 9, "session_deleted": 3}
+    assert session_activity(now, now) == {}
