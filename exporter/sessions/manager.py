@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from exporter.errors import SessionNotFound
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
+from exporter.sessions.access_stats import AccessStats
 from exporter.sessions.session import ID_PATTERN, Session, valid_id
 from exporter.sessions.store import StoredValue
 from exporter.sessions.tiered_store import TieredStore
@@ -77,6 +78,8 @@ class SessionManager:
             "get", "memory", metrics.sessions_retrieved.child() if metrics is not None else None
         )
         self.expired_count = 0
+        self.access = AccessStats()
+        self._memory_read = self.access.memory_read
         # Replaceable by a cluster-wide count (a Redis index shared by replicas).
         self.active_counter: Callable[[], int] = self._memory_active_count
         self.index: SessionIndex | None = None
@@ -91,7 +94,9 @@ class SessionManager:
         except Exception as exc:
             self.instrumentation.record_exception("create", started, exc)
             raise
-        self._record("create", _perf_counter() - started)
+        now = _perf_counter()
+        self._record("create", now - started)
+        self.access.write(session.id, now - started, now)
         if self._created is not None:
             self._created.inc()
         return session
@@ -107,14 +112,19 @@ class SessionManager:
         if value is not None:
             session = value.decoded
             if session is not None:
-                self._record_memory_hit(_perf_counter() - started)
+                now = _perf_counter()
+                self._record_memory_hit(now - started)
+                self._memory_read(session_id, now - started, now)
                 return session  # type: ignore[return-value]
         try:
             session = await self._get_slow(session_id, key, value)
         except Exception as exc:
             self.instrumentation.record_exception("get", started, exc)
             raise
-        self._record("get", _perf_counter() - started)
+        now = _perf_counter()
+        self._record("get", now - started)
+        record = self._memory_read if value is not None else self.access.other_read
+        record(session_id, now - started, now)
         if self._retrieved is not None:
             self._retrieved.inc()
         return session
@@ -143,7 +153,9 @@ class SessionManager:
         except Exception as exc:
             self.instrumentation.record_exception("update", started, exc)
             raise
-        self._record("update", _perf_counter() - started)
+        now = _perf_counter()
+        self._record("update", now - started)
+        self.access.write(session_id, now - started, now)
         if self._updated is not None:
             self._updated.inc()
         return session
@@ -160,8 +172,15 @@ class SessionManager:
             self.instrumentation.record_exception("delete", started, exc)
             raise
         self._record("delete", _perf_counter() - started)
+        self.access.forget(session_id)
         if self._deleted is not None:
             self._deleted.inc()
+
+    async def exists(self, session_id: str) -> bool:
+        """Whether the session is live, without counting a read (for the statistics endpoint)."""
+        if not valid_id(session_id):
+            return False
+        return await self.store.get(session_key(session_id)) is not None
 
     def use_index(self, index: SessionIndex) -> None:
         """Count live and expired sessions across replicas through the Redis index (instead of

@@ -383,8 +383,23 @@ ERROR_SCHEMA = obj(
 )
 STATUS = obj({"status": {"type": "string"}})
 
+SESSION_ACCESS = obj(
+    {
+        "id": {"type": "string"},
+        "access": nullable(
+            "object",
+            description="this replica's reads and writes of the session (null: none yet)",
+        ),
+        "figma": nullable(
+            "object", description="Figma calls attributed to the session (null: none yet)"
+        ),
+    },
+    required=["id", "access", "figma"],
+)
+
 SCHEMAS: dict[str, Schema] = {
     "Error": ERROR_SCHEMA,
+    "SessionAccess": SESSION_ACCESS,
     "Status": STATUS,
     "Session": SESSION,
     "SessionWrite": SESSION_WRITE,
@@ -474,6 +489,18 @@ def _session_paths() -> dict[str, Any]:
                 "sessions",
                 {
                     "204": reply("deleted"),
+                    "404": NOT_FOUND,
+                    "503": STORE_DOWN,
+                },
+            ),
+        },
+        "/api/sessions/{id}/metrics": {
+            "parameters": [SESSION_ID],
+            "get": operation(
+                "A session's access counts, cache hits and response times (not counted as a read)",
+                "sessions",
+                {
+                    "200": reply("per-session statistics", ref("SessionAccess")),
                     "404": NOT_FOUND,
                     "503": STORE_DOWN,
                 },

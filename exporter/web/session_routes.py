@@ -6,9 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
+from exporter.errors import SessionNotFound
 from exporter.sessions.manager import MAX_TTL, SessionManager, check_ttl
 from exporter.web.keys import get_runtime
-from exporter.web.responses import ApiError, read_json_object
+from exporter.web.responses import ApiError, json_response, read_json_object
 
 JSON_TYPE = "application/json"
 
@@ -71,11 +72,26 @@ async def delete_session(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def session_access(request: web.Request) -> web.Response:
+    runtime = get_runtime(request)
+    session_id = request.match_info["id"]
+    if not await runtime.sessions.manager.exists(session_id):
+        raise SessionNotFound(f"session {session_id!r} not found")
+    return json_response(
+        {
+            "id": session_id,
+            "access": runtime.sessions.manager.access.view(session_id),
+            "figma": runtime.figma.manager.session_usage(session_id),
+        }
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/sessions", create_session)
     app.router.add_get("/api/sessions/{id}", get_session, allow_head=False)
     app.router.add_put("/api/sessions/{id}", update_session)
     app.router.add_delete("/api/sessions/{id}", delete_session)
+    app.router.add_get("/api/sessions/{id}/metrics", session_access, allow_head=False)
 
 
 __all__ = ["setup"]

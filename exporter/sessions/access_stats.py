@@ -1,0 +1,104 @@
+"""Per-session access statistics: reads, memory-tier hits, writes and response times.
+
+Kept per replica in a bounded map (the oldest tracked session is forgotten first), shown by
+`GET /api/sessions/{id}/metrics`, and never used as a metric label: per-session detail belongs in
+the JSON API, where it cannot multiply series.
+
+    >>> stats = AccessStats(max_sessions=2)
+    >>> stats.memory_read("a", 0.002, time.perf_counter())
+    >>> stats.view("a")["reads"]
+    1
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+DEFAULT_MAX_SESSIONS = 10_000
+
+
+class SessionAccess:
+    __slots__ = ("last", "max_seconds", "memory_reads", "other_reads", "total_seconds", "writes")
+
+    def __init__(self) -> None:
+        self.memory_reads = 0  # one counter per path: a memory hit touches only its own
+        self.other_reads = 0
+        self.writes = 0
+        self.total_seconds = 0.0
+        self.max_seconds = 0.0
+        self.last = 0.0  # perf_counter() of the last access
+
+    @property
+    def reads(self) -> int:
+        return self.memory_reads + self.other_reads
+
+    def as_dict(self) -> dict[str, Any]:
+        reads = self.reads
+        operations = reads + self.writes
+        last_access = time.time() - (time.perf_counter() - self.last)
+        return {
+            "reads": reads,
+            "writes": self.writes,
+            "cache": {
+                "memory_hits": self.memory_reads,
+                "memory_misses": self.other_reads,
+                "hit_ratio": round(self.memory_reads / reads, 4) if reads else None,
+            },
+            "avg_ms": round(self.total_seconds * 1000 / operations, 3) if operations else None,
+            "max_ms": round(self.max_seconds * 1000, 3),
+            "last_access": round(last_access, 3),
+        }
+
+
+class AccessStats:
+    """Bounded map of session id → SessionAccess; O(1) per recorded operation."""
+
+    def __init__(self, max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
+        self.max_sessions = max_sessions
+        self._sessions: dict[str, SessionAccess] = {}
+
+    def memory_read(self, session_id: str, seconds: float, at: float) -> None:
+        """A read the memory tier answered: the hot path, so written out in full."""
+        access = self._sessions.get(session_id)
+        if access is None:
+            access = self._track(session_id)
+        access.memory_reads += 1
+        access.total_seconds += seconds
+        if seconds > access.max_seconds:
+            access.max_seconds = seconds
+        access.last = at
+
+    def other_read(self, session_id: str, seconds: float, at: float) -> None:
+        """A read that needed Redis (or decoding what memory held)."""
+        access = self._sessions.get(session_id) or self._track(session_id)
+        access.other_reads += 1
+        self._timed(access, seconds, at)
+
+    def write(self, session_id: str, seconds: float, at: float) -> None:
+        access = self._sessions.get(session_id) or self._track(session_id)
+        access.writes += 1
+        self._timed(access, seconds, at)
+
+    def forget(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def view(self, session_id: str) -> dict[str, Any] | None:
+        access = self._sessions.get(session_id)
+        return access.as_dict() if access is not None else None
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def _track(self, session_id: str) -> SessionAccess:
+        if len(self._sessions) >= self.max_sessions:  # dicts keep insertion order: drop the oldest
+            del self._sessions[next(iter(self._sessions))]
+        access = self._sessions[session_id] = SessionAccess()
+        return access
+
+    @staticmethod
+    def _timed(access: SessionAccess, seconds: float, at: float) -> None:
+        access.total_seconds += seconds
+        if seconds > access.max_seconds:
+            access.max_seconds = seconds
+        access.last = at
