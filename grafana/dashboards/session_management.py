@@ -802,6 +802,34 @@ def realtime() -> list[PanelBuilder]:
     ]
 
 
+EXPORTER_URL = "http://127.0.0.1:9464"  # the compose stack's published port
+# The seed's interactive controls: Grafana refreshes every 5 s; these open the exporter itself.
+# (Clearing the cache is a POST with the admin token: the landing page shows the command.)
+EXPORTER_LINKS = (
+    ("Exporter", "/", "the landing page: version, health, every endpoint"),
+    ("Health check now", "/api/session-metrics/health-check?refresh=true", "run the checks now"),
+    ("Performance", "/api/session-metrics/performance", "window percentiles, slow operations"),
+    ("Cache stats", "/api/session-metrics/cache-stats", "hit rates and efficiency class"),
+    ("Persistence", "/api/session-metrics/persistence", "Redis, replay journal, memory tier"),
+)
+
+
+def exporter_links() -> list[db.DashboardLink]:
+    return [
+        db.DashboardLink(title)
+        .type(dm.DashboardLinkType.LINK)
+        .url("${exporter_url}" + path)
+        .tooltip(tooltip)
+        .icon("external link")
+        .target_blank(True)
+        .as_dropdown(False)
+        .include_vars(False)
+        .keep_time(False)
+        .tags([])
+        for title, path, tooltip in EXPORTER_LINKS
+    ]
+
+
 def build() -> db.Dashboard:
     dashboard = (
         db.Dashboard(TITLE)
@@ -835,7 +863,15 @@ def build() -> db.Dashboard:
             .all_value(".+")
             .current(dm.VariableOption(text=["All"], value=["$__all"]))
         )
+        .with_variable(
+            db.TextBoxVariable("exporter_url")
+            .label("Exporter URL")
+            .description("Where the links above open the exporter's own pages and JSON API.")
+            .default_value(EXPORTER_URL)
+        )
     )
+    for link in exporter_links():
+        dashboard = dashboard.link(link)
     for title, panels in (
         ("Overview", overview()),
         ("Persistence", persistence()),

@@ -135,7 +135,11 @@ def test_dashboards_use_datasource_and_instance_variables_never_inputs() -> None
         instance = variables["instance"]
         assert instance["type"] == "query" and instance["multi"] and instance["includeAll"]
         assert instance["datasource"]["uid"] == "${datasource}"
-        assert "${" not in json.dumps(dashboard).replace("${datasource}", "")
+        # no import placeholders (${DS_PROMETHEUS}): only the dashboard's own variables
+        text = json.dumps(dashboard)
+        for variable in variables:
+            text = text.replace("${" + variable + "}", "")
+        assert "${" not in text, name
 
 
 def test_every_panel_is_described_with_unit_legend_and_instance_filter() -> None:
@@ -195,3 +199,23 @@ def test_provisioning_points_at_the_dashboards_and_a_fixed_datasource() -> None:
     mounts = compose["services"]["grafana"]["volumes"]
     assert f"./grafana/dashboards:{provider['options']['path']}:ro" in mounts
     assert "./grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+def test_dashboard_links_open_real_exporter_routes() -> None:
+    from urllib.parse import urlsplit
+
+    from exporter.config import parse_settings
+    from exporter.web import create_app
+
+    app = create_app(parse_settings({}), registry=CollectorRegistry())
+    served = {
+        route.resource.canonical
+        for route in app.router.routes()
+        if route.method == "GET" and route.resource is not None
+    }
+    links = load_dashboards()["session-management.json"]["links"]
+    assert {link["title"] for link in links} >= {"Exporter", "Health check now"}
+    for link in links:
+        assert link["url"].startswith("${exporter_url}/"), link
+        path = urlsplit(link["url"].removeprefix("${exporter_url}")).path
+        assert path in served, f"{link['title']} opens {path}, which the exporter does not serve"
