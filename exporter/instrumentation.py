@@ -45,6 +45,7 @@ from exporter.metrics import (
 from exporter.window import RollingWindow
 
 SLOW_LIST_SIZE = 50
+ERROR_LIST_SIZE = 50
 # Errors caused by the request itself (an unknown or expired id, bad input): counted as errors,
 # but not as failures in the rolling window, whose error ratio the health score judges.
 CLIENT_ERRORS = frozenset({"not_found", "invalid"})
@@ -124,6 +125,32 @@ class SlowOperation:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RecentError:
+    """One failed operation, described without its message: messages may name a session id."""
+
+    operation: str
+    error: str
+    timestamp: float
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "operation": self.operation,
+            "error": self.error,
+            "client_error": self.error in CLIENT_ERRORS,
+            "timestamp": self.timestamp,
+            "detail": self.detail,
+        }
+
+
+def error_detail(exc: BaseException) -> str:
+    """What may be shown about an exception: its class, and for upstreams the service and status."""
+    if isinstance(exc, UpstreamError):
+        return f"{type(exc).__name__} from {exc.service} ({exc.status})"
+    return type(exc).__name__
+
+
 def error_type(exc: BaseException) -> str:
     """Map an exception to the bounded `error` label."""
     if isinstance(exc, SessionNotFound):
@@ -158,6 +185,7 @@ class Instrumentation:
         self.windows = {op: RollingWindow(window_size) for op in self.operations}
         self.slow_recent: deque[SlowOperation] = deque(maxlen=SLOW_LIST_SIZE)
         self.slow_count = 0
+        self.errors_recent: deque[RecentError] = deque(maxlen=ERROR_LIST_SIZE)
         self._operations = {
             op: _Operation(
                 metrics.op(manager, op),
@@ -206,6 +234,7 @@ class Instrumentation:
             op.add_failure(error not in CLIENT_ERRORS)
             op.error_count += 1
             op.errors[error].value += 1
+            self.errors_recent.append(RecentError(operation, error, time.time(), context))
         if seconds > self.slow_threshold_s:
             self._record_slow(operation, seconds, context)
 
@@ -227,7 +256,9 @@ class Instrumentation:
     def record_exception(
         self, operation: str, started: float, exc: BaseException, context: str = ""
     ) -> None:
-        self.record(operation, time.perf_counter() - started, error_type(exc), context)
+        seconds = time.perf_counter() - started
+        detail = f"{error_detail(exc)}: {context}" if context else error_detail(exc)
+        self.record(operation, seconds, error_type(exc), detail)
 
     def _record_slow(self, operation: str, seconds: float, context: str) -> None:
         self._operations[operation].slow.value += 1

@@ -47,6 +47,7 @@ def performance(inst: Instrumentation) -> dict[str, Any]:
             "count": inst.slow_count,
             "recent": [slow.as_dict() for slow in reversed(inst.slow_recent)],
         },
+        "recent_errors": [error.as_dict() for error in reversed(inst.errors_recent)],
     }
 
 

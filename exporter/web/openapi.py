@@ -12,7 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from exporter import __version__
-from exporter.metrics import EVENT_TYPES, HEALTH_ISSUE_CODES, HEALTH_STATUSES, OPERATIONS
+from exporter.metrics import (
+    ERROR_TYPES,
+    EVENT_TYPES,
+    HEALTH_ISSUE_CODES,
+    HEALTH_STATUSES,
+    OPERATIONS,
+)
 from exporter.upstreams.figma_manager import FORMATS, MAX_DEPTH, MAX_NODE_IDS, SCALE_RANGE
 from exporter.web.responses import json_response
 
@@ -153,6 +159,19 @@ MANAGER_PERFORMANCE = obj(
                 "recent": {"type": "array", "items": ref("SlowOperation")},
             }
         ),
+        "recent_errors": {
+            "type": "array",
+            "description": "the latest failures, newest first (bounded; no messages or ids)",
+            "items": obj(
+                {
+                    "operation": {"type": "string"},
+                    "error": {"type": "string", "enum": list(ERROR_TYPES)},
+                    "client_error": {"type": "boolean"},
+                    "timestamp": {"type": "number"},
+                    "detail": {"type": "string"},
+                }
+            ),
+        },
     }
 )
 PERFORMANCE = obj(

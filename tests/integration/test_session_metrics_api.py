@@ -71,6 +71,10 @@ async def test_performance_counts_and_percentiles(redis_url: str) -> None:
     assert slow["recent"][0] == {**slow["recent"][0], "operation": "file", "context": "file ABC"}
     assert slow["recent"][0]["duration_ms"] == pytest.approx(250.0)
     assert body["window_size"] == 100
+    # the unknown id of the workload, shown without the id itself (ids are credentials)
+    (error,) = body["managers"]["session"]["recent_errors"]
+    assert error == {**error, "operation": "get", "error": "not_found", "client_error": True}
+    assert error["detail"] == "SessionNotFound" and "unknown-id" not in str(body)
 
 
 async def test_cache_stats_hit_rates_and_invalidations(redis_url: str) -> None:

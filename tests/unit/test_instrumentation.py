@@ -86,3 +86,19 @@ def test_counts_are_per_instrumentation_even_on_a_shared_registry() -> None:
     assert first.counts["get"] == 1 and second.counts["get"] == 1
     assert first.cache_counts["memory", "hit"] == 1 and second.cache_counts["memory", "hit"] == 0
     assert sample(metrics, "operation_duration_seconds_count", **GET) == 2
+
+
+def test_recent_errors_say_what_failed_but_never_the_message() -> None:
+    import time as _time
+
+    from exporter.errors import SessionNotFound, UpstreamTimeout
+
+    inst = Instrumentation(Metrics(CollectorRegistry()), "figma")
+    started = _time.perf_counter()
+    inst.record_exception("file", started, UpstreamTimeout("figma_api", "GET files timed out"))
+    inst.record_exception("nodes", started, SessionNotFound("session 'secret-id' not found"), "x")
+    newest, oldest = reversed(inst.errors_recent)
+    assert oldest.as_dict()["detail"] == "UpstreamTimeout from figma_api (timeout)"
+    assert oldest.error == "timeout" and not oldest.as_dict()["client_error"]
+    assert newest.detail == "SessionNotFound: x" and newest.as_dict()["client_error"]
+    assert "secret-id" not in repr(list(inst.errors_recent))
