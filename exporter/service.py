@@ -38,6 +38,7 @@ from exporter.health import (
 )
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import HEALTH_ISSUE_CODES, MANAGERS, SERVICES, Metrics
+from exporter.sessions.manager import NAMESPACE
 from exporter.snapshot import (
     CacheCounts,
     Reading,
@@ -50,6 +51,7 @@ from exporter.snapshot import (
     window_p95_ms,
 )
 from exporter.tasks import cancel_and_wait
+from exporter.upstreams.response_cache import NAMESPACE as FIGMA_NAMESPACE
 
 if TYPE_CHECKING:
     from exporter.sessions.factory import SessionLayer
@@ -421,6 +423,7 @@ class SessionMetricsService:
                 "dropped": store.get("replay_dropped", 0),
             },
             "memory": self._memory(store),
+            "sessions": self._session_distribution(),
             "coherence": self._coherence(),
             "managers": {name: components[name].as_dict() for name in MANAGERS},
             "event_stream": self._event_stream_status(),
@@ -431,6 +434,18 @@ class SessionMetricsService:
         if layer.coherence is None or layer.deployment is None:
             return {"enabled": False}
         return {"enabled": True, "deployment": layer.deployment.kind, **layer.coherence.status()}
+
+    def _session_distribution(self) -> dict[str, Any]:
+        """Where sessions live: all (Redis, or memory only) and this replica's memory copies."""
+        memory = self.sessions.store.memory
+        latest = self.latest or {}
+        return {
+            "active": latest.get("sessions", {}).get("active"),
+            "in_memory_here": memory.count(NAMESPACE),
+            "figma_cache_bytes_here": memory.budget_bytes(FIGMA_NAMESPACE)
+            if FIGMA_NAMESPACE in memory.budgets
+            else 0,
+        }
 
     def _memory(self, store: Mapping[str, Any]) -> dict[str, Any]:
         return {

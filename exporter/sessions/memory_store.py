@@ -158,6 +158,11 @@ class MemoryStore:
             if entry[3] == prefix:
                 self._budget_order[prefix].append((key, entry))
 
+    @property
+    def budgets(self) -> dict[str, int]:
+        """Budgeted prefixes and their byte limits."""
+        return dict(self._budgets)
+
     def budget_bytes(self, prefix: str) -> int:
         """Bytes held under a budgeted or counted prefix."""
         return self._prefix_bytes[prefix]

@@ -262,6 +262,13 @@ PERSISTENCE = obj(
             }
         ),
         "memory": ref("MemoryTier"),
+        "sessions": obj(
+            {
+                "active": nullable("integer", description="live sessions across all replicas"),
+                "in_memory_here": {"type": "integer"},
+                "figma_cache_bytes_here": {"type": "integer"},
+            }
+        ),
         "coherence": obj(
             {
                 "enabled": {"type": "boolean"},

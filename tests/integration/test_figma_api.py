@@ -370,5 +370,8 @@ async def test_cached_screenshots_never_evict_sessions_in_memory_only_mode(
             assert (await client.get(f"/api/sessions/{sid}")).status == 200
         assert sample(registry, "cache_evictions_total", tier="memory") >= 8
         assert sample(registry, "memory_tier_bytes") <= 2_000_000
+        shown = await (await client.get("/api/session-metrics/persistence")).json()
+        assert shown["sessions"]["in_memory_here"] == 20
+        assert 0 < shown["sessions"]["figma_cache_bytes_here"] <= 700_000
         again = {"file_key": "FILE1", "node_id": "1:9", "source": "api"}
         assert (await (await client.post("/api/figma/screenshots", json=again)).json())["cached"]

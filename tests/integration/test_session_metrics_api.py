@@ -153,6 +153,9 @@ async def test_persistence_reports_redis_replay_memory_and_managers(redis_url: s
     assert body["managers"]["session"]["status"] == "healthy"
     assert body["managers"]["figma"]["status"] == "disabled"
     assert body["event_stream"]["enabled"] is True
+    assert (
+        body["sessions"]["in_memory_here"] == 4 and body["sessions"]["figma_cache_bytes_here"] == 0
+    )
     coherence = body["coherence"]
     assert (
         coherence["enabled"] and coherence["tracking_active"] and not coherence["memory_bypassed"]
