@@ -114,22 +114,7 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
-HTTP_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
+HTTP_BUCKETS = LATENCY_BUCKETS[2:]  # from 0.5 ms: a request costs at least that
 SIZE_BUCKETS = tuple(float(1024 * 4**i) for i in range(8))  # 1 KiB .. 16 MiB
 
 

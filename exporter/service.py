@@ -442,9 +442,7 @@ class SessionMetricsService:
         return {
             "active": latest.get("sessions", {}).get("active"),
             "in_memory_here": memory.count(NAMESPACE),
-            "figma_cache_bytes_here": memory.budget_bytes(FIGMA_NAMESPACE)
-            if FIGMA_NAMESPACE in memory.budgets
-            else 0,
+            "figma_cache_bytes_here": memory.budget_bytes(FIGMA_NAMESPACE),
         }
 
     def _memory(self, store: Mapping[str, Any]) -> dict[str, Any]:

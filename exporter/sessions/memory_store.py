@@ -158,14 +158,9 @@ class MemoryStore:
             if entry[3] == prefix:
                 self._budget_order[prefix].append((key, entry))
 
-    @property
-    def budgets(self) -> dict[str, int]:
-        """Budgeted prefixes and their byte limits."""
-        return dict(self._budgets)
-
     def budget_bytes(self, prefix: str) -> int:
-        """Bytes held under a budgeted or counted prefix."""
-        return self._prefix_bytes[prefix]
+        """Bytes held under a budgeted or counted prefix (0 for any other)."""
+        return self._prefix_bytes.get(prefix, 0)
 
     def count(self, prefix: str) -> int:
         """Entries under one of the `counted_prefixes` given at construction (expired ones included
