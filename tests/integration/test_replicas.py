@@ -137,9 +137,11 @@ async def test_active_and_expired_counts_agree_across_replicas(
     pair: tuple[Replica, Replica],
 ) -> None:
     a, b = pair
-    created = asyncio.get_running_loop().time()
     short = [await a.create({"s": n}, ttl=2.5) for n in range(6)]
     short += [await b.create({"s": n}, ttl=2.5) for n in range(4)]
+    # The last short session expires 2.5 s from here (each create is an HTTP round trip: on a
+    # busy machine the ten of them take a while, so time from the first would be too early).
+    created = asyncio.get_running_loop().time()
     long = [await a.create({"l": n}, ttl=60) for n in range(3)]
     long += [await b.create({"l": n}, ttl=60) for n in range(2)]
     for sid in short + long:  # both memory tiers hold copies of everything
