@@ -40,6 +40,8 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)
     redis_timeout: float = 0.25
     redis_retry_interval: float = 0.5
+    redis_max_connections: int = 64
+    redis_pool_timeout: float = 1.0
     redis_key_prefix: str = "sme:"
     session_ttl: float = 3600.0
     memory_max_entries: int = 100_000
@@ -158,7 +160,10 @@ def _redis_url(name: str, raw: Any) -> str | None:
     url = _optional_text(name, raw)
     if url is None:
         return None
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:  # e.g. an unclosed "[" in the host; never echo the URL (a password)
+        raise ConfigError(name, "malformed URL (check the host part)") from None
     if scheme not in REDIS_SCHEMES:
         # Never echo the URL: it may carry a password.
         raise ConfigError(
@@ -206,6 +211,17 @@ OPTIONS: tuple[Option, ...] = (
         "redis_retry_interval",
         _seconds,
         "seconds between reconnection attempts while Redis is down",
+    ),
+    Option(
+        "redis_max_connections",
+        _count,
+        "Redis connections the pool may open; further requests queue for one",
+    ),
+    Option(
+        "redis_pool_timeout",
+        _seconds,
+        "seconds a request waits for a free Redis connection before 503 store_busy"
+        " (backpressure: no failover)",
     ),
     Option("redis_key_prefix", _text, "prefix of every Redis key the exporter writes"),
     Option("session_ttl", _seconds, "default session lifetime in seconds"),

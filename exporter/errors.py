@@ -37,6 +37,24 @@ class StoreTimeout(StoreUnavailable):
     code = "timeout"
 
 
+class StoreBusy(StoreUnavailable):
+    """No Redis connection became free in time: backpressure on a healthy Redis, not an outage
+    (HTTP 503 `store_busy` for this request only; no failover)."""
+
+    code = "store_busy"
+
+
+class WritesRefused(StoreUnavailable):
+    """Redis answers but refuses writes (`reason`: readonly, oom, misconf, noauth): reads it
+    answers are still served; writes are journalled as in an outage."""
+
+    code = "writes_refused"
+
+    def __init__(self, reason: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"Redis refuses writes ({reason})", retry_after)
+        self.reason = reason
+
+
 class UpstreamError(ExporterError):
     """An upstream service (Figma API, MCP server) failed.
 

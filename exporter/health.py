@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Availability = Literal["up", "down", "disabled", "unknown"]
+# "refusing": Redis answers but refuses writes (read-only, out of memory, ...).
+Availability = Literal["up", "down", "refusing", "disabled", "unknown"]
 Severity = Literal["info", "warning", "critical"]
 
 COMPONENTS = ("session", "figma")
@@ -33,6 +34,7 @@ SERVICE_ISSUES = {
 # Issues of one row of the table share its penalty: the row counts once, however many match.
 ROW_OF = {
     "redis_down": "redis",
+    "redis_writes_refused": "redis",
     "figma_api_down": "figma_api",
     "mcp_server_down": "mcp_server",
     "latency_high": "latency",
@@ -51,6 +53,7 @@ class HealthThresholds:
     """Thresholds and penalties; defaults are the SPEC table. Ratios are fractions (0.05 = 5 %)."""
 
     redis_down_penalty: float = 30
+    redis_writes_refused_penalty: float = 20
     figma_api_down_penalty: float = 20
     mcp_server_down_penalty: float = 15
     latency_high_ms: float = 100
@@ -202,6 +205,8 @@ def find_issues(
     for service, availability in inputs.services.items():
         if availability == "down":
             found.append(_service_down(service, thresholds))
+        elif availability == "refusing":
+            found.append(_writes_refused(thresholds))
     for check in (_latency, _errors, _cache, _replay_backlog, _memory_fill):
         issue = check(inputs, thresholds)
         if issue is not None:
@@ -247,6 +252,17 @@ def _service_down(service: str, t: HealthThresholds) -> Issue:
         0.0,
         1.0,
         t.service_penalty(service),
+    )
+
+
+def _writes_refused(t: HealthThresholds) -> Issue:
+    return Issue(
+        "redis_writes_refused",
+        "critical",
+        "Redis answers but refuses writes; writes are journalled locally until it accepts them",
+        0.0,
+        1.0,
+        t.redis_writes_refused_penalty,
     )
 
 

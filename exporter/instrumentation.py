@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from exporter.errors import (
     ExporterError,
     SessionNotFound,
+    StoreBusy,
     StoreTimeout,
     StoreUnavailable,
     UpstreamError,
@@ -155,6 +156,8 @@ def error_type(exc: BaseException) -> str:
     """Map an exception to the bounded `error` label."""
     if isinstance(exc, SessionNotFound):
         return "not_found"
+    if isinstance(exc, StoreBusy):
+        return "busy"
     if isinstance(exc, StoreTimeout | UpstreamTimeout | TimeoutError):
         return "timeout"
     if isinstance(exc, StoreUnavailable):

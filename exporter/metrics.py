@@ -40,7 +40,9 @@ OPERATIONS = {
     "session": ("create", "get", "update", "delete", "expire"),
     "figma": ("file", "nodes", "screenshot"),
 }
-ERROR_TYPES = ("not_found", "invalid", "unavailable", "timeout", "upstream", "internal")
+ERROR_TYPES = ("not_found", "invalid", "unavailable", "busy", "timeout", "upstream", "internal")
+# Why a Redis that answers refuses writes (see redis_store.REFUSALS).
+REFUSAL_REASONS = ("readonly", "oom", "misconf", "noauth")
 CACHE_TIERS = ("memory", "redis")
 CACHE_RESULTS = ("hit", "miss")
 EVICTION_TIERS = ("memory",)
@@ -66,6 +68,7 @@ HEALTH_COMPONENTS = ("session", "figma", "overall")
 HEALTH_STATUSES = ("healthy", "degraded", "poor", "critical", "disabled")
 HEALTH_ISSUE_CODES = (
     "redis_down",
+    "redis_writes_refused",
     "figma_api_down",
     "mcp_server_down",
     "latency_high",
@@ -84,6 +87,8 @@ EVENT_TYPES = (
     "failover",
     "failback",
     "replay_done",
+    "writes_refused",
+    "writes_accepted",
     "replay_dropped",
     "upstream_down",
     "upstream_up",
@@ -224,6 +229,11 @@ class Metrics:
         self.store_fallback_active = self._gauge(
             "store_fallback_active", "1 while Redis is unreachable and writes go to memory only."
         )
+        self.store_writes_refused = self._gauge(
+            "store_writes_refused",
+            "1 while Redis answers but refuses writes, by reason; writes are journalled meanwhile.",
+            ("reason",),
+        )
         self.store_failovers = self._counter(
             "store_failovers", "Switches from Redis to memory-only fallback."
         )
@@ -340,6 +350,7 @@ class Metrics:
         _touch(self.cache_evictions, EVICTION_TIERS)
         _touch(self.cache_invalidations, INVALIDATION_REASONS)
         _touch(self.store_backend_up, BACKENDS)
+        _touch(self.store_writes_refused, REFUSAL_REASONS)
         self.store_backend_up.labels("memory").set(1)
         for service, endpoints in UPSTREAM_ENDPOINTS.items():
             for endpoint in endpoints:

@@ -350,6 +350,8 @@ class SessionMetricsService:
             return "disabled"
         if store.get("fallback_active"):
             return "down"
+        if store.get("writes_refused"):
+            return "refusing"
         if probed in ("up", "down"):
             return probed
         return "up" if store.get("redis_connected") else "down"
@@ -414,6 +416,8 @@ class SessionMetricsService:
                 "fallback_active": store.get("fallback_active", False),
                 "fallback_since": store.get("fallback_since"),
                 "failovers": store.get("failovers", 0),
+                "writes_refused": store.get("writes_refused"),
+                "writes_refused_since": store.get("writes_refused_since"),
             },
             "replay": {
                 "pending": store.get("replay_pending", 0),

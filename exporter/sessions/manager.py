@@ -224,7 +224,12 @@ class SessionManager:
         expires_at = current.expires_at if lifetime is None else time.time() + lifetime
         session = Session(session_id, data, current.created_at, expires_at)
         value = await self.store.set(
-            key, session.to_document(), expires_at - time.time(), session, expires_at=expires_at
+            key,
+            session.to_document(),
+            expires_at - time.time(),
+            session,
+            expires_at=expires_at,
+            replace=True,
         )
         session.version = value.version
         return session

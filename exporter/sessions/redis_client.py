@@ -16,9 +16,14 @@ Query options are redis-py connection options (`ssl_ca_certs=/etc/ca.pem`, `ssl_
     >>> parse_redis_url("redis+sentinel://10.0.0.1,10.0.0.2:26380/sessions").hosts
     (('10.0.0.1', 26379), ('10.0.0.2', 26380))
 
-Every client gets short timeouts and no retries: the tiered store's breaker decides what a failure
-means. `RedisDeployment` also opens the dedicated RESP2 connections the coherence listener needs,
-one per primary (the server that executes the writes it must hear about).
+Every client gets short timeouts, and one retry only for a connection that turns out to be closed
+(a pooled socket the server dropped, e.g. across a restart, fails once on first use; a fresh
+connection then answers). Timeouts are never retried: the tiered store's breaker decides what a
+failure means. The pool is bounded (`max_connections`): a caller waits up to `pool_timeout` for a
+free connection and then gets `PoolBusy`, which is backpressure, not an outage.
+
+`RedisDeployment` also opens the dedicated RESP2 connections the coherence listener needs, one per
+primary (the server that executes the writes it must hear about).
 """
 
 from __future__ import annotations
@@ -32,10 +37,17 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, parse_url
+from redis.asyncio.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    Connection,
+    SSLConnection,
+    parse_url,
+)
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from exporter.config import Settings
 from exporter.errors import ConfigError
@@ -88,7 +100,10 @@ def _standalone(url: str, base: str) -> RedisTarget:
 
 
 def _multi_host(url: str, kind: str, *, tls: bool) -> RedisTarget:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(SETTING, "malformed URL (check the host list)") from None
     userinfo, _, netloc = parts.netloc.rpartition("@")
     hosts = tuple(_host_port(item, DEFAULT_PORTS[kind]) for item in netloc.split(","))
     path = [unquote(piece) for piece in parts.path.split("/") if piece]
@@ -150,15 +165,46 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-def client_options(timeout: float) -> dict[str, Any]:
-    """Short timeouts and no retries: a dead or hung server costs one timeout, then the breaker."""
+class PoolBusy(RedisConnectionError):
+    """No pooled connection became free within the wait deadline: Redis may be perfectly healthy."""
+
+
+class WaitingConnectionPool(BlockingConnectionPool):
+    """redis-py's BlockingConnectionPool (callers queue for a bounded number of connections), with
+    its wait timeout told apart from a failed connect: both are a bare ConnectionError there."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        try:
+            connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            return connection  # type: ignore[no-any-return]
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, asyncio.TimeoutError):
+                raise PoolBusy("no Redis connection became free in time") from None
+            raise
+
+
+def client_options(
+    timeout: float, max_connections: int = 64, pool_timeout: float = 1.0
+) -> dict[str, Any]:
+    """Short timeouts; one retry, on a fresh connection, only when a connection was found closed
+    (redis-py disconnects it before retrying). A dead server refuses the retry at once, a hung one
+    costs one timeout: then the breaker. `max_connections`/`pool_timeout` bound the pool."""
     return {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         "retry_on_timeout": False,
         "health_check_interval": 0,
+        "max_connections": max_connections,
+        "pool_timeout": pool_timeout,
     }
+
+
+def _standalone_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
+    pool_options = {**options, "timeout": options["pool_timeout"]}
+    del pool_options["pool_timeout"]
+    pool = WaitingConnectionPool.from_url(url, **pool_options)
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
 @dataclass(slots=True)
@@ -223,12 +269,17 @@ class RedisDeployment:
                 await self._sentinel.aclose()
 
 
-def open_deployment(url: str, timeout: float) -> RedisDeployment:
+def open_deployment(
+    url: str, timeout: float, max_connections: int = 64, pool_timeout: float = 1.0
+) -> RedisDeployment:
     """Build the client(s) for `url` (no I/O yet: clients connect on first use)."""
     target = parse_redis_url(url)
-    options = client_options(timeout)
+    options = client_options(timeout, max_connections, pool_timeout)
     if target.kind == STANDALONE:
-        return RedisDeployment(target, aioredis.from_url(url, **options))
+        return RedisDeployment(target, _standalone_client(url, options))
+    # Cluster and Sentinel manage their own pools: bounded too, but a full one raises
+    # MaxConnectionsError at once (mapped to busy like PoolBusy) instead of queueing.
+    del options["pool_timeout"]
     merged = {**options, **target.options}  # options given in the URL win
     if target.kind == CLUSTER:
         nodes = [ClusterNode(host, port) for host, port in target.hosts]
@@ -252,4 +303,9 @@ def open_deployment(url: str, timeout: float) -> RedisDeployment:
 def create_redis_client(settings: Settings) -> RedisDeployment:
     """The Redis client(s) for `settings.redis_url`, with the configured command timeout."""
     assert settings.redis_url is not None
-    return open_deployment(settings.redis_url, settings.redis_timeout)
+    return open_deployment(
+        settings.redis_url,
+        settings.redis_timeout,
+        settings.redis_max_connections,
+        settings.redis_pool_timeout,
+    )

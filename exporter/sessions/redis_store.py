@@ -20,12 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    MaxConnectionsError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from exporter.errors import StoreTimeout, StoreUnavailable
+from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
+from exporter.sessions.redis_client import PoolBusy
 from exporter.sessions.store import (
-    KIND_TOMBSTONE,
     StoredValue,
     decode_value,
     encode_value,
@@ -44,24 +51,37 @@ local function newer(a, b)
 end
 """
 
-# KEYS[1]; ARGV: version, encoded value, pxat ms. Returns 1 written, 0 skipped (not newer).
+# Delete is final: no write, live or replayed, ever replaces a tombstone (it lives until the
+# session's own expiry, so tombstones are bounded by the sessions' TTLs).
+
+# KEYS[1]; ARGV: version, encoded value, pxat ms. Returns 1 written, 0 skipped (not newer, or
+# the session was deleted).
 PUT_IF_NEWER = (
     _NEWER
     + """
 local cur = redis.call('GET', KEYS[1])
 if cur then
-  local v = string.match(cur, '^(%d+):')
-  if v and not newer(ARGV[1], v) then return 0 end
+  local v, kind = string.match(cur, '^(%d+):%d+:(.)')
+  if v and (kind == 'd' or not newer(ARGV[1], v)) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
 """
 )
 
+# KEYS[1]; ARGV: encoded value, pxat ms. A live update: 1 written, 0 if the session was deleted
+# (by any replica) after the update read it.
+PUT_UNLESS_DELETED = """
+local cur = redis.call('GET', KEYS[1])
+if cur and string.match(cur, '^%d+:%d+:d') then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
+"""
+
 # KEYS[1]; ARGV: version, live ('1' a delete made now, '0' a replayed one), fallback pxat ms.
-# A live delete removes only a live value (returns 0 if there is none) and always wins; a replayed
-# delete is skipped if anything newer is there, and otherwise leaves a tombstone even over a
-# missing key, so an older replayed write from another replica cannot resurrect the session.
+# A delete always wins over a value, older or newer: it was acknowledged. A live delete of a
+# missing or deleted key returns 0 (not found); a replayed one leaves a tombstone even over a
+# missing key, so a replayed write from another replica cannot resurrect the session.
 DELETE_IF_NEWER = (
     _NEWER
     + """
@@ -70,15 +90,9 @@ local version, pxat, live = ARGV[1], ARGV[3], ARGV[2] == '1'
 if cur then
   local v, exp, kind = string.match(cur, '^(%d+):(%d+):(.)')
   if v then
-    if not newer(version, v) then
-      if not live then return 0 end
-      version = v
-    end
-    if kind == 'd' then
-      if live then return 0 end
-    else
-      pxat = exp
-    end
+    if kind == 'd' then return 0 end
+    if not newer(version, v) then version = v end
+    pxat = exp
   end
 elseif live then
   return 0
@@ -89,6 +103,10 @@ return 1
 )
 
 
+# A sorted set: replica id -> until when (ms) its replay marker holds.
+FLEET_REPLAYING = "fleet:replaying"
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayItem:
     """One journalled write: a value to put, or (value None) a delete made at `version`."""
@@ -97,6 +115,10 @@ class ReplayItem:
     version: int
     expires_at: float
     value: StoredValue | None
+
+
+# What `RedisStore.get` returns for a deleted key (a final "not found", unlike a missing key).
+TOMBSTONE = StoredValue(b"", 0, 0.0)
 
 
 class RedisStore:
@@ -111,29 +133,35 @@ class RedisStore:
         self.last_latency_ms: float | None = None
         # Session keys are written together with their entry in the cross-replica index.
         self.index: SessionIndex | None = None
-        self._put_if_newer = client.register_script(PUT_IF_NEWER)
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
+        self._put_unless_deleted = client.register_script(PUT_UNLESS_DELETED)
 
     async def get(self, key: str) -> StoredValue | None:
+        """The value, None if missing, or `TOMBSTONE` (the same object) if it was deleted."""
         started = time.perf_counter()
         try:
             raw = await self.client.get(self.prefix + key)
         except (TimeoutError, RedisError, OSError) as exc:
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
-        return None if raw is None else decode_value(raw)  # type: ignore[arg-type]
+        if raw is None:
+            return None
+        return decode_value(raw) or TOMBSTONE  # type: ignore[arg-type]
 
-    async def set(self, key: str, value: StoredValue) -> None:
+    async def set(self, key: str, value: StoredValue, *, replace: bool = False) -> bool:
+        """Write `value`; with `replace` (an update of a value read before) only if the key was
+        not deleted meanwhile: False then."""
         index = self.index
+        encoded, pxat = encode_value(value), expires_ms(value.expires_at)
         if index is not None and index.covers(key):
-            put = index.put(self.prefix + key, encode_value(value), value.expires_at, key)
-            await self._call(put)
-            return
-        await self._call(
-            self.client.set(
-                self.prefix + key, encode_value(value), pxat=expires_ms(value.expires_at)
-            )
-        )
+            script = PUT_UNLESS_DELETED if replace else None
+            put = index.put(self.prefix + key, encoded, value.expires_at, key, script)
+            return bool(await self._call(put))
+        if replace:
+            put = self._put_unless_deleted(keys=[self.prefix + key], args=[encoded, pxat])
+            return bool(await self._call(put))
+        await self._call(self.client.set(self.prefix + key, encoded, pxat=pxat))
+        return True
 
     async def delete(self, key: str, version: int, expires_at: float) -> bool:
         """Delete a live value now (leaving a tombstone); False if there was none."""
@@ -182,6 +210,36 @@ class RedisStore:
             await self._call(self.client.ping())
         return (time.perf_counter() - started) * 1000
 
+    async def reset_connections(self) -> None:
+        """Close the pool's idle connections (pooled before an outage, their sockets are dead);
+        connections in use finish their command."""
+        client = self.client
+        if isinstance(client, RedisCluster):
+            for node in client.get_nodes():
+                await node.disconnect_free_connections()
+        else:
+            await client.connection_pool.disconnect(inuse_connections=False)
+
+    async def probe_write(self) -> None:
+        """One small write: WritesRefused while Redis still refuses writes."""
+        await self._call(self.client.set(self.prefix + "probe:write", b"1", px=10_000))
+
+    async def mark_replaying(self, replica: str, seconds: float) -> None:
+        """Tell the fleet this replica is replaying journalled writes (for `seconds` at most)."""
+        until = expires_ms(time.time() + seconds)
+        await self._call(self.client.zadd(self.prefix + FLEET_REPLAYING, {replica: until}))
+
+    async def unmark_replaying(self, replica: str) -> None:
+        await self._call(self.client.zrem(self.prefix + FLEET_REPLAYING, replica))
+
+    async def fleet_replaying(self) -> bool:
+        """Whether any replica's replay marker is live."""
+        now = expires_ms(time.time())
+        live = await self._call(
+            self.client.zcount(self.prefix + FLEET_REPLAYING, f"({now}", "+inf")
+        )
+        return bool(live)
+
     async def raw_get(self, key: str) -> bytes | None:
         """The encoded bytes under `key` (tests and diagnostics)."""
         result: bytes | None = await self._call(self.client.get(self.prefix + key))
@@ -197,12 +255,37 @@ class RedisStore:
         return result
 
 
-def is_tombstone(raw: bytes) -> bool:
-    return raw.split(b":", 2)[2][:1] == KIND_TOMBSTONE
+# Error prefixes of a Redis that answers but will not write (a replica, maxmemory with
+# noeviction, a failing RDB save with stop-writes-on-bgsave-error, a password it now requires).
+REFUSALS = {"READONLY": "readonly", "OOM": "oom", "MISCONF": "misconf", "NOAUTH": "noauth"}
+
+
+def refusal_reason(exc: BaseException) -> str | None:
+    """`readonly`, `oom`, `misconf` or `noauth` when `exc` is Redis refusing writes, else None."""
+    # redis-py strips the code from the message of the errors it has classes for.
+    if isinstance(exc, AuthenticationError):
+        return "noauth"
+    if isinstance(exc, ReadOnlyError):
+        return "readonly"
+    if isinstance(exc, OutOfMemoryError):
+        return "oom"
+    if not isinstance(exc, ResponseError):
+        return None
+    message = str(exc)
+    for prefix, reason in REFUSALS.items():
+        # Errors raised inside a script keep their code, possibly after "ERR ... -".
+        if message.startswith(prefix) or f"-{prefix} " in message:
+            return reason
+    return None
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
     # The message names the failure class only: Redis errors can echo the URL (and its password).
+    if isinstance(exc, PoolBusy | MaxConnectionsError):
+        return StoreBusy("no Redis connection became free in time")
     if isinstance(exc, RedisTimeoutError | asyncio.TimeoutError | TimeoutError):
         return StoreTimeout("Redis did not answer in time")
+    reason = refusal_reason(exc)
+    if reason is not None:
+        return WritesRefused(reason)
     return StoreUnavailable(f"Redis unavailable ({type(exc).__name__})")

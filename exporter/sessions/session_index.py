@@ -180,18 +180,28 @@ class SessionIndex:
 
     # -- writes, pipelined with the session's own command ----------------------------------------
 
-    async def put(self, full_key: str, encoded: bytes, expires_at: float, key: str) -> None:
-        """SET the session and ZADD its expiry in one round trip."""
+    async def put(
+        self, full_key: str, encoded: bytes, expires_at: float, key: str, script: str | None = None
+    ) -> bool:
+        """SET the session (or run `script` with the value and PXAT, which may refuse: a deleted
+        session) and ZADD its expiry in one round trip; False if refused."""
         member = self.member(key)
         shard = self.shard(member)
         pxat = expires_ms(expires_at)
         async with self._gate.write():
             pipe = self.client.pipeline(transaction=False)
             pipe.zadd(self.shard_keys[shard], {member: pxat})
-            pipe.set(full_key, encoded, pxat=pxat)
-            added, _ = await pipe.execute()
+            if script is None:
+                pipe.set(full_key, encoded, pxat=pxat)
+            else:
+                pipe.eval(script, 1, full_key, encoded, pxat)
+            added, written = await pipe.execute()
+            if not written:  # refused: the member must not count as live
+                await self.client.eval(REMOVE_LIVE, 1, self.shard_keys[shard], member)
+                return False
             if added and pxat > self._now_ms[shard]:
                 self._delta += 1
+            return True
 
     async def delete(self, full_key: str, script: str, args: Sequence[Any], key: str) -> int:
         """Run the delete `script` on the session key and drop the member while it is live."""

@@ -79,6 +79,8 @@ class StoreStatus:
     replayed: int
     replay_dropped: int
     failovers: int
+    writes_refused: str | None
+    writes_refused_since: float | None
     memory_entries: int
     memory_bytes: int
     memory_max_entries: int

@@ -23,18 +23,26 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import TypeVar
 
-from exporter.errors import StoreUnavailable
+from exporter.errors import (
+    SessionNotFound,
+    StoreBusy,
+    StoreTimeout,
+    StoreUnavailable,
+    WritesRefused,
+)
 from exporter.events import EventLog
-from exporter.metrics import INVALIDATION_REASONS, Metrics
+from exporter.metrics import INVALIDATION_REASONS, REFUSAL_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.journal import ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import raise_if_cancelled
-from exporter.sessions.redis_store import RedisStore, ReplayItem
+from exporter.sessions.redis_store import TOMBSTONE, RedisStore, ReplayItem
 from exporter.sessions.store import CacheRecorder, StoredValue, StoreStatus, new_version
 from exporter.tasks import cancel_and_wait
 
@@ -45,7 +53,17 @@ REPLAY_BATCH = 256
 PARK_CHECKS = 3
 PARK_BATCH = 256
 SWEEP_INTERVAL = 1.0
+# How long the fleet-replay marker lives unless refreshed (a replica dying mid-replay must not
+# leave every other replica answering 503 to misses for long).
+REPLAY_MARK_SECONDS = 10.0
+# A fleet-marker lookup is reused this long by further misses (a miss storm costs one lookup).
+FLEET_CHECK_TTL = 0.05
+# After this replica's own outage, other replicas may not have noticed Redis is back yet (they
+# probe every retry interval) and may still hold journalled writes: misses stay uncertain (503)
+# for this many retry intervals, plus one second.
+FLEET_GRACE_INTERVALS = 2
 ExpiryCallback = Callable[[str, StoredValue], None]
+T = TypeVar("T")
 
 
 class TieredStore:
@@ -59,6 +77,7 @@ class TieredStore:
         metrics: Metrics | None = None,
         events: EventLog | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
+        authoritative_prefixes: tuple[str, ...] = ("s:",),
     ) -> None:
         self.memory = memory
         self.redis = redis
@@ -69,6 +88,18 @@ class TieredStore:
         self.fallback_active = False
         self.fallback_since: float | None = None
         self.failovers = 0
+        # Redis answers but refuses writes (readonly, oom, misconf, noauth): reads still go to
+        # Redis, writes are journalled until a write is accepted again.
+        self.writes_refused: str | None = None
+        self.writes_refused_since: float | None = None
+        # Keys whose misses must be authoritative (sessions; not cached Figma responses): after
+        # an outage a miss may be another replica's not-yet-replayed write.
+        self.authoritative_prefixes = authoritative_prefixes
+        self._grace_until = 0.0
+        self._fleet_checked: tuple[float, bool] = (-1.0, False)
+        self.replica_id = secrets.token_hex(8)
+        self._ping_probe: asyncio.Future[bool] | None = None
+        self._marker: asyncio.Future[None] | None = None
         # While True, reads skip the memory tier and writes do not fill it (coherence unknown).
         self.memory_bypass = False
         # Bumped when the whole tier is dropped or coherence changes: a read-through that started
@@ -113,7 +144,7 @@ class TieredStore:
 
     async def close(self) -> None:
         """Stop background tasks; try once to replay what the journal still holds."""
-        await cancel_and_wait(*self._tasks, self._checker)
+        await cancel_and_wait(*self._tasks, self._checker, self._marker)
         self._tasks.clear()
         if self.journal and self.redis is not None and self.breaker.closed:
             with contextlib.suppress(StoreUnavailable):
@@ -183,7 +214,9 @@ class TieredStore:
             )
         token = self._watch(key)
         try:
-            value = await redis.get(key)
+            value = await self._redis_call(lambda: redis.get(key))
+        except StoreBusy:
+            raise  # backpressure for this request only: Redis is fine
         except StoreUnavailable as exc:
             self._on_redis_failure(exc)
             if not self.memory_bypass:  # bypassed for coherence only: the fallback serves memory
@@ -194,6 +227,10 @@ class TieredStore:
             raise
         finally:
             clean = self._unwatch(key, token)
+        if value is TOMBSTONE:
+            value = None  # deleted: a final answer
+        elif value is None and key.startswith(self.authoritative_prefixes):
+            await self._check_fleet_settled()
         if record is not None:
             record("redis", value is not None)
         if value is not None and clean and not self.memory_bypass:
@@ -214,8 +251,11 @@ class TieredStore:
         *,
         version: int | None = None,
         expires_at: float | None = None,
+        replace: bool = False,
     ) -> StoredValue:
-        """Write through to Redis; in an outage write to memory and journal it (never raises)."""
+        """Write through to Redis; in an outage (or while Redis refuses writes) write to memory
+        and journal it. Raises StoreBusy when no connection was free in time (nothing written),
+        and with `replace` (an update) SessionNotFound if the key was deleted meanwhile."""
         value = StoredValue(
             payload,
             version if version is not None else new_version(),
@@ -226,7 +266,11 @@ class TieredStore:
             token = self._watch(key)
             echo = self._expect_echo(key)
             try:
-                written = await self._write(key, value)
+                written = await self._write(key, value, replace)
+            except BaseException:
+                if echo:
+                    self._echo_arrived(key)
+                raise
             finally:
                 clean = self._unwatch(key, token)
             if echo and not written:
@@ -244,14 +288,22 @@ class TieredStore:
         self._fill(key, value)
         return value
 
-    async def _write(self, key: str, value: StoredValue) -> bool:
+    async def _write(self, key: str, value: StoredValue, replace: bool) -> bool:
         """True if written to Redis, False if journalled for replay."""
-        if self.breaker.closed:
+        if self.breaker.closed and self.writes_refused is None:
+            redis = self.redis
+            assert redis is not None
             try:
-                await self.redis.set(key, value)  # type: ignore[union-attr]
-                return True
+                written = await self._redis_call(lambda: redis.set(key, value, replace=replace))
+            except StoreBusy:
+                raise
             except StoreUnavailable as exc:
-                self._on_redis_failure(exc)
+                self._on_store_error(exc)
+            else:
+                if not written:
+                    self.memory.pop(key)
+                    raise SessionNotFound("deleted")
+                return True
         self._journal(ReplayItem(key, value.version, value.expires_at, value))
         return False
 
@@ -263,12 +315,30 @@ class TieredStore:
         if self.redis is None:
             return held is not None
         version = new_version()
-        if self.breaker.closed:
+        if self.writes_refused is not None and held is None and self.breaker.closed:
+            held = await self.get_uncached(key)  # Redis still answers reads: does it exist?
+            if held is None and not self.journal.get(key):
+                return False
+        if self.breaker.closed and self.writes_refused is None:
             expires_at = held.expires_at if held is not None else time.time()
+            redis = self.redis
+            retried: list[bool] = []
+
+            async def attempt() -> bool:
+                retried.append(True)
+                return await redis.delete(key, version, expires_at)
+
             try:
-                return await self.redis.delete(key, version, expires_at)
+                # A retried delete finds its own tombstone if the first attempt landed: deleted.
+                deleted = await self._redis_call(attempt) or len(retried) > 1
+            except StoreBusy:
+                raise
             except StoreUnavailable as exc:
-                self._on_redis_failure(exc)
+                self._on_store_error(exc)
+            else:
+                if not deleted and key.startswith(self.authoritative_prefixes):
+                    await self._check_fleet_settled()
+                return deleted
         return self._journal_delete(key, version, held)
 
     def _journal_delete(self, key: str, version: int, held: StoredValue | None) -> bool:
@@ -370,7 +440,7 @@ class TieredStore:
 
     def report_unavailable(self, exc: StoreUnavailable) -> None:
         """Something other than a store call found Redis unreachable: fall back now."""
-        if self.breaker.closed:
+        if self.breaker.closed and not isinstance(exc, StoreBusy | WritesRefused):
             self._on_redis_failure(exc)
 
     def add_expiry_listener(self, prefix: str, callback: ExpiryCallback) -> None:
@@ -400,6 +470,8 @@ class TieredStore:
             replayed=self.journal.replayed,
             replay_dropped=self.journal.dropped,
             failovers=self.failovers,
+            writes_refused=self.writes_refused,
+            writes_refused_since=self.writes_refused_since,
             memory_entries=len(self.memory),
             memory_bytes=self.memory.bytes,
             memory_max_entries=self.memory.max_entries,
@@ -547,6 +619,34 @@ class TieredStore:
             log.warning(message)
             self._event("replay_dropped", message, max_entries=self.journal.max_entries)
 
+    def _on_store_error(self, exc: StoreUnavailable) -> None:
+        """A write failed: a refusal (Redis answers, will not write) or an outage."""
+        if isinstance(exc, WritesRefused) and exc.reason != "noauth":
+            self._on_writes_refused(exc.reason)
+        else:
+            self._on_redis_failure(exc)
+
+    def _on_writes_refused(self, reason: str) -> None:
+        if self.writes_refused == reason:
+            return
+        first = self.writes_refused is None
+        self.writes_refused = reason
+        if first:
+            self.writes_refused_since = time.time()
+        self._set_refused_gauges()
+        message = f"Redis refuses writes ({reason}): journalling writes, reads still from Redis"
+        log.warning(message)
+        self._event("writes_refused", message, reason=reason)
+        self._redis_failed.set()
+
+    def _writes_accepted(self) -> None:
+        reason, since = self.writes_refused, self.writes_refused_since or time.time()
+        self.writes_refused = self.writes_refused_since = None
+        self._set_refused_gauges()
+        message = f"Redis accepts writes again after {time.time() - since:.1f}s ({reason})"
+        log.info(message)
+        self._event("writes_accepted", message, reason=reason)
+
     def _on_redis_failure(self, exc: StoreUnavailable) -> None:
         self.breaker.failure()
         self._set_backend_up(False)
@@ -560,35 +660,73 @@ class TieredStore:
                 self._failovers_child.inc()
             log.warning("%s: serving from memory, journalling writes", exc)
             self._event("failover", f"{exc}; serving from memory", reason=exc.code)
+            if self._marker is None or self._marker.done():
+                self._marker = asyncio.ensure_future(self._mark_outage())
         self._redis_failed.set()
+
+    async def _redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
+        """Run one Redis command (idempotent: writes carry their version). A timeout alone proves
+        little under load, so it is checked by one PING shared by all callers: if Redis answers,
+        the command is tried once more before its failure counts."""
+        try:
+            return await command()
+        except StoreTimeout:
+            if not await self._answers_ping():
+                raise
+        return await command()
+
+    async def _answers_ping(self) -> bool:
+        probe = self._ping_probe
+        if probe is None or probe.done():
+            probe = self._ping_probe = asyncio.ensure_future(self._ping_ok())
+        return await asyncio.shield(probe)
+
+    async def _ping_ok(self) -> bool:
+        assert self.redis is not None
+        try:
+            await self.redis.ping()
+        except StoreBusy:
+            return True  # connections are busy, not proven dead: the retry tells
+        except StoreUnavailable:
+            return False
+        return True
+
+    def _fleet_grace(self) -> float:
+        return FLEET_GRACE_INTERVALS * self.breaker.retry_interval + 1.0
 
     def _retry_after(self) -> float:
         return max(1.0, self.breaker.seconds_until_probe())
 
     async def recover_now(self) -> bool:
         """Probe Redis now instead of at the next interval; True once it answers and the journal
-        is replayed (fallback over)."""
+        is replayed (fallback over, writes accepted)."""
         if self.redis is None:
             return False
-        if self.breaker.closed and not self.fallback_active:
+        if self._healthy():
             return True
         try:
             await self._recover()
         except StoreUnavailable as exc:
-            self._on_redis_failure(exc)
-        return not self.fallback_active
+            self._on_store_error(exc)
+        return self._healthy()
+
+    def _healthy(self) -> bool:
+        return self.breaker.closed and not self.fallback_active and self.writes_refused is None
 
     async def _recovery_loop(self) -> None:
         while True:
             raise_if_cancelled()  # redis-py may have swallowed a cancel during the last attempt
             await self._redis_failed.wait()
-            await asyncio.sleep(max(self.breaker.seconds_until_probe(), 0.01))
+            if self.breaker.closed and self.writes_refused is not None:
+                await asyncio.sleep(self.breaker.retry_interval)  # refusing: a write per interval
+            else:
+                await asyncio.sleep(max(self.breaker.seconds_until_probe(), 0.01))
             if not self.breaker.allow():
                 continue
             try:
                 await self._recover()
             except StoreUnavailable as exc:
-                self._on_redis_failure(exc)
+                self._on_store_error(exc)
             except Exception:  # a bug here must not end recovery for good
                 log.exception("unexpected error while recovering the Redis tier")
                 self.breaker.failure()
@@ -596,9 +734,15 @@ class TieredStore:
     async def _recover(self) -> None:
         assert self.redis is not None
         async with self._recover_lock:  # the loop and recover_now() must not replay twice
-            if self.breaker.closed and not self.fallback_active:
+            if self._healthy():
                 return
             await self.redis.ping()
+            if self.fallback_active:
+                # Sockets pooled before the outage are dead: drop them now, rather than have
+                # each fail once on first use and look like a new outage.
+                await self.redis.reset_connections()
+            if self.writes_refused is not None and not self.journal:
+                await self.redis.probe_write()  # WritesRefused while still refusing
             # Writes go to Redis again from here on; the replay cannot overwrite them (versions).
             self.breaker.success()
             self._set_backend_up(True)
@@ -606,13 +750,30 @@ class TieredStore:
             if not self.breaker.closed:
                 return  # a live write failed during the replay: stay in fallback
             self._redis_failed.clear()
+            if self.writes_refused is not None:
+                self._writes_accepted()
             if self.fallback_active:
                 self._fail_back(replayed, skipped)
 
     async def _replay(self) -> tuple[int, int]:
+        """Replay the journal; while it runs, a marker in Redis tells other replicas that a miss
+        may be one of these writes (they answer 503, not 404)."""
+        assert self.redis is not None
+        if not self.journal:
+            return 0, 0
+        await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
+        replayed, skipped = await self._replay_batches()
+        await self.redis.unmark_replaying(self.replica_id)
+        return replayed, skipped
+
+    async def _replay_batches(self) -> tuple[int, int]:
         assert self.redis is not None
         replayed = skipped = 0
+        marked = time.monotonic()
         while self.journal:
+            if time.monotonic() - marked > REPLAY_MARK_SECONDS / 3:
+                await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
+                marked = time.monotonic()
             batch = self.journal.peek(REPLAY_BATCH)
             results = await self.redis.replay(batch)
             self.journal.discard(batch)
@@ -623,8 +784,36 @@ class TieredStore:
                 self._replayed_child.inc(len(results))
         return replayed, skipped
 
+    async def _mark_outage(self) -> None:
+        """Best effort, at failover: if this replica lost Redis while others still reach it (a
+        partition, a false timeout), the replay marker makes their misses 503, not 404. Under the
+        recovery lock, so it never lands after the replay's own unmark."""
+        assert self.redis is not None
+        with contextlib.suppress(StoreUnavailable):
+            async with self._recover_lock:
+                if self.fallback_active:
+                    await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
+
+    async def _check_fleet_settled(self) -> None:
+        """StoreUnavailable if a miss may still be another replica's unreplayed write: shortly
+        after this replica's own outage, or while any replica's replay marker is live."""
+        now = time.monotonic()
+        if now < self._grace_until:
+            raise StoreUnavailable("Redis is back; replicas may still be replaying", 1.0)
+        checked_at, replaying = self._fleet_checked
+        if now - checked_at > FLEET_CHECK_TTL:
+            assert self.redis is not None
+            try:
+                replaying = await self.redis.fleet_replaying()
+            except StoreUnavailable:
+                replaying = False  # the read itself just worked: not worth an outage
+            self._fleet_checked = (now, replaying)
+        if replaying:
+            raise StoreUnavailable("another replica is replaying its outage journal", 1.0)
+
     def _fail_back(self, replayed: int, skipped: int) -> None:
         since = self.fallback_since or time.time()
+        self._grace_until = time.monotonic() + self._fleet_grace()
         self.fallback_active = False
         self.fallback_since = None
         self._update_bypass()
@@ -666,6 +855,10 @@ class TieredStore:
         if count and self._metrics is not None:
             self._invalidation_children[reason].inc(count)
 
+    def _set_refused_gauges(self) -> None:
+        for reason, child in self._refused_children.items():
+            child.set(1 if reason == self.writes_refused else 0)
+
     def _set_backend_up(self, up: bool) -> None:
         if self._backend_up_child is not None:
             self._backend_up_child.set(1 if up else 0)
@@ -681,6 +874,11 @@ class TieredStore:
         self._replayed_child = metrics.store_replayed if metrics else None
         self._dropped_child = metrics.store_replay_dropped if metrics else None
         self._backend_up_child = metrics.store_backend_up.labels("redis") if metrics else None
+        self._refused_children = (
+            {reason: metrics.store_writes_refused.labels(reason) for reason in REFUSAL_REASONS}
+            if metrics
+            else {}
+        )
         self._invalidation_children = (
             {reason: metrics.cache_invalidations.labels(reason) for reason in INVALIDATION_REASONS}
             if metrics

@@ -24,6 +24,7 @@ from exporter.errors import (
     UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
+    WritesRefused,
 )
 from exporter.fast_metrics import CounterChild
 from exporter.metrics import Metrics
@@ -113,8 +114,11 @@ def _exporter_error_response(exc: ExporterError) -> web.Response:
     if isinstance(exc, SessionNotFound):
         return json_response(error_body("not_found", str(exc)), 404)
     if isinstance(exc, StoreUnavailable):
+        # A write refused by Redis during its refusal is journalled, never surfaced; a
+        # `writes_refused` reaching here is a read it refused too (noauth): unavailable.
+        code = "unavailable" if isinstance(exc, WritesRefused) else exc.code
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-        return json_response(error_body(exc.code, str(exc)), 503, headers)
+        return json_response(error_body(code, str(exc)), 503, headers)
     if isinstance(exc, UpstreamError):
         return _upstream_response(exc)
     log.error("unexpected %s: %s", type(exc).__name__, exc)

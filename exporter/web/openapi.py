@@ -250,6 +250,8 @@ PERSISTENCE = obj(
                 "fallback_active": {"type": "boolean"},
                 "fallback_since": nullable("number"),
                 "failovers": {"type": "integer"},
+                "writes_refused": nullable("string"),
+                "writes_refused_since": nullable("number"),
             }
         ),
         "replay": obj(

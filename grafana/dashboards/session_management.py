@@ -169,11 +169,21 @@ def persistence() -> list[PanelBuilder]:
         ),
         stat_panel(
             "Store mode",
-            "Memory fallback is active while Redis is unreachable: writes stay in this replica "
-            "and are journalled for replay.",
-            [(f"session_exporter_store_fallback_active{{{SEL}}}", "{{instance}}")],
+            "Memory fallback is active while Redis is unreachable; Redis refuses writes while it "
+            "answers but will not write (read-only, out of memory). Either way writes stay in this "
+            "replica and are journalled for replay.",
+            [
+                (
+                    f"max by (instance) (session_exporter_store_fallback_active{{{SEL}}})"
+                    " + 2 * max by (instance) "
+                    f"(session_exporter_store_writes_refused{{{SEL}}})",
+                    "{{instance}}",
+                )
+            ],
             unit="none",
-            mappings=value_map({0: ("redis", "green"), 1: ("memory fallback", "red")}),
+            mappings=value_map(
+                {0: ("redis", "green"), 1: ("memory fallback", "red"), 2: ("refusing writes", "red")}
+            ),
             width=4,
         ),
         stat_panel(

@@ -66,6 +66,12 @@ TABLE = [
         ComponentInputs(cache_hit_ratio=0.4999), 10, ["cache_hit_poor"], id="cache-under-50pct"
     ),
     pytest.param(ComponentInputs(cache_hit_ratio=0.0), 10, ["cache_hit_poor"], id="cache-no-hits"),
+    pytest.param(
+        ComponentInputs(services={"redis": "refusing"}),
+        20,
+        ["redis_writes_refused"],
+        id="redis-refusing-writes",
+    ),
     pytest.param(ComponentInputs(replay_backlog_ratio=0.80), 0, [], id="backlog-at-80pct"),
     pytest.param(
         ComponentInputs(replay_backlog_ratio=0.8001),

@@ -67,6 +67,8 @@ def test_sentinel_master_db_and_sentinel_auth() -> None:
         ("redis+cluster://:secret@h:port", "not a number"),
         ("redis+cluster://h:70000", "not a number"),
         ("redis+cluster://:secret@h:1?socket_timeout=soon", "socket_timeout"),
+        ("redis://:secret@[bad", "Invalid IPv6 URL"),
+        ("redis+cluster://:secret@[bad", "malformed URL"),
     ],
 )
 def test_malformed_urls_name_the_setting_and_never_echo_the_url(url: str, fragment: str) -> None:
@@ -118,3 +120,30 @@ def test_the_cli_rejects_a_malformed_url_before_start_up(
     assert main(["--redis-url", "redis+sentinel://:secret@s1:26379,s2"]) == EXIT_CONFIG
     error = capsys.readouterr().err
     assert "--redis-url" in error and "master name" in error and "secret" not in error
+
+
+def test_a_malformed_host_is_one_line_and_exit_2_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from exporter.__main__ import EXIT_CONFIG, main
+
+    assert main(["--redis-url", "redis://:pw@[bad"]) == EXIT_CONFIG
+    error = capsys.readouterr().err
+    assert "--redis-url" in error and "pw" not in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_the_pool_is_bounded_and_retries_only_closed_connections() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from exporter.sessions.redis_client import WaitingConnectionPool
+
+    deployment = open_deployment("redis://127.0.0.1:1/0", 0.25, 7, 0.5)
+    pool = deployment.client.connection_pool
+    assert isinstance(pool, WaitingConnectionPool)
+    assert pool.max_connections == 7 and pool.timeout == 0.5
+    retry = pool.connection_kwargs["retry"]
+    assert retry.get_retries() == 1
+    assert RedisConnectionError in retry._supported_errors
+    assert RedisTimeoutError not in retry._supported_errors  # a hung Redis costs one timeout
