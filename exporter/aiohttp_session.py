@@ -63,6 +63,7 @@ class TieredStorage(AbstractStorage):
         memory_max_bytes: int = 256 * 1024 * 1024,
         journal_dir: str | os.PathLike[str] | None = None,
         redis_timeout: float = 0.25,
+        redis_retry_interval: float = 0.5,
         key_prefix: str = "sme:",
         manager: SessionManager | None = None,
         cookie_name: str = "AIOHTTP_SESSION",
@@ -89,6 +90,7 @@ class TieredStorage(AbstractStorage):
             "memory_max_bytes": memory_max_bytes,
             "journal_dir": journal_dir,
             "redis_timeout": redis_timeout,
+            "redis_retry_interval": redis_retry_interval,
             "key_prefix": key_prefix,
             "registry": registry,
         }
@@ -178,7 +180,7 @@ def unavailable(exc: StoreUnavailable) -> web.HTTPServiceUnavailable:
     body = {"error": {"code": exc.code, "message": "session store unavailable; retry later"}}
     return web.HTTPServiceUnavailable(
         headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
-        body=orjson.dumps(body),
+        text=orjson.dumps(body).decode(),
         content_type="application/json",
     )
 
