@@ -100,3 +100,57 @@ async def test_a_session_unknown_to_memory_during_an_outage_gets_503_not_a_new_s
 
 def _errors(operation: str) -> dict[str, str]:
     return {"manager": "session", "operation": operation, "error": "unavailable"}
+
+
+async def test_cookie_options_pass_through_and_the_cookie_is_the_session_id() -> None:
+    options = {
+        "cookie_name": "sid",
+        "domain": "example.test",
+        "max_age": 600,
+        "path": "/app",
+        "secure": True,
+        "httponly": True,
+        "samesite": "Strict",
+    }
+    async with serve_counter(None, **options) as app:
+        response = await app.client.get("/count")
+        cookie = response.cookies["sid"]
+        assert cookie["domain"] == "example.test" and cookie["path"] == "/app"
+        assert cookie["max-age"] == "600" and cookie["samesite"] == "Strict"
+        assert cookie["secure"] and cookie["httponly"]
+        session = await app.storage.manager.get(cookie.value)
+        assert session.data["session"] == {"n": 1}
+        assert 590 < session.expires_at - session.created_at <= 600  # the store TTL is max_age
+
+
+async def test_only_a_changed_session_is_written_and_logout_deletes_it() -> None:
+    async with serve_counter(None) as app:
+        assert (await app.client.get("/count")).status == 200
+        assert app.sample("sessions_created_total") == 1
+        for _ in range(5):  # read-only and changed()-without-change requests write nothing
+            assert (await app.client.get("/peek")).status == 200
+            assert (await app.client.get("/touch")).status == 200
+        assert app.sample("sessions_updated_total") == 0
+        assert (await (await app.client.get("/count")).json()) == {"n": 2}
+        assert app.sample("sessions_updated_total") == 1
+
+        response = await app.client.get("/logout")
+        assert response.cookies[COOKIE].value == ""  # deleted
+        assert app.sample("sessions_deleted_total") == 1
+        assert await (await app.client.get("/peek")).json() == {"n": None, "new": True}
+
+
+async def test_an_unknown_or_malformed_cookie_starts_a_new_session() -> None:
+    async with serve_counter(None) as app:
+        for cookie in ("no-such-session", "{bad}", "x" * 300):
+            response = await app.client.get("/count", headers={"Cookie": f"{COOKIE}={cookie}"})
+            assert response.status == 200 and await response.json() == {"n": 1}
+            assert response.cookies[COOKIE].value != cookie
+            app.client.session.cookie_jar.clear()
+
+
+async def test_a_storage_used_before_start_says_how_to_start_it() -> None:
+    from exporter.aiohttp_session import TieredStorage
+
+    with pytest.raises(RuntimeError, match="cleanup_ctx"):
+        _ = TieredStorage().manager
