@@ -4,6 +4,10 @@
     python -m bench.servers exporter PORT REDIS_URL    the exporter app (GET /api/sessions/{id})
     python -m bench.servers aiohttp-session PORT REDIS_URL
         aiohttp-session's RedisStorage, loading the session on every request
+    python -m bench.servers counter-redis PORT REDIS_URL
+    python -m bench.servers counter-tiered PORT REDIS_URL
+        GET /count increments a counter in an aiohttp-session session (a load and a save per
+        request), GET /read only loads it; on RedisStorage or exporter.aiohttp_session.TieredStorage
 
 All use uvloop when installed, no access log, the default aiohttp settings otherwise.
 """
@@ -57,6 +61,54 @@ def aiohttp_session_app(redis_url: str) -> web.Application:
     return app
 
 
+async def count(request: web.Request) -> web.Response:
+    from aiohttp_session import get_session
+
+    session = await get_session(request)
+    session["n"] = session.get("n", 0) + 1
+    return web.Response(body=orjson.dumps({"n": session["n"]}), content_type="application/json")
+
+
+async def read(request: web.Request) -> web.Response:
+    from aiohttp_session import get_session
+
+    session = await get_session(request)
+    return web.Response(body=orjson.dumps({"n": session.get("n")}), content_type="application/json")
+
+
+def counter_app(kind: str, redis_url: str) -> web.Application:
+    import logging
+
+    import aiohttp_session
+
+    # A traceback per failed request (RedisStorage while Redis is down) would fill the stderr
+    # pipe the benchmark reads only on failure, and stall the server.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    app = web.Application()
+    if kind == "counter-tiered":
+        from prometheus_client import CollectorRegistry
+
+        from exporter.aiohttp_session import TieredStorage
+
+        storage = TieredStorage(redis_url, registry=CollectorRegistry())
+        aiohttp_session.setup(app, storage)
+        app.cleanup_ctx.append(storage.cleanup_ctx)
+    else:
+        import redis.asyncio as aioredis
+        from aiohttp_session.redis_storage import RedisStorage
+
+        client = aioredis.from_url(redis_url)
+        aiohttp_session.setup(app, RedisStorage(client))
+
+        async def close(app: web.Application) -> None:
+            await client.aclose()
+
+        app.on_cleanup.append(close)
+    app.router.add_get("/count", count)
+    app.router.add_get("/read", read)
+    return app
+
+
 def main(argv: list[str]) -> None:
     kind, port, arg = argv[0], int(argv[1]), argv[2]
     try:
@@ -71,6 +123,8 @@ def main(argv: list[str]) -> None:
         app = exporter_app(arg)
     elif kind == "aiohttp-session":
         app = aiohttp_session_app(arg)
+    elif kind in ("counter-redis", "counter-tiered"):
+        app = counter_app(kind, arg)
     else:
         raise SystemExit(f"unknown server {kind!r}")
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)

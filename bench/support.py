@@ -74,7 +74,13 @@ class RedisProcess:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SystemExit("redis-server is not installed: apt-get install redis-server")
+        self.binary = binary
         self.port = free_port()
+        self.start()
+
+    def start(self) -> None:
+        """Start (or, after `kill`, restart empty on the same port)."""
+        binary = self.binary
         self.process = subprocess.Popen(
             [
                 binary,
@@ -105,6 +111,11 @@ class RedisProcess:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL: an outage with no goodbye (nothing persisted, as configured)."""
+        self.process.kill()
+        self.process.wait(10)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from exporter.config import Settings
 from exporter.events import EventLog
@@ -54,7 +55,13 @@ def build_store(
     metrics: Metrics | None,
     events: EventLog | None,
     client: RedisClient | None,
+    *,
+    journal_dir: Path | None = None,
 ) -> TieredStore:
+    """`journal_dir`: where the durable replay journal goes. Accepted (the library API passes it
+    through) but not honoured yet: this store's journal is in memory only."""
+    if journal_dir is not None:
+        log.warning("journal_dir %s: the durable journal is not supported yet", journal_dir)
     memory = MemoryStore(
         settings.memory_max_entries, settings.memory_max_bytes, counted_prefixes=(NAMESPACE,)
     )
@@ -106,13 +113,19 @@ def build_coherence(
 
 @asynccontextmanager
 async def open_session_layer(
-    settings: Settings, metrics: Metrics, events: EventLog, *, coherence: bool = True
+    settings: Settings,
+    metrics: Metrics,
+    events: EventLog,
+    *,
+    coherence: bool = True,
+    journal_dir: Path | None = None,
 ) -> AsyncIterator[SessionLayer]:
-    """`coherence=False` leaves invalidation tracking off (benchmarks; a single replica)."""
+    """`coherence=False` leaves invalidation tracking off (benchmarks; a single replica);
+    `journal_dir` goes to `build_store`."""
     deployment = create_redis_client(settings) if settings.redis_url else None
     client = deployment.client if deployment is not None else None
     try:
-        store = build_store(settings, metrics, events, client)
+        store = build_store(settings, metrics, events, client, journal_dir=journal_dir)
         instrumentation = Instrumentation(
             metrics,
             "session",
