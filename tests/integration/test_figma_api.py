@@ -294,7 +294,7 @@ async def test_not_configured_upstreams_are_503() -> None:
         assert (await error_of(shot, 503))["upstream"] == "mcp_server"
         for service in ("figma_api", "mcp_server"):
             assert sample(registry, "upstream_enabled", service=service) == 0
-            assert sample(registry, "upstream_up", service=service) == 0
+            assert sample(registry, "upstream_up", service=service) is None  # disabled: no series
 
 
 async def test_the_token_never_leaks(
