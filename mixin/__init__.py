@@ -4,8 +4,8 @@ As monitoring mixins do it, one config (`mixin/config.yml`: job, runbook URL bas
 generates every monitoring artefact, and the committed copies are what the defaults generate:
 
     >>> from mixin.config import load
-    >>> sorted(render_all(load()))[:2]
-    ['deploy/kubernetes/base/dashboards-configmap.yaml', 'deploy/kubernetes/base/prometheusrule.yaml']
+    >>> sorted(render_all(load()))[-2:]
+    ['prometheus/rules/alerts.yml', 'prometheus/rules/recording.yml']
 """
 
 from __future__ import annotations
