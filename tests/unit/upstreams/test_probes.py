@@ -53,7 +53,7 @@ async def test_disabled_services_are_disabled_not_down() -> None:
 
 
 async def test_only_configured_services_export_upstream_up() -> None:
-    probes, metrics, _ = setup({"redis": None, "figma_api": Scripted(), "mcp_server": None})
+    _probes, metrics, _ = setup({"redis": None, "figma_api": Scripted(), "mcp_server": None})
     exported = {
         sample.labels["service"]
         for family in metrics.registry.collect()
