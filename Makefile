@@ -26,7 +26,7 @@ bench: system-deps $(STAMP)  ## benchmarks: ratios against baselines measured in
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bench grafana
+	$(BIN)/ruff check exporter tests bench grafana mixin
 	$(BIN)/mypy
 
 dashboards: $(STAMP)  ## regenerate the committed Grafana dashboard JSON

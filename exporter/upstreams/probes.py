@@ -4,7 +4,8 @@ A background loop probes every `interval` seconds, all services concurrently; `r
 now (joining a round already running). Scrapes only read what the last round left in the gauges:
 `upstream_up{service}`, `upstream_enabled{service}`, `upstream_probe_duration_seconds{service}` and
 `upstream_probe_failures_total{service,reason}`. A service that is not configured is `disabled`:
-enabled 0, no `upstream_up` series at all, never probed, never "down". Transitions record `upstream_down`/`upstream_up`.
+enabled 0, no `upstream_up` series at all, never probed, never "down". Transitions record
+`upstream_down`/`upstream_up`.
 
     probes = Probes(metrics, events, checks={"redis": redis_check(client), "figma_api": None, ...})
     await probes.run_once()
