@@ -32,5 +32,6 @@ def render_all(config: MixinConfig) -> dict[str, str]:
             {"recording": recording, "alerts": alerts}
         ),
         kubernetes.DASHBOARDS_CONFIGMAP: kubernetes.dashboards_configmap(dashboards),
+        kubernetes.SERVICE_MONITOR: kubernetes.service_monitor(config.job),
     }
     return dict(sorted(files.items()))

@@ -2,7 +2,7 @@
 
 Both are generated from the same text as `prometheus/rules/*.yml` and
 `grafana/dashboards/*.json` (one source), into the kustomize base under `deploy/kubernetes/`.
-The ConfigMap carries the label Grafana's dashboard sidecar watches (`grafana_dashboard: "1"`).
+The ServiceMonitor scrapes the exporter as the config's job. The ConfigMap carries the label Grafana's dashboard sidecar watches (`grafana_dashboard: "1"`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import yaml
 
 BASE = "deploy/kubernetes/base"
 PROMETHEUS_RULE = f"{BASE}/prometheusrule.yaml"
+SERVICE_MONITOR = f"{BASE}/servicemonitor.yaml"
 DASHBOARDS_CONFIGMAP = f"{BASE}/dashboards-configmap.yaml"
 NAME = "session-metrics-exporter"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "monitoring"}
@@ -49,6 +50,29 @@ def prometheus_rule(rule_files: Mapping[str, str]) -> str:
         "spec": {"groups": groups},
     }
     return _dump(HEADER.format(source="prometheus/rules/*.yml"), document)
+
+
+def service_monitor(job: str) -> str:
+    """Scrape every replica behind the Service as `job`, the job the rules select."""
+    # prometheus-operator names the job after the Service; the relabeling sets the mixin's job
+    # instead, so `make mixin JOB=...` changes the rules, the dashboards and the scrape together.
+    endpoint = {
+        "port": "http",
+        "path": "/metrics",
+        "interval": "15s",
+        "scrapeTimeout": "10s",
+        "relabelings": [{"action": "replace", "targetLabel": "job", "replacement": job}],
+    }
+    document = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": NAME, "labels": dict(LABELS)},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+            "endpoints": [endpoint],
+        },
+    }
+    return _dump(HEADER.format(source="mixin/config.yml"), document)
 
 
 def dashboards_configmap(dashboards: Mapping[str, str]) -> str:
