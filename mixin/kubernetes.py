@@ -1,8 +1,9 @@
-"""The Kubernetes wrappers of the rules and dashboards: a PrometheusRule and a ConfigMap.
+"""The Kubernetes wrappers of the rules and dashboards: ServiceMonitor, PrometheusRule, ConfigMap.
 
-Both are generated from the same text as `prometheus/rules/*.yml` and
-`grafana/dashboards/*.json` (one source), into the kustomize base under `deploy/kubernetes/`.
-The ServiceMonitor scrapes the exporter as the config's job. The ConfigMap carries the label Grafana's dashboard sidecar watches (`grafana_dashboard: "1"`).
+The PrometheusRule and the ConfigMap are generated from the same text as `prometheus/rules/*.yml`
+and `grafana/dashboards/*.json` (one source), into the kustomize base under `deploy/kubernetes/`.
+The ServiceMonitor scrapes the exporter as the config's job. The ConfigMap carries the label
+Grafana's dashboard sidecar watches (`grafana_dashboard: "1"`).
 """
 
 from __future__ import annotations
