@@ -17,6 +17,11 @@ RUN groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid exporter --no-create-home --shell /usr/sbin/nologin exporter
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
+# The journal directory (--journal-dir), owned by the exporter's user: a named volume or an
+# emptyDir mounted here starts with this ownership, so the unprivileged process can write to it.
+RUN mkdir -p /var/lib/session-exporter/journal \
+    && chown -R 10001:10001 /var/lib/session-exporter
+VOLUME ["/var/lib/session-exporter/journal"]
 USER 10001:10001
 EXPOSE 9464
 # Liveness only (/-/healthy); orchestrators that route traffic should also watch /-/ready.

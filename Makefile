@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint dashboards system-deps clean
+.PHONY: run test bench lint dashboards mixin system-deps clean
 
 $(STAMP): pyproject.toml
 	PYTHON=$(PYTHON) scripts/system-deps.sh venv
@@ -26,11 +26,15 @@ bench: system-deps $(STAMP)  ## benchmarks: ratios against baselines measured in
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests bench grafana
+	$(BIN)/ruff check exporter tests bench grafana mixin
 	$(BIN)/mypy
 
-dashboards: $(STAMP)  ## regenerate the committed Grafana dashboard JSON
-	$(BIN)/python -m grafana.dashboards
+dashboards: mixin  ## regenerate the committed Grafana dashboard JSON (and the rest of the mixin)
+
+# Rules, dashboards, ServiceMonitor, PrometheusRule and dashboard ConfigMap from mixin/config.yml;
+# JOB=... and RUNBOOK_URL=... override it for one run, OUTPUT=dir writes the tree elsewhere.
+mixin: $(STAMP)  ## regenerate everything mixin/config.yml feeds
+	$(BIN)/python -m mixin $(if $(JOB),--job '$(JOB)') $(if $(RUNBOOK_URL),--runbook-url '$(RUNBOOK_URL)') $(if $(OUTPUT),--output '$(OUTPUT)')
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -99,8 +99,9 @@ EVENT_TYPES = (
     "tracking_restored",
 )
 
-# Operation latencies span a memory hit (tens of µs) to an upstream call (seconds); 0.1 s is the
-# default slow threshold, so it is a bucket boundary and alerts on it are exact.
+# Operation latencies span a memory hit (tens of µs) to an upstream call (seconds). Every latency
+# threshold of the alerts is a bucket boundary, so comparing a quantile with it is exact: 0.1 s and
+# 0.5 s for the session manager, 2 s and 5 s for the Figma manager (prometheus/mixin.yml).
 LATENCY_BUCKETS = (
     0.0001,
     0.00025,
@@ -115,6 +116,7 @@ LATENCY_BUCKETS = (
     0.25,
     0.5,
     1.0,
+    2.0,
     2.5,
     5.0,
     10.0,
@@ -357,8 +359,9 @@ class Metrics:
                 self.upstream_request_duration.labels(service, endpoint)
                 for status in STATUS_CLASSES:
                     self.upstream_requests.labels(service, endpoint, status)
+        # upstream_up exists only for configured services (the probes create it): a disabled
+        # service is not "down". upstream_enabled says which are configured.
         for service in SERVICES:
-            self.upstream_up.labels(service)
             self.upstream_enabled.labels(service)
             self.upstream_probe_duration.labels(service)
             for reason in PROBE_FAILURE_REASONS:

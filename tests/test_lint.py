@@ -12,7 +12,7 @@ import pytest
 from tests.support.redis_server import missing_dependency
 
 ROOT = Path(__file__).parents[1]
-SOURCES = ["exporter", "tests", "bench", "grafana"]
+SOURCES = ["exporter", "tests", "bench", "grafana", "mixin"]
 
 
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:

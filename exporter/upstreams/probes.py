@@ -4,7 +4,8 @@ A background loop probes every `interval` seconds, all services concurrently; `r
 now (joining a round already running). Scrapes only read what the last round left in the gauges:
 `upstream_up{service}`, `upstream_enabled{service}`, `upstream_probe_duration_seconds{service}` and
 `upstream_probe_failures_total{service,reason}`. A service that is not configured is `disabled`:
-enabled 0, up 0, never probed, never "down". Transitions record `upstream_down`/`upstream_up`.
+enabled 0, no `upstream_up` series at all, never probed, never "down". Transitions record
+`upstream_down`/`upstream_up`.
 
     probes = Probes(metrics, events, checks={"redis": redis_check(client), "figma_api": None, ...})
     await probes.run_once()
@@ -14,6 +15,7 @@ enabled 0, up 0, never probed, never "down". Transitions record `upstream_down`/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -96,7 +98,8 @@ class Probes:
             service: ServiceStatus(enabled=check is not None)
             for service, check in self._checks.items()
         }
-        self._up = {s: metrics.upstream_up.labels(s) for s in SERVICES}
+        enabled = [s for s, status in self._statuses.items() if status.enabled]
+        self._up = {s: metrics.upstream_up.labels(s) for s in enabled}
         self._duration = {s: metrics.upstream_probe_duration.labels(s) for s in SERVICES}
         self._failures = {
             (s, r): metrics.upstream_probe_failures.labels(s, r)
@@ -105,7 +108,11 @@ class Probes:
         }
         for service, status in self._statuses.items():
             metrics.upstream_enabled.labels(service).set(1 if status.enabled else 0)
-            self._up[service].set(0)
+            if status.enabled:
+                self._up[service].set(0)
+            else:
+                with contextlib.suppress(KeyError):  # absent unless probes were rebuilt
+                    metrics.upstream_up.remove(service)
         self.rounds = 0
         self._round: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None

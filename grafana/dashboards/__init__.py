@@ -1,8 +1,10 @@
 """Dashboards as code: each module builds one dashboard; this package renders them to JSON.
 
 The JSON files beside these modules are generated and committed; Grafana's file provider loads
-them (grafana/provisioning/dashboards/). Regenerate with `python -m grafana.dashboards`
-(`make dashboards`); the test suite fails when the committed JSON drifts from the code.
+them (grafana/provisioning/dashboards/). Thresholds and the default job come from the mixin
+config (mixin/config.yml). Regenerate with `python -m mixin` (`make mixin`; `make dashboards` and
+`python -m grafana.dashboards` regenerate the dashboards alone); the test suite fails when the
+committed JSON drifts from the code.
 
     >>> from grafana.dashboards import render_all
     >>> sorted(render_all())
@@ -20,9 +22,11 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from grafana.dashboards import session_management
+from mixin.config import MixinConfig
+from mixin.config import load as load_config
 
 DIRECTORY = Path(__file__).resolve().parent
-DASHBOARDS: dict[str, Callable[[], db.Dashboard]] = {
+DASHBOARDS: dict[str, Callable[[MixinConfig], db.Dashboard]] = {
     "session-management.json": session_management.build,
 }
 
@@ -47,14 +51,15 @@ def render(dashboard: db.Dashboard) -> str:
     return json.dumps(to_dict(dashboard), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def render_all() -> dict[str, str]:
-    """File name -> JSON text of every dashboard."""
-    return {name: render(build()) for name, build in DASHBOARDS.items()}
+def render_all(config: MixinConfig | None = None) -> dict[str, str]:
+    """File name -> JSON text of every dashboard, for the mixin config (default: committed)."""
+    config = config or load_config()
+    return {name: render(build(config)) for name, build in DASHBOARDS.items()}
 
 
-def write_all(directory: Path = DIRECTORY) -> list[Path]:
+def write_all(directory: Path = DIRECTORY, config: MixinConfig | None = None) -> list[Path]:
     written = []
-    for name, text in render_all().items():
+    for name, text in render_all(config).items():
         path = directory / name
         path.write_text(text, encoding="utf-8")
         written.append(path)

@@ -1,7 +1,8 @@
 """Small builders shared by the dashboards: queries, thresholds, mappings and panel kinds.
 
-Every panel reads the `datasource` variable and every query filters on the `instance` variable
-through `SEL`, so one dashboard serves one replica or a fleet. Panel factories set what every
+Every panel reads the `datasource` variable and every query filters on the `job` and `instance`
+variables through `SEL`, so one dashboard serves one replica, a fleet, or one of several stacks
+scraped by the same Prometheus. Panel factories set what every
 panel must have (title, description, unit, legend) and leave the rest to the caller.
 """
 
@@ -20,9 +21,21 @@ from grafana_foundation_sdk.models import dashboard as dm
 PanelBuilder = Builder[dm.Panel]
 
 DATASOURCE = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
-# The instance matcher every query carries; "All" expands to `.+` (the variable's allValue).
-SEL = 'instance=~"$instance"'
+# The matchers every selector carries; "All" expands to `.+` (the variables' allValue).
+SEL = 'job=~"$job", instance=~"$instance"'
 RATE = "$__rate_interval"
+RANGE = "$__range"  # the dashboard's time range: totals on stat panels
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    """numerator / denominator, absent (not NaN) while the denominator is 0: an idle replica."""
+    return f"{numerator} / ({denominator} > 0)"
+
+
+def defined(expr: str) -> str:
+    """`expr` without NaN samples (a quantile over no traffic): NaN fails every comparison."""
+    return f"{expr} >= 0"
+
 
 # Health status state set encoded as one number per series, so a panel can colour it.
 STATUS_CODES = {"healthy": 1, "degraded": 2, "poor": 3, "critical": 4}  # 0 = disabled

@@ -294,7 +294,11 @@ async def test_not_configured_upstreams_are_503() -> None:
         assert (await error_of(shot, 503))["upstream"] == "mcp_server"
         for service in ("figma_api", "mcp_server"):
             assert sample(registry, "upstream_enabled", service=service) == 0
-            assert sample(registry, "upstream_up", service=service) == 0
+            # A disabled service exports no upstream_up series at all (not a 0: it is not down).
+            assert (
+                registry.get_sample_value("session_exporter_upstream_up", {"service": service})
+                is None
+            )
 
 
 async def test_the_token_never_leaks(

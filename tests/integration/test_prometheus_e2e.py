@@ -7,9 +7,12 @@ sessions (created, read, replaced, deleted, unknown), a Redis outage (SIGKILL, f
 replay), Figma files/nodes with a 429, screenshots through the API and MCP, an SSE client and a
 cache clear. Prometheus scrapes every second and evaluates the project's rules every second.
 
-Panel queries are run as Grafana would run them with "All" instances selected: `$instance`
-becomes the variable's allValue `.+`, and `$__rate_interval` becomes 5s (Grafana's value is at
-least four scrape intervals; the scrape interval here is 1 s).
+Panel queries are run as Grafana would run them with "All" jobs and instances selected: `$job`
+and `$instance` become the variables' allValue `.+`, `$__rate_interval` becomes 5s (Grafana's
+value is at least four scrape intervals; the scrape interval here is 1 s) and `$__range` 60s.
+
+Last, an idle replica (memory only, no traffic at all) is scraped alone, and every panel query
+over it returns numbers or no series: never NaN (0 / 0, a quantile over no operations).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.slow
 
-SUBSTITUTIONS = {"$instance": ".+", "$__rate_interval": "5s"}
+SUBSTITUTIONS = {"$job": ".+", "$instance": ".+", "$__rate_interval": "5s", "$__range": "60s"}
 FILE_KEY = "e2eFileKey"
 SETTINGS = {
     "snapshot_interval": 0.2,
@@ -67,14 +70,15 @@ class Scenario:
         return self.prometheus.query_range(expr, start, self.end, step=1.0)
 
 
-def panel_queries() -> Iterator[tuple[str, str]]:
+def panel_queries(**values: str) -> Iterator[tuple[str, str]]:
     """(panel title, PromQL with the dashboard variables substituted) of every dashboard panel."""
+    substitutions = {**SUBSTITUTIONS, **{f"${name}": value for name, value in values.items()}}
     for name in DASHBOARDS:
         dashboard = json.loads((DIRECTORY / name).read_text(encoding="utf-8"))
         for panel in iter_panels(dashboard):
             for target in panel.get("targets", []):
                 expr = target["expr"]
-                for variable, value in SUBSTITUTIONS.items():
+                for variable, value in substitutions.items():
                     expr = expr.replace(variable, value)
                 assert "$" not in expr, f"unsubstituted variable in {panel['title']}: {expr}"
                 yield panel["title"], expr
@@ -306,8 +310,8 @@ def test_panels_show_what_happened(scenario: Scenario) -> None:
     assert max(_values(shown("Failover and replay", 1))) > 0  # replayed writes
     issues = {s["metric"].get("code") for s in shown("Active health issues")}
     assert "redis_down" in issues
-    assert max(_values(shown("Operations / s (1m)"), manager="session")) > 0
-    assert max(_values(shown("Operations / s (1m)"), manager="figma")) > 0
+    assert max(_values(shown("Operations / s (live)"), manager="session")) > 0
+    assert max(_values(shown("Operations / s (live)"), manager="figma")) > 0
     figma_api = shown("Figma API requests by status")
     assert max(_values(figma_api, endpoint="files", status="2xx")) > 0
     assert max(_values(figma_api, endpoint="files", status="429")) > 0
@@ -322,3 +326,46 @@ def test_panels_show_what_happened(scenario: Scenario) -> None:
     assert max(_values(shown("Active sessions"))) >= 17
     for index, kind in enumerate(("created", "retrieved", "updated", "deleted")):
         assert max(_values(shown("Session lifecycle", index))) > 0, kind
+
+
+def _not_numbers(series: list[dict[str, Any]]) -> list[str]:
+    samples = [v for one in series for v in one.get("values", [one.get("value")]) if v]
+    return [value for _, value in samples if not math.isfinite(float(value))]
+
+
+async def test_no_panel_query_is_nan_on_an_idle_replica(prometheus: PrometheusServer) -> None:
+    """An idle replica shows numbers or "No data" on every panel, never NaN."""
+    settings = parse_settings(
+        {key: SETTINGS[key] for key in ("snapshot_interval", "health_interval")}
+    )
+    runner = web.AppRunner(create_app(settings, CollectorRegistry()), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    target = f"127.0.0.1:{port}"
+    try:
+        prometheus.set_targets([target])
+        # Rates need two samples in the 5 s window; the recording rules need one evaluation.
+        await _until(prometheus, f'count_over_time(up{{instance="{target}"}}[5s]) >= 4')
+        await _until(
+            prometheus,
+            f'instance_manager:session_exporter_operation_duration_seconds_count:rate5m{{instance="{target}"}}',
+        )
+        end = time.time()
+        queries = list(panel_queries(instance=target))
+        broken = []
+        for title, expr in queries:
+            instant = prometheus.query(expr, at=end)
+            ranged = prometheus.query_range(expr, end - 5, end, step=1.0)
+            if bad := _not_numbers(instant) + _not_numbers(ranged):
+                broken.append(f"{title}: {expr} -> {sorted(set(bad))}")
+        for name in recording_rules():  # what the panels and alerts read
+            if bad := _not_numbers(prometheus.query(f'{name}{{instance="{target}"}}', at=end)):
+                broken.append(f"recording rule {name} -> {sorted(set(bad))}")
+        assert len(queries) > 60
+        assert not broken, "panel queries that are not numbers on an idle replica:\n" + "\n".join(
+            broken
+        )
+    finally:
+        prometheus.set_targets([])
+        await runner.cleanup()

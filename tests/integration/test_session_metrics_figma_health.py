@@ -51,6 +51,8 @@ async def test_unconfigured_services_are_disabled_not_down() -> None:
     async with running_app() as app:
         body = await app.json("/api/session-metrics/health-check?refresh=true")
         assert app.sample("health_status", {"component": "figma", "status": "disabled"}) == 1
-        assert app.sample("upstream_up", {"service": "figma_api"}) == 0  # but no issue for it
+        up = app.registry.get_sample_value("session_exporter_upstream_up", {"service": "figma_api"})
+        assert up is None  # a disabled service exports no upstream_up series, and has no issue
+        assert app.sample("upstream_enabled", {"service": "figma_api"}) == 0
     assert body["components"]["figma"]["status"] == "disabled"
     assert body["score"] == 100

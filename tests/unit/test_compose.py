@@ -161,3 +161,22 @@ def test_dockerfile_runs_the_exporter_as_a_non_root_user() -> None:
     assert "EXPOSE 9464" in final_stage
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8")
     assert "!exporter/" in ignored and "!pyproject.toml" in ignored
+
+
+def test_redis_persists_every_acknowledged_write(compose: dict[str, Any]) -> None:
+    """Append-only file on a named volume: a Redis restart loses nothing the exporter acked."""
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert "redis-data:/data" in redis["volumes"]
+
+
+def test_the_journal_directory_is_on_a_named_volume(compose: dict[str, Any]) -> None:
+    exporter = compose["services"]["exporter"]
+    journal = exporter["environment"]["SESSION_EXPORTER_JOURNAL_DIR"]
+    volume, _, path = next(v for v in exporter["volumes"] if v.endswith(":" + journal)).partition(
+        ":"
+    )
+    assert path == journal and volume in compose["volumes"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert f"mkdir -p {journal}" in dockerfile  # owned by the image's user, so it is writable

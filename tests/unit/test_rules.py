@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mixin.config import load as load_config
 from tests.support.redis_server import missing_dependency
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,8 +109,11 @@ def test_every_alert_follows_the_contract() -> None:
         assert set(annotations) == ANNOTATIONS, name
         assert "{{" not in annotations["summary"], f"{name}: summary must be static"
         assert "$value" in annotations["description"], f"{name}: description must carry the value"
-        path, _, anchor = annotations["runbook_url"].partition("#")
-        assert path == "docs/runbook.md" and anchor in runbook_anchors, name
+        base, _, anchor = annotations["runbook_url"].partition("#")
+        assert base == load_config().runbook_url, f"{name}: runbook_url not absolute from the base"
+        assert base.startswith("https://") and base.endswith("/docs/runbook.md"), name
+        assert anchor in runbook_anchors, f"{name}: #{anchor} is no section of docs/runbook.md"
+
         assert anchor == name.lower(), name
         assert seconds(rule["for"]) > 0, f"{name}: `for:` must be chosen, not left at 0"
     assert len(names) == len(set(names))
@@ -126,6 +130,7 @@ def test_required_alerts_exist() -> None:
         "SessionExporterFigmaApiDown",
         "SessionExporterMcpServerDown",
         "SessionExporterOperationLatencyHigh",
+        "SessionExporterOperationLatencyCritical",
         "SessionExporterErrorRatioHigh",
         "SessionExporterCacheHitRatioLow",
         "SessionExporterHealthDegraded",

@@ -11,7 +11,7 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.metrics import SERVICES, Metrics
 from exporter.upstreams.probes import ProbeFailure, Probes
 
 
@@ -48,8 +48,21 @@ async def test_disabled_services_are_disabled_not_down() -> None:
         assert status.state == "disabled"
         assert status.as_dict()["status"] == "disabled"
         assert sample(metrics, "upstream_enabled", service=service) == 0
-        assert sample(metrics, "upstream_up", service=service) == 0
+        assert sample(metrics, "upstream_up", service=service) is None  # no series: not "down"
     assert events.recent() == []
+
+
+async def test_only_configured_services_export_upstream_up() -> None:
+    _probes, metrics, _ = setup({"redis": None, "figma_api": Scripted(), "mcp_server": None})
+    exported = {
+        sample.labels["service"]
+        for family in metrics.registry.collect()
+        if family.name == "session_exporter_upstream_up"
+        for sample in family.samples
+    }
+    assert exported == {"figma_api"}
+    enabled = {s: sample(metrics, "upstream_enabled", service=s) for s in SERVICES}
+    assert enabled == {"redis": 0, "figma_api": 1, "mcp_server": 0}
 
 
 async def test_states_gauges_and_events_follow_the_checks() -> None:
