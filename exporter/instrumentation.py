@@ -26,10 +26,13 @@ from dataclasses import dataclass
 
 from exporter.errors import (
     ExporterError,
+    InvalidRequest,
     SessionNotFound,
     StoreTimeout,
     StoreUnavailable,
     UpstreamError,
+    UpstreamInvalid,
+    UpstreamNotFound,
     UpstreamTimeout,
 )
 from exporter.events import EventLog
@@ -153,8 +156,11 @@ def error_detail(exc: BaseException) -> str:
 
 def error_type(exc: BaseException) -> str:
     """Map an exception to the bounded `error` label."""
-    if isinstance(exc, SessionNotFound):
+    # A wrong file key or a node Figma cannot render is the caller's, like an unknown session id.
+    if isinstance(exc, SessionNotFound | UpstreamNotFound):
         return "not_found"
+    if isinstance(exc, UpstreamInvalid | InvalidRequest):
+        return "invalid"
     if isinstance(exc, StoreTimeout | UpstreamTimeout | TimeoutError):
         return "timeout"
     if isinstance(exc, StoreUnavailable):

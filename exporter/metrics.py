@@ -68,6 +68,8 @@ HEALTH_ISSUE_CODES = (
     "redis_down",
     "figma_api_down",
     "mcp_server_down",
+    "figma_api_rate_limited",
+    "figma_token_scope",
     "latency_high",
     "latency_critical",
     "error_ratio_high",
@@ -87,6 +89,7 @@ EVENT_TYPES = (
     "replay_dropped",
     "upstream_down",
     "upstream_up",
+    "upstream_rate_limited",
     "health_changed",
     "cache_cleared",
     "slow_operation",
@@ -110,6 +113,7 @@ LATENCY_BUCKETS = (
     0.25,
     0.5,
     1.0,
+    2.0,  # the Figma slow threshold: alerts on it are exact too
     2.5,
     5.0,
     10.0,
@@ -260,6 +264,12 @@ class Metrics:
         )
         self.upstream_enabled = self._gauge(
             "upstream_enabled", "Whether a service is configured (1) or disabled (0).", ("service",)
+        )
+        self.upstream_rate_limited_until = self._gauge(
+            "upstream_rate_limited_until_seconds",
+            "Unix time until which the service refuses calls after a 429's Retry-After"
+            " (0: never limited).",
+            ("service",),
         )
         self.upstream_probe_duration = self._gauge(
             "upstream_probe_duration_seconds",

@@ -251,11 +251,16 @@ class FigmaSessionManager:
         scale_part = f"{float(scale):g}" if source == "api" else "1"
         key = self.cache.key("shot", source, file_key, node_id, format, scale_part)
         context = f"screenshot {source} {file_key} {node_id}"
+
+        async def run() -> tuple[CachedImage, bool]:
+            # A server that renders whatever file is open gives images of no known file: caching
+            # them under the requested key could serve another file's image, so never cache them.
+            cacheable = source == "api" or await self._mcp().screenshot_takes_file()
+            return await self._image(key if cacheable else None, key, source, capture)
+
         started = time.perf_counter()
         try:
-            image, cached = await self._operation(
-                "screenshot", context, session_id, lambda: self._image(key, source, capture)
-            )
+            image, cached = await self._operation("screenshot", context, session_id, run)
         except Exception:
             self._count_shot(source, "error")
             raise
@@ -334,7 +339,8 @@ class FigmaSessionManager:
     def _figma(self) -> FigmaClient:
         if self.figma is None:
             raise UpstreamUnavailable(
-                "figma_api", "Figma API is not configured (set --figma-token)"
+                "figma_api",
+                "Figma API is not configured (set --figma-token or --figma-oauth-token)",
             )
         return self.figma
 
@@ -379,11 +385,18 @@ class FigmaSessionManager:
         return await self.flights.run(key, fill)
 
     async def _image(
-        self, key: str, source: str, capture: Callable[[], Awaitable[CachedImage]]
+        self,
+        key: str | None,
+        flight: str,
+        source: str,
+        capture: Callable[[], Awaitable[CachedImage]],
     ) -> tuple[CachedImage, bool]:
-        cached: CachedImage | None = await self.cache.get(key, decode_image)
-        if cached is not None:
-            return cached, True
+        """The image from the cache under `key`, else captured (and cached, unless `key` is
+        None); concurrent identical requests share the capture through `flight`."""
+        if key is not None:
+            cached: CachedImage | None = await self.cache.get(key, decode_image)
+            if cached is not None:
+                return cached, True
 
         async def fill() -> CachedImage:
             image = await capture()
@@ -391,10 +404,11 @@ class FigmaSessionManager:
             # upstream actually sent.
             self._shot_size[source].observe(len(image.data))
             self.screenshot_bytes[source] += len(image.data)
-            await self.cache.put(key, encode_image(image), image)
+            if key is not None:
+                await self.cache.put(key, encode_image(image), image)
             return image
 
-        return await self.flights.run(key, fill), False
+        return await self.flights.run(flight, fill), False
 
     def _capture_api(
         self, file_key: str, node_id: str, format: str, scale: float
@@ -412,7 +426,7 @@ class FigmaSessionManager:
         mcp = self._mcp()
 
         async def capture() -> CachedImage:
-            rendered = await mcp.get_screenshot(file_key, node_id)
+            rendered, _ = await mcp.get_screenshot(file_key, node_id)
             return CachedImage.of(rendered.content_type, rendered.data)
 
         return capture

@@ -18,9 +18,11 @@ from aiohttp.web import AbstractResource
 
 from exporter.errors import (
     ExporterError,
+    InvalidRequest,
     SessionNotFound,
     StoreUnavailable,
     UpstreamError,
+    UpstreamInvalid,
     UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -112,6 +114,8 @@ def exception_response(exc: BaseException) -> web.Response:
 def _exporter_error_response(exc: ExporterError) -> web.Response:
     if isinstance(exc, SessionNotFound):
         return json_response(error_body("not_found", str(exc)), 404)
+    if isinstance(exc, InvalidRequest):
+        return json_response(error_body(exc.code, str(exc)), 400)
     if isinstance(exc, StoreUnavailable):
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
         return json_response(error_body(exc.code, str(exc)), 503, headers)
@@ -128,6 +132,8 @@ def _upstream_response(exc: UpstreamError) -> web.Response:
         status = 504
     elif isinstance(exc, UpstreamNotFound):
         status = 404
+    elif isinstance(exc, UpstreamInvalid):
+        status = 400
     elif isinstance(exc, UpstreamUnavailable) or exc.status == "429":
         status = 503
     if exc.retry_after is not None:
