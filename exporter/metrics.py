@@ -265,12 +265,6 @@ class Metrics:
         self.upstream_enabled = self._gauge(
             "upstream_enabled", "Whether a service is configured (1) or disabled (0).", ("service",)
         )
-        self.upstream_rate_limited_until = self._gauge(
-            "upstream_rate_limited_until_seconds",
-            "Unix time until which the service refuses calls after a 429's Retry-After"
-            " (0: never limited).",
-            ("service",),
-        )
         self.upstream_probe_duration = self._gauge(
             "upstream_probe_duration_seconds",
             "Duration of the last availability probe.",

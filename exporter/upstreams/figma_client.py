@@ -182,7 +182,6 @@ class FigmaClient:
         self._clock = clock
         self._on_rate_limit = on_rate_limit
         self._rate_limits: dict[int, RateLimit] = {}
-        self._rate_limited_until = metrics.upstream_rate_limited_until.labels(SERVICE)
         # The last data call's HTTP status (files, nodes, images) and when: the probe's passive
         # signal of what users get.
         self.last_data_status: int | None = None
@@ -416,7 +415,6 @@ class FigmaClient:
         if current is not None and current.until >= limit.until:
             return
         self._rate_limits[limit.tier] = limit
-        self._rate_limited_until.set(max(x.until for x in self._rate_limits.values()))
         if self._on_rate_limit is not None:
             self._on_rate_limit(limit)
 
