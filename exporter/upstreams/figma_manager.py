@@ -252,15 +252,15 @@ class FigmaSessionManager:
         key = self.cache.key("shot", source, file_key, node_id, format, scale_part)
         context = f"screenshot {source} {file_key} {node_id}"
 
-        async def run() -> tuple[CachedImage, bool]:
-            # A server that renders whatever file is open gives images of no known file: caching
-            # them under the requested key could serve another file's image, so never cache them.
-            cacheable = source == "api" or await self._mcp().screenshot_takes_file()
-            return await self._image(key if cacheable else None, key, source, capture)
-
+        cacheable = self._cacheable(source)
         started = time.perf_counter()
         try:
-            image, cached = await self._operation("screenshot", context, session_id, run)
+            image, cached = await self._operation(
+                "screenshot",
+                context,
+                session_id,
+                lambda: self._image(key, source, capture, cacheable),
+            )
         except Exception:
             self._count_shot(source, "error")
             raise
@@ -384,16 +384,25 @@ class FigmaSessionManager:
 
         return await self.flights.run(key, fill)
 
+    def _cacheable(self, source: str) -> Callable[[], bool]:
+        """Whether a screenshot of `source` may be cached under the requested file key now. The
+        desktop MCP server renders whatever file is open in the app: its images are of no known
+        file, and caching them under the requested key could serve another file's image."""
+        if source == "api":
+            return lambda: True
+        mcp = self._mcp()
+        return lambda: mcp.screenshot_takes_file() is True
+
     async def _image(
         self,
-        key: str | None,
-        flight: str,
+        key: str,
         source: str,
         capture: Callable[[], Awaitable[CachedImage]],
+        cacheable: Callable[[], bool],
     ) -> tuple[CachedImage, bool]:
-        """The image from the cache under `key`, else captured (and cached, unless `key` is
-        None); concurrent identical requests share the capture through `flight`."""
-        if key is not None:
+        """The image cached under `key`, else captured (and cached if `cacheable()`);
+        concurrent identical requests share one capture."""
+        if cacheable():
             cached: CachedImage | None = await self.cache.get(key, decode_image)
             if cached is not None:
                 return cached, True
@@ -404,11 +413,11 @@ class FigmaSessionManager:
             # upstream actually sent.
             self._shot_size[source].observe(len(image.data))
             self.screenshot_bytes[source] += len(image.data)
-            if key is not None:
+            if cacheable():
                 await self.cache.put(key, encode_image(image), image)
             return image
 
-        return await self.flights.run(flight, fill), False
+        return await self.flights.run(key, fill), False
 
     def _capture_api(
         self, file_key: str, node_id: str, format: str, scale: float
@@ -426,7 +435,7 @@ class FigmaSessionManager:
         mcp = self._mcp()
 
         async def capture() -> CachedImage:
-            rendered, _ = await mcp.get_screenshot(file_key, node_id)
+            rendered = await mcp.get_screenshot(file_key, node_id)
             return CachedImage.of(rendered.content_type, rendered.data)
 
         return capture

@@ -13,7 +13,7 @@ fresh session (the tools used here are reads), all within one `timeout` per call
 Tools get only the arguments their input schema (from `list_tools`) declares, and values with a
 declared `pattern` are checked first (`InvalidRequest`, a 400). Figma's desktop Dev Mode server
 renders `get_screenshot` from the file open in the app and takes no `fileKey`; the remote server
-takes one. `get_screenshot` says which file the image is of (None: "whatever is open").
+takes one: `screenshot_takes_file()` tells which kind of server this is.
 
     client = McpClient("http://127.0.0.1:3845/mcp", metrics, timeout=10)
     await client.start()
@@ -156,40 +156,41 @@ class McpClient:
         self._schemas = {tool.name: dict(tool.input_schema or {}) for tool in result.tools}
         return [{"name": tool.name, "description": tool.description or ""} for tool in result.tools]
 
-    async def input_schema(self, name: str) -> dict[str, Any]:
-        """The tool's declared input schema (listed once per session); UpstreamError if absent."""
-        if self._schemas is None:
-            await self.list_tools()
-        schema = (self._schemas or {}).get(name)
-        if schema is None:
-            raise UpstreamError(SERVICE, f"MCP server has no tool {name}")
-        return schema
+    def screenshot_takes_file(self) -> bool | None:
+        """Whether this session's `get_screenshot` can be told the file (the remote server) or
+        renders the file open in the desktop app (False); None until its tools are listed."""
+        if self._schemas is None or "get_screenshot" not in self._schemas:
+            return None
+        return "fileKey" in _properties(self._schemas["get_screenshot"])
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
         """Call a tool with the arguments it declares; a result flagged as an error raises
         `UpstreamError` with its text, a value its schema refuses `InvalidRequest`."""
         endpoint = self.recorder.endpoint(name)
-        declared = declared_arguments(await self.input_schema(name), arguments)
 
         async def call(session: ClientSession) -> ToolOutput:
+            schema = await self._schema(session, name)
+            declared = arguments if schema is None else declared_arguments(schema, arguments)
             result = await session.call_tool(name, declared, read_timeout_seconds=self.timeout)
             return _tool_output(name, result)
 
         return await self._call(endpoint, call)
 
-    async def screenshot_takes_file(self) -> bool:
-        """Whether `get_screenshot` can be told the file (remote server) or renders the file open
-        in the desktop app (desktop server)."""
-        return "fileKey" in _properties(await self.input_schema("get_screenshot"))
+    async def _schema(self, session: ClientSession, name: str) -> dict[str, Any] | None:
+        """The tool's input schema, listed once per session; None for a tool not listed (the
+        server then answers for itself)."""
+        if self._schemas is None:
+            result = await session.list_tools()
+            self._schemas = {tool.name: dict(tool.input_schema or {}) for tool in result.tools}
+        return self._schemas.get(name)
 
-    async def get_screenshot(self, file_key: str, node_id: str) -> tuple[RenderedImage, str | None]:
-        """The node's screenshot through `get_screenshot` (ImageContent bytes), and the file key
-        it is of: `file_key` when the tool takes one, else None (the file open in the app)."""
-        takes_file = await self.screenshot_takes_file()
+    async def get_screenshot(self, file_key: str, node_id: str) -> RenderedImage:
+        """The node's screenshot through `get_screenshot` (ImageContent bytes). `file_key` is sent
+        only to a server whose tool takes it (see `screenshot_takes_file`)."""
         output = await self.call_tool("get_screenshot", {"nodeId": node_id, "fileKey": file_key})
         if not output.images:
             raise UpstreamError(SERVICE, "MCP get_screenshot returned no image")
-        return output.images[0], file_key if takes_file else None
+        return output.images[0]
 
     # -- calls over the held session --------------------------------------------------------
 
@@ -237,6 +238,9 @@ class McpClient:
             except UpstreamError as exc:
                 status = exc.status
                 raise
+            except InvalidRequest:
+                status = "invalid"  # refused before it was sent: not a request to count
+                raise
             except asyncio.CancelledError:
                 status = "timeout"  # the call's deadline (or the caller) ended it
                 raise
@@ -247,7 +251,7 @@ class McpClient:
                     SERVICE, f"MCP {endpoint or 'ping'} failed ({type(exc).__name__})"
                 ) from None
             finally:
-                if endpoint is not None:
+                if endpoint is not None and status != "invalid":
                     self.recorder.record(endpoint, status, time.perf_counter() - started)
         raise AssertionError("unreachable")
 

@@ -14,8 +14,11 @@ Faults are queued per endpoint and consumed one per request, or made permanent w
     double.requests["files"]                                  # requests seen per endpoint
     double.reset()
 
-A file key starting with `missing` answers 404; a wrong or absent `X-Figma-Token` answers 403; a
-node id ending in `:404` renders to a null image URL, as Figma answers for nodes it cannot render.
+A file key starting with `missing` answers 404; a wrong or absent token (`X-Figma-Token`, or
+`Authorization: Bearer` with `oauth_token`) answers 403 "Invalid token"; a node id ending in `:404`
+renders to a null image URL, as Figma answers for nodes it cannot render. `403_scope` is Figma's
+answer to a valid token without the endpoint's scope; a 429 carries `X-Figma-Rate-Limit-Type`
+and `X-Figma-Plan-Tier` (Fault's `limit_type`, `plan_tier`).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from typing import Any
 from aiohttp import web
 
 DEFAULT_TOKEN = "figd_TEST-secret-token-do-not-leak-0123456789"
+DEFAULT_OAUTH_TOKEN = "figu_TEST-oauth-secret-do-not-leak-9876543210"
 PNG_BYTES = 2048  # every PNG image download is exactly this long unless image_size says otherwise
 ENDPOINTS = ("me", "files", "nodes", "images", "image_download")
-FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "403", "404", "drop")
+FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "400", "403", "403_scope", "404", "drop")
+SCOPE_ERROR = "Invalid scope(s): this endpoint requires the current_user:read scope"
 
 
 def png_of_size(size: int, width: int = 4, height: int = 4) -> bytes:
@@ -72,6 +77,8 @@ class Fault:
     kind: str
     retry_after: float | None = None
     delay: float = 2.0
+    limit_type: str | None = None
+    plan_tier: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -81,8 +88,9 @@ class Fault:
 class FigmaDouble:
     """The fake Figma API; see the module docstring."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+    def __init__(self, token: str = DEFAULT_TOKEN, oauth_token: str = DEFAULT_OAUTH_TOKEN) -> None:
         self.token = token
+        self.oauth_token = oauth_token
         self.image_size = PNG_BYTES
         self.requests: Counter[str] = Counter()
         self.bytes_served = 0
@@ -146,14 +154,16 @@ class FigmaDouble:
         """Count, check auth, apply a fault; a response means "answer with this"."""
         self.requests[endpoint] += 1
         token = request.headers.get("X-Figma-Token")
+        bearer = request.headers.get("Authorization", "")
         if auth:
-            self.tokens_seen.append(token)
+            self.tokens_seen.append(token or bearer or None)
         fault = self._next_fault(endpoint)
         if fault is not None:
             response = await self._apply(request, fault)
             if response is not None:
                 return response
-        if auth and token != self.token:
+        valid = token == self.token or bearer == f"Bearer {self.oauth_token}"
+        if auth and not valid:
             return web.json_response({"status": 403, "err": "Invalid token"}, status=403)
         return None
 
@@ -165,12 +175,23 @@ class FigmaDouble:
             headers = (
                 {} if fault.retry_after is None else {"Retry-After": _seconds(fault.retry_after)}
             )
+            if fault.limit_type is not None:
+                headers["X-Figma-Rate-Limit-Type"] = fault.limit_type
+            if fault.plan_tier is not None:
+                headers["X-Figma-Plan-Tier"] = fault.plan_tier
             return web.json_response(
                 {"status": 429, "err": "Rate limit exceeded"}, status=429, headers=headers
             )
+        if fault.kind == "403_scope":
+            return web.json_response({"status": 403, "err": SCOPE_ERROR}, status=403)
+        if fault.kind == "400":
+            return web.json_response(
+                {"status": 400, "err": "Invalid parameter: ids\x00 must\nbe node ids"}, status=400
+            )
         if fault.kind in ("500", "503", "403", "404"):
             status = int(fault.kind)
-            return web.json_response({"status": status, "err": f"status {status}"}, status=status)
+            err = {403: "Invalid token", 404: "Not found"}.get(status, f"status {status}")
+            return web.json_response({"status": status, "err": err}, status=status)
         if fault.kind == "malformed":
             return web.Response(text='{"name": "Broken', content_type="application/json")
         # "drop": close the connection without an answer.
