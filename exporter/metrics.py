@@ -54,7 +54,8 @@ UPSTREAM_ENDPOINTS = {
         "list_tools",
         "get_screenshot",
         "get_metadata",
-        "get_code",
+        "get_design_context",  # the Dev Mode server's name for what was get_code
+        "get_variable_defs",
         "other_tool",
     ),
 }

@@ -257,7 +257,9 @@ def figma_check(figma: FigmaClient) -> Check:
     `current_user:read` (enough for files): reachable, `limited_scope`. A 429 is `rate_limited`."""
 
     async def check() -> ProbeNote | None:
-        limited = _rate_limited_note(figma)
+        # A lockout in force answers without a request: the data tier first (what users get),
+        # then /v1/me's own tier.
+        limited = _rate_limited_note(figma) or _rate_limited_note(figma, ENDPOINT_TIERS["me"])
         if limited is not None:
             return limited
         try:

@@ -40,17 +40,19 @@ FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "400", "403", "403_scop
 SCOPE_ERROR = "Invalid scope(s): this endpoint requires the current_user:read scope"
 
 
-def png_of_size(size: int, width: int = 4, height: int = 4) -> bytes:
-    """A valid PNG of exactly `size` bytes: a tiny image padded with a tEXt chunk."""
+def png_of_size(size: int, width: int = 4, height: int = 4, comment: bytes = b"") -> bytes:
+    """A valid PNG of exactly `size` bytes: a tiny image padded with a tEXt chunk (which starts
+    with `comment`, so a test can tell images apart)."""
     raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
     body = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + _chunk(
         b"IDAT", zlib.compress(raw)
     )
     head, tail = b"\x89PNG\r\n\x1a\n", _chunk(b"IEND", b"")
     padding = size - len(head) - len(body) - len(tail) - 12
-    if padding < len(b"Comment\x00"):
+    label = b"Comment\x00" + comment
+    if padding < len(label):
         raise ValueError(f"a PNG cannot be as small as {size} bytes")
-    text = b"Comment\x00" + b"x" * (padding - len(b"Comment\x00"))
+    text = label + b"x" * (padding - len(label))
     return head + body + _chunk(b"tEXt", text) + tail
 
 
