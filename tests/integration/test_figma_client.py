@@ -59,7 +59,7 @@ async def test_file_nodes_images_and_me(
     assert document["name"] == "Design FILE1"
     assert document["document"]["children"][0]["children"][0]["id"] == "1:2"
     shallow = await figma.get_file("FILE1", depth=1)
-    assert "children" not in shallow["document"]["children"][0]
+    assert shallow["document"]["children"][0]["children"] == []
     nodes = await figma.get_nodes("FILE1", ["1:2", "1:3"])
     assert set(nodes["nodes"]) == {"1:2", "1:3"}
     assert nodes["nodes"]["1:2"]["document"]["type"] == "FRAME"
