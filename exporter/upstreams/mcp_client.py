@@ -100,6 +100,9 @@ class McpClient:
         self.url = url
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._schemas: dict[str, dict[str, Any]] | None = None  # per session, from list_tools
+        # Set when the server answered a request carrying our session id with 400 or 404: the
+        # SDK reports a 400 whose body it cannot parse only as a generic error.
+        self._session_refused = False
         self.timeout = timeout
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -226,11 +229,12 @@ class McpClient:
                     raise UpstreamTimeout(
                         SERVICE, f"MCP {endpoint or 'ping'} timed out after {self.timeout:g}s"
                     ) from None
-                if not _connection_lost(exc):
+                if not (_connection_lost(exc) or self._session_refused):
                     raise UpstreamError(
                         SERVICE, f"MCP {endpoint or 'ping'} failed: {_short(exc.message)}"
                     ) from None
                 self._drop(session, _short(exc.message))
+                self._session_refused = False
                 if attempt == 1:
                     raise UpstreamUnavailable(
                         SERVICE, f"MCP server connection lost ({_short(exc.message)})"
@@ -274,6 +278,12 @@ class McpClient:
             )
         return session
 
+    async def _watch_session(self, response: httpx2.Response) -> None:
+        """HTTP 400/404 to a request that carried a session id: the server forgot the session
+        (server-everything answers 400 "No valid session ID", the Python SDK 404)."""
+        if response.status_code in (400, 404) and "mcp-session-id" in response.request.headers:
+            self._session_refused = True
+
     def _drop(self, session: ClientSession, reason: str) -> None:
         """Forget a session that no longer works; the holder leaves it and reconnects."""
         if self._session is session:
@@ -303,7 +313,11 @@ class McpClient:
         timeout = httpx2.Timeout(self.timeout, read=300.0)  # the read side holds an SSE stream open
         try:
             async with (
-                httpx2.AsyncClient(timeout=timeout, headers=self._headers) as http,
+                httpx2.AsyncClient(
+                    timeout=timeout,
+                    headers=self._headers,
+                    event_hooks={"response": [self._watch_session]},
+                ) as http,
                 streamable_http_client(self.url, http_client=http) as (read, write),
                 ClientSession(
                     read, write, read_timeout_seconds=self.timeout, client_info=CLIENT_INFO
@@ -328,6 +342,7 @@ class McpClient:
             log.info("MCP server %s connected", self.safe_url)
         self._session = session
         self._schemas = None  # a new session may be another server: list its tools again
+        self._session_refused = False
         self.connects += 1
         self.last_error = None
         self._settle(outcome, session)

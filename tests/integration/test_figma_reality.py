@@ -288,6 +288,22 @@ async def test_6_a_node_id_the_desktop_server_refuses_is_a_400(
     assert "nodeId" in body["error"]["message"] and "pattern" in body["error"]["message"]
 
 
+async def test_6_a_remote_server_is_told_the_file_and_its_screenshots_are_cached(
+    double: FigmaDouble,
+) -> None:
+    remote = McpServerProcess(remote=True).start()
+    try:
+        async with stack(double, mcp_url=remote.url, mcp_timeout=5) as s:
+            first = await s.manager.screenshot("FILEB", "1:2", source="mcp")
+            again = await s.manager.screenshot("FILEB", "1:2", source="mcp")
+            other = await s.manager.screenshot("FILEC", "1:2", source="mcp")
+    finally:
+        remote.stop()
+    assert b"file=FILEB" in first.data and not first.cached
+    assert again.cached and again.sha256 == first.sha256
+    assert b"file=FILEC" in other.data and not other.cached
+
+
 # -- 8. anonymous refreshes do not spend the Figma quota ----------------------------------------
 
 

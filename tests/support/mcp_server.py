@@ -6,7 +6,9 @@ It mirrors Figma's desktop Dev Mode MCP server as far as the exporter meets it: 
 `^$|^(?:-?\\d+[:-]-?\\d+)$`; empty = the current selection) and optional `clientLanguages` and
 `clientFrameworks`, and no `fileKey`: like the desktop app, it answers from the file open in it
 (`open_file`, embedded in every screenshot's PNG and text). Arguments a tool does not declare are
-refused with a tool error, so a client that sends them is caught. It speaks streamable HTTP on a
+refused with a tool error, so a client that sends them is caught. With `remote=True` it is the
+remote server (`https://mcp.figma.com/mcp`) instead: each tool also takes `fileKey` and answers
+from that file. It speaks streamable HTTP on a
 loopback port; `kill()` then `start()` brings it back on the same port (with `open_file` as it is
 then), so a client can be shown to reconnect without restarting.
 
@@ -73,9 +75,12 @@ class StrictServer(MCPServer):
         return await super().call_tool(name, arguments, context)
 
 
-def build_server(open_file: str = DEFAULT_OPEN_FILE) -> MCPServer:
-    """The server with the desktop tools, answering from `open_file`."""
+def build_server(open_file: str = DEFAULT_OPEN_FILE, remote: bool = False) -> MCPServer:
+    """The server with the desktop tools, answering from `open_file` (or the remote server's,
+    answering from the `fileKey` asked for)."""
     server: MCPServer = StrictServer("figma-dev-mode-double", log_level="WARNING")
+    if remote:
+        return _build_remote(server)
 
     @server.tool(description="Generate a screenshot for a given node or the currently selected.")
     def get_screenshot(
@@ -116,6 +121,24 @@ def build_server(open_file: str = DEFAULT_OPEN_FILE) -> MCPServer:
     return server
 
 
+def _build_remote(server: MCPServer) -> MCPServer:
+    @server.tool(description="Generate a screenshot for a given node of a file.")
+    def get_screenshot(
+        fileKey: str,
+        nodeId: NodeId = "",
+        clientLanguages: ClientLanguages = "",
+        clientFrameworks: ClientFrameworks = "",
+    ) -> Image:
+        comment = f"file={fileKey};node={nodeId}".encode()
+        return Image(data=png_of_size(SCREENSHOT_BYTES, comment=comment), format="png")
+
+    @server.tool(description="Get metadata for a node of a file.")
+    def get_metadata(fileKey: str, nodeId: NodeId = "") -> str:
+        return f'<frame id="{nodeId}" file="{fileKey}" x="0" y="0" width="320" height="200" />'
+
+    return server
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -133,9 +156,12 @@ def _port_open(port: int) -> bool:
 class McpServerProcess:
     """The MCP server in a child process on a fixed loopback port."""
 
-    def __init__(self, port: int | None = None, open_file: str = DEFAULT_OPEN_FILE) -> None:
+    def __init__(
+        self, port: int | None = None, open_file: str = DEFAULT_OPEN_FILE, remote: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.open_file = open_file
+        self.remote = remote
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -157,6 +183,7 @@ class McpServerProcess:
             str(self.port),
             "--open-file",
             self.open_file,
+            *(["--remote"] if self.remote else []),
         ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
@@ -200,8 +227,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--open-file", default=DEFAULT_OPEN_FILE)
+    parser.add_argument("--remote", action="store_true")
     args = parser.parse_args()
-    build_server(args.open_file).run("streamable-http", host="127.0.0.1", port=args.port)
+    build_server(args.open_file, args.remote).run(
+        "streamable-http", host="127.0.0.1", port=args.port
+    )
 
 
 if __name__ == "__main__":
