@@ -204,9 +204,7 @@ class McpClient:
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._attempts(endpoint, request)
-        except TimeoutError:
-            if endpoint is not None:
-                self.recorder.record(endpoint, "timeout", self.timeout)
+        except TimeoutError:  # the attempt under way was counted as a timeout when cancelled
             raise UpstreamTimeout(
                 SERVICE, f"MCP {endpoint or 'ping'} timed out after {self.timeout:g}s"
             ) from None
