@@ -52,11 +52,14 @@ class Settings:
     window_size: int = 100
     figma_api_url: str = "https://api.figma.com"
     figma_token: str | None = field(default=None, repr=False)
+    figma_oauth_token: str | None = field(default=None, repr=False)
+    figma_slow_threshold_ms: float = 2000.0
     figma_timeout: float = 10.0
     figma_max_concurrency: int = 8
     figma_cache_ttl: float = 300.0
     figma_cache_max_bytes: int | None = None  # None: a quarter of memory_max_bytes
     mcp_url: str | None = None
+    mcp_token: str | None = field(default=None, repr=False)
     mcp_timeout: float = 10.0
     probe_interval: float = 30.0
     health_interval: float = 30.0
@@ -81,7 +84,7 @@ class Settings:
 
     @property
     def figma_enabled(self) -> bool:
-        return bool(self.figma_token)
+        return bool(self.figma_token or self.figma_oauth_token)
 
     @property
     def mcp_enabled(self) -> bool:
@@ -104,6 +107,15 @@ class Option:
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
+
+
+def redact_userinfo(url: str) -> str:
+    """The URL without any user name or password: what may be logged of an HTTP URL."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    hosts = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, "***@" + hosts, parts.path, parts.query, parts.fragment))
 
 
 def redact_url(url: str) -> str:
@@ -238,7 +250,18 @@ OPTIONS: tuple[Option, ...] = (
         "Figma personal access token; none = Figma API disabled",
         secret=True,
     ),
-    Option("figma_timeout", _seconds, "seconds one Figma API request may take"),
+    Option(
+        "figma_oauth_token",
+        _optional_text,
+        "Figma OAuth access token (sent as Bearer), instead of --figma-token",
+        secret=True,
+    ),
+    Option(
+        "figma_slow_threshold_ms",
+        _seconds,
+        "Figma operations slower than this many milliseconds are slow",
+    ),
+    Option("figma_timeout", _seconds, "seconds one Figma API call may take, retries included"),
     Option("figma_max_concurrency", _count, "concurrent Figma API requests"),
     Option("figma_cache_ttl", _seconds, "seconds Figma responses stay cached"),
     Option(
@@ -247,7 +270,13 @@ OPTIONS: tuple[Option, ...] = (
         "memory-tier bytes for cached Figma responses (default: a quarter of --memory-max-bytes)",
     ),
     Option("mcp_url", _http_url, "MCP server streamable-HTTP URL; none = MCP disabled"),
-    Option("mcp_timeout", _seconds, "seconds one MCP tool call may take"),
+    Option(
+        "mcp_token",
+        _optional_text,
+        "bearer token for the MCP server (the remote Figma server needs one)",
+        secret=True,
+    ),
+    Option("mcp_timeout", _seconds, "seconds one MCP tool call may take, retries included"),
     Option("probe_interval", _seconds, "seconds between availability probes"),
     Option("health_interval", _seconds, "seconds between health checks"),
     Option("snapshot_interval", _seconds, "seconds between real-time snapshots"),

@@ -95,3 +95,15 @@ class UpstreamUnavailable(UpstreamError):
 
 class UpstreamNotFound(UpstreamError):
     code = "upstream_not_found"
+
+
+class UpstreamInvalid(UpstreamError):
+    """The upstream refused the request itself (HTTP 400): the caller's input, not an outage."""
+
+    code = "upstream_invalid"
+
+
+class InvalidRequest(ExporterError, ValueError):
+    """Input that an upstream's declared schema refuses (found only once the schema is known)."""
+
+    code = "invalid_request"

@@ -19,8 +19,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-# "refusing": Redis answers but refuses writes (read-only, out of memory, ...).
-Availability = Literal["up", "down", "refusing", "disabled", "unknown"]
+# `refusing`: Redis answers but refuses writes (read-only, out of memory, ...);
+# `rate_limited`: reachable, but refusing calls until a 429's Retry-After has passed;
+# `limited_scope`: reachable, but the token cannot call the probe's endpoint (a visible issue).
+Availability = Literal[
+    "up", "down", "refusing", "disabled", "unknown", "rate_limited", "limited_scope"
+]
 Severity = Literal["info", "warning", "critical"]
 
 COMPONENTS = ("session", "figma")
@@ -31,12 +35,16 @@ SERVICE_ISSUES = {
     "figma_api": "figma_api_down",
     "mcp_server": "mcp_server_down",
 }
+RATE_LIMITED_ISSUES = {"figma_api": "figma_api_rate_limited"}
+SCOPE_ISSUES = {"figma_api": "figma_token_scope"}
 # Issues of one row of the table share its penalty: the row counts once, however many match.
 ROW_OF = {
     "redis_down": "redis",
     "redis_writes_refused": "redis",
     "figma_api_down": "figma_api",
     "mcp_server_down": "mcp_server",
+    "figma_api_rate_limited": "figma_api",
+    "figma_token_scope": "figma_api",
     "latency_high": "latency",
     "latency_critical": "latency",
     "error_ratio_high": "errors",
@@ -60,6 +68,11 @@ class HealthThresholds:
     latency_high_penalty: float = 15
     latency_critical_ms: float = 500
     latency_critical_penalty: float = 25
+    # Figma's own latencies (files ~0.4 s, renders ~1.2 s more): the session thresholds would
+    # page on every normal call.
+    figma_latency_high_ms: float = 2000
+    figma_latency_critical_ms: float = 5000
+    figma_api_rate_limited_penalty: float = 10
     error_ratio_high: float = 0.01
     error_ratio_high_penalty: float = 10
     error_ratio_critical: float = 0.05
@@ -78,6 +91,12 @@ class HealthThresholds:
 
     def service_penalty(self, service: str) -> float:
         return float(getattr(self, f"{service}_down_penalty"))
+
+    def latency_ms(self, component: str) -> tuple[float, float]:
+        """(high, critical) p95 thresholds for `component`: figma has its own."""
+        if component == "figma":
+            return self.figma_latency_high_ms, self.figma_latency_critical_ms
+        return self.latency_high_ms, self.latency_critical_ms
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, float], **defaults: float) -> HealthThresholds:
@@ -198,16 +217,20 @@ def assess(
 
 
 def find_issues(
-    inputs: ComponentInputs, thresholds: HealthThresholds = HealthThresholds()
+    inputs: ComponentInputs,
+    thresholds: HealthThresholds = HealthThresholds(),
+    component: str = "session",
 ) -> list[Issue]:
     """Every row of the table that matches `inputs`, in table order."""
     found: list[Issue] = []
     for service, availability in inputs.services.items():
-        if availability == "down":
-            found.append(_service_down(service, thresholds))
-        elif availability == "refusing":
-            found.append(_writes_refused(thresholds))
-    for check in (_latency, _errors, _cache, _replay_backlog, _memory_fill):
+        issue = _service_issue(service, availability, thresholds)
+        if issue is not None:
+            found.append(issue)
+    latency = _latency(inputs, thresholds, component)
+    if latency is not None:
+        found.append(latency)
+    for check in (_errors, _cache, _replay_backlog, _memory_fill):
         issue = check(inputs, thresholds)
         if issue is not None:
             found.append(issue)
@@ -217,7 +240,7 @@ def find_issues(
 def _component(name: str, inputs: ComponentInputs, thresholds: HealthThresholds) -> ComponentHealth:
     if inputs.disabled:
         return ComponentHealth(name, 100.0, "disabled")
-    issues = tuple(_share_rows(find_issues(inputs, thresholds), name))
+    issues = tuple(_share_rows(find_issues(inputs, thresholds, name), name))
     score = _clamp(100 - sum(issue.penalty for issue in issues))
     return ComponentHealth(name, score, status_for(score, thresholds), issues)
 
@@ -266,25 +289,55 @@ def _writes_refused(t: HealthThresholds) -> Issue:
     )
 
 
-def _latency(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+def _service_issue(service: str, availability: str, t: HealthThresholds) -> Issue | None:
+    name = SERVICE_NAMES.get(service, service)
+    if availability == "down":
+        return _service_down(service, t)
+    if availability == "refusing":
+        return _writes_refused(t)
+    if availability == "rate_limited" and service in RATE_LIMITED_ISSUES:
+        return Issue(
+            RATE_LIMITED_ISSUES[service],
+            "warning",
+            f"{name} is rate limiting this token; uncached calls fail until the limit passes",
+            1.0,
+            1.0,
+            t.figma_api_rate_limited_penalty,
+        )
+    if availability == "limited_scope" and service in SCOPE_ISSUES:
+        # Reachable and serving data calls: worth showing, not worth points.
+        return Issue(
+            SCOPE_ISSUES[service],
+            "info",
+            f"the {name} token lacks scope current_user:read; availability is judged from"
+            " data calls",
+            1.0,
+            1.0,
+            0.0,
+        )
+    return None
+
+
+def _latency(inputs: ComponentInputs, t: HealthThresholds, component: str) -> Issue | None:
     p95 = inputs.p95_latency_ms
-    if p95 is None or p95 <= t.latency_high_ms:
+    high, critical = t.latency_ms(component)
+    if p95 is None or p95 <= high:
         return None
-    if p95 > t.latency_critical_ms:
+    if p95 > critical:
         return Issue(
             "latency_critical",
             "critical",
-            f"p95 latency {p95:.1f} ms is over {t.latency_critical_ms:g} ms",
+            f"p95 latency {p95:.1f} ms is over {critical:g} ms",
             p95,
-            t.latency_critical_ms,
+            critical,
             t.latency_critical_penalty,
         )
     return Issue(
         "latency_high",
         "warning",
-        f"p95 latency {p95:.1f} ms is over {t.latency_high_ms:g} ms",
+        f"p95 latency {p95:.1f} ms is over {high:g} ms",
         p95,
-        t.latency_high_ms,
+        high,
         t.latency_high_penalty,
     )
 

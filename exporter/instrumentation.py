@@ -26,11 +26,14 @@ from dataclasses import dataclass
 
 from exporter.errors import (
     ExporterError,
+    InvalidRequest,
     SessionNotFound,
     StoreBusy,
     StoreTimeout,
     StoreUnavailable,
     UpstreamError,
+    UpstreamInvalid,
+    UpstreamNotFound,
     UpstreamTimeout,
 )
 from exporter.events import EventLog
@@ -154,10 +157,13 @@ def error_detail(exc: BaseException) -> str:
 
 def error_type(exc: BaseException) -> str:
     """Map an exception to the bounded `error` label."""
-    if isinstance(exc, SessionNotFound):
+    # A wrong file key or a node Figma cannot render is the caller's, like an unknown session id.
+    if isinstance(exc, SessionNotFound | UpstreamNotFound):
         return "not_found"
     if isinstance(exc, StoreBusy):
         return "busy"
+    if isinstance(exc, UpstreamInvalid | InvalidRequest):
+        return "invalid"
     if isinstance(exc, StoreTimeout | UpstreamTimeout | TimeoutError):
         return "timeout"
     if isinstance(exc, StoreUnavailable):

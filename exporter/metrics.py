@@ -56,7 +56,8 @@ UPSTREAM_ENDPOINTS = {
         "list_tools",
         "get_screenshot",
         "get_metadata",
-        "get_code",
+        "get_design_context",  # the Dev Mode server's name for what was get_code
+        "get_variable_defs",
         "other_tool",
     ),
 }
@@ -71,6 +72,8 @@ HEALTH_ISSUE_CODES = (
     "redis_writes_refused",
     "figma_api_down",
     "mcp_server_down",
+    "figma_api_rate_limited",
+    "figma_token_scope",
     "latency_high",
     "latency_critical",
     "error_ratio_high",
@@ -92,6 +95,7 @@ EVENT_TYPES = (
     "replay_dropped",
     "upstream_down",
     "upstream_up",
+    "upstream_rate_limited",
     "health_changed",
     "cache_cleared",
     "slow_operation",
@@ -116,7 +120,7 @@ LATENCY_BUCKETS = (
     0.25,
     0.5,
     1.0,
-    2.0,
+    2.0,  # the Figma slow threshold: alerts on it are exact too
     2.5,
     5.0,
     10.0,

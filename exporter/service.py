@@ -65,9 +65,19 @@ RECENT_EVENTS = 20
 CACHE_HEALTH_CHECKS = 10
 # Events after which health is re-checked at once instead of at the next interval.
 HEALTH_TRIGGERS = frozenset(
-    {"failover", "failback", "upstream_down", "upstream_up", "replay_dropped"}
+    {
+        "failover",
+        "failback",
+        "upstream_down",
+        "upstream_up",
+        "upstream_rate_limited",
+        "replay_dropped",
+    }
 )
 FIGMA_CACHE_PREFIX = "figma:"
+# `?refresh=true` is open to anyone: within this many seconds of the last probe round it answers
+# from that round, so a burst of refreshes costs the operator's Figma quota one request at most.
+REFRESH_MIN_INTERVAL = 2.0
 CLEAR_SCOPES = ("memory", "all")
 
 
@@ -102,6 +112,8 @@ class SessionMetricsService:
         self._check: asyncio.Future[HealthReport] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop_failures: dict[str, bool] = {}
+        self.refresh_min_interval = REFRESH_MIN_INTERVAL
+        self._probed_at: float | None = None  # monotonic end of the last probe round
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -260,6 +272,18 @@ class SessionMetricsService:
             self._check = asyncio.ensure_future(self._probe_and_evaluate(fresh_probes))
         return await asyncio.shield(self._check)
 
+    async def refresh_health(self) -> HealthReport:
+        """`?refresh=true`: a check now, unless a probe round ended under `refresh_min_interval`
+        ago (then that round's result); concurrent callers share one check either way."""
+        if self._check is not None and not self._check.done():
+            return await asyncio.shield(self._check)
+        if (
+            self._probed_at is not None
+            and time.monotonic() - self._probed_at < self.refresh_min_interval
+        ):
+            return self.report
+        return await self.check_health()
+
     async def _probe_and_evaluate(self, fresh_probes: bool) -> HealthReport:
         if fresh_probes or self._probes_stale():
             await self._run_probes()
@@ -286,6 +310,8 @@ class SessionMetricsService:
                 await probes.run_once()
         except Exception as exc:  # a probe that cannot finish leaves its last status in place
             log.warning("availability probes did not finish: %s", type(exc).__name__)
+        finally:
+            self._probed_at = time.monotonic()
 
     def _evaluate(self) -> HealthReport:
         previous = self.report
@@ -337,10 +363,22 @@ class SessionMetricsService:
                 result[service] = "disabled"
             elif status.get("last_checked") is None:
                 result[service] = "unknown"
-            else:
-                result[service] = "up" if status.get("up") else "down"
+            elif not status.get("up"):
+                result[service] = "down"
+            else:  # up, or reachable with a condition (rate_limited, limited_scope)
+                result[service] = status.get("condition") or "up"
         result["redis"] = self._redis_availability(result["redis"])
+        # A lockout from a data call counts at once, not at the next probe.
+        if result["figma_api"] != "disabled" and self._figma_rate_limit() is not None:
+            result["figma_api"] = "rate_limited"
         return result
+
+    def _figma_rate_limit(self) -> dict[str, Any] | None:
+        client = getattr(self.figma, "figma", None)
+        if client is None:
+            return None
+        limit = client.rate_limit()
+        return limit.as_dict(time.time()) if limit is not None else None
 
     def _redis_availability(self, probed: Availability) -> Availability:
         """Down when the store fell back (it knows at the first failed command) or the probe failed
@@ -396,6 +434,8 @@ class SessionMetricsService:
                 service: {"state": state, **self.probe_status().get(service, {})}
                 for service, state in self.availability().items()
             },
+            # The Figma lockout in force for files, nodes and images (None when not limited).
+            "figma_rate_limit": self._figma_rate_limit(),
         }
 
     # ---- persistence, cache ------------------------------------------------------------------
@@ -571,9 +611,12 @@ def _counter_values(metric: MetricWrapperBase) -> dict[str, int]:
 
 
 def thresholds_from_settings(settings: Settings) -> HealthThresholds:
-    """The SPEC table, latency following --slow-threshold-ms, then --health-thresholds."""
+    """The SPEC table, latency following --slow-threshold-ms (figma: --figma-slow-threshold-ms),
+    then --health-thresholds."""
     return HealthThresholds.from_overrides(
-        settings.health_thresholds, latency_high_ms=settings.slow_threshold_ms
+        settings.health_thresholds,
+        latency_high_ms=settings.slow_threshold_ms,
+        figma_latency_high_ms=settings.figma_slow_threshold_ms,
     )
 
 

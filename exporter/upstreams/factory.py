@@ -10,19 +10,20 @@ probe loop; closes them in reverse order.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
 
 from exporter import __version__
-from exporter.config import Settings
+from exporter.config import Settings, redact_userinfo
 from exporter.events import EventLog
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
 from exporter.sessions.factory import SessionLayer
-from exporter.upstreams.figma_client import FigmaClient
+from exporter.upstreams.figma_client import FigmaClient, RateLimit
 from exporter.upstreams.figma_manager import FigmaSessionManager
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.probes import Probes, figma_check, mcp_check, redis_check
@@ -54,6 +55,25 @@ def create_http_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers)
 
 
+def rate_limit_recorder(events: EventLog) -> Callable[[RateLimit], None]:
+    """Announce each new Figma lockout once: an event and a warning (no token, no file key)."""
+
+    def record(limit: RateLimit) -> None:
+        message = limit.describe(time.time())
+        log.warning("%s", message)
+        events.record(
+            "upstream_rate_limited",
+            message,
+            service="figma_api",
+            until=limit.until,
+            retry_after=limit.retry_after,
+            limit_type=limit.limit_type,
+            plan_tier=limit.plan_tier,
+        )
+
+    return record
+
+
 def probe_timeouts(settings: Settings) -> dict[str, float]:
     """Per-service probe deadlines: a little over each client's own timeout, so the client's
     typed error (with its reason) normally wins over the probe's generic one."""
@@ -78,15 +98,19 @@ async def open_figma_layer(
                 http,
                 settings.figma_token,
                 metrics,
+                oauth_token=settings.figma_oauth_token,
                 base_url=settings.figma_api_url,
                 timeout=settings.figma_timeout,
                 max_concurrency=settings.figma_max_concurrency,
+                on_rate_limit=rate_limit_recorder(events),
             )
-            if settings.figma_token
+            if settings.figma_enabled
             else None
         )
         mcp = (
-            McpClient(settings.mcp_url, metrics, timeout=settings.mcp_timeout)
+            McpClient(
+                settings.mcp_url, metrics, timeout=settings.mcp_timeout, token=settings.mcp_token
+            )
             if settings.mcp_url
             else None
         )
@@ -94,7 +118,7 @@ async def open_figma_layer(
             metrics,
             "figma",
             window_size=settings.window_size,
-            slow_threshold_ms=settings.slow_threshold_ms,
+            slow_threshold_ms=settings.figma_slow_threshold_ms,
             events=events,
         )
         # Its own share of the memory tier: cached images must never evict sessions.
@@ -142,9 +166,9 @@ def _log_configuration(
 ) -> None:
     # The token is never logged; only whether one is set.
     if figma is None:
-        log.info("Figma API disabled (no --figma-token)")
+        log.info("Figma API disabled (no --figma-token or --figma-oauth-token)")
     else:
-        log.info("Figma API at %s", settings.figma_api_url)
+        log.info("Figma API at %s", redact_userinfo(settings.figma_api_url))
     if mcp is None:
         log.info("MCP server disabled (no --mcp-url)")
     else:

@@ -1,10 +1,19 @@
-"""The Figma REST API client: token auth, timeouts, a concurrency limit, bounded retries.
+"""The Figma REST API client: token auth, one deadline per call, a concurrency limit, bounded
+retries, and a memory of Figma's rate limits.
 
 Every HTTP exchange is counted once in `session_exporter_upstream_requests_total{service=
 "figma_api",endpoint,status}` with its duration; failures become the project's typed errors
-(`UpstreamTimeout` → 504, `UpstreamUnavailable` → 503, `UpstreamNotFound` → 404, others → 502).
-The token is sent only to the configured API origin (never to image download URLs, never across a
-redirect) and appears in no message.
+(`UpstreamTimeout` → 504, `UpstreamUnavailable` → 503, `UpstreamNotFound` → 404,
+`UpstreamInvalid` → 400, others → 502), with Figma's own `err` text (sanitised, bounded).
+The token (personal access token as `X-Figma-Token`, or OAuth as `Authorization: Bearer`) is sent
+only to the configured API origin (never to image download URLs, never across a redirect) and
+appears in no message.
+
+`timeout` bounds the whole call, retries and waits included: a timed-out attempt is not repeated
+(Figma's advice is a smaller request, and files, nodes and images share its most limited tier);
+5xx answers are retried only while the deadline allows. A 429's `Retry-After` is remembered per
+Figma rate-limit tier: until it passes, calls of that tier fail at once (503 with the remaining
+`Retry-After`) without a request.
 
     async with aiohttp.ClientSession() as http:
         figma = FigmaClient(http, token, metrics, base_url="https://api.figma.com")
@@ -17,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +35,13 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 
-from exporter.errors import UpstreamError, UpstreamNotFound, UpstreamTimeout, UpstreamUnavailable
+from exporter.errors import (
+    UpstreamError,
+    UpstreamInvalid,
+    UpstreamNotFound,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from exporter.metrics import Metrics
 from exporter.upstreams.retry import RetryPolicy, parse_retry_after
 from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class
@@ -39,8 +55,80 @@ FORMAT_TYPES = {
     "pdf": "application/pdf",
 }
 
+# Figma's rate-limit tiers (its docs): files, nodes and images are Tier 1, /v1/me Tier 3. Image
+# downloads go to pre-signed storage URLs, outside Figma's limits.
+ENDPOINT_TIERS = {"files": 1, "nodes": 1, "images": 1, "me": 3}
+DATA_TIER = 1
+DATA_ENDPOINTS = ("files", "nodes", "images")
+# Values of X-Figma-Rate-Limit-Type and X-Figma-Plan-Tier kept as they are; others are "other".
+RATE_LIMIT_TYPES = ("low", "high")
+PLAN_TIERS = ("enterprise", "org", "pro", "starter", "student")
+ERR_TEXT_LIMIT = 200
+ERR_BODY_LIMIT = 16 * 1024
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A remembered 429: calls of `tier` wait until `until` (Unix time)."""
+
+    tier: int
+    endpoint: str
+    until: float
+    retry_after: float
+    limit_type: str  # in RATE_LIMIT_TYPES, "other" or "unknown"
+    plan_tier: str  # in PLAN_TIERS, "other" or "unknown"
+
+    def remaining(self, now: float) -> float:
+        return max(0.0, self.until - now)
+
+    def describe(self, now: float) -> str:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.until))
+        return (
+            f"Figma API rate limited until {when} (limit type {self.limit_type},"
+            f" plan tier {self.plan_tier}); retry after {self.remaining(now):.0f} s"
+        )
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "until": self.until,
+            "retry_after": round(self.remaining(now), 3),
+            "endpoint": self.endpoint,
+            "tier": self.tier,
+            "limit_type": self.limit_type,
+            "plan_tier": self.plan_tier,
+        }
+
+
+def bounded_header(value: str | None, known: tuple[str, ...]) -> str:
+    """A header value as a bounded JSON field: a known value, `other`, or `unknown` if absent."""
+    if not value:
+        return "unknown"
+    text = value.strip().lower()
+    return text if text in known else "other"
+
+
+def figma_err_text(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
+    """Figma's `err` (or `message`) from an error body: printable, one line, bounded."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ""
+    text = ""
+    if isinstance(body, dict):
+        for key in ("err", "message", "error"):
+            if isinstance(body.get(key), str):
+                text = body[key]
+                break
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = " ".join(_UNPRINTABLE.sub(" ", text).split())
+    return text if len(text) <= ERR_TEXT_LIMIT else text[: ERR_TEXT_LIMIT - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,26 +152,57 @@ class FigmaClient:
     def __init__(
         self,
         http: aiohttp.ClientSession,
-        token: str,
+        token: str | None,
         metrics: Metrics,
         *,
+        oauth_token: str | None = None,
         base_url: str = "https://api.figma.com",
         timeout: float = 10.0,
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
         max_response_bytes: int = DEFAULT_MAX_BYTES,
         sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.time,
+        on_rate_limit: Callable[[RateLimit], None] | None = None,
     ) -> None:
         self._http = http
-        self._headers = {"X-Figma-Token": token}
+        if oauth_token:
+            self._headers = {"Authorization": f"Bearer {oauth_token}"}
+        elif token:
+            self._headers = {"X-Figma-Token": token}
+        else:
+            raise ValueError("FigmaClient needs a personal access token or an OAuth token")
+        self._secrets = tuple(t for t in (token, oauth_token) if t)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._limit = asyncio.Semaphore(max_concurrency)
         self.retry = retry or RetryPolicy()
         self.max_response_bytes = max_response_bytes
         self._sleep = sleep
+        self._clock = clock
+        self._on_rate_limit = on_rate_limit
+        self._rate_limits: dict[int, RateLimit] = {}
+        # The last data call's HTTP status (files, nodes, images) and when: the probe's passive
+        # signal of what users get.
+        self.last_data_status: int | None = None
+        self.last_data_at: float | None = None
         self.recorder = UpstreamRecorder(metrics, SERVICE)
+
+    def rate_limit(self, tier: int = DATA_TIER) -> RateLimit | None:
+        """The lockout in force for `tier`, if any."""
+        limit = self._rate_limits.get(tier)
+        if limit is None or limit.remaining(self._clock()) <= 0:
+            return None
+        return limit
+
+    def rate_limits(self) -> dict[str, Any]:
+        """Lockouts in force, by tier (JSON)."""
+        now = self._clock()
+        return {
+            f"tier{tier}": limit.as_dict(now)
+            for tier, limit in sorted(self._rate_limits.items())
+            if limit.remaining(now) > 0
+        }
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -133,7 +252,7 @@ class FigmaClient:
         return await self._request("image_download", url, {}, read, auth=False)
 
     async def me(self) -> dict[str, Any]:
-        """`GET /v1/me`, one attempt and no retries: the availability probe."""
+        """`GET /v1/me`, one attempt and no retries (needs scope `current_user:read`)."""
         # Outside the concurrency limit: our own load must not make the API look down.
         return await self._request(
             "me", self.base_url + "/v1/me", {}, self._json_object, retries=0, limited=False
@@ -155,18 +274,34 @@ class FigmaClient:
         retries: int | None = None,
         limited: bool = True,
     ) -> T:
-        """One logical call: attempts until success, a non-retryable error, or the retry bound."""
+        """One logical call within one deadline: attempts until success, a non-retryable error,
+        the retry bound, or a wait that would end past the deadline."""
+        self._check_rate_limit(endpoint)
         limit = self.retry.max_retries if retries is None else retries
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         attempt = 0
         while True:
             try:
-                return await self._attempt(endpoint, url, params, read, auth, limited)
+                return await self._attempt(endpoint, url, params, read, auth, limited, deadline)
             except _Retry as failed:
-                if attempt >= limit:
-                    raise failed.error from None
                 wait = failed.wait if failed.wait is not None else self.retry.backoff(attempt)
+                if attempt >= limit or loop.time() + wait >= deadline:
+                    raise failed.error from None
                 attempt += 1
                 await self._sleep(wait)
+
+    def _check_rate_limit(self, endpoint: str) -> None:
+        tier = ENDPOINT_TIERS.get(endpoint)
+        limit = self.rate_limit(tier) if tier is not None else None
+        if limit is not None:
+            now = self._clock()
+            raise UpstreamUnavailable(
+                SERVICE, limit.describe(now), status="429", retry_after=limit.remaining(now)
+            )
+
+    def _timed_out(self, endpoint: str) -> UpstreamTimeout:
+        return UpstreamTimeout(SERVICE, f"Figma API {endpoint} timed out after {self.timeout:g}s")
 
     async def _attempt(
         self,
@@ -176,8 +311,12 @@ class FigmaClient:
         read: Callable[[aiohttp.ClientResponse], Awaitable[T]],
         auth: bool,
         limited: bool,
+        deadline: float,
     ) -> T:
         async with self._limit if limited else contextlib.nullcontext():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:  # the whole deadline went on waiting for a slot
+                raise self._timed_out(endpoint)
             started = time.perf_counter()  # after the queue: the histogram measures Figma, not us
             status = "error"
             try:
@@ -185,21 +324,22 @@ class FigmaClient:
                     url,
                     params=params or None,
                     headers=self._headers if auth else None,
-                    timeout=self._timeout,
+                    timeout=aiohttp.ClientTimeout(total=remaining),
                     allow_redirects=not auth,  # a redirect must never carry the token elsewhere
                 ) as response:
                     status = status_class(response.status)
+                    self._note_data_status(endpoint, response.status)
                     if response.status >= 300:
-                        raise self._http_error(endpoint, response)
+                        raise await self._http_error(endpoint, response)
                     try:
                         return await read(response)
                     except UpstreamError:
                         status = "error"
                         raise
             except TimeoutError:
+                # The deadline is spent: repeating would only multiply the wait and the quota.
                 status = "timeout"
-                message = f"Figma API {endpoint} timed out after {self.timeout:g}s"
-                raise _Retry(UpstreamTimeout(SERVICE, message)) from None
+                raise self._timed_out(endpoint) from None
             except aiohttp.ClientError as exc:
                 status = "error"
                 message = f"Figma API {endpoint} unreachable ({type(exc).__name__})"
@@ -207,37 +347,83 @@ class FigmaClient:
             finally:
                 self.recorder.record(endpoint, status, time.perf_counter() - started)
 
-    def _http_error(self, endpoint: str, response: aiohttp.ClientResponse) -> Exception:
+    def _note_data_status(self, endpoint: str, code: int) -> None:
+        if endpoint in DATA_ENDPOINTS:
+            self.last_data_status = code
+            self.last_data_at = self._clock()
+
+    async def _http_error(self, endpoint: str, response: aiohttp.ClientResponse) -> Exception:
         """The typed error for a non-2xx answer, wrapped in `_Retry` when retrying may help."""
         code = response.status
         label = status_class(code)
+        err = await self._err_text(response)
+        said = f": {err}" if err else ""
         if code == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            error = UpstreamError(
-                SERVICE,
-                f"Figma API {endpoint} rate limited (429)",
-                status="429",
-                http_status=code,
-                retry_after=retry_after,
-            )
-            # A wait longer than the bound is not worth holding the request: fail now, say when.
-            return _Retry(error, retry_after) if self.retry.honours(retry_after) else error
+            return self._rate_limited(endpoint, response, said)
         if code >= 500:
-            return _Retry(
-                UpstreamError(
-                    SERVICE, f"Figma API {endpoint} failed ({code})", status=label, http_status=code
-                )
-            )
+            message = f"Figma API {endpoint} failed ({code}){said}"
+            return _Retry(UpstreamError(SERVICE, message, status=label, http_status=code))
         if code == 404:
             return UpstreamNotFound(
-                SERVICE, f"Figma API {endpoint}: not found (404)", status=label, http_status=code
+                SERVICE,
+                f"Figma API {endpoint}: not found (404){said}",
+                status=label,
+                http_status=code,
+            )
+        if code == 400:
+            return UpstreamInvalid(
+                SERVICE,
+                f"Figma API {endpoint} refused the request (400){said}",
+                status=label,
+                http_status=code,
             )
         if code in (401, 403):
-            message = f"Figma API {endpoint} rejected the token ({code})"
+            message = f"Figma API {endpoint} rejected the token ({code}){said}"
             return UpstreamError(SERVICE, message, status=label, http_status=code)
         return UpstreamError(
-            SERVICE, f"Figma API {endpoint} answered {code}", status=label, http_status=code
+            SERVICE, f"Figma API {endpoint} answered {code}{said}", status=label, http_status=code
         )
+
+    def _rate_limited(
+        self, endpoint: str, response: aiohttp.ClientResponse, said: str
+    ) -> Exception:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        limit_type = bounded_header(
+            response.headers.get("X-Figma-Rate-Limit-Type"), RATE_LIMIT_TYPES
+        )
+        plan_tier = bounded_header(response.headers.get("X-Figma-Plan-Tier"), PLAN_TIERS)
+        tier = ENDPOINT_TIERS.get(endpoint)
+        if retry_after is not None and tier is not None:
+            self._remember(
+                RateLimit(
+                    tier, endpoint, self._clock() + retry_after, retry_after, limit_type, plan_tier
+                )
+            )
+        error = UpstreamError(
+            SERVICE,
+            f"Figma API {endpoint} rate limited (429, limit type {limit_type}, plan tier"
+            f" {plan_tier}){said}",
+            status="429",
+            http_status=429,
+            retry_after=retry_after,
+        )
+        # A wait longer than the bound is not worth holding the request: fail now, say when.
+        return _Retry(error, retry_after) if self.retry.honours(retry_after) else error
+
+    def _remember(self, limit: RateLimit) -> None:
+        current = self._rate_limits.get(limit.tier)
+        if current is not None and current.until >= limit.until:
+            return
+        self._rate_limits[limit.tier] = limit
+        if self._on_rate_limit is not None:
+            self._on_rate_limit(limit)
+
+    async def _err_text(self, response: aiohttp.ClientResponse) -> str:
+        try:
+            raw = await response.content.read(ERR_BODY_LIMIT)
+        except (aiohttp.ClientError, TimeoutError):
+            return ""
+        return figma_err_text(raw, self._secrets)
 
     async def _read_bounded(self, response: aiohttp.ClientResponse, what: str) -> bytes:
         """The body, refusing one over `max_response_bytes` without buffering all of it."""

@@ -251,10 +251,15 @@ class FigmaSessionManager:
         scale_part = f"{float(scale):g}" if source == "api" else "1"
         key = self.cache.key("shot", source, file_key, node_id, format, scale_part)
         context = f"screenshot {source} {file_key} {node_id}"
+
+        cacheable = self._cacheable(source)
         started = time.perf_counter()
         try:
             image, cached = await self._operation(
-                "screenshot", context, session_id, lambda: self._image(key, source, capture)
+                "screenshot",
+                context,
+                session_id,
+                lambda: self._image(key, source, capture, cacheable),
             )
         except Exception:
             self._count_shot(source, "error")
@@ -334,7 +339,8 @@ class FigmaSessionManager:
     def _figma(self) -> FigmaClient:
         if self.figma is None:
             raise UpstreamUnavailable(
-                "figma_api", "Figma API is not configured (set --figma-token)"
+                "figma_api",
+                "Figma API is not configured (set --figma-token or --figma-oauth-token)",
             )
         return self.figma
 
@@ -378,12 +384,28 @@ class FigmaSessionManager:
 
         return await self.flights.run(key, fill)
 
+    def _cacheable(self, source: str) -> Callable[[], bool]:
+        """Whether a screenshot of `source` may be cached under the requested file key now. The
+        desktop MCP server renders whatever file is open in the app: its images are of no known
+        file, and caching them under the requested key could serve another file's image."""
+        if source == "api":
+            return lambda: True
+        mcp = self._mcp()
+        return lambda: mcp.screenshot_takes_file() is True
+
     async def _image(
-        self, key: str, source: str, capture: Callable[[], Awaitable[CachedImage]]
+        self,
+        key: str,
+        source: str,
+        capture: Callable[[], Awaitable[CachedImage]],
+        cacheable: Callable[[], bool],
     ) -> tuple[CachedImage, bool]:
-        cached: CachedImage | None = await self.cache.get(key, decode_image)
-        if cached is not None:
-            return cached, True
+        """The image cached under `key`, else captured (and cached if `cacheable()`);
+        concurrent identical requests share one capture."""
+        if cacheable():
+            cached: CachedImage | None = await self.cache.get(key, decode_image)
+            if cached is not None:
+                return cached, True
 
         async def fill() -> CachedImage:
             image = await capture()
@@ -391,7 +413,8 @@ class FigmaSessionManager:
             # upstream actually sent.
             self._shot_size[source].observe(len(image.data))
             self.screenshot_bytes[source] += len(image.data)
-            await self.cache.put(key, encode_image(image), image)
+            if cacheable():
+                await self.cache.put(key, encode_image(image), image)
             return image
 
         return await self.flights.run(key, fill), False

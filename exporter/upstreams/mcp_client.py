@@ -7,7 +7,13 @@ backoff. Callers in other tasks send requests over the published session. A call
 no session wakes the holder and waits (at most `timeout`) for the attempt's outcome, so a server
 that comes back is used at once and a dead one fails fast with `UpstreamUnavailable` (503).
 A call that fails because the connection went away, or because a restarted server no longer
-knows the session, is retried once on a fresh session (the tools used here are reads).
+knows the session (HTTP 404, or 400 / JSON-RPC -32000 "No valid session ID"), is retried once on a
+fresh session (the tools used here are reads), all within one `timeout` per call.
+
+Tools get only the arguments their input schema (from `list_tools`) declares, and values with a
+declared `pattern` are checked first (`InvalidRequest`, a 400). Figma's desktop Dev Mode server
+renders `get_screenshot` from the file open in the app and takes no `fileKey`; the remote server
+takes one: `screenshot_takes_file()` tells which kind of server this is.
 
     client = McpClient("http://127.0.0.1:3845/mcp", metrics, timeout=10)
     await client.start()
@@ -22,6 +28,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -34,6 +41,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     CONNECTION_CLOSED,
+    INTERNAL_ERROR,
     INVALID_REQUEST,
     REQUEST_TIMEOUT,
     CallToolResult,
@@ -41,7 +49,7 @@ from mcp_types import (
     TextContent,
 )
 
-from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from exporter.errors import InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.metrics import Metrics
 from exporter.upstreams.figma_client import RenderedImage
 from exporter.upstreams.upstream_metrics import UpstreamRecorder
@@ -51,6 +59,9 @@ log = logging.getLogger(__name__)
 SERVICE = "mcp_server"
 CLIENT_INFO = Implementation(name="session-metrics-exporter", version="1")
 MESSAGE_LIMIT = 200
+# JSON-RPC errors a server uses for "I do not know this session" (server-everything: HTTP 400 with
+# -32000 "Bad Request: No valid session ID provided"; the Python SDK: 404 → -32600).
+SESSION_ERROR_CODES = frozenset({CONNECTION_CLOSED, INVALID_REQUEST, INTERNAL_ERROR})
 
 T = TypeVar("T")
 
@@ -84,8 +95,14 @@ class McpClient:
         timeout: float = 10.0,
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
+        token: str | None = None,
     ) -> None:
         self.url = url
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._schemas: dict[str, dict[str, Any]] | None = None  # per session, from list_tools
+        # Set when the server answered a request carrying our session id with 400 or 404: the
+        # SDK reports a 400 whose body it cannot parse only as a generic error.
+        self._session_refused = False
         self.timeout = timeout
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -139,20 +156,40 @@ class McpClient:
 
     async def list_tools(self) -> list[dict[str, Any]]:
         result = await self._call("list_tools", lambda session: session.list_tools())
+        self._schemas = {tool.name: dict(tool.input_schema or {}) for tool in result.tools}
         return [{"name": tool.name, "description": tool.description or ""} for tool in result.tools]
 
+    def screenshot_takes_file(self) -> bool | None:
+        """Whether this session's `get_screenshot` can be told the file (the remote server) or
+        renders the file open in the desktop app (False); None until its tools are listed."""
+        if self._schemas is None or "get_screenshot" not in self._schemas:
+            return None
+        return "fileKey" in _properties(self._schemas["get_screenshot"])
+
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutput:
-        """Call a tool; a result flagged as an error raises `UpstreamError` with its text."""
+        """Call a tool with the arguments it declares; a result flagged as an error raises
+        `UpstreamError` with its text, a value its schema refuses `InvalidRequest`."""
         endpoint = self.recorder.endpoint(name)
 
         async def call(session: ClientSession) -> ToolOutput:
-            result = await session.call_tool(name, arguments, read_timeout_seconds=self.timeout)
+            schema = await self._schema(session, name)
+            declared = arguments if schema is None else declared_arguments(schema, arguments)
+            result = await session.call_tool(name, declared, read_timeout_seconds=self.timeout)
             return _tool_output(name, result)
 
         return await self._call(endpoint, call)
 
+    async def _schema(self, session: ClientSession, name: str) -> dict[str, Any] | None:
+        """The tool's input schema, listed once per session; None for a tool not listed (the
+        server then answers for itself)."""
+        if self._schemas is None:
+            result = await session.list_tools()
+            self._schemas = {tool.name: dict(tool.input_schema or {}) for tool in result.tools}
+        return self._schemas.get(name)
+
     async def get_screenshot(self, file_key: str, node_id: str) -> RenderedImage:
-        """The node's screenshot through the `get_screenshot` tool (ImageContent bytes)."""
+        """The node's screenshot through `get_screenshot` (ImageContent bytes). `file_key` is sent
+        only to a server whose tool takes it (see `screenshot_takes_file`)."""
         output = await self.call_tool("get_screenshot", {"nodeId": node_id, "fileKey": file_key})
         if not output.images:
             raise UpstreamError(SERVICE, "MCP get_screenshot returned no image")
@@ -161,6 +198,18 @@ class McpClient:
     # -- calls over the held session --------------------------------------------------------
 
     async def _call(
+        self, endpoint: str | None, request: Callable[[ClientSession], Awaitable[T]]
+    ) -> T:
+        """One call within one deadline (`timeout`), a reconnect and retry included."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._attempts(endpoint, request)
+        except TimeoutError:  # the attempt under way was counted as a timeout when cancelled
+            raise UpstreamTimeout(
+                SERVICE, f"MCP {endpoint or 'ping'} timed out after {self.timeout:g}s"
+            ) from None
+
+    async def _attempts(
         self, endpoint: str | None, request: Callable[[ClientSession], Awaitable[T]]
     ) -> T:
         for attempt in range(2):
@@ -178,17 +227,24 @@ class McpClient:
                     raise UpstreamTimeout(
                         SERVICE, f"MCP {endpoint or 'ping'} timed out after {self.timeout:g}s"
                     ) from None
-                if not _connection_lost(exc):
+                if not (_connection_lost(exc) or self._session_refused):
                     raise UpstreamError(
                         SERVICE, f"MCP {endpoint or 'ping'} failed: {_short(exc.message)}"
                     ) from None
                 self._drop(session, _short(exc.message))
+                self._session_refused = False
                 if attempt == 1:
                     raise UpstreamUnavailable(
                         SERVICE, f"MCP server connection lost ({_short(exc.message)})"
                     ) from None
             except UpstreamError as exc:
                 status = exc.status
+                raise
+            except InvalidRequest:
+                status = "invalid"  # refused before it was sent: not a request to count
+                raise
+            except asyncio.CancelledError:
+                status = "timeout"  # the call's deadline (or the caller) ended it
                 raise
             except (
                 Exception
@@ -197,7 +253,7 @@ class McpClient:
                     SERVICE, f"MCP {endpoint or 'ping'} failed ({type(exc).__name__})"
                 ) from None
             finally:
-                if endpoint is not None:
+                if endpoint is not None and status != "invalid":
                     self.recorder.record(endpoint, status, time.perf_counter() - started)
         raise AssertionError("unreachable")
 
@@ -219,6 +275,12 @@ class McpClient:
                 SERVICE, f"MCP server unreachable ({self.last_error or 'not connected'})"
             )
         return session
+
+    async def _watch_session(self, response: httpx2.Response) -> None:
+        """HTTP 400/404 to a request that carried a session id: the server forgot the session
+        (server-everything answers 400 "No valid session ID", the Python SDK 404)."""
+        if response.status_code in (400, 404) and "mcp-session-id" in response.request.headers:
+            self._session_refused = True
 
     def _drop(self, session: ClientSession, reason: str) -> None:
         """Forget a session that no longer works; the holder leaves it and reconnects."""
@@ -249,7 +311,11 @@ class McpClient:
         timeout = httpx2.Timeout(self.timeout, read=300.0)  # the read side holds an SSE stream open
         try:
             async with (
-                httpx2.AsyncClient(timeout=timeout) as http,
+                httpx2.AsyncClient(
+                    timeout=timeout,
+                    headers=self._headers,
+                    event_hooks={"response": [self._watch_session]},
+                ) as http,
                 streamable_http_client(self.url, http_client=http) as (read, write),
                 ClientSession(
                     read, write, read_timeout_seconds=self.timeout, client_info=CLIENT_INFO
@@ -273,6 +339,8 @@ class McpClient:
         if self.last_error is not None or self.connects == 0:
             log.info("MCP server %s connected", self.safe_url)
         self._session = session
+        self._schemas = None  # a new session may be another server: list its tools again
+        self._session_refused = False
         self.connects += 1
         self.last_error = None
         self._settle(outcome, session)
@@ -298,9 +366,38 @@ class McpClient:
 
 def _connection_lost(exc: MCPError) -> bool:
     """Errors that mean "this session is gone", not "this request was wrong"."""
-    if exc.code == CONNECTION_CLOSED:
+    if exc.code == CONNECTION_CLOSED:  # also server-everything's code for an unknown session
         return True
-    return exc.code == INVALID_REQUEST and "session" in exc.message.lower()
+    return exc.code in SESSION_ERROR_CODES and "session" in exc.message.lower()
+
+
+def _properties(schema: dict[str, Any]) -> dict[str, Any]:
+    properties = schema.get("properties")
+    return properties if isinstance(properties, dict) else {}
+
+
+def declared_arguments(schema: dict[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` limited to what `schema` declares, string patterns checked.
+
+    >>> declared_arguments({"properties": {"nodeId": {}}}, {"nodeId": "1:2", "fileKey": "K"})
+    {'nodeId': '1:2'}
+    """
+    properties = _properties(schema)
+    kept = {key: value for key, value in arguments.items() if key in properties}
+    for key, value in kept.items():
+        pattern = properties[key].get("pattern") if isinstance(properties[key], dict) else None
+        if isinstance(pattern, str) and isinstance(value, str) and not _matches(pattern, value):
+            raise InvalidRequest(
+                f"{key} {value[:40]!r} is not accepted by the MCP server (pattern {pattern[:80]})"
+            )
+    return kept
+
+
+def _matches(pattern: str, value: str) -> bool:
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:  # a pattern Python cannot read: let the server judge
+        return True
 
 
 def _tool_output(name: str, result: CallToolResult) -> ToolOutput:

@@ -1,4 +1,10 @@
-"""Availability probes for Redis (PING), the Figma API (`GET /v1/me`) and the MCP server (ping).
+"""Availability probes for Redis (PING), the Figma API (`GET /v1/me`, judged with the outcomes of
+real data calls) and the MCP server (ping).
+
+A check raises `ProbeFailure` (down) or returns a `ProbeNote` for a reachable service that still
+has a condition users notice: `rate_limited` (a 429's Retry-After is in force; `until`, the
+limit type and plan tier are JSON fields) or `limited_scope` (the token may read files but not
+`/v1/me`, which needs `current_user:read`). Neither is "down": `upstream_up` stays 1.
 
 A background loop probes every `interval` seconds, all services concurrently; `run_once()` probes
 now (joining a round already running). Scrapes only read what the last round left in the gauges:
@@ -31,13 +37,23 @@ from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.events import EventLog
 from exporter.metrics import PROBE_FAILURE_REASONS, SERVICES, Metrics
 from exporter.tasks import cancel_and_wait
-from exporter.upstreams.figma_client import FigmaClient
+from exporter.upstreams.figma_client import DATA_TIER, ENDPOINT_TIERS, FigmaClient
 from exporter.upstreams.mcp_client import McpClient
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[], Awaitable[None]]
+Check = Callable[[], Awaitable["ProbeNote | None"]]
 ERROR_LIMIT = 160
+CONDITIONS = ("rate_limited", "limited_scope")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeNote:
+    """A reachable service with a condition (in CONDITIONS); `details` are bounded JSON fields."""
+
+    condition: str
+    message: str
+    details: Mapping[str, Any] | None = None
 
 
 class ProbeFailure(Exception):
@@ -56,15 +72,20 @@ class ServiceStatus:
     last_checked: float | None = None
     last_error: str | None = None
     last_change: float | None = None
+    condition: str | None = None  # in CONDITIONS while up with a condition
+    note: str | None = None
+    details: Mapping[str, Any] | None = None
 
     @property
     def state(self) -> str:
-        """`disabled`, `unknown` (not probed yet), `up` or `down`."""
+        """`disabled`, `unknown` (not probed yet), `up`, `down`, or a condition while up."""
         if not self.enabled:
             return "disabled"
         if self.last_checked is None:
             return "unknown"
-        return "up" if self.up else "down"
+        if not self.up:
+            return "down"
+        return self.condition or "up"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +96,9 @@ class ServiceStatus:
             "last_checked": self.last_checked,
             "last_error": self.last_error,
             "last_change": self.last_change,
+            "condition": self.condition,
+            "note": self.note,
+            "details": dict(self.details) if self.details is not None else None,
         }
 
 
@@ -160,7 +184,7 @@ class Probes:
         started = time.perf_counter()
         try:
             try:
-                await asyncio.wait_for(check(), timeout)
+                note = await asyncio.wait_for(check(), timeout)
             except TimeoutError:
                 raise ProbeFailure("timeout", f"no answer within {timeout:g}s") from None
         except ProbeFailure as failure:
@@ -170,9 +194,15 @@ class Probes:
         ) as exc:  # defensive: any unexpected error is a failed probe, not a dead loop
             self._record(service, started, ProbeFailure("error", type(exc).__name__))
         else:
-            self._record(service, started, None)
+            self._record(service, started, None, note)
 
-    def _record(self, service: str, started: float, failure: ProbeFailure | None) -> None:
+    def _record(
+        self,
+        service: str,
+        started: float,
+        failure: ProbeFailure | None,
+        note: ProbeNote | None = None,
+    ) -> None:
         seconds = time.perf_counter() - started
         status = self._statuses[service]
         was = status.state
@@ -180,6 +210,9 @@ class Probes:
         status.latency_ms = round(seconds * 1000, 3)
         status.up = failure is None
         status.last_error = None if failure is None else _short(str(failure))
+        status.condition = note.condition if note is not None else None
+        status.note = _short(note.message) if note is not None else None
+        status.details = note.details if note is not None else None
         self._duration[service].set(seconds)
         self._up[service].set(1 if failure is None else 0)
         if failure is not None:
@@ -189,6 +222,8 @@ class Probes:
             self._transition(service, was, status)
 
     def _transition(self, service: str, was: str, status: ServiceStatus) -> None:
+        if status.up and status.condition is not None:
+            log.warning("%s is %s: %s", service, status.condition, status.note)
         if status.up and was == "down":
             log.info("%s is up again", service)
             self._event("upstream_up", f"{service} is up again", service)
@@ -223,19 +258,58 @@ def redis_check(client: Redis | RedisCluster) -> Check:
 
 
 def figma_check(figma: FigmaClient) -> Check:
-    """`GET /v1/me`: proves the API answers and accepts the token."""
+    """What users get from Figma. A lockout of the data tier (files, nodes, images) in force is
+    `rate_limited` without a request; otherwise `GET /v1/me`: an answer proves the API reachable
+    and the token valid. A 403 there with data calls answering is a token without scope
+    `current_user:read` (enough for files): reachable, `limited_scope`. A 429 is `rate_limited`."""
 
-    async def check() -> None:
+    async def check() -> ProbeNote | None:
+        # A lockout in force answers without a request: the data tier first (what users get),
+        # then /v1/me's own tier.
+        limited = _rate_limited_note(figma) or _rate_limited_note(figma, ENDPOINT_TIERS["me"])
+        if limited is not None:
+            return limited
         try:
             await figma.me()
         except UpstreamTimeout as exc:
             raise ProbeFailure("timeout", str(exc)) from None
         except UpstreamError as exc:
+            note = _figma_note(figma, exc)
+            if note is not None:
+                return note
             raise ProbeFailure(_figma_reason(exc), str(exc)) from None
         except aiohttp.ClientError as exc:
             raise ProbeFailure("connection", type(exc).__name__) from None
+        return None
 
     return check
+
+
+def _rate_limited_note(figma: FigmaClient, tier: int = DATA_TIER) -> ProbeNote | None:
+    limit = figma.rate_limit(tier)
+    if limit is None:
+        return None
+    now = time.time()
+    return ProbeNote("rate_limited", limit.describe(now), limit.as_dict(now))
+
+
+def _figma_note(figma: FigmaClient, exc: UpstreamError) -> ProbeNote | None:
+    """The condition a failed `/v1/me` shows, when it is not "down"."""
+    if exc.http_status == 429:
+        limited = _rate_limited_note(figma, ENDPOINT_TIERS["me"])
+        if limited is not None:
+            return limited
+        return ProbeNote("rate_limited", _short(str(exc)), {"until": None})
+    # 403 on /v1/me: scope missing, or the token is no good at all. Data calls tell which.
+    invalid = "invalid token" in str(exc).lower()  # Figma's word for a token it does not know
+    if exc.http_status == 403 and not invalid and figma.last_data_status not in (401, 403):
+        return ProbeNote(
+            "limited_scope",
+            "the token lacks scope current_user:read (GET /v1/me answered 403); files, nodes and"
+            " images need only file_content:read",
+            {"missing_scope": "current_user:read", "last_data_status": figma.last_data_status},
+        )
+    return None
 
 
 def mcp_check(mcp: McpClient) -> Check:

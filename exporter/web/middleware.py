@@ -18,9 +18,11 @@ from aiohttp.web import AbstractResource
 
 from exporter.errors import (
     ExporterError,
+    InvalidRequest,
     SessionNotFound,
     StoreUnavailable,
     UpstreamError,
+    UpstreamInvalid,
     UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -113,6 +115,8 @@ def exception_response(exc: BaseException) -> web.Response:
 def _exporter_error_response(exc: ExporterError) -> web.Response:
     if isinstance(exc, SessionNotFound):
         return json_response(error_body("not_found", str(exc)), 404)
+    if isinstance(exc, InvalidRequest):
+        return json_response(error_body(exc.code, str(exc)), 400)
     if isinstance(exc, StoreUnavailable):
         # A write refused by Redis during its refusal is journalled, never surfaced; a
         # `writes_refused` reaching here is a read it refused too (noauth): unavailable.
@@ -132,6 +136,8 @@ def _upstream_response(exc: UpstreamError) -> web.Response:
         status = 504
     elif isinstance(exc, UpstreamNotFound):
         status = 404
+    elif isinstance(exc, UpstreamInvalid):
+        status = 400
     elif isinstance(exc, UpstreamUnavailable) or exc.status == "429":
         status = 503
     if exc.retry_after is not None:

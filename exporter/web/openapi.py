@@ -296,12 +296,21 @@ PERSISTENCE = obj(
 )
 SERVICE_STATE = obj(
     {
-        "state": {"type": "string", "enum": ["up", "down", "disabled", "unknown"]},
+        "state": {
+            "type": "string",
+            "enum": ["up", "down", "disabled", "unknown", "rate_limited", "limited_scope"],
+        },
         "enabled": {"type": "boolean"},
         "up": nullable("boolean"),
         "latency_ms": nullable("number"),
         "last_checked": nullable("number"),
         "last_error": nullable("string"),
+        "condition": {
+            "type": ["string", "null"],
+            "enum": ["rate_limited", "limited_scope", None],
+        },
+        "note": nullable("string"),
+        "details": {"type": ["object", "null"]},
     },
     required=["state"],
 )
@@ -317,6 +326,17 @@ HEALTH = obj(
         "services": obj(
             {service: ref("ServiceState") for service in ("redis", "figma_api", "mcp_server")}
         ),
+        "figma_rate_limit": {
+            "type": ["object", "null"],
+            "properties": {
+                "until": {"type": "number"},
+                "retry_after": {"type": "number"},
+                "endpoint": {"type": "string"},
+                "tier": {"type": "integer"},
+                "limit_type": {"type": "string"},
+                "plan_tier": {"type": "string"},
+            },
+        },
     }
 )
 CACHE_TIER = obj(

@@ -45,7 +45,7 @@ async def health_check(request: web.Request) -> web.Response:
     refresh = query_flag(request, "refresh")
     service = get_runtime(request).service
     if refresh:
-        await service.check_health()
+        await service.refresh_health()
     return json_response(service.health())
 
 

@@ -253,16 +253,17 @@ async def test_upstream_failures_map_to_502_503_504(
     timeout = await error_of(await client.get("/api/figma/files/FILE1/nodes?ids=1:2"), 504)
     assert timeout["upstream"] == "figma_api" and timeout["code"] == "upstream_timeout"
 
+    double.reset()
+    missing = await error_of(await client.get("/api/figma/files/missingFILE"), 404)
+    assert missing["upstream"] == "figma_api"
+
+    # Last: the 429's Retry-After locks files, nodes and images out for 120 s.
     double.fail("images", Fault("429", retry_after=120))
     limited = await client.post(
         "/api/figma/screenshots", json={"file_key": "FILE1", "node_id": "1:2"}
     )
     assert (await error_of(limited, 503))["upstream"] == "figma_api"
     assert limited.headers["Retry-After"] == "120"
-
-    double.reset()
-    missing = await error_of(await client.get("/api/figma/files/missingFILE"), 404)
-    assert missing["upstream"] == "figma_api"
 
     for status in ("5xx", "timeout", "429", "4xx"):
         endpoint = {"5xx": "files", "timeout": "nodes", "429": "images", "4xx": "files"}[status]

@@ -59,7 +59,7 @@ async def test_file_nodes_images_and_me(
     assert document["name"] == "Design FILE1"
     assert document["document"]["children"][0]["children"][0]["id"] == "1:2"
     shallow = await figma.get_file("FILE1", depth=1)
-    assert "children" not in shallow["document"]["children"][0]
+    assert shallow["document"]["children"][0]["children"] == []
     nodes = await figma.get_nodes("FILE1", ["1:2", "1:3"])
     assert set(nodes["nodes"]) == {"1:2", "1:3"}
     assert nodes["nodes"]["1:2"]["document"]["type"] == "FRAME"
@@ -147,19 +147,19 @@ async def test_4xx_is_not_retried(
     assert double.requests["files"] == 2
 
 
-async def test_timeouts_are_retried_then_raise_upstream_timeout(
+async def test_a_timeout_is_not_retried_and_the_deadline_bounds_the_call(
     http: aiohttp.ClientSession, double: FigmaDouble, metrics: Metrics
 ) -> None:
+    """Issue 12, point 4: `--figma-timeout 2` used to answer after 6.4 s and 3 requests."""
     double.fail("files", Fault("slow", delay=2.0), times=None)
-    started = time.monotonic()
     with pytest.raises(UpstreamTimeout) as caught:
         await client(http, double, metrics, timeout=0.2).get_file("FILE1")
-    assert time.monotonic() - started < 4.5  # 3 x 0.2 s and short backoffs, not 3 x the 2 s delay
     assert caught.value.status == "timeout"
-    assert requests(metrics, "files", "timeout") == 3
+    assert requests(metrics, "files", "timeout") == 1
+    assert double.requests["files"] == 1
 
 
-async def test_a_slow_first_answer_recovers_on_retry(
+async def test_a_slow_answer_is_not_repeated(
     http: aiohttp.ClientSession, double: FigmaDouble, metrics: Metrics
 ) -> None:
     double.fail("me", Fault("slow", delay=2.0))
@@ -167,8 +167,10 @@ async def test_a_slow_first_answer_recovers_on_retry(
     with pytest.raises(UpstreamTimeout):
         await figma.me()  # the probe call never retries
     double.fail("nodes", Fault("slow", delay=2.0))
-    assert (await figma.get_nodes("FILE1", ["1:2"]))["nodes"]
-    assert requests(metrics, "nodes", "timeout") == 1 and requests(metrics, "nodes", "2xx") == 1
+    with pytest.raises(UpstreamTimeout):
+        await figma.get_nodes("FILE1", ["1:2"])  # Figma: make it smaller, do not repeat it
+    assert requests(metrics, "nodes", "timeout") == 1 and double.requests["nodes"] == 1
+    assert (await figma.get_nodes("FILE1", ["1:2"]))["nodes"]  # the next call is a new one
 
 
 async def test_malformed_json_is_an_error_not_retried(

@@ -173,9 +173,10 @@ async def test_failures_are_counted_as_errors(double: FigmaDouble) -> None:
             )
             == 1
         )
+        # A node Figma answers 404 for is the caller's error, like an unknown session id.
         assert (
             stack.sample(
-                "operation_errors_total", manager="figma", operation="screenshot", error="upstream"
+                "operation_errors_total", manager="figma", operation="screenshot", error="not_found"
             )
             == 1
         )

@@ -10,10 +10,10 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
-from exporter.errors import UpstreamError, UpstreamUnavailable
+from exporter.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
 from exporter.metrics import Metrics
 from exporter.upstreams.mcp_client import McpClient
-from tests.support.mcp_server import SCREENSHOT_BYTES, McpServerProcess
+from tests.support.mcp_server import SCREENSHOT_BYTES, TOOLS, McpServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,13 @@ def requests(mcp: McpClient, endpoint: str, status: str) -> float:
 
 async def test_tools_screenshot_and_text_tools(client: McpClient) -> None:
     tools = {tool["name"] for tool in await client.list_tools()}
-    assert {"get_screenshot", "get_metadata", "get_code"} <= tools
+    assert set(TOOLS) <= tools
     image = await client.get_screenshot("FILE1", "1:2")
     assert len(image.data) == SCREENSHOT_BYTES and image.data[:4] == b"\x89PNG"
     assert image.content_type == "image/png"
     metadata = await client.call_tool("get_metadata", {"nodeId": "1:2"})
     assert 'id="1:2"' in metadata.texts[0]
-    code = await client.call_tool("get_code", {"nodeId": "1:2"})
+    code = await client.call_tool("get_design_context", {"nodeId": "1:2"})
     assert "data-node-id" in code.texts[0]
     assert requests(client, "get_screenshot", "2xx") == 1
     assert requests(client, "list_tools", "2xx") == 1
@@ -57,10 +57,10 @@ async def test_tools_screenshot_and_text_tools(client: McpClient) -> None:
 
 
 async def test_unknown_tools_fail_clearly_under_one_label(client: McpClient) -> None:
-    with pytest.raises(UpstreamError, match="MCP tool get_variable_defs reported an error"):
-        await client.call_tool("get_variable_defs", {"nodeId": "1:2"})
+    with pytest.raises(UpstreamError, match="MCP tool get_code reported an error"):
+        await client.call_tool("get_code", {"nodeId": "1:2"})  # the tool's old name
     with pytest.raises(UpstreamError):
-        await client.call_tool("get_metadata", {})  # missing argument
+        await client.call_tool("get_metadata", {"nodeId": 12})  # not a string
     assert requests(client, "other_tool", "error") == 1
     assert requests(client, "get_metadata", "error") == 1
     assert client.connected  # a bad call does not cost the session
@@ -115,3 +115,22 @@ async def test_close_is_prompt_even_while_the_server_is_down(running: McpServerP
             await mcp.ping()
     finally:
         running.start()
+
+
+# -- issue 12: the desktop Dev Mode server's tools as they are declared --------------------------
+
+
+async def test_only_declared_arguments_are_sent(client: McpClient) -> None:
+    """The desktop `get_screenshot` has no `fileKey`: a server that checks would refuse it."""
+    image = await client.get_screenshot("FILE1", "1:2")
+    assert len(image.data) == SCREENSHOT_BYTES
+    assert client.screenshot_takes_file() is False
+    for tool in TOOLS[1:]:
+        output = await client.call_tool(tool, {"nodeId": "1:2", "fileKey": "FILE1"})
+        assert output.texts
+
+
+async def test_a_node_id_the_server_refuses_is_a_clear_invalid_request(client: McpClient) -> None:
+    with pytest.raises(InvalidRequest, match="nodeId 'I1:2;3:4' is not accepted"):
+        await client.get_screenshot("FILE1", "I1:2;3:4")
+    assert (await client.get_screenshot("FILE1", "1-2")).data  # the URL form is declared too

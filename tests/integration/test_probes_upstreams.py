@@ -109,8 +109,8 @@ async def test_figma_probe_reasons(double: FigmaDouble, mcp_server: McpServerPro
         await figma.probes.run_once()
         double.fail("me", Fault("403"))
         await figma.probes.run_once()
-        assert (
-            figma.probes.status()["figma_api"].last_error == "Figma API me rejected the token (403)"
+        assert figma.probes.status()["figma_api"].last_error == (
+            "Figma API me rejected the token (403): Invalid token"
         )
         double.fail("me", Fault("500"))
         await figma.probes.run_once()

@@ -103,7 +103,8 @@ async def scenario(
 ) -> AsyncIterator[Scenario]:
     await asyncio.to_thread(_fresh_redis, redis_server)
     figma = await FigmaDouble().start()
-    mcp = await asyncio.to_thread(McpServerProcess().start)
+    # The remote server's tools take fileKey, so its screenshots are cached (the desktop's not).
+    mcp = await asyncio.to_thread(McpServerProcess(remote=True).start)
     settings = parse_settings(
         {
             **SETTINGS,

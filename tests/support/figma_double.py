@@ -14,8 +14,11 @@ Faults are queued per endpoint and consumed one per request, or made permanent w
     double.requests["files"]                                  # requests seen per endpoint
     double.reset()
 
-A file key starting with `missing` answers 404; a wrong or absent `X-Figma-Token` answers 403; a
-node id ending in `:404` renders to a null image URL, as Figma answers for nodes it cannot render.
+A file key starting with `missing` answers 404; a wrong or absent token (`X-Figma-Token`, or
+`Authorization: Bearer` with `oauth_token`) answers 403 "Invalid token"; a node id ending in `:404`
+renders to a null image URL, as Figma answers for nodes it cannot render. `403_scope` is Figma's
+answer to a valid token without the endpoint's scope; a 429 carries `X-Figma-Rate-Limit-Type`
+and `X-Figma-Plan-Tier` (Fault's `limit_type`, `plan_tier`).
 """
 
 from __future__ import annotations
@@ -24,28 +27,43 @@ import asyncio
 import struct
 import zlib
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 
+
+class SpecChecker(Protocol):
+    """What the double asks of Figma's OpenAPI spec (tests/support/figma_spec.FigmaSpec)."""
+
+    def request_errors(self, method: str, path: str, query: dict[str, str]) -> list[str]: ...
+
+    def response_errors(self, method: str, path: str, status: int, body: Any) -> list[str]: ...
+
+
 DEFAULT_TOKEN = "figd_TEST-secret-token-do-not-leak-0123456789"
+DEFAULT_OAUTH_TOKEN = "figu_TEST-oauth-secret-do-not-leak-9876543210"
 PNG_BYTES = 2048  # every PNG image download is exactly this long unless image_size says otherwise
 ENDPOINTS = ("me", "files", "nodes", "images", "image_download")
-FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "403", "404", "drop")
+FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "400", "403", "403_scope", "404", "drop")
+SCOPE_ERROR = "Invalid scope(s): this endpoint requires the current_user:read scope"
 
 
-def png_of_size(size: int, width: int = 4, height: int = 4) -> bytes:
-    """A valid PNG of exactly `size` bytes: a tiny image padded with a tEXt chunk."""
+def png_of_size(size: int, width: int = 4, height: int = 4, comment: bytes = b"") -> bytes:
+    """A valid PNG of exactly `size` bytes: a tiny image padded with a tEXt chunk (which starts
+    with `comment`, so a test can tell images apart)."""
     raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
     body = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + _chunk(
         b"IDAT", zlib.compress(raw)
     )
     head, tail = b"\x89PNG\r\n\x1a\n", _chunk(b"IEND", b"")
     padding = size - len(head) - len(body) - len(tail) - 12
-    if padding < len(b"Comment\x00"):
+    label = b"Comment\x00" + comment
+    if padding < len(label):
         raise ValueError(f"a PNG cannot be as small as {size} bytes")
-    text = b"Comment\x00" + b"x" * (padding - len(b"Comment\x00"))
+    text = label + b"x" * (padding - len(label))
     return head + body + _chunk(b"tEXt", text) + tail
 
 
@@ -72,6 +90,8 @@ class Fault:
     kind: str
     retry_after: float | None = None
     delay: float = 2.0
+    limit_type: str | None = None
+    plan_tier: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -81,8 +101,18 @@ class Fault:
 class FigmaDouble:
     """The fake Figma API; see the module docstring."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        oauth_token: str = DEFAULT_OAUTH_TOKEN,
+        spec: SpecChecker | None = None,
+    ) -> None:
         self.token = token
+        self.oauth_token = oauth_token
+        # With a spec, every API request and JSON answer is checked; what fails is kept here.
+        self.spec = spec
+        self.violations: list[str] = []
+        self.checked = 0
         self.image_size = PNG_BYTES
         self.requests: Counter[str] = Counter()
         self.bytes_served = 0
@@ -106,6 +136,8 @@ class FigmaDouble:
             self._faults.setdefault(endpoint, deque()).extend([fault] * times)
 
     def reset(self) -> None:
+        self.violations.clear()
+        self.checked = 0
         self._faults.clear()
         self._permanent.clear()
         self.requests.clear()
@@ -114,7 +146,7 @@ class FigmaDouble:
         self.image_size = PNG_BYTES
 
     async def start(self) -> FigmaDouble:
-        app = web.Application()
+        app = web.Application(middlewares=[self._check_spec] if self.spec is not None else [])
         app.router.add_get("/v1/me", self._me)
         app.router.add_get("/v1/files/{key}", self._file)
         app.router.add_get("/v1/files/{key}/nodes", self._nodes)
@@ -134,6 +166,31 @@ class FigmaDouble:
 
     # -- request plumbing -------------------------------------------------------------------
 
+    @web.middleware
+    async def _check_spec(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Check the request and the JSON answer against the spec (image downloads are not the
+        API: they are pre-signed storage URLs)."""
+        response = await handler(request)
+        spec = self.spec
+        if spec is None or not request.path.startswith("/v1/"):
+            return response
+        query = {key: request.query[key] for key in request.query}
+        self.violations += spec.request_errors(request.method, request.path, query)
+        if isinstance(response, web.Response) and response.content_type == "application/json":
+            assert isinstance(response.body, bytes)
+            try:
+                body = orjson.loads(response.body)
+            except orjson.JSONDecodeError:
+                body = None  # the `malformed` fault: not the spec's business
+            if body is not None:
+                self.violations += spec.response_errors(
+                    request.method, request.path, response.status, body
+                )
+        self.checked += 1
+        return response
+
     def _next_fault(self, endpoint: str) -> Fault | None:
         queue = self._faults.get(endpoint)
         if queue:
@@ -146,14 +203,16 @@ class FigmaDouble:
         """Count, check auth, apply a fault; a response means "answer with this"."""
         self.requests[endpoint] += 1
         token = request.headers.get("X-Figma-Token")
+        bearer = request.headers.get("Authorization", "")
         if auth:
-            self.tokens_seen.append(token)
+            self.tokens_seen.append(token or bearer or None)
         fault = self._next_fault(endpoint)
         if fault is not None:
             response = await self._apply(request, fault)
             if response is not None:
                 return response
-        if auth and token != self.token:
+        valid = token == self.token or bearer == f"Bearer {self.oauth_token}"
+        if auth and not valid:
             return web.json_response({"status": 403, "err": "Invalid token"}, status=403)
         return None
 
@@ -165,12 +224,23 @@ class FigmaDouble:
             headers = (
                 {} if fault.retry_after is None else {"Retry-After": _seconds(fault.retry_after)}
             )
+            if fault.limit_type is not None:
+                headers["X-Figma-Rate-Limit-Type"] = fault.limit_type
+            if fault.plan_tier is not None:
+                headers["X-Figma-Plan-Tier"] = fault.plan_tier
             return web.json_response(
                 {"status": 429, "err": "Rate limit exceeded"}, status=429, headers=headers
             )
+        if fault.kind == "403_scope":
+            return web.json_response({"status": 403, "err": SCOPE_ERROR}, status=403)
+        if fault.kind == "400":
+            return web.json_response(
+                {"status": 400, "err": "Invalid parameter: ids\x00 must\nbe node ids"}, status=400
+            )
         if fault.kind in ("500", "503", "403", "404"):
             status = int(fault.kind)
-            return web.json_response({"status": status, "err": f"status {status}"}, status=status)
+            err = {403: "Invalid token", 404: "Not found"}.get(status, f"status {status}")
+            return web.json_response({"status": status, "err": err}, status=status)
         if fault.kind == "malformed":
             return web.Response(text='{"name": "Broken', content_type="application/json")
         # "drop": close the connection without an answer.
@@ -261,28 +331,124 @@ def _libraries() -> dict[str, Any]:
     return {"components": {}, "componentSets": {}, "schemaVersion": 0, "styles": {}}
 
 
-def _frame(node_id: str) -> dict[str, Any]:
+# A realistic document: Figma files the exporter serves have pages of dozens of frames with tens of
+# layers each. FRAMES_PER_PAGE x LAYERS_PER_FRAME nodes (about 600 nodes, some 400 KB of JSON),
+# every node with the properties Figma's spec requires of its type.
+FRAMES_PER_PAGE = 40
+LAYERS_PER_FRAME = 14
+
+
+def _box(x: float, y: float, width: float, height: float) -> dict[str, float]:
+    return {"x": x, "y": y, "width": width, "height": height}
+
+
+def _paint(r: float, g: float, b: float) -> dict[str, Any]:
+    return {
+        "type": "SOLID",
+        "visible": True,
+        "opacity": 1,
+        "blendMode": "NORMAL",
+        "color": {"r": r, "g": g, "b": b, "a": 1},
+    }
+
+
+def _layer(node_id: str, kind: str, index: int, origin: tuple[float, float]) -> dict[str, Any]:
+    box = _box(origin[0] + 16, origin[1] + 16 + index * 24, 288, 20)
+    node: dict[str, Any] = {
+        "id": node_id,
+        "name": f"{kind.title()} {index}",
+        "type": kind,
+        "scrollBehavior": "SCROLLS",
+        "blendMode": "PASS_THROUGH",
+        "absoluteBoundingBox": box,
+        "absoluteRenderBounds": box,
+        "fills": [_paint(0.1, 0.1, 0.1 + index / 100)],
+        "effects": [],
+        "strokes": [],
+        "strokeWeight": 1,
+        "strokeAlign": "INSIDE",
+        "constraints": {"vertical": "TOP", "horizontal": "LEFT"},
+    }
+    if kind == "TEXT":
+        node |= {
+            "characters": f"Label {index}: the quick brown fox jumps over the lazy dog",
+            "style": {
+                "fontFamily": "Inter",
+                "fontPostScriptName": "Inter-Regular",
+                "fontWeight": 400,
+                "fontSize": 14,
+                "textAlignHorizontal": "LEFT",
+                "textAlignVertical": "TOP",
+                "letterSpacing": 0,
+                "lineHeightPx": 20,
+                "lineHeightPercent": 100,
+                "lineHeightUnit": "INTRINSIC_%",
+            },
+            "characterStyleOverrides": [],
+            "styleOverrideTable": {},
+            "lineTypes": ["NONE"],
+            "lineIndentations": [0],
+        }
+    else:
+        node["cornerRadius"] = 4
+    return node
+
+
+def _frame(node_id: str, index: int = 0) -> dict[str, Any]:
+    prefix = node_id.partition(":")[0]
+    origin = (float(index % 8) * 400, float(index // 8) * 600)
+    box = _box(origin[0], origin[1], 320, 16 + LAYERS_PER_FRAME * 24)
+    children = [
+        _layer(f"{prefix}:{1000 + index * 100 + i}", "TEXT" if i % 2 else "RECTANGLE", i, origin)
+        for i in range(LAYERS_PER_FRAME)
+    ]
     return {
         "id": node_id,
         "name": f"Frame {node_id}",
         "type": "FRAME",
-        "absoluteBoundingBox": {"x": 0, "y": 0, "width": 320, "height": 200},
-        "children": [
-            {
-                "id": f"{node_id.partition(':')[0]}:99",
-                "name": "Label",
-                "type": "TEXT",
-                "characters": "Hi",
-            }
-        ],
+        "scrollBehavior": "SCROLLS",
+        "blendMode": "PASS_THROUGH",
+        "absoluteBoundingBox": box,
+        "absoluteRenderBounds": box,
+        "clipsContent": True,
+        "fills": [_paint(1, 1, 1)],
+        "effects": [],
+        "strokes": [],
+        "strokeWeight": 1,
+        "strokeAlign": "INSIDE",
+        "constraints": {"vertical": "TOP", "horizontal": "LEFT"},
+        "children": children,
     }
 
 
+def _prune(node: dict[str, Any], depth: int) -> dict[str, Any]:
+    """The node with children only `depth` levels down (Figma's `depth`). Below it, containers
+    keep an empty `children`: the spec requires the property of every container type."""
+    if "children" not in node:
+        return node
+    if depth <= 0:
+        return {**node, "children": []}
+    return {**node, "children": [_prune(child, depth - 1) for child in node["children"]]}
+
+
 def _document(depth: int) -> dict[str, Any]:
-    canvas: dict[str, Any] = {"id": "0:1", "name": "Page 1", "type": "CANVAS"}
-    if depth > 1:
-        canvas["children"] = [_frame("1:2"), _frame("1:3")]
-    document: dict[str, Any] = {"id": "0:0", "name": "Document", "type": "DOCUMENT"}
-    if depth > 0:
-        document["children"] = [canvas]
-    return document
+    frames = [_frame(f"1:{2 + i}", i) for i in range(FRAMES_PER_PAGE)]
+    canvas: dict[str, Any] = {
+        "id": "0:1",
+        "name": "Page 1",
+        "type": "CANVAS",
+        "scrollBehavior": "SCROLLS",
+        "backgroundColor": {"r": 0.96, "g": 0.96, "b": 0.96, "a": 1},
+        "flowStartingPoints": [],
+        "prototypeDevice": {"type": "NONE", "rotation": "NONE"},
+        "prototypeStartNodeID": None,
+        "children": frames,
+    }
+    document: dict[str, Any] = {
+        "id": "0:0",
+        "name": "Document",
+        "type": "DOCUMENT",
+        "scrollBehavior": "SCROLLS",
+        "children": [canvas],
+    }
+    return _prune(document, depth)

@@ -200,7 +200,7 @@ def test_overall_counts_each_row_once_at_its_worst() -> None:
     report = assess(
         {
             "session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=150),
-            "figma": ComponentInputs(services={"figma_api": "down"}, p95_latency_ms=900),
+            "figma": ComponentInputs(services={"figma_api": "down"}, p95_latency_ms=6000),
         }
     )
     assert report.components["session"].score == 100 - 30 - 15
@@ -229,3 +229,53 @@ def test_report_json_shape() -> None:
     assert set(body["components"]) == {"session", "figma", "overall"}
     assert body["issues"][0]["code"] == "error_ratio_high"
     assert body["components"]["session"]["issues"][0]["component"] == "session"
+
+
+# -- issue 12: Figma is judged by Figma's latencies, and what users get from it ----------------
+
+
+def test_realistic_figma_latency_is_healthy() -> None:
+    """Files ~0.4 s, renders ~1.2 s more: the session thresholds (100/500 ms) would cost 25."""
+    report = assess({"figma": ComponentInputs(p95_latency_ms=1600)})
+    assert report.components["figma"].score == 100
+    assert report.components["figma"].status == "healthy"
+
+
+@pytest.mark.parametrize(
+    ("p95", "code", "threshold"),
+    [(2500, "latency_high", 2000), (5500, "latency_critical", 5000)],
+)
+def test_real_figma_slowness_still_shows(p95: float, code: str, threshold: float) -> None:
+    report = assess({"figma": ComponentInputs(p95_latency_ms=p95)})
+    [issue] = report.components["figma"].issues
+    assert (issue.code, issue.threshold) == (code, threshold)
+
+
+def test_session_latency_keeps_its_own_thresholds() -> None:
+    report = assess({"session": ComponentInputs(p95_latency_ms=600)})
+    assert [i.code for i in report.overall.issues] == ["latency_critical"]
+
+
+def test_figma_latency_thresholds_are_overridable() -> None:
+    thresholds = HealthThresholds.from_overrides(
+        {"figma_latency_high_ms": 300, "figma_latency_critical_ms": 400}
+    )
+    report = assess({"figma": ComponentInputs(p95_latency_ms=450)}, thresholds)
+    assert [i.code for i in report.overall.issues] == ["latency_critical"]
+
+
+def test_a_token_without_current_user_scope_is_an_issue_not_an_outage() -> None:
+    report = assess({"figma": ComponentInputs(services={"figma_api": "limited_scope"})})
+    [issue] = report.components["figma"].issues
+    assert issue.code == "figma_token_scope"
+    assert issue.severity == "info"
+    assert "current_user:read" in issue.message
+    assert report.overall.score == 100
+
+
+def test_rate_limited_is_its_own_state_not_down() -> None:
+    report = assess({"figma": ComponentInputs(services={"figma_api": "rate_limited"})})
+    codes = [i.code for i in report.overall.issues]
+    assert codes == ["figma_api_rate_limited"]
+    assert report.overall.score == 100 - HealthThresholds().figma_api_rate_limited_penalty
+    assert "figma_api_rate_limited" in HEALTH_ISSUE_CODES

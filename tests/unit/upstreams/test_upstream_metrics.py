@@ -54,5 +54,6 @@ def test_recorder_counts_in_prometheus_and_json() -> None:
 def test_unknown_mcp_tools_share_one_label() -> None:
     recorder = UpstreamRecorder(Metrics(CollectorRegistry()), "mcp_server")
     assert recorder.endpoint("get_screenshot") == "get_screenshot"
-    assert recorder.endpoint("get_variable_defs") == "other_tool"
+    assert recorder.endpoint("get_variable_defs") == "get_variable_defs"
+    assert recorder.endpoint("get_code_connect_map") == "other_tool"
     assert recorder.endpoint("../../etc") == "other_tool"
