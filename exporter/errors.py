@@ -37,6 +37,26 @@ class StoreTimeout(StoreUnavailable):
     code = "timeout"
 
 
+class JournalFull(StoreUnavailable):
+    """The outage journal holds as many entries or bytes as it may: the write is refused (503 +
+    Retry-After) before it is acknowledged, never accepted and dropped later."""
+
+    code = "store_busy"
+
+
+class JournalLocked(ExporterError):
+    """Another process holds the journal directory: two processes must never share one."""
+
+    code = "journal_locked"
+
+
+class StoreFull(ExporterError):
+    """The memory tier is full of entries it may not evict (sessions it holds the only copy of):
+    the write is refused with 507 instead of evicting an acknowledged one."""
+
+    code = "store_full"
+
+
 class UpstreamError(ExporterError):
     """An upstream service (Figma API, MCP server) failed.
 

@@ -19,6 +19,7 @@ from aiohttp.web import AbstractResource
 from exporter.errors import (
     ExporterError,
     SessionNotFound,
+    StoreFull,
     StoreUnavailable,
     UpstreamError,
     UpstreamNotFound,
@@ -115,6 +116,8 @@ def _exporter_error_response(exc: ExporterError) -> web.Response:
     if isinstance(exc, StoreUnavailable):
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
         return json_response(error_body(exc.code, str(exc)), 503, headers)
+    if isinstance(exc, StoreFull):
+        return json_response(error_body(exc.code, str(exc)), 507)
     if isinstance(exc, UpstreamError):
         return _upstream_response(exc)
     log.error("unexpected %s: %s", type(exc).__name__, exc)
