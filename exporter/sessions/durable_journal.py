@@ -209,9 +209,9 @@ class DurableJournal:
         if item.key not in self._items:
             self._pending_new.add(item.key)
         self._kick()
-        # Shielded: a caller cancelled mid-wait leaves the record queued (it may still land,
-        # unacknowledged, which a retry makes harmless) and the batch undisturbed.
-        await asyncio.shield(future)
+        # A caller cancelled mid-wait cancels only its future: the record stays queued and may
+        # still land, unacknowledged, which a retry makes harmless (versions).
+        await future
 
     def has_room(self, key: str, size: int = 0) -> bool:
         """Whether a record of `size` bytes for `key` would be accepted now."""
