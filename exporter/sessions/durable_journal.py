@@ -85,6 +85,7 @@ class DurableJournal:
         self._sizes: dict[str, int] = {}
         self.bytes = 0  # live bytes: the encoded size of the latest record of each key
         self._pending: list[_Pending] = []
+        self._inflight: list[_Pending] = []  # the batch being written and synced
         self._pending_new: set[str] = set()  # queued keys not yet in _items
         self._pending_bytes = 0
         self._wake = asyncio.Event()
@@ -233,7 +234,7 @@ class DurableJournal:
 
     async def flush(self) -> None:
         """Wait until every record queued so far is durable (or failed)."""
-        waiting = [future for _, _, future in self._pending]
+        waiting = [future for _, _, future in self._inflight + self._pending]
         if waiting:
             await asyncio.gather(*(asyncio.shield(f) for f in waiting), return_exceptions=True)
 
@@ -298,6 +299,16 @@ class DurableJournal:
     async def _commit(self) -> None:
         """Append every queued record with one write and one fsync; then acknowledge them."""
         batch, self._pending = self._pending, []
+        self._inflight = batch
+        try:
+            await self._write_batch(batch)
+        except Exception:
+            self._fail(batch, StoreUnavailable("outage journal failed"))
+            raise
+        finally:
+            self._inflight = []
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
         async with self._io:
             try:
                 await asyncio.to_thread(self._append, b"".join(data for _, data, _ in batch))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import JournalFull, JournalLocked
+from exporter.errors import JournalFull, JournalLocked, StoreUnavailable
 from exporter.sessions.durable_journal import LOG_NAME, DurableJournal
 from exporter.sessions.journal_format import FILE_MAGIC, decode_records, encode_record
 from exporter.sessions.redis_store import ReplayItem
@@ -158,6 +158,17 @@ async def test_a_flipped_byte_skips_only_the_damaged_record(tmp_path: Path) -> N
 def test_decoding_garbage_finds_no_records() -> None:
     decoded = decode_records(os.urandom(4096))
     assert decoded.items == [] and decoded.corrupt_regions == 1
+
+
+async def test_a_failed_disk_write_is_not_acknowledged(tmp_path: Path) -> None:
+    journal = DurableJournal.open(tmp_path)
+    await journal.record(put("a", 1))
+    os.close(journal._fd)  # the next append fails (EBADF), as a disk error would
+    with pytest.raises(StoreUnavailable, match="journal write failed"):
+        await journal.record(put("b", 2))
+    assert journal.get("b") is None and len(journal) == 1
+    journal._fd = -1
+    journal._release()
 
 
 async def test_a_full_journal_refuses_instead_of_dropping(tmp_path: Path) -> None:
