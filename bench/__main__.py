@@ -5,7 +5,8 @@ Each figure is a median over interleaved runs, compared with a baseline measured
 hidden; the exit status is 0 either way (benchmarks are not tests).
 
     python -m bench            # everything, about 2 minutes
-    python -m bench store      # one section: store, http, metrics, coherence or aiohttp-session
+    python -m bench store      # one section: store, http, metrics, coherence, aiohttp-session,
+                               # journal or memory
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ import platform
 import sys
 import time
 
-from bench import aiohttp_session_bench, coherence_bench, http_bench, metrics_bench, store_bench
+from bench import (
+    aiohttp_session_bench,
+    coherence_bench,
+    http_bench,
+    journal_bench,
+    memory_bench,
+    metrics_bench,
+    store_bench,
+)
 from bench.support import RedisProcess, Result
 
-SECTIONS = ("store", "http", "metrics", "coherence", "aiohttp-session")
+SECTIONS = ("store", "http", "metrics", "coherence", "aiohttp-session", "journal", "memory")
 
 
 def loop_name() -> str:
@@ -69,6 +78,10 @@ def main(argv: list[str]) -> None:
             results += run_async(coherence_bench.run(redis.url))
         if "aiohttp-session" in sections:
             results += aiohttp_session_bench.run()  # its own Redis: it kills it
+        if "journal" in sections:
+            results += run_async(journal_bench.run())
+        if "memory" in sections:
+            results += memory_bench.run()
     finally:
         redis.stop()
     print_table(results)

@@ -44,6 +44,13 @@ class StoreBusy(StoreUnavailable):
     code = "store_busy"
 
 
+class JournalFull(StoreBusy):
+    """The outage journal holds as many entries or bytes as it may: the write is refused (503 +
+    Retry-After) before it is acknowledged, never accepted and dropped later."""
+
+    code = "store_busy"
+
+
 class WritesRefused(StoreUnavailable):
     """Redis answers but refuses writes (`reason`: readonly, oom, misconf, noauth): reads it
     answers are still served; writes are journalled as in an outage."""
@@ -53,6 +60,19 @@ class WritesRefused(StoreUnavailable):
     def __init__(self, reason: str, retry_after: float = 1.0) -> None:
         super().__init__(f"Redis refuses writes ({reason})", retry_after)
         self.reason = reason
+
+
+class JournalLocked(ExporterError):
+    """Another process holds the journal directory: two processes must never share one."""
+
+    code = "journal_locked"
+
+
+class StoreFull(ExporterError):
+    """The memory tier is full of entries it may not evict (sessions it holds the only copy of):
+    the write is refused with 507 instead of evicting an acknowledged one."""
+
+    code = "store_full"
 
 
 class UpstreamError(ExporterError):

@@ -31,6 +31,7 @@ from exporter.sessions.redis_client import (
 )
 from exporter.sessions.redis_store import RedisStore
 from exporter.sessions.session_index import SessionIndex
+from exporter.sessions.store import ENTRY_OVERHEAD
 from exporter.sessions.tiered_store import TieredStore
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,10 @@ def build_store(
     if journal_dir is not None:
         log.warning("journal_dir %s: the durable journal is not supported yet", journal_dir)
     memory = MemoryStore(
-        settings.memory_max_entries, settings.memory_max_bytes, counted_prefixes=(NAMESPACE,)
+        settings.memory_max_entries,
+        settings.memory_max_bytes,
+        counted_prefixes=(NAMESPACE,),
+        entry_overhead=ENTRY_OVERHEAD,
     )
     redis_tier = (
         RedisStore(client, prefix=settings.redis_key_prefix, timeout=settings.redis_timeout)

@@ -7,6 +7,12 @@ deadlines so it never scans the whole tier. A key prefix may get a byte budget o
 the tier (large Figma images must not push sessions out). Everything here is synchronous and does
 no I/O.
 
+Some entries must never be evicted: sessions in memory-only mode (the tier holds the only copy)
+and, with Redis, writes journalled during an outage. Those are *pinned*, by key prefix
+(`pinned_prefixes`) or one key at a time (`pin`/`unpin`). A put that fits only by evicting pinned
+entries raises `StoreFull` (507) and leaves the tier as it was; unpinned entries (Figma
+responses) are still evicted, oldest first, to make room.
+
     >>> tier = MemoryStore(max_entries=2, max_bytes=1024)
     >>> tier.put("a", StoredValue(b"1", 1, time.time() + 60))
     >>> tier.get("a").payload
@@ -20,6 +26,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
+from exporter.errors import StoreFull
 from exporter.sessions.store import StoredValue
 
 ExpiryListener = Callable[[str, StoredValue], None]
@@ -40,8 +47,13 @@ class MemoryStore:
         counted_prefixes: Iterable[str] = (),
         on_expire: ExpiryListener | None = None,
         on_evict: Callable[[int], None] | None = None,
+        pinned_prefixes: Iterable[str] = (),
+        entry_overhead: int = 0,
     ) -> None:
         self.max_entries = max_entries
+        # Counted per entry on top of its key and payload: store.ENTRY_OVERHEAD makes `bytes`
+        # what the process spends (0 counts the characters only).
+        self.entry_overhead = entry_overhead
         self.max_bytes = max_bytes
         self.on_expire = on_expire
         self.on_evict = on_evict
@@ -56,6 +68,11 @@ class MemoryStore:
         self._budget_order: dict[str, deque[tuple[str, _Entry]]] = {}
         self.bytes = 0
         self.evictions = 0
+        self.pinned_prefixes = tuple(pinned_prefixes)
+        self._pinned_keys: set[str] = set()
+        self.pinned_entries = 0  # held entries that may not be evicted, and their bytes
+        self.pinned_bytes = 0
+        self.rejected = 0  # puts refused with StoreFull
 
     def __len__(self) -> int:
         return len(self._data)
@@ -85,16 +102,22 @@ class MemoryStore:
         if max_ttl is not None and max_ttl < ttl:
             ttl = max_ttl
         data = self._data
+        size = len(key) + len(value.payload) + self.entry_overhead
+        pinned = self.is_pinned(key)
+        if pinned and ttl > 0:
+            self._check_room(key, size)
         old = data.pop(key, None)
         if old is not None:
-            self._forget(old)
-        size = len(key) + len(value.payload)
+            self._forget(key, old)
         prefix = self._prefix_of(key)
         if ttl <= 0 or size > self._budgets.get(prefix or "", self.max_bytes):
             return
         deadline = _monotonic() + ttl
         entry = data[key] = (value, deadline, size, prefix)
         self.bytes += size
+        if pinned:
+            self.pinned_entries += 1
+            self.pinned_bytes += size
         if prefix is not None:
             self._prefix_counts[prefix] += 1
             self._prefix_bytes[prefix] += size
@@ -111,16 +134,67 @@ class MemoryStore:
         entry = self._data.pop(key, None)
         if entry is None:
             return None
-        self._forget(entry)
+        self._forget(key, entry)
         return None if entry[1] <= _monotonic() else entry[0]
 
-    def clear(self, prefix: str | None = None) -> int:
-        """Drop every entry (or those whose key starts with `prefix`); return how many."""
+    def is_pinned(self, key: str) -> bool:
+        return key in self._pinned_keys or key.startswith(self.pinned_prefixes)
+
+    def pin(self, key: str) -> None:
+        """Never evict `key` (held now or put later) until `unpin(key)`; expiry still applies."""
+        if self.is_pinned(key):
+            return
+        self._pinned_keys.add(key)
+        entry = self._data.get(key)
+        if entry is not None:
+            self.pinned_entries += 1
+            self.pinned_bytes += entry[2]
+
+    def unpin(self, key: str) -> None:
+        """Let `key` be evicted again (a no-op for keys pinned by prefix)."""
+        if key not in self._pinned_keys:
+            return
+        self._pinned_keys.discard(key)
+        entry = self._data.get(key)
+        if entry is not None and not self.is_pinned(key):
+            self.pinned_entries -= 1
+            self.pinned_bytes -= entry[2]
+
+    def fits(self, key: str, size: int) -> bool:
+        """Whether a pinned entry of `size` counted bytes under `key` would be accepted now."""
+        old = self._data.get(key)
+        held = old is not None and self.is_pinned(key)
+        entries = self.pinned_entries + (0 if held else 1)
+        nbytes = self.pinned_bytes + size - (old[2] if held and old is not None else 0)
+        return entries <= self.max_entries and nbytes <= self.max_bytes
+
+    def _check_room(self, key: str, size: int) -> None:
+        if self.fits(key, size):
+            return
+        self.rejected += 1
+        raise StoreFull(
+            f"memory store full: {self.pinned_entries} entries ({self.pinned_bytes} bytes) it "
+            f"may not evict, limits {self.max_entries} entries / {self.max_bytes} bytes"
+        )
+
+    def clear(self, prefix: str | None = None, *, keep_pinned: bool = False) -> int:
+        """Drop every entry (or those whose key starts with `prefix`), sparing pinned ones if
+        `keep_pinned`; return how many were dropped."""
+        if keep_pinned and self.pinned_entries:
+            keys = [
+                key
+                for key in self._data
+                if (prefix is None or key.startswith(prefix)) and not self.is_pinned(key)
+            ]
+            for key in keys:
+                self._forget(key, self._data.pop(key))
+            return len(keys)
         if prefix is None:
             count = len(self._data)
             self._data.clear()
             self._deadlines.clear()
             self.bytes = 0
+            self.pinned_entries = self.pinned_bytes = 0
             self._prefix_counts = dict.fromkeys(self._prefix_counts, 0)
             self._prefix_bytes = dict.fromkeys(self._prefix_bytes, 0)
             for order in self._budget_order.values():
@@ -128,7 +202,7 @@ class MemoryStore:
             return count
         keys = [key for key in self._data if key.startswith(prefix)]
         for key in keys:
-            self._forget(self._data.pop(key))
+            self._forget(key, self._data.pop(key))
         return len(keys)
 
     def sweep(self, limit: int = 10_000) -> int:
@@ -172,22 +246,36 @@ class MemoryStore:
 
     def _expire(self, key: str) -> None:
         entry = self._data.pop(key)
-        self._forget(entry)
+        self._forget(key, entry)
         if self.on_expire is not None:
             self.on_expire(key, entry[0])
 
-    def _forget(self, entry: _Entry) -> None:
+    def _forget(self, key: str, entry: _Entry) -> None:
         """Account for an entry already taken out of the dict."""
         self.bytes -= entry[2]
+        if self.is_pinned(key):
+            self.pinned_entries -= 1
+            self.pinned_bytes -= entry[2]
         if entry[3] is not None:
             self._prefix_counts[entry[3]] -= 1
             self._prefix_bytes[entry[3]] -= entry[2]
 
     def _evict(self) -> None:
+        """Evict the least recently used unpinned entries until within bounds. Pinned ones met on
+        the way are moved to the back (their order does not matter: they are never evicted), so
+        a tier full of sessions does not rescan them on every put."""
         data = self._data
         evicted = 0
+        rotations = len(data)
         while data and (len(data) > self.max_entries or self.bytes > self.max_bytes):
-            self._forget(data.popitem(last=False)[1])
+            key = next(iter(data))
+            if self.is_pinned(key):
+                if rotations == 0:
+                    break  # only pinned entries left: put checked they fit
+                rotations -= 1
+                data.move_to_end(key)
+                continue
+            self._forget(key, data.pop(key))
             evicted += 1
         self._count_evictions(evicted)
 
@@ -199,9 +287,9 @@ class MemoryStore:
         evicted = 0
         while self._prefix_bytes[prefix] > self._budgets[prefix] and order:
             old_key, old_entry = order.popleft()
-            if data.get(old_key) is old_entry:  # else stale: replaced or removed since
+            if data.get(old_key) is old_entry and not self.is_pinned(old_key):  # else stale
                 del data[old_key]
-                self._forget(old_entry)
+                self._forget(old_key, old_entry)
                 evicted += 1
         if len(order) > 2 * self._prefix_counts[prefix] + 1024:
             order_live = [(k, e) for k, e in order if data.get(k) is e]

@@ -8,27 +8,71 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from exporter.sessions.store import right_sized
+
 # secrets.token_urlsafe alphabet; anything else cannot be one of our ids (and must not reach a
 # Redis key, where `{` or `}` would break the hash tag).
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# The document's fixed parts around `data`, as orjson writes them (ours, or older replicas').
+_NUMBER = rb"-?[0-9.eE+-]+"
+_DOC_HEAD = re.compile(rb'\{"created_at":' + _NUMBER + rb',"expires_at":' + _NUMBER + rb',"data":')
+_DOC_TAIL = re.compile(rb',"created_at":' + _NUMBER + rb',"expires_at":' + _NUMBER + rb"\}\Z")
 
 
-@dataclass(slots=True)
 class Session:
-    """One session. Instances held by the memory tier are shared: treat them as read-only."""
+    """One session. Instances held by the memory tier are shared: treat them as read-only.
 
-    id: str
-    data: dict[str, Any]
-    created_at: float
-    expires_at: float
-    version: int = 0
-    _json: bytes | None = field(default=None, repr=False, compare=False)
+    Once encoded (`to_document`, which every stored session goes through) the document is the
+    only copy kept: `data` decodes it on access and `json_bytes` splices the API body out of it
+    without re-encoding. Keeping the decoded dict and a second encoding besides cost a 1 KiB
+    session about 3 KiB of memory more."""
+
+    __slots__ = ("_data", "_doc", "_stamps", "created_at", "expires_at", "id", "version")
+
+    def __init__(
+        self,
+        id: str,
+        data: dict[str, Any],
+        created_at: float,
+        expires_at: float,
+        version: int = 0,
+    ) -> None:
+        self.id = id
+        self._data: dict[str, Any] | None = data
+        self.created_at = created_at
+        self.expires_at = expires_at
+        self.version = version
+        self._doc: bytes | None = None
+        self._stamps: bytes | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The session's data (decoded anew from the document on each access, once stored)."""
+        if self._data is not None:
+            return self._data
+        assert self._doc is not None
+        data: dict[str, Any] = orjson.loads(self._doc)["data"]
+        return data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (version), like the dataclass it was
+
+    def __repr__(self) -> str:
+        return "Session(id={!r}, data={!r}, created_at={!r}, expires_at={!r}, version={!r})".format(
+            *self._fields()
+        )
+
+    def _fields(self) -> tuple[str, dict[str, Any], float, float, int]:
+        return self.id, self.data, self.created_at, self.expires_at, self.version
 
     def as_json(self) -> dict[str, Any]:
         """The API shape: `{"id", "data", "created_at", "expires_at"}`, timestamps RFC 3339 UTC."""
@@ -40,21 +84,51 @@ class Session:
         }
 
     def json_bytes(self) -> bytes:
-        """`as_json()` serialised once and kept, so memory hits serve bytes without re-encoding."""
-        if self._json is None:
-            self._json = orjson.dumps(self.as_json())
-        return self._json
+        """`as_json()` serialised, byte for byte as orjson would, from the stored encoding (the
+        formatted timestamps, 100 bytes, are kept: formatting them is most of the cost)."""
+        if self._stamps is None:
+            self._stamps = b',"created_at":"%s","expires_at":"%s"}' % (
+                rfc3339(self.created_at).encode(),
+                rfc3339(self.expires_at).encode(),
+            )
+        # a valid id needs no JSON escaping
+        return b'{"id":"%s","data":%s%s' % (self.id.encode(), self._data_json(), self._stamps)
 
     def to_document(self) -> bytes:
-        """What the store keeps (the id is in the key, the version in the value header)."""
-        return orjson.dumps(
-            {"data": self.data, "created_at": self.created_at, "expires_at": self.expires_at}
-        )
+        """What the store keeps (the id is in the key, the version in the value header); from
+        here on the session holds this encoding instead of its decoded data."""
+        if self._doc is None:
+            self._doc = right_sized(
+                orjson.dumps(
+                    {
+                        "created_at": self.created_at,
+                        "expires_at": self.expires_at,
+                        "data": self._data,
+                    }
+                )
+            )
+            self._data = None
+        return self._doc
+
+    def _data_json(self) -> bytes:
+        """`data` as JSON: cut out of the document (either key order), else encoded."""
+        doc = self._doc
+        if doc is not None:
+            head = _DOC_HEAD.match(doc)
+            if head is not None and doc.endswith(b"}"):
+                return doc[head.end() : -1]
+            tail = _DOC_TAIL.search(doc) if doc.startswith(b'{"data":') else None  # older order
+            if tail is not None:
+                return doc[8 : tail.start()]
+        return orjson.dumps(self.data)
 
     @classmethod
     def from_document(cls, session_id: str, payload: bytes, version: int) -> Session:
         doc = orjson.loads(payload)
-        return cls(session_id, doc["data"], doc["created_at"], doc["expires_at"], version)
+        session = cls(session_id, doc["data"], doc["created_at"], doc["expires_at"], version)
+        if doc.keys() == {"data", "created_at", "expires_at"}:
+            session._doc, session._data = payload, None  # the payload is the one copy kept
+        return session
 
 
 def rfc3339(timestamp: float) -> str:

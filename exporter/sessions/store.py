@@ -42,6 +42,22 @@ class StoredValue:
         return len(self.payload)
 
 
+def right_sized(raw: bytes) -> bytes:
+    """A copy of `raw` in an allocation of its own length. orjson returns bytes that keep its
+    whole working buffer (about 8 KiB, whatever the length): kept as is, a 1 KiB session would
+    cost 9 KiB."""
+    return bytes(memoryview(raw))
+
+
+# What holding one entry costs besides its key and payload characters (`MemoryStore`'s
+# `entry_overhead`), measured with tracemalloc for sessions (bench/memory_bench.py): the str and
+# bytes headers, the StoredValue, the decoded Session with its id and formatted timestamps, the
+# tier's record tuple, its OrderedDict slot and deadline heap entry, the floats and ints.
+ENTRY_OVERHEAD = 800
+# A decoded object other than a Session (a cached Figma document) is not counted: those entries
+# are evictable, and under a budget of their own.
+
+
 def new_version() -> int:
     """A version for a write made now: wall-clock nanoseconds, comparable across replicas."""
     return time.time_ns()

@@ -26,6 +26,7 @@ import orjson
 from exporter.errors import UpstreamUnavailable
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import SCREENSHOT_OUTCOMES, SCREENSHOT_SOURCES, Metrics
+from exporter.sessions.store import right_sized
 from exporter.upstreams.figma_client import FORMAT_TYPES, FigmaClient
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.response_cache import (
@@ -379,7 +380,7 @@ class FigmaSessionManager:
 
         async def fill() -> dict[str, Any]:
             document = await fetch()
-            await self.cache.put(key, orjson.dumps(document), document)
+            await self.cache.put(key, right_sized(orjson.dumps(document)), document)
             return document
 
         return await self.flights.run(key, fill)

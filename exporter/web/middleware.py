@@ -20,6 +20,7 @@ from exporter.errors import (
     ExporterError,
     InvalidRequest,
     SessionNotFound,
+    StoreFull,
     StoreUnavailable,
     UpstreamError,
     UpstreamInvalid,
@@ -123,6 +124,8 @@ def _exporter_error_response(exc: ExporterError) -> web.Response:
         code = "unavailable" if isinstance(exc, WritesRefused) else exc.code
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
         return json_response(error_body(code, str(exc)), 503, headers)
+    if isinstance(exc, StoreFull):
+        return json_response(error_body(exc.code, str(exc)), 507)
     if isinstance(exc, UpstreamError):
         return _upstream_response(exc)
     log.error("unexpected %s: %s", type(exc).__name__, exc)

@@ -44,3 +44,21 @@ def test_bad_ttls_are_rejected(ttl: object) -> None:
 
 def test_good_ttl_is_a_float() -> None:
     assert check_ttl(5) == 5.0
+
+
+def test_the_api_body_is_spliced_from_the_document_byte_for_byte() -> None:
+    data = {"k": [1, {"created_at": 2}], "s": "é\u2028\"'", "n": None}
+    reference = orjson.dumps(Session("abc", data, 1700000000.123, 1700003600.5).as_json())
+    stored = Session("abc", data, 1700000000.123, 1700003600.5)
+    stored.to_document()
+    assert stored.json_bytes() == reference
+    older = orjson.dumps({"data": data, "created_at": 1700000000.123, "expires_at": 1700003600.5})
+    assert Session.from_document("abc", older, 3).json_bytes() == reference  # older key order
+
+
+def test_a_stored_session_keeps_only_its_document() -> None:
+    session = Session("abc", {"k": 1}, 1.5, 61.5)
+    document = session.to_document()
+    assert session.data == {"k": 1} and session.to_document() is document
+    loaded = Session.from_document("abc", document, 7)
+    assert loaded.data == {"k": 1} and loaded.to_document() is document  # the payload, shared
