@@ -103,10 +103,9 @@ def configure_logging(level: str) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    from aiohttp import web
-
     from exporter.web import create_app
     from exporter.web.keys import LIFECYCLE
+    from exporter.web.server import make_runner, site
 
     # Handlers first: a SIGTERM that arrives while starting still shuts down cleanly.
     stop = asyncio.Event()
@@ -114,11 +113,11 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
-    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    runner = make_runner(app, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     host, port = settings.listen
     try:
-        await web.TCPSite(runner, host, port).start()
+        await site(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from exporter.config import Settings
 from exporter.metrics import Metrics
 from exporter.web import figma_routes, landing, ops_routes, session_metrics_routes, session_routes
+from exporter.web.cross_site import cross_site_middleware
 from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, Lifecycle
 from exporter.web.middleware import instrumentation_middleware
 from exporter.web.runtime import open_runtime
@@ -22,7 +23,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     """
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     app = web.Application(
-        middlewares=[instrumentation_middleware(metrics)],
+        middlewares=[instrumentation_middleware(metrics), cross_site_middleware()],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
