@@ -13,12 +13,14 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from exporter import __version__
 from exporter.config import OPTIONS, Settings, parse_settings
 from exporter.errors import ConfigError
+from exporter.logging_setup import configure_logging
 from exporter.service import thresholds_from_settings
 
 log = logging.getLogger("exporter")
@@ -40,8 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="YAML file of settings (keys as the flags, with _ or -)"
     )
     for option in OPTIONS:
+        # A switch (`--access-log`) may stand alone or take a value (`--access-log false`).
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if option.switch else {}
         parser.add_argument(
-            option.flag, dest=option.name, default=None, help=f"{option.help} [env {option.env}]"
+            option.flag,
+            dest=option.name,
+            default=None,
+            help=f"{option.help} [env {option.env}]",
+            **extra,
         )
     return parser
 
@@ -85,21 +93,13 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     return settings
 
 
-# Libraries that log every request at INFO (the MCP SDK's HTTP client logs each call and probe).
-CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "mcp")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level != "debug":
-        for name in CHATTY_LOGGERS:
-            logging.getLogger(name).setLevel(
-                max(logging.WARNING, logging.getLevelName(level.upper()))
-            )
+def secrets_of(settings: Settings) -> list[str]:
+    """The values the log must never show (the Redis URL's password is caught as userinfo)."""
+    values = [settings.figma_token, settings.admin_token]
+    if settings.redis_url:
+        password = urlsplit(settings.redis_url).password
+        values.append(password)
+    return [value for value in values if value]
 
 
 async def serve(settings: Settings) -> None:
@@ -113,7 +113,9 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
-    runner = make_runner(app, shutdown_timeout=settings.shutdown_timeout)
+    runner = make_runner(
+        app, access=settings.access_log, shutdown_timeout=settings.shutdown_timeout
+    )
     await runner.setup()
     host, port = settings.listen
     try:
@@ -153,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"session-metrics-exporter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, secrets_of(settings))
     try:
         run(settings)
     except ListenError as exc:

@@ -134,3 +134,25 @@ async def test_parser_errors_are_bounded_json_with_one_log_line(
 async def test_a_method_the_parser_does_not_know_is_a_json_400(served: int) -> None:
     status, _, body = await raw_request(served, b"BREW /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (status, orjson.loads(body)["error"]["code"]) == (400, "bad_method")
+
+
+async def test_access_log_has_structured_fields_and_no_query_string(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.access")
+    app = create_app(parse_settings(FAST), CollectorRegistry())
+    runner = make_runner(app, access=True)
+    await runner.setup()
+    port = free_port()
+    await site(runner, "127.0.0.1", port).start()
+    try:
+        status, _, _ = await raw_request(
+            port, b"GET /-/healthy?token=s3cret HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+    finally:
+        await runner.cleanup()
+    assert status == 200
+    (record,) = [r for r in caplog.records if r.name == "exporter.access"]
+    fields = vars(record)
+    assert (fields["method"], fields["path"], fields["status"]) == ("GET", "/-/healthy", 200)
+    assert fields["duration_ms"] >= 0 and "s3cret" not in record.getMessage()

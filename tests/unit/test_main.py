@@ -96,7 +96,7 @@ def test_bad_health_thresholds_exit_2(value: str, capsys: pytest.CaptureFixture[
 
 
 def test_library_request_logs_are_quiet_unless_debugging() -> None:
-    from exporter.__main__ import CHATTY_LOGGERS, configure_logging
+    from exporter.logging_setup import CHATTY_LOGGERS, configure_logging
 
     try:
         configure_logging("info")
