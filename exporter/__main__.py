@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from exporter import __version__
+from exporter.build import version_line
 from exporter.config import OPTIONS, Settings, parse_settings
 from exporter.errors import ConfigError
 from exporter.logging_setup import configure_logging
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="session-metrics-exporter",
         description="Instrumented session managers exported to Prometheus, a JSON API and SSE.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version_line()}")
     parser.add_argument(
         "--config", metavar="FILE", help="YAML file of settings (keys as the flags, with _ or -)"
     )
