@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure the Debian packages we need are installed: python3-venv, and for the tests redis-server
-# and prometheus (which brings promtool). As root they are installed with apt-get; otherwise we say
+# Make sure the Debian packages we need are installed: python3-venv, and for the tests redis-server,
+# prometheus (which brings promtool) and chromium (a real browser's EventSource). As root they are installed with apt-get; otherwise we say
 # what to run.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ missing=()
 if [ "${1:-}" != venv ]; then
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v promtool >/dev/null || missing+=(prometheus)
+    command -v chromium >/dev/null || missing+=(chromium)
 fi
 "${PYTHON:-python3}" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0

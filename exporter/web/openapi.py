@@ -662,9 +662,13 @@ def _seed_paths() -> dict[str, Any]:
                 "Server-Sent Events: metrics, health, event; heartbeats",
                 SEED,
                 {
-                    "200": reply("an event stream", {"type": "string"}, "text/event-stream"),
+                    "200": reply(
+                        "an event stream; at the client limit a stream that only sets"
+                        " `retry:` and ends, so EventSource reconnects later",
+                        {"type": "string"},
+                        "text/event-stream",
+                    ),
                     "400": error_reply("invalid Last-Event-ID"),
-                    "503": error_reply("too many stream clients", retry=True),
                 },
                 parameters=[
                     {
