@@ -21,11 +21,11 @@ STREAM = "/api/session-metrics/stream"
 PAGE = """<!doctype html><title>sse</title><script>
 const report = (kind, state) =>
   fetch("/test/report", {method: "POST", body: JSON.stringify({kind, state})});
-const source = new EventSource("%s");
+const source = new EventSource("STREAM_PATH");
 source.onopen = () => report("open", source.readyState);
 source.onerror = () => report("error", source.readyState);
 source.addEventListener("health", () => report("health", source.readyState));
-</script>""" % STREAM
+</script>""".replace("STREAM_PATH", STREAM)
 
 
 def page_routes(app: web.Application, reports: list[dict[str, Any]]) -> None:
