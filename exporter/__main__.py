@@ -86,11 +86,21 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         thresholds_from_settings(settings)
     except ValueError as exc:
         raise ConfigError("--health-thresholds", str(exc)) from None
+    if settings.web_config_file:  # TLS files and hashes checked now: exit 2, not a failed start
+        server_ssl_context_for(settings.web_config_file)
     if settings.redis_url:  # host lists, master name, options: checked before start-up too
         from exporter.sessions.redis_client import parse_redis_url
 
         parse_redis_url(settings.redis_url)
     return settings
+
+
+def server_ssl_context_for(path: str) -> None:
+    from exporter.web_config import load_web_config, server_ssl_context
+
+    config = load_web_config(path)
+    if config.tls is not None:
+        server_ssl_context(config.tls)
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -104,7 +114,7 @@ def secrets_of(settings: Settings) -> list[str]:
 
 async def serve(settings: Settings) -> None:
     from exporter.web import create_app
-    from exporter.web.keys import LIFECYCLE
+    from exporter.web.keys import LIFECYCLE, WEB_CONFIG
     from exporter.web.server import make_runner, site
 
     # Handlers first: a SIGTERM that arrives while starting still shuts down cleanly.
@@ -118,13 +128,16 @@ async def serve(settings: Settings) -> None:
     )
     await runner.setup()
     host, port = settings.listen
+    web_config = app.get(WEB_CONFIG)
+    ssl_context = web_config.ssl_context if web_config is not None else None
     try:
-        await site(runner, host, port).start()
+        await site(runner, host, port, ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     log.info(
-        "serving on http://%s:%d (redis %s, figma %s, mcp %s)",
+        "serving on %s://%s:%d (redis %s, figma %s, mcp %s)",
+        "https" if ssl_context else "http",
         host,
         port,
         settings.redis_url_redacted or "off: memory only",
