@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import yaml
@@ -32,8 +33,21 @@ class ListenError(Exception):
     """The listen address cannot be bound (in use, not permitted)."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (with a suggestion), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            unknown = message.partition(":")[2].split()[0].partition("=")[0]
+            known = [flag for action in self._actions for flag in action.option_strings]
+            close = difflib.get_close_matches(unknown, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message}{hint}; see --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="session-metrics-exporter",
         description="Instrumented session managers exported to Prometheus, a JSON API and SSE.",
     )
@@ -61,10 +75,18 @@ def load_yaml(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError("--config", f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError("--config", f"{path} is not valid YAML{_yaml_where(exc)}") from None
     if not isinstance(loaded, dict):
         raise ConfigError("--config", f"{path} must hold a mapping of settings")
     return loaded
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """` at line N: problem`, one line (PyYAML's own text spans several, quoting the input)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return where + (f": {problem}" if problem else "")
 
 
 def merge_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ tests can build settings from a plain dict:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -306,7 +307,10 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         name = key.replace("-", "_")
         option = OPTIONS_BY_NAME.get(name)
         if option is None:
-            raise ConfigError(key, "unknown setting")
+            close = difflib.get_close_matches(name, OPTIONS_BY_NAME, n=1)
+            raise ConfigError(
+                key, "unknown setting" + (f"; did you mean {close[0]}?" if close else "")
+            )
         if raw is not None:
             parsed[name] = option.parse(option.flag, raw)
     settings = Settings(**parsed)

@@ -1,8 +1,9 @@
 """GET /api/openapi.json: the HTTP surface as an OpenAPI 3.1 document.
 
-Written by hand next to the contract in SPEC.md; a test checks that every route the app serves is
-described here (and nothing else), and validates real responses against these schemas (OpenAPI
-3.1 schemas are JSON Schema 2020-12). The landing page builds its links from the same document.
+Written by hand next to the contract in the README's HTTP API table; a test checks that every
+route the app serves is described here (and nothing else), and validates real responses against
+these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12). The landing page builds its links
+from the same document.
 """
 
 from __future__ import annotations
