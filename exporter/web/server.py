@@ -52,11 +52,12 @@ def classify_parser_error(status: int, exc: BaseException | None) -> tuple[int, 
 
 
 def _line_too_long(exc: LineTooLong) -> tuple[int, str, str]:
-    """The request target is the one over-long line that starts with `/` or a scheme (the C
-    parser hands us the target itself); anything else is a header."""
+    """The request target is the over-long line that starts with `/` or a scheme (the C parser
+    hands us the target itself) or that the pure-Python parser calls the status line; anything
+    else is a header."""
     line = exc.args[0] if exc.args else b""
     head = bytes(line[:8]) if isinstance(line, bytes | bytearray) else str(line)[:8].encode()
-    if head.startswith((b"/", b"http:", b"https:", b"*")):
+    if head.startswith((b"/", b"http:", b"https:", b"*")) or str(line).startswith("Status line"):
         return URI_TOO_LONG, "uri_too_long", "request target too long"
     return 431, "header_too_long", "request header too long"
 
