@@ -18,6 +18,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import (
     BadHttpMessage,
     BadHttpMethod,
+    ContentEncodingError,
     InvalidHeader,
     InvalidURLError,
     LineTooLong,
@@ -44,6 +45,8 @@ def classify_parser_error(status: int, exc: BaseException | None) -> tuple[int, 
         return 400, "bad_url", "invalid request target"
     if isinstance(exc, InvalidHeader):
         return 400, "bad_header", "invalid request header"
+    if isinstance(exc, ContentEncodingError):  # br or zstd without their optional decoder
+        return 415, "unsupported_content_encoding", "Content-Encoding not supported"
     if isinstance(exc, BadHttpMessage):
         return 400, "bad_request", "malformed HTTP request"
     if status >= 500:

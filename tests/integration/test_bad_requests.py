@@ -70,6 +70,9 @@ async def test_gzip_header_on_a_plain_body_is_a_400_without_traceback(
         assert body["error"]["code"] == "bad_content_encoding"
         good = gzip.compress(b'{"data": {"z": 1}}')
         await app.json("/api/sessions", 201, "POST", data=good, headers=headers)
+        unknown = {**headers, "Content-Encoding": "compress"}
+        body = await app.json("/api/sessions", 415, "POST", data=b'{"data": {}}', headers=unknown)
+        assert body["error"]["code"] == "unsupported_content_encoding"
     assert not [r for r in caplog.records if r.exc_info]
 
 
@@ -105,6 +108,13 @@ PARSER_ERRORS = [
     ("bad_length", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, None),
     ("bad_method", b"FO@O / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_method"),
     ("non_utf8_path", b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400, None),
+    (
+        "zstd_without_decoder",
+        b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Encoding: zstd\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
+        415,
+        "unsupported_content_encoding",
+    ),
 ]
 
 
