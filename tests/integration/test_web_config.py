@@ -4,6 +4,7 @@ scraped by a real Prometheus; wrong passwords, plain HTTP, client certificates, 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ import requests
 import yaml
 
 from tests.integration.test_cli_serve import exporter_command
-from tests.support.prometheus_server import JOB, PrometheusServer, start_prometheus
-from tests.support.redis_server import free_port, wait_until
+from tests.support.prometheus_server import JOB, PrometheusServer
+from tests.support.redis_server import free_port, missing_dependency, wait_until
 from tests.support.tls import Certificates, make_certificates
 
 PASSWORD = "correct horse battery"
@@ -108,11 +109,14 @@ class HttpsPrometheus(PrometheusServer):
 
 @pytest.fixture
 def prometheus(exporter: Exporter, certs: Certificates) -> Iterator[PrometheusServer]:
-    start_prometheus()  # skips (or fails under CI) with the install hint when it is missing
+    if shutil.which("prometheus") is None:
+        missing_dependency("prometheus", "install the Debian package prometheus")
     server = HttpsPrometheus(certs.ca, exporter.port).start()
-    server.set_targets([f"127.0.0.1:{exporter.port}"])
-    yield server
-    server.stop()
+    try:
+        server.set_targets([f"127.0.0.1:{exporter.port}"])
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow
