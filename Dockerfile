@@ -1,7 +1,11 @@
 # session-metrics-exporter image: the exporter alone, running as an unprivileged user.
 #   docker build -t session-metrics-exporter .
-#   docker run -p 9464:9464 session-metrics-exporter --redis-url redis://host:6379/0
+#   docker run -p 127.0.0.1:9464:9464 session-metrics-exporter --listen 0.0.0.0:9464 --redis-url redis://host:6379/0
 # Settings come from flags or SESSION_EXPORTER_* environment variables (see README).
+# It listens on 0.0.0.0 inside the container (its loopback is unreachable from outside): publish the
+# port only where it is needed, or mount a --web-config-file with TLS and basic auth
+# (docs/web-config.md). Build with --build-arg REVISION=$(git rev-parse --short=12 HEAD) so
+# --version and session_exporter_build_info carry the revision.
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -11,8 +15,10 @@ COPY exporter ./exporter
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[speed]"
 
 FROM python:3.11-slim
+ARG REVISION=unknown
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    SESSION_EXPORTER_REVISION=$REVISION
 RUN groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid exporter --no-create-home --shell /usr/sbin/nologin exporter
 COPY --from=build /wheels /wheels

@@ -2,7 +2,14 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Two stamps: `make run` installs what running needs (plus the speed extra); test, bench, lint
+# and dashboards install the development extras too.
+RUN_STAMP := $(VENV)/.run-$(SUM)
+DEV_STAMP := $(VENV)/.dev-$(SUM)
+# Quiet: no pip version nag, no setuptools warning wall from the editable build.
+PIP := PYTHONWARNINGS=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install -q
+
 # Pinned npm packages the tests check the doubles against (Figma's OpenAPI spec, a real MCP
 # server), installed from the committed lock file into a cache dir.
 NPM_DIR ?= .cache/npm
@@ -10,14 +17,19 @@ NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cks
 
 .PHONY: run test bench lint dashboards mixin system-deps npm-deps clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	PYTHON=$(PYTHON) scripts/system-deps.sh venv
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,speed,bench,lint]'
-	rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP)  ## start the exporter (memory only unless flags/env say otherwise); pass flags with ARGS="..."
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[speed]'
+	rm -f $(VENV)/.run-* && touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[test,speed,bench,lint]'
+	rm -f $(VENV)/.run-* $(VENV)/.dev-* && touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP)  ## start the exporter (memory only unless flags/env say otherwise); pass flags with ARGS="..."
 	$(BIN)/session-metrics-exporter $(ARGS)
 
 system-deps:
@@ -31,13 +43,13 @@ $(NPM_STAMP): tests/npm/package.json tests/npm/package-lock.json
 
 npm-deps: system-deps $(NPM_STAMP)
 
-test: system-deps $(STAMP) $(NPM_STAMP)  ## the whole test suite against real redis-server, prometheus and MCP servers
+test: system-deps $(DEV_STAMP) $(NPM_STAMP)  ## the whole test suite against real redis-server, prometheus and MCP servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: system-deps $(STAMP)  ## benchmarks: ratios against baselines measured in the same run
+bench: system-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m bench
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check exporter tests bench grafana mixin
 	$(BIN)/mypy
 
@@ -45,7 +57,7 @@ dashboards: mixin  ## regenerate the committed Grafana dashboard JSON (and the r
 
 # Rules, dashboards, ServiceMonitor, PrometheusRule and dashboard ConfigMap from mixin/config.yml;
 # JOB=... and RUNBOOK_URL=... override it for one run, OUTPUT=dir writes the tree elsewhere.
-mixin: $(STAMP)  ## regenerate everything mixin/config.yml feeds
+mixin: $(DEV_STAMP)  ## regenerate everything mixin/config.yml feeds
 	$(BIN)/python -m mixin $(if $(JOB),--job '$(JOB)') $(if $(RUNBOOK_URL),--runbook-url '$(RUNBOOK_URL)') $(if $(OUTPUT),--output '$(OUTPUT)')
 
 clean:

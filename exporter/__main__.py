@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import yaml
 
-from exporter import __version__
+from exporter.build import version_line
 from exporter.config import OPTIONS, Settings, parse_settings
 from exporter.errors import ConfigError
+from exporter.logging_setup import configure_logging
 from exporter.service import thresholds_from_settings
 
 log = logging.getLogger("exporter")
@@ -30,18 +33,37 @@ class ListenError(Exception):
     """The listen address cannot be bound (in use, not permitted)."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (with a suggestion), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            unknown = message.partition(":")[2].split()[0].partition("=")[0]
+            known = [flag for action in self._actions for flag in action.option_strings]
+            close = difflib.get_close_matches(unknown, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message}{hint}; see --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="session-metrics-exporter",
         description="Instrumented session managers exported to Prometheus, a JSON API and SSE.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version_line()}")
     parser.add_argument(
         "--config", metavar="FILE", help="YAML file of settings (keys as the flags, with _ or -)"
     )
     for option in OPTIONS:
+        # A switch (`--access-log`) may stand alone or take a value (`--access-log false`).
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if option.switch else {}
         parser.add_argument(
-            option.flag, dest=option.name, default=None, help=f"{option.help} [env {option.env}]"
+            option.flag,
+            dest=option.name,
+            default=None,
+            help=f"{option.help} [env {option.env}]",
+            **extra,
         )
     return parser
 
@@ -53,10 +75,18 @@ def load_yaml(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError("--config", f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError("--config", f"{path} is not valid YAML{_yaml_where(exc)}") from None
     if not isinstance(loaded, dict):
         raise ConfigError("--config", f"{path} must hold a mapping of settings")
     return loaded
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """` at line N: problem`, one line (PyYAML's own text spans several, quoting the input)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return where + (f": {problem}" if problem else "")
 
 
 def merge_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -78,6 +108,8 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
         thresholds_from_settings(settings)
     except ValueError as exc:
         raise ConfigError("--health-thresholds", str(exc)) from None
+    if settings.web_config_file:  # TLS files and hashes checked now: exit 2, not a failed start
+        server_ssl_context_for(settings.web_config_file)
     if settings.redis_url:  # host lists, master name, options: checked before start-up too
         from exporter.sessions.redis_client import parse_redis_url
 
@@ -85,28 +117,27 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     return settings
 
 
-# Libraries that log every request at INFO (the MCP SDK's HTTP client logs each call and probe).
-CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "mcp")
+def server_ssl_context_for(path: str) -> None:
+    from exporter.web_config import load_web_config, server_ssl_context
+
+    config = load_web_config(path)
+    if config.tls is not None:
+        server_ssl_context(config.tls)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level != "debug":
-        for name in CHATTY_LOGGERS:
-            logging.getLogger(name).setLevel(
-                max(logging.WARNING, logging.getLevelName(level.upper()))
-            )
+def secrets_of(settings: Settings) -> list[str]:
+    """The values the log must never show (the Redis URL's password is caught as userinfo)."""
+    values = [settings.figma_token, settings.admin_token]
+    if settings.redis_url:
+        password = urlsplit(settings.redis_url).password
+        values.append(password)
+    return [value for value in values if value]
 
 
 async def serve(settings: Settings) -> None:
-    from aiohttp import web
-
     from exporter.web import create_app
-    from exporter.web.keys import LIFECYCLE
+    from exporter.web.keys import LIFECYCLE, WEB_CONFIG
+    from exporter.web.server import make_runner, site
 
     # Handlers first: a SIGTERM that arrives while starting still shuts down cleanly.
     stop = asyncio.Event()
@@ -114,16 +145,21 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
-    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout, access_log=None)
+    runner = make_runner(
+        app, access=settings.access_log, shutdown_timeout=settings.shutdown_timeout
+    )
     await runner.setup()
     host, port = settings.listen
+    web_config = app.get(WEB_CONFIG)
+    ssl_context = web_config.ssl_context if web_config is not None else None
     try:
-        await web.TCPSite(runner, host, port).start()
+        await site(runner, host, port, ssl_context).start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     log.info(
-        "serving on http://%s:%d (redis %s, figma %s, mcp %s)",
+        "serving on %s://%s:%d (redis %s, figma %s, mcp %s)",
+        "https" if ssl_context else "http",
         host,
         port,
         settings.redis_url_redacted or "off: memory only",
@@ -154,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"session-metrics-exporter: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, secrets_of(settings))
     try:
         run(settings)
     except ListenError as exc:

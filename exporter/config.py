@@ -11,6 +11,7 @@ tests can build settings from a plain dict:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,6 +22,9 @@ from exporter.errors import ConfigError
 
 ENV_PREFIX = "SESSION_EXPORTER_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 REDIS_SCHEMES = (
     "redis",
     "rediss",
@@ -71,6 +75,9 @@ class Settings:
     shutdown_timeout: float = 10.0
     shutdown_drain: float = 0.0
     log_level: str = "info"
+    log_format: str = "text"
+    access_log: bool = False
+    web_config_file: str | None = None
 
     @property
     def redis_url_redacted(self) -> str | None:
@@ -99,6 +106,7 @@ class Option:
     parse: Callable[[str, Any], Any]
     help: str
     secret: bool = False
+    switch: bool = False  # a boolean flag that may stand alone
 
     @property
     def flag(self) -> str:
@@ -204,6 +212,25 @@ def _log_level(name: str, raw: Any) -> str:
     return level
 
 
+def _choice(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def parse(name: str, raw: Any) -> str:
+        value = str(raw).strip().lower()
+        if value not in choices:
+            raise ConfigError(name, f"expected one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _boolean(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise ConfigError(name, f"expected true or false, got {raw!r}")
+
+
 _seconds = _number(float)
 _seconds_or_zero = _number(float, exclusive=False)
 _count = _number(int)
@@ -302,6 +329,18 @@ OPTIONS: tuple[Option, ...] = (
         " so load balancers stop sending first",
     ),
     Option("log_level", _log_level, "debug, info, warning, error or critical"),
+    Option("log_format", _choice(LOG_FORMATS), "text, or json: one JSON object per line"),
+    Option(
+        "access_log",
+        _boolean,
+        "log one line per HTTP request (method, path without query, status, duration)",
+        switch=True,
+    ),
+    Option(
+        "web_config_file",
+        _optional_text,
+        "exporter-toolkit web configuration file: TLS, basic auth, headers (docs/web-config.md)",
+    ),
 )
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
@@ -313,7 +352,10 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         name = key.replace("-", "_")
         option = OPTIONS_BY_NAME.get(name)
         if option is None:
-            raise ConfigError(key, "unknown setting")
+            close = difflib.get_close_matches(name, OPTIONS_BY_NAME, n=1)
+            raise ConfigError(
+                key, "unknown setting" + (f"; did you mean {close[0]}?" if close else "")
+            )
         if raw is not None:
             parsed[name] = option.parse(option.flag, raw)
     settings = Settings(**parsed)

@@ -1,7 +1,7 @@
 """The health score: a pure function from measured inputs to score, status and issues.
 
 No I/O and no Prometheus here; the service gathers the inputs and exports the result. The rules
-are the SPEC table, each threshold and penalty a field of `HealthThresholds`:
+are the table in docs/health.md, each threshold and penalty a field of `HealthThresholds`:
 
     >>> down = ComponentInputs(services={"redis": "down"})
     >>> report = assess({"session": down, "figma": ComponentInputs()})
@@ -58,7 +58,7 @@ ROW_OF = {
 
 @dataclass(frozen=True, slots=True)
 class HealthThresholds:
-    """Thresholds and penalties; defaults are the SPEC table. Ratios are fractions (0.05 = 5 %)."""
+    """Thresholds and penalties; defaults: docs/health.md. Ratios are fractions (0.05 = 5 %)."""
 
     redis_down_penalty: float = 30
     redis_writes_refused_penalty: float = 20
@@ -100,7 +100,7 @@ class HealthThresholds:
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, float], **defaults: float) -> HealthThresholds:
-        """SPEC defaults, then `defaults`, then `overrides`; ValueError names an unknown key."""
+        """Documented defaults, then `defaults`, then `overrides`; ValueError names unknown keys."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(overrides) - known)
         if unknown:

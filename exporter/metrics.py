@@ -25,8 +25,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.metrics import MetricWrapperBase
@@ -341,8 +344,11 @@ class Metrics:
             registry=self.registry,
         )
         self.build_info = Info(
-            f"{PREFIX}_build", "Version of the exporter and of Python.", registry=self.registry
+            f"{PREFIX}_build",
+            "Version and git revision of the exporter, and the Python version.",
+            registry=self.registry,
         )
+        register_runtime_collectors(self.registry)
 
     def _initialise_series(self) -> None:
         for manager, operations in OPERATIONS.items():
@@ -381,7 +387,9 @@ class Metrics:
             for code in HEALTH_ISSUE_CODES:
                 self.health_issues.labels(component, code)
         _touch(self.events, EVENT_TYPES)
-        self.build_info.info({"version": _version(), "python": platform.python_version()})
+        self.build_info.info(
+            {"version": _version(), "revision": _revision(), "python": platform.python_version()}
+        )
 
     def op(self, manager: str, operation: str) -> OperationChildren:
         """Pre-bound children for one operation; call once at start-up and keep the result."""
@@ -398,6 +406,20 @@ class Metrics:
 def _touch(metric: MetricWrapperBase, values: tuple[str, ...]) -> None:
     for value in values:
         metric.labels(value)
+
+
+def register_runtime_collectors(registry: CollectorRegistry) -> None:
+    """process_* (CPU, memory, file descriptors: local /proc reads), python_info and python_gc_*
+    on this registry, not prometheus_client's global one."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
+def _revision() -> str:
+    from exporter.build import revision
+
+    return revision()
 
 
 def _version() -> str:

@@ -2,8 +2,8 @@
 
 Two background loops, started and stopped with the app: a real-time snapshot every
 `snapshot_interval` (rates per second, active sessions, hit rates, stream clients) and a health
-check every `health_interval` (runs the availability probes, scores the SPEC table, exports the
-health gauges, records `health_changed`). Requests and scrapes only read what the loops left
+check every `health_interval` (runs the availability probes, scores docs/health.md's table, exports
+the health gauges, records `health_changed`). Requests and scrapes only read what the loops left
 behind, so neither ever waits on a probe or on Redis; `?refresh=true` joins one shared check.
 
     async with open_service(settings, metrics, events, sessions, figma) as service:
@@ -611,8 +611,8 @@ def _counter_values(metric: MetricWrapperBase) -> dict[str, int]:
 
 
 def thresholds_from_settings(settings: Settings) -> HealthThresholds:
-    """The SPEC table, latency following --slow-threshold-ms (figma: --figma-slow-threshold-ms),
-    then --health-thresholds."""
+    """The docs/health.md table, latency following --slow-threshold-ms (figma:
+    --figma-slow-threshold-ms), then --health-thresholds."""
     return HealthThresholds.from_overrides(
         settings.health_thresholds,
         latency_high_ms=settings.slow_threshold_ms,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages we need are installed: python3-venv, and for the tests redis-server,
-# prometheus (which brings promtool), and nodejs and npm (the pinned npm packages in tests/npm). As root they are installed with apt-get; otherwise we say
+# prometheus (which brings promtool), nodejs and npm (the pinned npm packages in tests/npm) and
+# chromium (a real browser's EventSource). As root they are installed with apt-get; otherwise we say
 # what to run.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ if [ "${1:-}" != venv ]; then
     command -v promtool >/dev/null || missing+=(prometheus)
     command -v node >/dev/null || missing+=(nodejs)
     command -v npm >/dev/null || missing+=(npm)
+    command -v chromium >/dev/null || missing+=(chromium)
 fi
 "${PYTHON:-python3}" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0

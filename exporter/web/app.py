@@ -10,9 +10,11 @@ from prometheus_client import CollectorRegistry
 from exporter.config import Settings
 from exporter.metrics import Metrics
 from exporter.web import figma_routes, landing, ops_routes, session_metrics_routes, session_routes
-from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, Lifecycle
+from exporter.web.cross_site import cross_site_middleware
+from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, WEB_CONFIG, Lifecycle
 from exporter.web.middleware import instrumentation_middleware
 from exporter.web.runtime import open_runtime
+from exporter.web.web_auth import WebConfigState, add_headers, web_config_middleware
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
@@ -21,10 +23,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     Tests pass a fresh `CollectorRegistry` and read values back from it.
     """
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
-    app = web.Application(
-        middlewares=[instrumentation_middleware(metrics)],
-        client_max_size=settings.max_body_bytes,
-    )
+    middlewares = [instrumentation_middleware(metrics)]
+    web_config = WebConfigState(settings.web_config_file) if settings.web_config_file else None
+    if web_config is not None:  # auth before anything else runs, but counted in HTTP metrics
+        middlewares.append(web_config_middleware(web_config))
+    middlewares.append(cross_site_middleware())
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    if web_config is not None:
+        app[WEB_CONFIG] = web_config
+        app.on_response_prepare.append(add_headers(web_config))
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[LIFECYCLE] = Lifecycle()

@@ -12,6 +12,7 @@ from exporter.metrics import Metrics
 
 if TYPE_CHECKING:
     from exporter.web.runtime import Runtime
+    from exporter.web.web_auth import WebConfigState
 
 
 @dataclass(slots=True)
@@ -26,6 +27,7 @@ class Lifecycle:
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+WEB_CONFIG: web.AppKey[WebConfigState] = web.AppKey("web_config")
 
 
 def get_runtime(request: web.Request) -> Runtime:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.typedefs import Middleware
 from aiohttp.web import AbstractResource
 
@@ -113,6 +114,22 @@ def exception_response(exc: BaseException) -> web.Response:
     return json_response(error_body("internal", "internal server error"), 500)
 
 
+def payload_error_response(request: web.Request, exc: web.RequestPayloadError) -> web.Response:
+    """A body aiohttp could not decode: the client's fault, answered without a traceback.
+
+    The body is marked finished so aiohttp does not read on after the answer (it would meet the
+    same error and log it as unhandled); the connection closes, since the rest of it is unusable.
+    """
+    request.content.feed_eof()
+    if isinstance(exc.__cause__, ContentEncodingError):
+        code, message = "bad_content_encoding", "request body does not match its Content-Encoding"
+    else:
+        code, message = "bad_body", "request body could not be read"
+    response = json_response(error_body(code, message), 400)
+    response.force_close()
+    return response
+
+
 def _exporter_error_response(exc: ExporterError) -> web.Response:
     if isinstance(exc, SessionNotFound):
         return json_response(error_body("not_found", str(exc)), 404)
@@ -158,6 +175,8 @@ def instrumentation_middleware(metrics: Metrics) -> Middleware:
         started = _perf_counter()
         try:
             response = await handler(request)
+        except web.RequestPayloadError as exc:
+            response = payload_error_response(request, exc)
         except Exception as exc:  # every error leaves as JSON, never as a traceback
             response = exception_response(exc)
         observe(

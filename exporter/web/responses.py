@@ -11,6 +11,8 @@ from aiohttp import web
 from exporter.web.keys import SETTINGS
 
 JSON_TYPE = "application/json"
+# What aiohttp decodes itself; it passes any other token through as if it were identity.
+DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
 
 def json_response(
@@ -44,6 +46,10 @@ class ApiError(Exception):
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError (400 malformed, 413 too large)."""
     limit = request.app[SETTINGS].max_body_bytes
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in DECODED_ENCODINGS:
+        message = "Content-Encoding must be gzip, deflate or identity"
+        raise ApiError(415, "unsupported_content_encoding", message)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"request body exceeds {limit} bytes")
     try:

@@ -25,6 +25,8 @@ LIVENESS_POLL = 1.0
 # A client that accepts nothing for this long is cut off (aiohttp-sse aborts the transport).
 SEND_TIMEOUT = 30.0
 RETRY_MS = 2000
+# A client turned away at --sse-max-clients tries again after this long.
+FULL_RETRY_MS = 5000
 _DISCONNECTED = (ConnectionError, RuntimeError, TimeoutError)
 
 
@@ -54,7 +56,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         subscriber = service.hub.subscribe(resume_from)
     except TooManySubscribers as exc:
-        raise ApiError(503, "too_many_clients", str(exc), {"Retry-After": "5"}) from None
+        return turned_away(str(exc))
     try:
         heartbeat = heartbeat_interval(request.app[SETTINGS].snapshot_interval)
         response = EventSourceResponse(ping_interval=heartbeat, send_timeout=SEND_TIMEOUT)
@@ -64,6 +66,23 @@ async def stream(request: web.Request) -> web.StreamResponse:
         return response
     finally:
         service.hub.unsubscribe(subscriber)
+
+
+def turned_away(reason: str) -> web.Response:
+    """At the client limit: a 200 stream that sets `retry:` and ends at once.
+
+    A browser's EventSource gives up for good on any non-200 answer (and ignores Retry-After),
+    but reconnects by itself, after `retry` ms, when a 200 event stream ends: so the client
+    comes back when a slot may have freed instead of never.
+    """
+    body = f": {reason}\nretry: {FULL_RETRY_MS}\n\n"
+    response = web.Response(
+        text=body,
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "Retry-After": str(FULL_RETRY_MS // 1000)},
+    )
+    response.force_close()
+    return response
 
 
 async def _pump(

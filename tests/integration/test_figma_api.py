@@ -1,5 +1,6 @@
 """The /api/figma HTTP surface of the whole app, against the Figma double and a real MCP server:
-the SPEC's shapes, 400s for bad input, 502/503/504 naming the upstream, and no token anywhere."""
+the documented shapes (README, /api/openapi.json), 400s for bad input, 502/503/504 naming the
+upstream, and no token anywhere."""
 
 from __future__ import annotations
 

@@ -69,13 +69,15 @@ async def test_last_event_id_replays_what_the_ring_holds_then_continues() -> Non
         fresh.response.close()
 
 
-async def test_client_limit_is_a_503_with_retry_after() -> None:
+async def test_client_limit_is_a_short_stream_that_sets_retry() -> None:
+    """A 200 that ends at once: a browser's EventSource retries on it, never on a 503."""
     async with running_app(sse_max_clients=2) as app:
         readers = [await open_stream(app) for _ in range(2)]
         response = await app.client.get(STREAM)
-        body = await response.json()
-        assert response.status == 503 and response.headers["Retry-After"] == "5"
-        assert body["error"]["code"] == "too_many_clients"
+        body = await response.text()
+        assert response.status == 200 and response.headers["Retry-After"] == "5"
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert "retry: 5000\n" in body and "slots are taken" in body and "data:" not in body
         assert app.sample("sse_clients") == 2 and app.sample("sse_max_clients") == 2
         readers[0].response.close()
         await wait_for(lambda: app.sample("sse_clients") == 1, 5)

@@ -62,12 +62,16 @@ def exposition() -> dict[str, set[str]]:
     """Family name -> sample names of the exporter (suffixes such as _bucket/_total included).
 
     Names come from each family's type as well as its samples, so a labelled family with no
-    series yet (HTTP requests before the first request) still counts as exported.
+    series yet (HTTP requests before the first request) still counts as exported. The process_*
+    and python_* families of prometheus_client's collectors are left out: generic process
+    dashboards show them, they are not this exporter's own.
     """
     registry = CollectorRegistry()
     Metrics(registry)
     families: dict[str, set[str]] = {}
     for family in registry.collect():
+        if not family.name.startswith("session_exporter_"):
+            continue
         names = {family.name + suffix for suffix in SUFFIXES[family.type]}
         families[family.name] = names | {sample.name for sample in family.samples}
     return families

@@ -1,4 +1,4 @@
-"""The SPEC health table, row by row, boundaries included."""
+"""The health table of docs/health.md, row by row, boundaries included."""
 
 from __future__ import annotations
 

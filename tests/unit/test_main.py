@@ -96,7 +96,7 @@ def test_bad_health_thresholds_exit_2(value: str, capsys: pytest.CaptureFixture[
 
 
 def test_library_request_logs_are_quiet_unless_debugging() -> None:
-    from exporter.__main__ import CHATTY_LOGGERS, configure_logging
+    from exporter.logging_setup import CHATTY_LOGGERS, configure_logging
 
     try:
         configure_logging("info")
@@ -106,3 +106,26 @@ def test_library_request_logs_are_quiet_unless_debugging() -> None:
     finally:
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_an_unknown_flag_is_one_line_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--figma-tokn", "x"])
+    assert exited.value.code == EXIT_CONFIG
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "usage:" not in err
+    assert "--figma-tokn" in err and "did you mean --figma-token?" in err
+
+
+def test_invalid_yaml_and_a_misspelt_key_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("listen: [127.0.0.1\nredis_url: x\n")
+    assert main(["--config", str(config)]) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not valid YAML at line 2" in err
+    config.write_text("redis_ur: redis://localhost\n")
+    assert main(["--config", str(config)]) == EXIT_CONFIG
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "did you mean redis_url?" in err
