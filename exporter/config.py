@@ -51,6 +51,7 @@ class Settings:
     memory_max_entries: int = 100_000
     memory_max_bytes: int = 256 * 1024 * 1024
     replay_max_entries: int = 10_000
+    journal_dir: str | None = None
     max_body_bytes: int = 64 * 1024
     slow_threshold_ms: float = 100.0
     window_size: int = 100
@@ -266,7 +267,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("session_ttl", _seconds, "default session lifetime in seconds"),
     Option("memory_max_entries", _count, "entries the in-process memory tier may hold"),
     Option("memory_max_bytes", _count, "bytes the in-process memory tier may hold"),
-    Option("replay_max_entries", _count, "writes journalled for replay during a Redis outage"),
+    Option(
+        "replay_max_entries",
+        _count,
+        "writes journalled for replay during a Redis outage; beyond it writes get 503",
+    ),
+    Option(
+        "journal_dir",
+        _optional_text,
+        "directory of the crash-safe outage journal (one per process); none = in memory only,"
+        " lost if the process dies during an outage",
+    ),
     Option("max_body_bytes", _count, "largest accepted request body; larger gets 413"),
     Option("slow_threshold_ms", _seconds, "operations slower than this many milliseconds are slow"),
     Option("window_size", _count, "response times kept per manager and operation"),

@@ -29,6 +29,7 @@ from exporter.errors import (
     InvalidRequest,
     SessionNotFound,
     StoreBusy,
+    StoreFull,
     StoreTimeout,
     StoreUnavailable,
     UpstreamError,
@@ -162,6 +163,8 @@ def error_type(exc: BaseException) -> str:
         return "not_found"
     if isinstance(exc, StoreBusy):
         return "busy"
+    if isinstance(exc, StoreFull):
+        return "full"
     if isinstance(exc, UpstreamInvalid | InvalidRequest):
         return "invalid"
     if isinstance(exc, StoreTimeout | UpstreamTimeout | TimeoutError):

@@ -43,7 +43,16 @@ OPERATIONS = {
     "session": ("create", "get", "update", "delete", "expire"),
     "figma": ("file", "nodes", "screenshot"),
 }
-ERROR_TYPES = ("not_found", "invalid", "unavailable", "busy", "timeout", "upstream", "internal")
+ERROR_TYPES = (
+    "not_found",
+    "invalid",
+    "unavailable",
+    "busy",
+    "full",
+    "timeout",
+    "upstream",
+    "internal",
+)
 # Why a Redis that answers refuses writes (see redis_store.REFUSALS).
 REFUSAL_REASONS = ("readonly", "oom", "misconf", "noauth")
 CACHE_TIERS = ("memory", "redis")
@@ -95,6 +104,7 @@ EVENT_TYPES = (
     "replay_done",
     "writes_refused",
     "writes_accepted",
+    "reseeded",
     "replay_dropped",
     "upstream_down",
     "upstream_up",
@@ -253,8 +263,14 @@ class Metrics:
         self.store_replayed = self._counter(
             "store_replayed", "Journalled writes replayed to Redis (or skipped as older)."
         )
+        self.store_reseeded = self._counter(
+            "store_reseeded",
+            "Sessions written back from the memory tier to a Redis that restarted empty.",
+        )
         self.store_replay_dropped = self._counter(
-            "store_replay_dropped", "Journalled writes lost because the journal was full."
+            "store_replay_dropped",
+            "Journalled writes lost because the journal was full: stays 0, a full journal refuses"
+            " writes (503) before they are acknowledged.",
         )
         self.coherence_tracking_active = self._gauge(
             "coherence_tracking_active",

@@ -544,6 +544,8 @@ class SessionMetricsService:
         return {
             "scope": scope,
             "cleared": cleared,
+            # The only copies are never cleared: memory-only sessions, journalled outage writes.
+            "kept": {"sessions": self.sessions.store.memory.pinned_entries},
             "memory": self._memory(self.store_status()),
             "snapshot_timestamp": snapshot["timestamp"],
         }

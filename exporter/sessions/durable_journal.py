@@ -56,6 +56,8 @@ class JournalClosed(StoreUnavailable):
 class DurableJournal:
     """Latest write per key, bounded, on disk before acknowledged. Not thread-safe: one loop."""
 
+    durable = True
+
     def __init__(
         self,
         directory: Path,

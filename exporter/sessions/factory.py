@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exporter.config import Settings
+from exporter.errors import ConfigError, JournalLocked
 from exporter.events import EventLog
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
 from exporter.sessions.breaker import CircuitBreaker
 from exporter.sessions.coherence import Coherence
+from exporter.sessions.durable_journal import DurableJournal
 from exporter.sessions.manager import NAMESPACE, SessionManager
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import (
@@ -59,29 +61,51 @@ def build_store(
     *,
     journal_dir: Path | None = None,
 ) -> TieredStore:
-    """`journal_dir`: where the durable replay journal goes. Accepted (the library API passes it
-    through) but not honoured yet: this store's journal is in memory only."""
-    if journal_dir is not None:
-        log.warning("journal_dir %s: the durable journal is not supported yet", journal_dir)
+    """The tiered store. Without Redis, sessions are pinned in memory (never evicted: a full
+    tier refuses with 507). With Redis, outage writes go to the durable journal in `journal_dir`
+    (default `--journal-dir`), else to one in this process only."""
     memory = MemoryStore(
         settings.memory_max_entries,
         settings.memory_max_bytes,
         counted_prefixes=(NAMESPACE,),
         entry_overhead=ENTRY_OVERHEAD,
+        pinned_prefixes=() if client is not None else (NAMESPACE,),
     )
     redis_tier = (
         RedisStore(client, prefix=settings.redis_key_prefix, timeout=settings.redis_timeout)
         if client is not None
         else None
     )
+    directory = journal_dir or settings.journal_dir
     return TieredStore(
         memory,
         redis_tier,
         breaker=CircuitBreaker(settings.redis_retry_interval),
         replay_max_entries=settings.replay_max_entries,
+        journal=open_journal(Path(directory), settings) if directory and client else None,
+        close_timeout=settings.shutdown_timeout,
         metrics=metrics,
         events=events,
     )
+
+
+def open_journal(directory: Path, settings: Settings) -> DurableJournal:
+    """The durable outage journal in `directory` (locked: one process per directory)."""
+    try:
+        journal = DurableJournal.open(
+            directory,
+            max_entries=settings.replay_max_entries,
+            retry_after=max(1.0, settings.redis_retry_interval * 2),
+        )
+    except JournalLocked as exc:
+        raise ConfigError("--journal-dir", str(exc)) from None
+    if journal.corrupt_records:
+        log.error(
+            "outage journal in %s: %d damaged records set aside, not replayed",
+            directory,
+            journal.corrupt_records,
+        )
+    return journal
 
 
 def build_index(settings: Settings, deployment: RedisDeployment) -> SessionIndex:

@@ -1,25 +1,50 @@
-"""The replay journal: writes made while Redis was unreachable, latest per key, bounded.
+"""The in-memory replay journal, and the contract both journals keep.
 
-Pure and synchronous. One entry per key (a later write supersedes an earlier one, so a session
-updated a thousand times during an outage costs one replay). When the bound is reached the oldest
-entry is dropped and counted; the caller logs and exports that, so a loss is never silent.
+Writes made while Redis cannot take them, latest per key (a session updated a thousand times
+during an outage costs one replay), bounded. A full journal refuses the write (`JournalFull`:
+503 + Retry-After) before it is acknowledged; it never drops an entry it accepted.
 
+`ReplayJournal` keeps entries in this process only: they survive a Redis failure, not a crash of
+the process. `DurableJournal` (`--journal-dir`) keeps the same contract on disk.
+
+    >>> import asyncio
     >>> journal = ReplayJournal(max_entries=1)
-    >>> journal.record(ReplayItem("a", 1, 9e9, None)); journal.record(ReplayItem("b", 2, 9e9, None))
-    >>> journal.dropped, len(journal)
-    (1, 1)
+    >>> asyncio.run(journal.record(ReplayItem("a", 1, 9e9, None))); len(journal)
+    1
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Protocol
 
+from exporter.errors import JournalFull
 from exporter.sessions.redis_store import ReplayItem
 
 
+class Journal(Protocol):
+    """What the tiered store needs of a journal."""
+
+    durable: bool  # survives a crash of this process
+    max_entries: int
+    replayed: int
+    dropped: int  # never moves: a full journal refuses instead (kept for the metric's contract)
+
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def get(self, key: str) -> ReplayItem | None: ...
+    async def record(self, item: ReplayItem) -> None: ...
+    def peek(self, limit: int) -> list[ReplayItem]: ...
+    def discard(self, items: list[ReplayItem]) -> None: ...
+    async def close(self) -> None: ...
+
+
 class ReplayJournal:
-    def __init__(self, max_entries: int) -> None:
+    durable = False
+
+    def __init__(self, max_entries: int, retry_after: float = 1.0) -> None:
         self.max_entries = max_entries
+        self.retry_after = retry_after
         self._items: OrderedDict[str, ReplayItem] = OrderedDict()
         self.dropped = 0
         self.replayed = 0
@@ -33,15 +58,15 @@ class ReplayJournal:
     def get(self, key: str) -> ReplayItem | None:
         return self._items.get(key)
 
-    def record(self, item: ReplayItem) -> ReplayItem | None:
-        """Journal `item`; return the entry dropped to make room, if any."""
+    async def record(self, item: ReplayItem) -> None:
+        """Journal `item` (replacing the key's earlier entry); JournalFull when at the bound."""
+        if item.key not in self._items and len(self._items) >= self.max_entries:
+            raise JournalFull(
+                f"outage journal full ({self.max_entries} entries): retry once Redis is back",
+                self.retry_after,
+            )
         self._items.pop(item.key, None)
         self._items[item.key] = item
-        if len(self._items) <= self.max_entries:
-            return None
-        _, dropped = self._items.popitem(last=False)
-        self.dropped += 1
-        return dropped
 
     def peek(self, limit: int) -> list[ReplayItem]:
         """The oldest `limit` entries, left in place until `discard` confirms them."""
@@ -61,3 +86,6 @@ class ReplayJournal:
 
     def clear(self) -> None:
         self._items.clear()
+
+    async def close(self) -> None:
+        """Nothing to keep: what is still here is lost with the process (no --journal-dir)."""

@@ -103,6 +103,8 @@ return 1
 )
 
 
+# A key that lives as long as Redis keeps its data: gone after a restart without persistence.
+DATA_MARKER = "data-marker"
 # A sorted set: replica id -> until when (ms) its replay marker holds.
 FLEET_REPLAYING = "fleet:replaying"
 
@@ -223,6 +225,19 @@ class RedisStore:
     async def probe_write(self) -> None:
         """One small write: WritesRefused while Redis still refuses writes."""
         await self._call(self.client.set(self.prefix + "probe:write", b"1", px=10_000))
+
+    async def run_id(self) -> str | None:
+        """The server's run id (new at every restart); None on a Cluster (one per node)."""
+        if isinstance(self.client, RedisCluster):
+            return None
+        info = await self._call(self.client.info("server"))
+        return str(info.get("run_id")) if info.get("run_id") else None
+
+    async def set_marker(self) -> None:
+        await self._call(self.client.set(self.prefix + DATA_MARKER, b"1"))
+
+    async def has_marker(self) -> bool:
+        return bool(await self._call(self.client.exists(self.prefix + DATA_MARKER)))
 
     async def mark_replaying(self, replica: str, seconds: float) -> None:
         """Tell the fleet this replica is replaying journalled writes (for `seconds` at most)."""

@@ -32,6 +32,7 @@ from typing import TypeVar
 from exporter.errors import (
     SessionNotFound,
     StoreBusy,
+    StoreFull,
     StoreTimeout,
     StoreUnavailable,
     WritesRefused,
@@ -39,7 +40,7 @@ from exporter.errors import (
 from exporter.events import EventLog
 from exporter.metrics import INVALIDATION_REASONS, REFUSAL_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
-from exporter.sessions.journal import ReplayJournal
+from exporter.sessions.journal import Journal, ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import raise_if_cancelled
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore, ReplayItem
@@ -74,6 +75,8 @@ class TieredStore:
         *,
         breaker: CircuitBreaker | None = None,
         replay_max_entries: int = 10_000,
+        journal: Journal | None = None,
+        close_timeout: float = 5.0,
         metrics: Metrics | None = None,
         events: EventLog | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
@@ -82,7 +85,12 @@ class TieredStore:
         self.memory = memory
         self.redis = redis
         self.breaker = breaker or CircuitBreaker(retry_interval=0.5)
-        self.journal = ReplayJournal(replay_max_entries)
+        # Durable (--journal-dir) or, without one, in this process only.
+        self.journal: Journal = (
+            journal if journal is not None else ReplayJournal(replay_max_entries)
+        )
+        self.close_timeout = close_timeout
+        self._closing = False
         self.events = events
         self.sweep_interval = sweep_interval
         self.fallback_active = False
@@ -100,6 +108,7 @@ class TieredStore:
         self.replica_id = secrets.token_hex(8)
         self._ping_probe: asyncio.Future[bool] | None = None
         self._marker: asyncio.Future[None] | None = None
+        self._redis_run_id: str | None = None
         # While True, reads skip the memory tier and writes do not fill it (coherence unknown).
         self.memory_bypass = False
         # Bumped when the whole tier is dropped or coherence changes: a read-through that started
@@ -120,7 +129,6 @@ class TieredStore:
         self._checker: asyncio.Task[None] | None = None
         self._check_round: asyncio.Future[None] | None = None
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
-        self._outage_drops = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_failed = asyncio.Event()
         self._recover_lock = asyncio.Lock()
@@ -139,19 +147,35 @@ class TieredStore:
                 self._set_backend_up(True)
             except StoreUnavailable as exc:
                 self._on_redis_failure(exc)
+            else:
+                with contextlib.suppress(StoreUnavailable):  # refusing writes: seen at the first
+                    await self._note_redis_identity()
+            if self.journal:  # left by a previous run: replay as soon as Redis answers
+                log.warning(
+                    "%d journalled writes from a previous run: replaying once Redis answers",
+                    len(self.journal),
+                )
+                self._redis_failed.set()
             self._tasks.append(asyncio.create_task(self._recovery_loop(), name="store-recovery"))
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="store-sweep"))
 
     async def close(self) -> None:
-        """Stop background tasks; try once to replay what the journal still holds."""
+        """Refuse further writes, stop background tasks, try (for at most `close_timeout`) to
+        replay what the journal holds, and keep the rest in it for the next start."""
+        self._closing = True
         await cancel_and_wait(*self._tasks, self._checker, self._marker)
         self._tasks.clear()
-        if self.journal and self.redis is not None and self.breaker.closed:
-            with contextlib.suppress(StoreUnavailable):
-                await self._replay()
-        if self.journal:
-            log.warning(
-                "closing with %d journalled writes not replayed to Redis", len(self.journal)
+        if self.journal and self.redis is not None:
+            with contextlib.suppress(StoreUnavailable, TimeoutError):
+                async with asyncio.timeout(self.close_timeout):
+                    await self._recover()
+        pending = len(self.journal)
+        await self.journal.close()
+        if pending and self.journal.durable:
+            log.warning("closing with %d journalled writes kept for the next start", pending)
+        elif pending:
+            log.error(
+                "closing with %d journalled writes not replayed: lost (no --journal-dir)", pending
             )
 
     async def __aenter__(self) -> TieredStore:
@@ -277,8 +301,10 @@ class TieredStore:
                 self._echo_arrived(key)  # journalled: nothing was sent, nothing will echo
             # Our own write goes to memory even while the tier is bypassed (tracking lost): if
             # Redis turns out to be down, the fallback serves it; if tracking comes back instead,
-            # the tier is flushed before it serves again.
-            self._fill(key, value, own=True)
+            # the tier is flushed before it serves again. A tier full of journalled writes has
+            # no room for it: the journal, read first, serves it then.
+            with contextlib.suppress(StoreFull):
+                self._fill(key, value, own=True)
             if not clean:
                 # Invalidated while the write was in flight: by its own echo, or by another
                 # replica's write landing just after it. Which landed last is unknown: hold ours
@@ -304,7 +330,9 @@ class TieredStore:
                     self.memory.pop(key)
                     raise SessionNotFound("deleted")
                 return True
-        self._journal(ReplayItem(key, value.version, value.expires_at, value))
+        if self._closing:
+            raise StoreUnavailable("shutting down: writes are no longer accepted", 1.0)
+        await self._journal(ReplayItem(key, value.version, value.expires_at, value))
         return False
 
     async def delete(self, key: str) -> bool:
@@ -339,9 +367,9 @@ class TieredStore:
                 if not deleted and key.startswith(self.authoritative_prefixes):
                     await self._check_fleet_settled()
                 return deleted
-        return self._journal_delete(key, version, held)
+        return await self._journal_delete(key, version, held)
 
-    def _journal_delete(self, key: str, version: int, held: StoredValue | None) -> bool:
+    async def _journal_delete(self, key: str, version: int, held: StoredValue | None) -> bool:
         pending = self.journal.get(key)
         if held is None and pending is None:
             raise StoreUnavailable(
@@ -351,13 +379,15 @@ class TieredStore:
         if held is None and pending is not None and pending.value is None:
             return False  # already deleted during this outage
         known = held if held is not None else pending.value  # type: ignore[union-attr]
-        self._journal(ReplayItem(key, version, known.expires_at if known else time.time(), None))
+        expires_at = known.expires_at if known else time.time()
+        await self._journal(ReplayItem(key, version, expires_at, None))
         return True
 
     async def clear_memory(self, prefix: str | None = None) -> int:
-        """Drop memory-tier entries (all, or under `prefix`); Redis keeps them. Returns how many."""
+        """Drop memory-tier entries (all, or under `prefix`) that exist elsewhere too (Redis);
+        the only copies (memory-only sessions, journalled writes) stay. Returns how many."""
         self._invalidation_epoch += 1
-        count = self.memory.clear(prefix)
+        count = self.memory.clear(prefix, keep_pinned=True)
         self._count_invalidations("clear", count)
         return count
 
@@ -604,20 +634,11 @@ class TieredStore:
         self.memory.put(key, value)
         return value
 
-    def _journal(self, item: ReplayItem) -> None:
-        dropped = self.journal.record(item)
-        if dropped is None:
-            return
-        if self._dropped_child is not None:
-            self._dropped_child.inc()
-        self._outage_drops += 1
-        if self._outage_drops == 1:
-            message = (
-                f"replay journal full ({self.journal.max_entries} entries):"
-                " dropping the oldest writes"
-            )
-            log.warning(message)
-            self._event("replay_dropped", message, max_entries=self.journal.max_entries)
+    async def _journal(self, item: ReplayItem) -> None:
+        """Journal a write before it is acknowledged (JournalFull: refused, nothing kept), and
+        pin its memory copy: it may be the only one this side of the replay."""
+        await self.journal.record(item)
+        self.memory.pin(item.key)
 
     def _on_store_error(self, exc: StoreUnavailable) -> None:
         """A write failed: a refusal (Redis answers, will not write) or an outage."""
@@ -655,7 +676,6 @@ class TieredStore:
             self.fallback_since = time.time()
             self._update_bypass()
             self.failovers += 1
-            self._outage_drops = 0
             if self._failovers_child is not None:
                 self._failovers_child.inc()
             log.warning("%s: serving from memory, journalling writes", exc)
@@ -711,7 +731,12 @@ class TieredStore:
         return self._healthy()
 
     def _healthy(self) -> bool:
-        return self.breaker.closed and not self.fallback_active and self.writes_refused is None
+        return (
+            self.breaker.closed
+            and not self.fallback_active
+            and self.writes_refused is None
+            and not self.journal
+        )
 
     async def _recovery_loop(self) -> None:
         while True:
@@ -749,6 +774,8 @@ class TieredStore:
             replayed, skipped = await self._replay()
             if not self.breaker.closed:
                 return  # a live write failed during the replay: stay in fallback
+            if self.fallback_active:
+                await self._reseed_if_emptied()
             self._redis_failed.clear()
             if self.writes_refused is not None:
                 self._writes_accepted()
@@ -777,6 +804,9 @@ class TieredStore:
             batch = self.journal.peek(REPLAY_BATCH)
             results = await self.redis.replay(batch)
             self.journal.discard(batch)
+            for item in batch:
+                if self.journal.get(item.key) is None:
+                    self.memory.unpin(item.key)
             written = sum(results)
             replayed += written
             skipped += len(results) - written
@@ -793,6 +823,41 @@ class TieredStore:
             async with self._recover_lock:
                 if self.fallback_active:
                     await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
+
+    async def _note_redis_identity(self) -> None:
+        """Remember which Redis process this is, and leave a marker key in its data: a restart
+        that lost the data shows as a new run id with the marker gone."""
+        assert self.redis is not None
+        self._redis_run_id = await self.redis.run_id()
+        await self.redis.set_marker()
+
+    async def _reseed_if_emptied(self) -> None:
+        """Redis restarted without its data (a new run id, the marker gone; an operator's FLUSHALL
+        keeps the run id and is respected): write back the sessions this tier holds, before the
+        failback flush drops them. Version-checked: never over a newer value or a tombstone."""
+        assert self.redis is not None
+        previous = self._redis_run_id
+        current = await self.redis.run_id()
+        emptied = not await self.redis.has_marker() and (current != previous or current is None)
+        await self._note_redis_identity()
+        if not emptied:
+            return
+        held = self.memory.keys()
+        items = [
+            ReplayItem(key, value.version, value.expires_at, value)
+            for key in held
+            if key.startswith(self.authoritative_prefixes)
+            and (value := self.memory.peek(key)) is not None
+            and value.remaining() > 0
+        ]
+        written = 0
+        for start in range(0, len(items), REPLAY_BATCH):
+            written += sum(await self.redis.replay(items[start : start + REPLAY_BATCH]))
+        if self._reseeded_child is not None:
+            self._reseeded_child.inc(written)
+        message = f"Redis came back empty: re-seeded {written} sessions from the memory tier"
+        log.warning(message)
+        self._event("reseeded", message, sessions=written)
 
     async def _check_fleet_settled(self) -> None:
         """StoreUnavailable if a miss may still be another replica's unreplayed write: shortly
@@ -819,15 +884,12 @@ class TieredStore:
         self._update_bypass()
         # Another replica may have changed keys this tier still holds; Redis is the truth again.
         flushed = self.flush_memory("flush")
-        drops = self._outage_drops
         message = (
             f"Redis back after {time.time() - since:.1f}s:"
             f" replayed {replayed}, skipped {skipped} older"
         )
-        if drops:
-            message += f", {drops} dropped (journal full)"
         log.info(message)
-        self._event("replay_done", message, replayed=replayed, skipped=skipped, dropped=drops)
+        self._event("replay_done", message, replayed=replayed, skipped=skipped, dropped=0)
         self._event(
             "failback",
             f"Redis reachable again; memory tier flushed ({flushed} entries)",
@@ -873,6 +935,7 @@ class TieredStore:
         self._failovers_child = metrics.store_failovers if metrics else None
         self._replayed_child = metrics.store_replayed if metrics else None
         self._dropped_child = metrics.store_replay_dropped if metrics else None
+        self._reseeded_child = metrics.store_reseeded if metrics else None
         self._backend_up_child = metrics.store_backend_up.labels("redis") if metrics else None
         self._refused_children = (
             {reason: metrics.store_writes_refused.labels(reason) for reason in REFUSAL_REASONS}

@@ -375,6 +375,16 @@ CACHE_CLEARED = obj(
             {"memory_entries": {"type": "integer"}, "figma_responses": {"type": "integer"}},
             required=["memory_entries"],
         ),
+        "kept": obj(
+            {
+                "sessions": {
+                    "type": "integer",
+                    "description": "the only copies, never cleared: memory-only sessions and"
+                    " writes journalled during an outage",
+                }
+            },
+            required=["sessions"],
+        ),
         "memory": ref("MemoryTier"),
         "snapshot_timestamp": {"type": "number"},
     }
@@ -481,7 +491,13 @@ FILE_KEY = path_param("file_key", "Figma file key")
 SESSION_QUERY = query("session", "attribute the request to this session", {"type": "string"})
 NOT_FOUND = error_reply("unknown or expired session")
 STORE_DOWN = error_reply(
-    "Redis unreachable and the memory tier does not hold the session", retry=True
+    "Redis unreachable and the memory tier does not hold the session, a miss while replicas may"
+    " still replay their outage journals, no Redis connection free in time (store_busy), or the"
+    " outage journal full (store_busy)",
+    retry=True,
+)
+STORE_FULL = error_reply(
+    "memory-only mode at --memory-max-entries/--memory-max-bytes: sessions are never evicted"
 )
 BAD_REQUEST = error_reply("invalid input")
 TOO_LARGE = error_reply("request body over --max-body-bytes")
@@ -506,6 +522,7 @@ def _session_paths() -> dict[str, Any]:
                     "400": BAD_REQUEST,
                     "413": TOO_LARGE,
                     "503": STORE_DOWN,
+                    "507": STORE_FULL,
                 },
                 requestBody=write,
             ),
@@ -530,6 +547,7 @@ def _session_paths() -> dict[str, Any]:
                     "404": NOT_FOUND,
                     "413": TOO_LARGE,
                     "503": STORE_DOWN,
+                    "507": STORE_FULL,
                 },
                 requestBody=write,
             ),

@@ -264,8 +264,9 @@ def persistence() -> list[PanelBuilder]:
         ),
         timeseries_panel(
             "Failover and replay",
-            "Switches to memory fallback, journalled writes replayed to Redis, and writes dropped "
-            "because the journal was full (per second).",
+            "Switches to memory fallback, journalled writes replayed to Redis, sessions written "
+            "back to a Redis that restarted empty, and writes dropped (always 0: a full journal "
+            "refuses writes with 503 instead) per second.",
             [
                 (
                     _rate("session_exporter_store_failovers_total", "instance"),
@@ -278,6 +279,10 @@ def persistence() -> list[PanelBuilder]:
                 (
                     _rate("session_exporter_store_replay_dropped_total", "instance"),
                     "{{instance}} dropped",
+                ),
+                (
+                    _rate("session_exporter_store_reseeded_total", "instance"),
+                    "{{instance}} re-seeded",
                 ),
             ],
             unit="ops",

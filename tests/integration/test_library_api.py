@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import logging
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from exporter import SessionNotFound, open_session_manager, open_store
 from exporter.config import Settings
 from exporter.errors import ConfigError
 from exporter.sessions import library
+from tests.support.redis_server import RedisServer
 
 
 async def test_two_managers_on_one_redis_share_sessions_and_count_on_their_registries(
@@ -58,14 +58,24 @@ async def test_bad_arguments_name_the_argument() -> None:
     assert "secret" not in str(error.value)
 
 
-async def test_journal_dir_is_accepted_and_passed_through(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_writes_during_an_outage_outlive_the_manager_in_its_journal_dir(
+    redis_server: RedisServer, redis_url: str, tmp_path: Path
 ) -> None:
-    with caplog.at_level(logging.WARNING):
-        async with open_session_manager(journal_dir=tmp_path) as manager:
-            session = await manager.create({})
-            assert (await manager.get(session.id)).data == {}
-    assert any("journal_dir" in record.getMessage() for record in caplog.records)
+    redis_server.kill()
+    try:
+        async with open_session_manager(redis_url, journal_dir=tmp_path) as manager:
+            session = await manager.create({"during": "outage"})  # journalled on disk
+            with pytest.raises(
+                ConfigError, match="in use by another process"
+            ):  # one process per directory
+                async with open_session_manager(redis_url, journal_dir=tmp_path):
+                    pass
+    finally:
+        redis_server.start()
+    async with open_session_manager(redis_url, journal_dir=tmp_path) as manager:
+        await manager.store.recover_now()  # the previous run's journal, replayed
+        await manager.store.clear_memory()
+        assert (await manager.get(session.id)).data == {"during": "outage"}
 
 
 def test_defaults_are_the_service_defaults() -> None:

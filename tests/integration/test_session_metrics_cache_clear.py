@@ -102,11 +102,16 @@ async def test_with_the_token_the_memory_tier_empties_and_metrics_follow_at_once
     assert stats["memory_tier"]["entries"] == 0 and stats["invalidations"]["clear"] == 5
 
 
-async def test_open_when_no_token_is_configured() -> None:
+async def test_open_when_no_token_is_configured_and_the_only_copies_stay() -> None:
+    """Memory-only mode: the memory tier is the only copy of every session, so clearing the
+    cache leaves them alone (and says so)."""
     async with running_app() as app:
-        await fill(app, 2)
+        ids = await fill(app, 2)
         body = await app.json(CLEAR, method="POST")
-    assert body["cleared"] == {"memory_entries": 2}
+        for sid in ids:
+            await app.json(f"/api/sessions/{sid}")  # still 200
+    assert body["cleared"] == {"memory_entries": 0}
+    assert body["kept"] == {"sessions": 2}
 
 
 async def test_scope_all_also_forgets_figma_responses(redis_url: str, figma: FigmaDouble) -> None:
