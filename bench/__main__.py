@@ -125,11 +125,22 @@ def machine() -> dict[str, Any]:
         "load_average": list(os.getloadavg()),
         "python": platform.python_version(),
         "event_loop": loop_name(),
+        "redis_server": tool_version("redis-server", "--version"),
+        "wrk": tool_version("wrk", "--version"),
     }
 
 
+def tool_version(*command: str) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else None
+
+
 def report(
-    results: list[tuple[str, Result]], seconds: dict[str, float], elapsed: float
+    results: list[tuple[str, Result]], seconds: dict[str, float], elapsed: float, began: str
 ) -> dict[str, Any]:
     """The JSON document: where and when it ran, and every figure with its baseline and goal."""
     status = git("status", "--porcelain")
@@ -139,7 +150,7 @@ def report(
             "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
             "dirty": bool(status) if status is not None else None,
         },
-        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "timestamp": began,
         "machine": machine(),
         "seconds": round(elapsed, 1),
         "section_seconds": {name: round(s, 1) for name, s in seconds.items()},
@@ -183,6 +194,7 @@ def main(argv: list[str]) -> None:
     sections = args.sections or list(SECTIONS)
     python = platform.python_version()
     print(f"python {python}, event loop {loop_name()}, sections: {', '.join(sections)}")
+    began = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     redis = RedisProcess()
     results: list[tuple[str, Result]] = []
@@ -190,9 +202,9 @@ def main(argv: list[str]) -> None:
     try:
         for name, run in sections_run(redis.url).items():
             if name in sections:
-                began = time.monotonic()
+                section_started = time.monotonic()
                 results += [(name, r) for r in run()]
-                seconds[name] = time.monotonic() - began
+                seconds[name] = time.monotonic() - section_started
     finally:
         redis.stop()
     elapsed = time.monotonic() - started
@@ -201,7 +213,9 @@ def main(argv: list[str]) -> None:
     timing = ", ".join(f"{name} {s:.0f}s" for name, s in seconds.items())
     print(f"\n{len(results)} targets, {met} met, {elapsed:.0f}s ({timing})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report(results, seconds, elapsed), indent=2) + "\n")
+    args.json.write_text(
+        json.dumps(report(results, seconds, elapsed, began), indent=2, ensure_ascii=False) + "\n"
+    )
     print(f"results written to {args.json}")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import shutil
 import signal
@@ -74,21 +75,25 @@ class Load:
         step = 0
         while self.running:
             step += 1
+            op = "create" if step % 3 == 1 or not own else "get" if step % 3 == 2 else "update"
             try:
-                if step % 3 == 1 or not own:
+                if op == "create":
                     own.append((await self.manager.create(DATA, ttl=600)).id)
                     del own[:-20]
-                elif step % 3 == 2:
+                elif op == "get":
                     await self.manager.get(own[-1])
                 else:
                     await self.manager.update(own[-1], DATA)
                 self.outcomes[(self.phase, "ok")] += 1
             except Exception as exc:  # counted, not fatal: the point is what fails when
-                self.outcomes[(self.phase, type(exc).__name__)] += 1
+                self.outcomes[(self.phase, f"{op} {type(exc).__name__}")] += 1
             await asyncio.sleep(PAUSE)
 
     def errors(self, phase: str) -> int:
         return sum(n for (p, what), n in self.outcomes.items() if p == phase and what != "ok")
+
+    def summary(self) -> str:
+        return ", ".join(f"{p}: {w} {n}" for (p, w), n in sorted(self.outcomes.items()))
 
 
 @asynccontextmanager
@@ -171,7 +176,13 @@ async def finish(
     )
 
 
-async def replay_10k(redis: RedisProcess, store: TieredStore, manager: SessionManager) -> float:
+@dataclass
+class Replay:
+    total: float  # restart -> journal empty, fallback_active 0
+    draining: float  # journal first shrinking -> empty
+
+
+async def replay_10k(redis: RedisProcess, store: TieredStore, manager: SessionManager) -> Replay:
     """10k creates while Redis is down (no other load), then restart: seconds to an empty
     journal with fallback_active 0."""
     redis.process.send_signal(signal.SIGKILL)
@@ -188,8 +199,19 @@ async def replay_10k(redis: RedisProcess, store: TieredStore, manager: SessionMa
     if pending < REPLAY_WRITES:
         raise RuntimeError(f"only {pending} writes journalled (dropped: journal full?)")
     spawned = await restart(redis)
+    draining = await until_draining(store, pending)
     done = await until(store, False, empty_journal=True)
-    return done - spawned
+    return Replay(done - spawned, done - draining)
+
+
+async def until_draining(store: TieredStore, pending: int) -> float:
+    """When the journal first shrinks: the recovery probe succeeded and one batch is in."""
+    deadline = time.monotonic() + DEADLINE
+    while store.status().replay_pending >= pending and store.status().fallback_active:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the journal never started draining")
+        await asyncio.sleep(POLL)
+    return time.monotonic()
 
 
 async def raw_set_baseline(url: str) -> float:
@@ -215,7 +237,6 @@ def outage_results(kills: list[Outage], hangs: list[Outage], load: Load) -> list
     resume = median([o.back for o in hangs])
     per_outage = [o.failovers for o in kills + hangs]
     late = load.errors("after failback")
-    outcomes = ", ".join(f"{p}/{w} {n}" for (p, w), n in sorted(load.outcomes.items()))
     return [
         Result(
             f"SIGKILL -> fallback_active 1, median of {KILLS}, {WORKERS} workers",
@@ -256,12 +277,23 @@ def outage_results(kills: list[Outage], hangs: list[Outage], load: Load) -> list
             "failovers",
             "= 1",
             all(n == 1 for n in per_outage),
-            f"per outage: {per_outage}; errors after failback: {late}\n    {outcomes}",
+            f"per outage: {per_outage}; errors after failback: {late}\n    {load.summary()}",
         ),
     ]
 
 
 async def run() -> list[Result]:
+    # The store logs every failover and failback as a warning; the table says it better.
+    logger = logging.getLogger("exporter")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return await measure()
+    finally:
+        logger.setLevel(level)
+
+
+async def measure() -> list[Result]:
     redis = RedisProcess()  # its own: it is killed
     journal_dir = tempfile.mkdtemp(prefix="bench-journal-")
     durable = durable_journal()
@@ -286,13 +318,14 @@ async def run() -> list[Result]:
     results.append(
         Result(
             f"replay {REPLAY_WRITES:,} journalled writes: restart -> journal empty, fallback 0",
-            replay,
+            replay.total,
             baseline,
             "s",
             "≤ 2 s",
-            replay <= 2.0,
+            replay.total <= 2.0,
             f"{'durable journal file' if durable else 'in-memory journal (no journal_dir)'}; "
-            "includes waiting for the next probe (≤ redis_retry_interval); "
+            "includes waiting for the next probe (≤ redis_retry_interval); the journal drained "
+            f"in {replay.draining:.2f} s after its first batch\n    "
             "baseline: one pipelined raw SET of 10k 1 KiB values",
         )
     )
