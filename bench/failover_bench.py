@@ -6,12 +6,13 @@ The store is opened through the library API (`open_session_manager`) at the defa
 sessions in a loop (a pause after each operation keeps the load light). Each outage is timed by
 polling the store's status (the same `fallback_active` the gauge reports) every millisecond:
 
-1. SIGKILL -> fallback_active 1 (goal ≤ 1 s), `KILLS` outages, median;
+1. SIGKILL -> fallback_active 1 (goal ≤ 1 s), median of `ROUNDS` outages;
 2. restart (the new redis-server spawned) -> fallback_active 0 (goal ≤ 1 s plus the replay, here
    only the load's few hundred journalled writes), same outages;
 3. failovers per outage: `store_failovers` over each outage and `SETTLE` seconds of load after
    failback, when a stale pooled socket would show up as a second failover (goal exactly 1);
-4. SIGSTOP (a hung Redis: commands time out) -> fallback_active 1 (goal ≤ 1 s), `HANGS` hangs;
+4. SIGSTOP (a hung Redis: commands time out) -> fallback_active 1 (goal ≤ 1 s), median of
+   `ROUNDS` hangs, each run right after a SIGKILL outage (interleaved);
 5. replaying 10,000 writes journalled during an outage: from the restart until the journal is
    empty and fallback_active is 0 (goal ≤ 2 s), against one pipelined raw `SET` of the same
    10,000 payloads as the baseline.
@@ -46,8 +47,7 @@ from exporter.sessions.tiered_store import TieredStore
 
 WORKERS = 8
 PAUSE = 0.005  # seconds a worker waits after each operation: ~1.5k operations/s in all
-KILLS = 3
-HANGS = 3
+ROUNDS = 3  # each a SIGKILL outage, then a SIGSTOP hang
 OUTAGE = 1.0  # seconds Redis stays down (or hung) after the failover is seen
 SETTLE = 1.5  # seconds of load after failback in which a second failover would count
 REPLAY_WRITES = 10_000
@@ -239,7 +239,7 @@ def outage_results(kills: list[Outage], hangs: list[Outage], load: Load) -> list
     late = load.errors("after failback")
     return [
         Result(
-            f"SIGKILL -> fallback_active 1, median of {KILLS}, {WORKERS} workers",
+            f"SIGKILL -> fallback_active 1, median of {ROUNDS}, {WORKERS} workers",
             detect * 1e3,
             250,
             "ms",
@@ -260,7 +260,7 @@ def outage_results(kills: list[Outage], hangs: list[Outage], load: Load) -> list
             + "; from the new redis-server's spawn; baseline: redis_retry_interval",
         ),
         Result(
-            f"SIGSTOP (hang) -> fallback_active 1, median of {HANGS}",
+            f"SIGSTOP (hang) -> fallback_active 1, median of {ROUNDS}",
             hang * 1e3,
             250,
             "ms",
@@ -271,7 +271,7 @@ def outage_results(kills: list[Outage], hangs: list[Outage], load: Load) -> list
             "baseline: redis_timeout",
         ),
         Result(
-            f"failovers per outage ({KILLS} kills + {HANGS} hangs, {SETTLE:g} s after each)",
+            f"failovers per outage ({ROUNDS} kills + {ROUNDS} hangs, {SETTLE:g} s after each)",
             max(per_outage),
             1,
             "failovers",
@@ -303,10 +303,14 @@ async def measure() -> list[Result]:
         ) as manager:
             store = manager.store
             assert isinstance(store, TieredStore)
+            journal_kind = type(store.journal).__name__  # what the store really journals to
             async with running_load(manager) as load:
                 await asyncio.sleep(0.5)  # pool warm, sessions in Redis
-                kills = [await kill_outage(redis, store, load) for _ in range(KILLS)]
-                hangs = [await hang_outage(redis, store, load) for _ in range(HANGS)]
+                kills: list[Outage] = []
+                hangs: list[Outage] = []
+                for _ in range(ROUNDS):  # interleaved: both kinds see the same machine load
+                    kills.append(await kill_outage(redis, store, load))
+                    hangs.append(await hang_outage(redis, store, load))
             results = outage_results(kills, hangs, load)
             replay = await replay_10k(redis, store, manager)
         baseline = await raw_set_baseline(redis.url)
@@ -323,7 +327,7 @@ async def measure() -> list[Result]:
             "s",
             "≤ 2 s",
             replay.total <= 2.0,
-            f"{'durable journal file' if durable else 'in-memory journal (no journal_dir)'}; "
+            f"journal: {journal_kind}{f' in {journal_dir}' if durable else ''}; "
             "includes waiting for the next probe (≤ redis_retry_interval); the journal drained "
             f"in {replay.draining:.2f} s after its first batch\n    "
             "baseline: one pipelined raw SET of 10k 1 KiB values",
