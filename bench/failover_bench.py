@@ -327,7 +327,7 @@ async def measure() -> list[Result]:
             "s",
             "≤ 2 s",
             replay.total <= 2.0,
-            f"journal: {journal_kind}{f' in {journal_dir}' if durable else ''}; "
+            f"journal: {journal_kind}{' (journal_dir set)' if durable else ''}; "
             "includes waiting for the next probe (≤ redis_retry_interval); the journal drained "
             f"in {replay.draining:.2f} s after its first batch\n    "
             "baseline: one pipelined raw SET of 10k 1 KiB values",
