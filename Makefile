@@ -13,9 +13,11 @@ PIP := PYTHONWARNINGS=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install 
 # Pinned npm packages the tests check the doubles against (Figma's OpenAPI spec, a real MCP
 # server), installed from the committed lock file into a cache dir.
 NPM_DIR ?= .cache/npm
+# Where `make bench` writes its results as JSON (git revision, machine, every figure).
+BENCH_JSON ?= .cache/bench-results.json
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint dashboards mixin system-deps npm-deps clean
+.PHONY: run test bench lint dashboards mixin system-deps bench-deps npm-deps clean
 
 $(BIN)/python:
 	PYTHON=$(PYTHON) scripts/system-deps.sh venv
@@ -35,6 +37,10 @@ run: $(RUN_STAMP)  ## start the exporter (memory only unless flags/env say other
 system-deps:
 	PYTHON=$(PYTHON) scripts/system-deps.sh
 
+# Only the benchmarks need wrk (and no Prometheus, Node or Chromium).
+bench-deps:
+	PYTHON=$(PYTHON) scripts/system-deps.sh bench
+
 $(NPM_STAMP): tests/npm/package.json tests/npm/package-lock.json
 	mkdir -p $(NPM_DIR)
 	cp tests/npm/package.json tests/npm/package-lock.json $(NPM_DIR)/
@@ -46,8 +52,8 @@ npm-deps: system-deps $(NPM_STAMP)
 test: system-deps $(DEV_STAMP) $(NPM_STAMP)  ## the whole test suite against real redis-server, prometheus and MCP servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: system-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run
-	$(BIN)/python -m bench
+bench: bench-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run; results also in BENCH_JSON
+	$(BIN)/python -m bench --json $(BENCH_JSON)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check exporter tests bench grafana mixin

@@ -2,23 +2,34 @@
 
 Each figure is a median over interleaved runs, compared with a baseline measured in the same run
 (the machine is shared and noisy: absolute numbers drift, ratios hold). Misses are printed, not
-hidden; the exit status is 0 either way (benchmarks are not tests).
+hidden; the exit status is 0 either way (benchmarks are not tests). The results also go to a JSON
+file (git revision, time, machine, every figure) for comparing commits.
 
-    python -m bench            # everything, about 2 minutes
-    python -m bench store      # one section: store, http, metrics, coherence, aiohttp-session,
-                               # journal or memory
+    python -m bench                  # everything, under 3 minutes
+    python -m bench store failover   # some sections: store, http, metrics, coherence,
+                                     # aiohttp-session, journal, memory, failover
+    python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import datetime
+import json
+import os
 import platform
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
 
 from bench import (
     aiohttp_session_bench,
     coherence_bench,
+    failover_bench,
     http_bench,
     journal_bench,
     memory_bench,
@@ -27,7 +38,19 @@ from bench import (
 )
 from bench.support import RedisProcess, Result
 
-SECTIONS = ("store", "http", "metrics", "coherence", "aiohttp-session", "journal", "memory")
+SECTIONS = (
+    "store",
+    "http",
+    "metrics",
+    "coherence",
+    "aiohttp-session",
+    "journal",
+    "memory",
+    "failover",
+)
+DEFAULT_JSON = Path(".cache/bench-results.json")
+
+T = TypeVar("T")
 
 
 def loop_name() -> str:
@@ -39,7 +62,7 @@ def loop_name() -> str:
         return "asyncio"
 
 
-def run_async(coro):  # type: ignore[no-untyped-def]
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
 
@@ -60,33 +83,140 @@ def print_table(results: list[Result]) -> None:
             print(f"    {r.note}")
 
 
+def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
+    """Each section's runner, in the order they run."""
+    return {
+        "store": lambda: run_async(store_bench.run(redis_url)),
+        "http": lambda: http_bench.run(redis_url),
+        "metrics": lambda: run_async(metrics_bench.run()),
+        "coherence": lambda: run_async(coherence_bench.run(redis_url)),
+        "aiohttp-session": aiohttp_session_bench.run,  # its own Redis: it kills it
+        "journal": lambda: run_async(journal_bench.run()),
+        "memory": memory_bench.run,
+        "failover": lambda: run_async(failover_bench.run()),  # its own Redis too
+    }
+
+
+def git(*args: str) -> str | None:
+    try:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "event_loop": loop_name(),
+        "redis_server": tool_version("redis-server", "--version"),
+        "wrk": tool_version("wrk", "--version"),
+    }
+
+
+def tool_version(*command: str) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else None
+
+
+def report(
+    results: list[tuple[str, Result]], seconds: dict[str, float], elapsed: float, began: str
+) -> dict[str, Any]:
+    """The JSON document: where and when it ran, and every figure with its baseline and goal."""
+    status = git("status", "--porcelain")
+    return {
+        "git": {
+            "revision": git("rev-parse", "HEAD"),
+            "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+            "dirty": bool(status) if status is not None else None,
+        },
+        "timestamp": began,
+        "machine": machine(),
+        "seconds": round(elapsed, 1),
+        "section_seconds": {name: round(s, 1) for name, s in seconds.items()},
+        "targets": len(results),
+        "met": sum(r.ok for _, r in results),
+        "results": [
+            {
+                "section": section,
+                "name": r.name,
+                "value": r.value,
+                "baseline": r.baseline,
+                "ratio": r.ratio if r.baseline else None,
+                "unit": r.unit,
+                "goal": r.target,
+                "ok": r.ok,
+                "note": r.note,
+            }
+            for section, r in results
+        ],
+    }
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", metavar="section", help=", ".join(SECTIONS))
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help=f"where the results go as JSON (default {DEFAULT_JSON})",
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    return args
+
+
 def main(argv: list[str]) -> None:
-    sections = argv or list(SECTIONS)
+    args = parse(argv)
+    sections = args.sections or list(SECTIONS)
     python = platform.python_version()
     print(f"python {python}, event loop {loop_name()}, sections: {', '.join(sections)}")
+    began = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     started = time.monotonic()
     redis = RedisProcess()
-    results: list[Result] = []
+    results: list[tuple[str, Result]] = []
+    seconds: dict[str, float] = {}
     try:
-        if "store" in sections:
-            results += run_async(store_bench.run(redis.url))
-        if "http" in sections:
-            results += http_bench.run(redis.url)
-        if "metrics" in sections:
-            results += run_async(metrics_bench.run())
-        if "coherence" in sections:
-            results += run_async(coherence_bench.run(redis.url))
-        if "aiohttp-session" in sections:
-            results += aiohttp_session_bench.run()  # its own Redis: it kills it
-        if "journal" in sections:
-            results += run_async(journal_bench.run())
-        if "memory" in sections:
-            results += memory_bench.run()
+        for name, run in sections_run(redis.url).items():
+            if name in sections:
+                section_started = time.monotonic()
+                results += [(name, r) for r in run()]
+                seconds[name] = time.monotonic() - section_started
     finally:
         redis.stop()
-    print_table(results)
-    met = sum(r.ok for r in results)
-    print(f"\n{len(results)} targets, {met} met, {time.monotonic() - started:.0f}s")
+    elapsed = time.monotonic() - started
+    print_table([r for _, r in results])
+    met = sum(r.ok for _, r in results)
+    timing = ", ".join(f"{name} {s:.0f}s" for name, s in seconds.items())
+    print(f"\n{len(results)} targets, {met} met, {elapsed:.0f}s ({timing})")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(report(results, seconds, elapsed, began), indent=2, ensure_ascii=False) + "\n"
+    )
+    print(f"results written to {args.json}")
 
 
 if __name__ == "__main__":

@@ -76,11 +76,13 @@ class RedisProcess:
             raise SystemExit("redis-server is not installed: apt-get install redis-server")
         self.binary = binary
         self.port = free_port()
+        self.dirs: list[str] = []
         self.start()
 
     def start(self) -> None:
         """Start (or, after `kill`, restart empty on the same port)."""
         binary = self.binary
+        self.dirs.append(tempfile.mkdtemp(prefix="bench-redis-"))
         self.process = subprocess.Popen(
             [
                 binary,
@@ -93,7 +95,7 @@ class RedisProcess:
                 "--appendonly",
                 "no",
                 "--dir",
-                tempfile.mkdtemp(prefix="bench-redis-"),
+                self.dirs[-1],
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -120,3 +122,5 @@ class RedisProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)

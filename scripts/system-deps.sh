@@ -5,16 +5,24 @@
 # what to run.
 set -euo pipefail
 
-# `system-deps.sh venv`: only what creating the virtualenv needs (make run); no argument: also
-# the servers the test suite starts (make test, make bench).
+# `system-deps.sh venv`: only what creating the virtualenv needs (make run); `bench`: that plus
+# redis-server and the wrk load generator (make bench); no argument: the virtualenv and the
+# servers the test suite starts (make test).
 missing=()
-if [ "${1:-}" != venv ]; then
+case "${1:-}" in
+venv) ;;
+bench)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v wrk >/dev/null || missing+=(wrk)
+    ;;
+*)
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v promtool >/dev/null || missing+=(prometheus)
     command -v node >/dev/null || missing+=(nodejs)
     command -v npm >/dev/null || missing+=(npm)
     command -v chromium >/dev/null || missing+=(chromium)
-fi
+    ;;
+esac
 "${PYTHON:-python3}" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
