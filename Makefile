@@ -17,7 +17,7 @@ NPM_DIR ?= .cache/npm
 BENCH_JSON ?= .cache/bench-results.json
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint dashboards mixin system-deps bench-deps npm-deps clean
+.PHONY: run test test-repeat bench lint dashboards mixin system-deps bench-deps npm-deps clean
 
 $(BIN)/python:
 	PYTHON=$(PYTHON) scripts/system-deps.sh venv
@@ -51,6 +51,10 @@ npm-deps: system-deps $(NPM_STAMP)
 
 test: system-deps $(DEV_STAMP) $(NPM_STAMP)  ## the whole test suite against real redis-server, prometheus and MCP servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every run on a fresh clone of HEAD; LOAD=1 keeps the CPUs busy beside it. Counts, never retries.
+test-repeat:  ## the whole suite N times (default 20) on fresh clones: make test-repeat N=20 [LOAD=1]
+	LOAD=$(LOAD) scripts/test-repeat.sh $(or $(N),20)
 
 bench: bench-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run; results also in BENCH_JSON
 	$(BIN)/python -m bench --json $(BENCH_JSON)
