@@ -26,9 +26,8 @@ from bench.support import Result, median
 from exporter.sessions.durable_journal import DurableJournal
 from exporter.sessions.journal import ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
-from exporter.sessions.redis_store import ReplayItem
 from exporter.sessions.session import Session
-from exporter.sessions.store import StoredValue, new_version
+from exporter.sessions.store import ReplayItem, StoredValue, new_version
 
 WRITERS = (64, 256)
 OPS = 12_800

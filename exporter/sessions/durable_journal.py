@@ -37,7 +37,7 @@ from pathlib import Path
 
 from exporter.errors import JournalFull, JournalLocked, StoreUnavailable
 from exporter.sessions.journal_format import FILE_MAGIC, decode_records, encode_record
-from exporter.sessions.redis_store import ReplayItem
+from exporter.sessions.store import ReplayItem
 
 log = logging.getLogger(__name__)
 

@@ -60,6 +60,7 @@ def build_store(
     client: RedisClient | None,
     *,
     journal_dir: Path | None = None,
+    index: SessionIndex | None = None,
 ) -> TieredStore:
     """The tiered store. Without Redis, sessions are pinned in memory (never evicted: a full
     tier refuses with 507). With Redis, outage writes go to the durable journal in `journal_dir`
@@ -72,7 +73,9 @@ def build_store(
         pinned_prefixes=() if client is not None else (NAMESPACE,),
     )
     redis_tier = (
-        RedisStore(client, prefix=settings.redis_key_prefix, timeout=settings.redis_timeout)
+        RedisStore(
+            client, prefix=settings.redis_key_prefix, timeout=settings.redis_timeout, index=index
+        )
         if client is not None
         else None
     )
@@ -153,7 +156,8 @@ async def open_session_layer(
     deployment = create_redis_client(settings) if settings.redis_url else None
     client = deployment.client if deployment is not None else None
     try:
-        store = build_store(settings, metrics, events, client, journal_dir=journal_dir)
+        index = build_index(settings, deployment) if deployment is not None else None
+        store = build_store(settings, metrics, events, client, journal_dir=journal_dir, index=index)
         instrumentation = Instrumentation(
             metrics,
             "session",
@@ -162,10 +166,8 @@ async def open_session_layer(
             events=events,
         )
         manager = SessionManager(store, instrumentation, metrics, default_ttl=settings.session_ttl)
-        index = tracker = None
-        if deployment is not None:
-            index = build_index(settings, deployment)
-            store.redis.index = index  # type: ignore[union-attr]
+        tracker = None
+        if index is not None:
             manager.use_index(index)
         await store.start()
         try:

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 from exporter.errors import JournalFull
-from exporter.sessions.redis_store import ReplayItem
+from exporter.sessions.store import ReplayItem
 
 
 class Journal(Protocol):

@@ -16,8 +16,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from exporter.sessions.redis_store import ReplayItem
-from exporter.sessions.store import KIND_TOMBSTONE, KIND_VALUE, StoredValue
+from exporter.sessions.store import KIND_TOMBSTONE, KIND_VALUE, ReplayItem, StoredValue
 
 FILE_MAGIC = b"SMJ1\n"
 SYNC = b"\xa5\x5a"

@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -32,15 +31,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
 from exporter.sessions.redis_client import PoolBusy
+from exporter.sessions.session_index import SessionIndex
 from exporter.sessions.store import (
+    ReplayItem,
     StoredValue,
     decode_value,
     encode_value,
     expires_ms,
 )
-
-if TYPE_CHECKING:
-    from exporter.sessions.session_index import SessionIndex
 
 # Versions are 19-digit decimal strings (time_ns); Lua numbers are doubles and would lose the
 # last digits, so versions are compared as strings (length first, then lexically).
@@ -109,16 +107,6 @@ DATA_MARKER = "data-marker"
 FLEET_REPLAYING = "fleet:replaying"
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayItem:
-    """One journalled write: a value to put, or (value None) a delete made at `version`."""
-
-    key: str
-    version: int
-    expires_at: float
-    value: StoredValue | None
-
-
 # What `RedisStore.get` returns for a deleted key (a final "not found", unlike a missing key).
 TOMBSTONE = StoredValue(b"", 0, 0.0)
 
@@ -127,14 +115,19 @@ class RedisStore:
     """Redis-backed key/value tier. Keys given to it are logical; `prefix` is prepended here."""
 
     def __init__(
-        self, client: aioredis.Redis | RedisCluster, *, prefix: str = "", timeout: float = 0.25
+        self,
+        client: aioredis.Redis | RedisCluster,
+        *,
+        prefix: str = "",
+        timeout: float = 0.25,
+        index: SessionIndex | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.timeout = timeout
         self.last_latency_ms: float | None = None
         # Session keys are written together with their entry in the cross-replica index.
-        self.index: SessionIndex | None = None
+        self.index = index
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
         self._put_unless_deleted = client.register_script(PUT_UNLESS_DELETED)
 

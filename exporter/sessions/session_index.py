@@ -40,8 +40,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from exporter.sessions.redis_client import raise_if_cancelled
-from exporter.sessions.redis_store import ReplayItem
-from exporter.sessions.store import decode_value, expires_ms
+from exporter.sessions.store import ReplayItem, decode_value, expires_ms
 from exporter.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

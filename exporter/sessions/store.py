@@ -63,6 +63,16 @@ def new_version() -> int:
     return time.time_ns()
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayItem:
+    """One journalled write: a value to put, or (value None) a delete made at `version`."""
+
+    key: str
+    version: int
+    expires_at: float
+    value: StoredValue | None
+
+
 def encode_value(value: StoredValue, kind: bytes = KIND_VALUE) -> bytes:
     """`<version>:<expires_ms>:<kind><payload>` — one string, so a read is one GET."""
     return b"%d:%d:%s%s" % (value.version, expires_ms(value.expires_at), kind, value.payload)

@@ -43,8 +43,8 @@ from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.journal import Journal, ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import raise_if_cancelled
-from exporter.sessions.redis_store import TOMBSTONE, RedisStore, ReplayItem
-from exporter.sessions.store import CacheRecorder, StoredValue, StoreStatus, new_version
+from exporter.sessions.redis_store import TOMBSTONE, RedisStore
+from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus, new_version
 from exporter.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ REPLAY_BATCH = 256
 # Re-checks of a parked own write before giving up on it (the next read then goes to Redis).
 PARK_CHECKS = 3
 PARK_BATCH = 256
+# The longest a read waits for its key's parked write to be checked (rounds are one pipeline).
+PARK_WAIT = 0.5
 SWEEP_INTERVAL = 1.0
 # How long the fleet-replay marker lives unless refreshed (a replica dying mid-replay must not
 # leave every other replica answering 503 to misses for long).
@@ -424,12 +426,15 @@ class TieredStore:
     async def confirmed(self, key: str) -> StoredValue | None:
         """After a memory miss: the memory value once a parked own write is confirmed (a wait of
         about one Redis round trip), else None (nothing parked, or Redis holds another value)."""
-        for _ in range(2 * PARK_CHECKS + 2):
-            if key not in self._parked:
-                break
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PARK_WAIT
+        while key in self._parked and loop.time() < deadline:
             check_round = self._check_round
             if check_round is None:
-                await asyncio.sleep(0)  # the checker is about to start a round
+                # Between rounds (about to start one, or pausing after an unreadable Redis):
+                # a fixed number of yields could give up before the next round, and a miss
+                # here becomes a 503 in an outage.
+                await asyncio.sleep(0.001)
             else:
                 await asyncio.shield(check_round)
         return self.get_cached(key)
@@ -547,8 +552,10 @@ class TieredStore:
             self._echoes[key] = left
 
     def _park(self, key: str, ours: StoredValue) -> None:
-        """Stop serving our own write from memory until a GET shows Redis still holds it."""
-        if self.redis is None or self.memory_bypass:
+        """Stop serving our own write from memory until a GET shows Redis still holds it.
+        Not while Redis is unreadable (breaker open): there is nothing to check against, and
+        our write is what the fallback serves (the failback flushes the tier anyway)."""
+        if self.redis is None or self.memory_bypass or not self.breaker.closed:
             return
         parked = self._parked.get(key)
         if parked is not None and parked[0].version > ours.version:

@@ -219,3 +219,26 @@ async def test_a_delete_acknowledged_anywhere_is_final(
                 await side.manager.get(session.id)
             with pytest.raises(SessionNotFound):
                 await side.manager.update(session.id, {"v": 3})
+
+
+async def test_a_late_echo_during_a_fallback_never_hides_our_own_write(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """The interleaving behind a flaky replay test, made deterministic: the invalidation of our
+    own write arrives after the fallback began (the listener drained its buffer late). The write
+    is what the fallback serves: an update of it must succeed from memory, never 503."""
+    async with open_layer(redis_url, redis_retry_interval=30) as layer:
+        session = await layer.manager.create({"v": 0})
+        key = f"s:{{{session.id}}}"
+        await wait_for(lambda: not layer.store.is_parked(key), 2)  # its echo checked
+        redis_server.kill()
+        try:
+            with pytest.raises(StoreUnavailable):
+                await layer.manager.get("unknown-to-memory")  # the outage noticed: fallback
+            assert layer.store.status().fallback_active
+            layer.store.invalidate(key)  # the late echo
+            assert not layer.store.is_parked(key)
+            assert (await layer.manager.update(session.id, {"v": 1})).data == {"v": 1}
+            assert (await layer.manager.get(session.id)).data == {"v": 1}
+        finally:
+            redis_server.start()

@@ -16,8 +16,7 @@ import pytest
 from exporter.errors import JournalFull, JournalLocked, StoreUnavailable
 from exporter.sessions.durable_journal import LOG_NAME, DurableJournal
 from exporter.sessions.journal_format import FILE_MAGIC, decode_records, encode_record
-from exporter.sessions.redis_store import ReplayItem
-from exporter.sessions.store import StoredValue
+from exporter.sessions.store import ReplayItem, StoredValue
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[3]
 WRITER = """
 import asyncio, sys
 from exporter.sessions.durable_journal import DurableJournal
-from exporter.sessions.redis_store import ReplayItem
+from exporter.sessions.store import ReplayItem
 from exporter.sessions.store import StoredValue
 
 async def main():

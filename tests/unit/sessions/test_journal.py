@@ -6,8 +6,7 @@ import pytest
 
 from exporter.errors import JournalFull
 from exporter.sessions.journal import ReplayJournal
-from exporter.sessions.redis_store import ReplayItem
-from exporter.sessions.store import StoredValue
+from exporter.sessions.store import ReplayItem, StoredValue
 
 
 def put(key: str, version: int) -> ReplayItem:
