@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from exporter.events import Event, EventLog
 from exporter.metrics import EVENT_TYPES, Metrics
-from exporter.tasks import cancel_and_wait
+from exporter.tasks import cancel_and_wait, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,11 @@ class EventStream:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancelled()  # redis-py may have swallowed the cancel of close()
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
+                raise_if_cancelled()
                 try:
                     await self._flush()
                 except Exception as exc:  # Redis down or slow: keep the events, retry later
@@ -153,6 +155,7 @@ class EventStream:
     async def _follow(self) -> None:
         """Add other replicas' new events to the ring, one XREAD per interval."""
         while True:
+            raise_if_cancelled()  # as in _run: else close() waits for this loop for ever
             await asyncio.sleep(self.tail_interval)
             try:
                 await self._read_new()

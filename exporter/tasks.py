@@ -19,3 +19,15 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     for task in running:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a Redis call swallowed.
+
+    redis-py's connections wrap socket writes in `asyncio.wait_for`, which on Python 3.11 loses a
+    cancel that arrives as the write completes (CPython gh-86296): the task goes on with
+    `cancelling()` set. Background loops call this after each Redis call so they still stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -42,9 +42,9 @@ from redis.exceptions import RedisError
 from exporter.errors import StoreUnavailable
 from exporter.events import EventLog
 from exporter.metrics import Metrics
-from exporter.sessions.redis_client import RedisDeployment, TrackedNode, raise_if_cancelled
+from exporter.sessions.redis_client import RedisDeployment, TrackedNode
 from exporter.sessions.tiered_store import TieredStore
-from exporter.tasks import cancel_and_wait
+from exporter.tasks import cancel_and_wait, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 

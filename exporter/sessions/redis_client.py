@@ -153,18 +153,6 @@ def _safe(exc: Exception) -> str:
     return str(exc).split("\n", 1)[0]
 
 
-def raise_if_cancelled() -> None:
-    """Re-raise a cancellation that a Redis call swallowed.
-
-    redis-py's connections wrap socket writes in `asyncio.wait_for`, which on Python 3.11 loses a
-    cancel that arrives as the write completes (CPython gh-86296): the task goes on with
-    `cancelling()` set. Background loops call this after each Redis call so they still stop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 class PoolBusy(RedisConnectionError):
     """No pooled connection became free within the wait deadline: Redis may be perfectly healthy."""
 

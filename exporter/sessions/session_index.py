@@ -39,9 +39,8 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from exporter.sessions.redis_client import raise_if_cancelled
 from exporter.sessions.store import ReplayItem, decode_value, expires_ms
-from exporter.tasks import cancel_and_wait
+from exporter.tasks import cancel_and_wait, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 

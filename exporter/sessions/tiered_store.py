@@ -42,10 +42,9 @@ from exporter.metrics import INVALIDATION_REASONS, REFUSAL_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.journal import Journal, ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
-from exporter.sessions.redis_client import raise_if_cancelled
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore
 from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus, new_version
-from exporter.tasks import cancel_and_wait
+from exporter.tasks import cancel_and_wait, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 

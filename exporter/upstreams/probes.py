@@ -36,7 +36,7 @@ from redis.asyncio.cluster import RedisCluster
 from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.events import EventLog
 from exporter.metrics import PROBE_FAILURE_REASONS, SERVICES, Metrics
-from exporter.tasks import cancel_and_wait
+from exporter.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.upstreams.figma_client import DATA_TIER, ENDPOINT_TIERS, FigmaClient
 from exporter.upstreams.mcp_client import McpClient
 
@@ -164,6 +164,7 @@ class Probes:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancelled()  # a Redis probe may have swallowed the cancel (see tasks.py)
             try:
                 await self.run_once()
             except (
