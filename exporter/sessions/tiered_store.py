@@ -38,6 +38,7 @@ from exporter.errors import (
     WritesRefused,
 )
 from exporter.events import EventLog
+from exporter.loop_lag import LoopLag
 from exporter.metrics import INVALIDATION_REASONS, REFUSAL_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.journal import Journal, ReplayJournal
@@ -108,6 +109,7 @@ class TieredStore:
         self._fleet_checked: tuple[float, bool] = (-1.0, False)
         self.replica_id = secrets.token_hex(8)
         self._ping_probe: asyncio.Future[bool] | None = None
+        self.loop_lag = LoopLag()
         self._marker: asyncio.Future[None] | None = None
         self._redis_run_id: str | None = None
         # While True, reads skip the memory tier and writes do not fill it (coherence unknown).
@@ -158,6 +160,7 @@ class TieredStore:
                 )
                 self._redis_failed.set()
             self._tasks.append(asyncio.create_task(self._recovery_loop(), name="store-recovery"))
+            self._tasks.append(asyncio.create_task(self.loop_lag.run(), name="store-loop-lag"))
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="store-sweep"))
 
     async def close(self) -> None:
@@ -698,8 +701,15 @@ class TieredStore:
             return await command()
         except StoreTimeout:
             if not await self._answers_ping():
+                if self.loop_lag.recent() * 2 >= self._command_timeout():
+                    # Our own loop ran late by half the timeout or more: the answers may have
+                    # been waiting unread. Backpressure for this request, not an outage.
+                    raise StoreBusy("this process was too busy to hear Redis in time") from None
                 raise
         return await command()
+
+    def _command_timeout(self) -> float:
+        return self.redis.timeout if self.redis is not None else 0.0
 
     async def _answers_ping(self) -> bool:
         probe = self._ping_probe

@@ -260,21 +260,24 @@ class McpClient:
     async def _session_or_fail(self) -> ClientSession:
         if self._session is not None:
             return self._session
-        if self._closing or self._outcome is None:
-            raise UpstreamUnavailable(SERVICE, "MCP client is not running")
-        outcome = self._outcome
-        self._wake.set()
-        try:
-            session = await asyncio.wait_for(asyncio.shield(outcome), self.timeout)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                SERVICE, f"MCP server did not answer initialize within {self.timeout:g}s"
-            ) from None
-        if session is None:
-            raise UpstreamUnavailable(
-                SERVICE, f"MCP server unreachable ({self.last_error or 'not connected'})"
-            )
-        return session
+        # Two attempts: the one under way may have started before a restarted server listened
+        # again; the next one (started at once) then finds it. A dead server fails both fast.
+        for _ in range(2):
+            if self._closing or self._outcome is None:
+                raise UpstreamUnavailable(SERVICE, "MCP client is not running")
+            outcome = self._outcome
+            self._wake.set()
+            try:
+                session = await asyncio.wait_for(asyncio.shield(outcome), self.timeout)
+            except TimeoutError:
+                raise UpstreamTimeout(
+                    SERVICE, f"MCP server did not answer initialize within {self.timeout:g}s"
+                ) from None
+            if session is not None:
+                return session
+        raise UpstreamUnavailable(
+            SERVICE, f"MCP server unreachable ({self.last_error or 'not connected'})"
+        )
 
     async def _watch_session(self, response: httpx2.Response) -> None:
         """HTTP 400/404 to a request that carried a session id: the server forgot the session

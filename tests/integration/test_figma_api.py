@@ -50,7 +50,9 @@ async def api(
         "figma_token": DEFAULT_TOKEN,
         "mcp_url": mcp_server.url,
     }
-    async with app_client(figma_timeout=0.5, **settings) as pair:
+    # 1.5 s: well under the double's 2 s "slow" fault, well over a realistic document's serving
+    # time on a busy machine (0.5 s was not: a healthy call answered 504 under load).
+    async with app_client(figma_timeout=1.5, **settings) as pair:
         yield pair
 
 
