@@ -34,7 +34,7 @@ for run in $(seq "$runs"); do
         cp "$work/run.log" "$logs/run-$run.log"
     fi
     summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$work/run.log" | tail -1)
-    echo "run $run/$runs: $result in $(($(date +%s) - started)) s: $summary"
+    echo "run $run/$runs ($(git -C "$work/repo" rev-parse --short HEAD)): $result in $(($(date +%s) - started)) s: $summary"
 done
 echo "$passed of $runs runs passed${LOAD:+ (LOAD=$LOAD)}; failed runs' logs in $logs"
 [ "$passed" -eq "$runs" ]
