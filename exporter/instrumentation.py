@@ -24,18 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.errors import (
-    ExporterError,
-    InvalidRequest,
-    SessionNotFound,
-    StoreBusy,
-    StoreTimeout,
-    StoreUnavailable,
-    UpstreamError,
-    UpstreamInvalid,
-    UpstreamNotFound,
-    UpstreamTimeout,
-)
+from exporter.errors import UpstreamError, error_kind
 from exporter.events import EventLog
 from exporter.fast_metrics import CounterChild
 from exporter.metrics import (
@@ -156,23 +145,8 @@ def error_detail(exc: BaseException) -> str:
 
 
 def error_type(exc: BaseException) -> str:
-    """Map an exception to the bounded `error` label."""
-    # A wrong file key or a node Figma cannot render is the caller's, like an unknown session id.
-    if isinstance(exc, SessionNotFound | UpstreamNotFound):
-        return "not_found"
-    if isinstance(exc, StoreBusy):
-        return "busy"
-    if isinstance(exc, UpstreamInvalid | InvalidRequest):
-        return "invalid"
-    if isinstance(exc, StoreTimeout | UpstreamTimeout | TimeoutError):
-        return "timeout"
-    if isinstance(exc, StoreUnavailable):
-        return "unavailable"
-    if isinstance(exc, UpstreamError):
-        return "upstream"
-    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, ExporterError):
-        return "invalid"
-    return "internal"
+    """Map an exception to the bounded `error` label (`exporter.errors.ERROR_KINDS`)."""
+    return error_kind(exc).label
 
 
 class Instrumentation:
