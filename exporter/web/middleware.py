@@ -20,7 +20,8 @@ from aiohttp.web import AbstractResource
 from exporter.errors import ExporterError, StoreUnavailable, UpstreamError, error_kind
 from exporter.fast_metrics import CounterChild
 from exporter.metrics import Metrics
-from exporter.web.responses import ApiError, error_body, json_response
+from exporter.web.api_error import ApiError
+from exporter.web.responses import error_body, json_response
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class RequestMetrics:
 def exception_response(exc: BaseException) -> web.Response:
     """Render any exception as a JSON error; unknown ones become a 500 without details."""
     if isinstance(exc, ApiError):
-        return exc.response()
+        return json_response(error_body(exc.code, exc.message), exc.status, exc.headers)
     if isinstance(exc, web.HTTPException):
         code = "body_too_large" if exc.status == 413 else exc.reason.lower().replace(" ", "_")
         return json_response(error_body(code, exc.text or exc.reason), exc.status)

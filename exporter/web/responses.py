@@ -1,4 +1,4 @@
-"""JSON responses and the API error type; orjson keeps serialisation off the hot path's budget."""
+"""JSON responses; orjson keeps serialisation off the hot path's budget."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from exporter.web.api_error import ApiError
 from exporter.web.keys import SETTINGS
+
+# ApiError lives in api_error (no circle with keys); the route modules still import it from here.
+__all__ = ["ApiError", "error_body", "json_response", "read_json_object"]
 
 JSON_TYPE = "application/json"
 # What aiohttp decodes itself; it passes any other token through as if it were identity.
@@ -25,22 +29,6 @@ def json_response(
 
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
-
-
-class ApiError(Exception):
-    """Raised by handlers for a client-visible error; the middleware renders it as JSON."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = dict(headers or {})
-
-    def response(self) -> web.Response:
-        return json_response(error_body(self.code, self.message), self.status, self.headers)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
