@@ -20,8 +20,7 @@ from aiohttp.web import AbstractResource
 from exporter.errors import ExporterError, StoreUnavailable, UpstreamError, error_kind
 from exporter.fast_metrics import CounterChild
 from exporter.metrics import Metrics
-from exporter.web.api_error import ApiError
-from exporter.web.responses import error_body, json_response
+from exporter.web.api_error import ApiError, error_body, json_response
 
 log = logging.getLogger(__name__)
 
