@@ -256,7 +256,3 @@ class Instrumentation:
                 operation=operation,
                 duration_ms=round(slow.duration_ms, 3),
             )
-
-    def reset_windows(self) -> None:
-        for window in self.windows.values():
-            window.clear()

@@ -29,12 +29,8 @@ UNMATCHED = "unmatched"
 _perf_counter = time.perf_counter
 
 
-def route_template(request: web.Request) -> str:
-    """The route's template (`/api/sessions/{id}`), never the raw path: labels stay bounded."""
-    return _template(request.match_info.route.resource)
-
-
 def _template(resource: AbstractResource | None) -> str:
+    """The route's template (`/api/sessions/{id}`), never the raw path: labels stay bounded."""
     return resource.canonical if resource is not None else UNMATCHED
 
 
