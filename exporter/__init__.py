@@ -12,9 +12,7 @@ aiohttp-session.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-# Imported after __version__: modules below read it.
+from exporter.build import __version__
 from exporter.errors import SessionNotFound, StoreUnavailable
 from exporter.sessions.library import open_session_manager, open_store
 from exporter.sessions.manager import SessionManager

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             option.flag,
             dest=option.name,
             default=None,
-            help=f"{option.help} [env {option.env}]",
+            help=f"{option.plain_help} [env {option.env}]",
             **extra,
         )
     return parser

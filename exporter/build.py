@@ -16,8 +16,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from exporter import __version__
-
+# Here, in a module that imports nothing of ours, so that reading it never runs the package's
+# __init__ (which opens the whole session layer): `exporter.__version__` re-exports it.
+__version__ = "0.1.0"
 REVISION_ENV = "SESSION_EXPORTER_REVISION"
 UNKNOWN = "unknown"
 _CHECKOUT = Path(__file__).resolve().parent.parent

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -37,77 +38,15 @@ REDIS_SCHEMES = (
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Every setting. Field names are the YAML keys; flags and env vars derive from them."""
-
-    listen: tuple[str, int] = ("127.0.0.1", 9464)
-    redis_url: str | None = field(default=None, repr=False)
-    redis_timeout: float = 0.25
-    redis_retry_interval: float = 0.5
-    redis_max_connections: int = 64
-    redis_pool_timeout: float = 1.0
-    redis_key_prefix: str = "sme:"
-    session_ttl: float = 3600.0
-    memory_max_entries: int = 100_000
-    memory_max_bytes: int = 256 * 1024 * 1024
-    replay_max_entries: int = 10_000
-    journal_dir: str | None = None
-    max_body_bytes: int = 64 * 1024
-    slow_threshold_ms: float = 100.0
-    window_size: int = 100
-    figma_api_url: str = "https://api.figma.com"
-    figma_token: str | None = field(default=None, repr=False)
-    figma_oauth_token: str | None = field(default=None, repr=False)
-    figma_slow_threshold_ms: float = 2000.0
-    figma_timeout: float = 10.0
-    figma_max_concurrency: int = 8
-    figma_cache_ttl: float = 300.0
-    figma_cache_max_bytes: int | None = None  # None: a quarter of memory_max_bytes
-    mcp_url: str | None = None
-    mcp_token: str | None = field(default=None, repr=False)
-    mcp_timeout: float = 10.0
-    probe_interval: float = 30.0
-    health_interval: float = 30.0
-    snapshot_interval: float = 5.0
-    event_log_size: int = 1000
-    sse_max_clients: int = 1000
-    admin_token: str | None = field(default=None, repr=False)
-    health_thresholds: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    shutdown_timeout: float = 10.0
-    shutdown_drain: float = 0.0
-    log_level: str = "info"
-    log_format: str = "text"
-    access_log: bool = False
-    web_config_file: str | None = None
-
-    @property
-    def redis_url_redacted(self) -> str | None:
-        """The Redis URL with any password replaced, safe to log and show."""
-        return redact_url(self.redis_url) if self.redis_url else None
-
-    @property
-    def figma_cache_budget(self) -> int:
-        """Bytes of the memory tier Figma responses may use (the rest stays for sessions)."""
-        return self.figma_cache_max_bytes or self.memory_max_bytes // 4
-
-    @property
-    def figma_enabled(self) -> bool:
-        return bool(self.figma_token or self.figma_oauth_token)
-
-    @property
-    def mcp_enabled(self) -> bool:
-        return bool(self.mcp_url)
-
-
-@dataclass(frozen=True, slots=True)
 class Option:
-    """How one setting is parsed and described on the command line."""
+    """How one setting is parsed and described: derived from its `Settings` field."""
 
     name: str
     parse: Callable[[str, Any], Any]
-    help: str
+    help: str  # Markdown: the README table shows it as is, `--help` without the markup
     secret: bool = False
     switch: bool = False  # a boolean flag that may stand alone
+    shown_default: str = "(none)"  # the README's default column
 
     @property
     def flag(self) -> str:
@@ -116,6 +55,35 @@ class Option:
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
+
+    @property
+    def plain_help(self) -> str:
+        """The help without Markdown, for `--help`: links keep their text, code its content."""
+        return _LINK.sub(r"\1", self.help).replace("`", "")
+
+
+_LINK = re.compile(r"\[([^]]*)\]\([^)]*\)")
+
+
+def setting(
+    default: Any,
+    parse: Callable[[str, Any], Any],
+    help: str,
+    *,
+    secret: bool = False,
+    switch: bool = False,
+    shown_default: str | None = None,
+) -> Any:
+    """A `Settings` field carrying everything its flag, env var, YAML key and README row need.
+
+    A callable `default` is a factory (for mutable defaults). Secrets are left out of `repr`.
+    """
+    metadata = {"parse": parse, "help": help, "secret": secret, "switch": switch}
+    if shown_default is not None:
+        metadata["shown_default"] = shown_default
+    if callable(default):
+        return field(default_factory=default, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 def redact_userinfo(url: str) -> str:
@@ -236,123 +204,201 @@ _seconds = _number(float)
 _seconds_or_zero = _number(float, exclusive=False)
 _count = _number(int)
 
-OPTIONS: tuple[Option, ...] = (
-    Option("listen", _listen, "HOST:PORT to serve on (default 127.0.0.1:9464)"),
-    Option(
-        "redis_url",
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, declared once: the field name is the YAML key, the flag and the env var
+    derive from it, and its `setting()` metadata parses and documents it (`OPTIONS`)."""
+
+    listen: tuple[str, int] = setting(
+        ("127.0.0.1", 9464), _listen, "HOST:PORT to serve on (default 127.0.0.1:9464)"
+    )
+    redis_url: str | None = setting(
+        None,
         _redis_url,
-        "Redis URL; none = memory only (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://)",
+        "Redis URL; none = memory only"
+        " (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://)",
         secret=True,
-    ),
-    Option(
-        "redis_timeout", _seconds, "seconds one Redis command may take before it counts as failed"
-    ),
-    Option(
-        "redis_retry_interval",
+    )
+    redis_timeout: float = setting(
+        0.25, _seconds, "seconds one Redis command may take before it counts as failed"
+    )
+    redis_retry_interval: float = setting(
+        0.5, _seconds, "seconds between reconnection attempts while Redis is down"
+    )
+    redis_max_connections: int = setting(
+        64, _count, "Redis connections the pool may open; further requests queue for one"
+    )
+    redis_pool_timeout: float = setting(
+        1.0,
         _seconds,
-        "seconds between reconnection attempts while Redis is down",
-    ),
-    Option(
-        "redis_max_connections",
-        _count,
-        "Redis connections the pool may open; further requests queue for one",
-    ),
-    Option(
-        "redis_pool_timeout",
-        _seconds,
-        "seconds a request waits for a free Redis connection before 503 store_busy"
+        "seconds a request waits for a free Redis connection before `503 store_busy`"
         " (backpressure: no failover)",
-    ),
-    Option("redis_key_prefix", _text, "prefix of every Redis key the exporter writes"),
-    Option("session_ttl", _seconds, "default session lifetime in seconds"),
-    Option("memory_max_entries", _count, "entries the in-process memory tier may hold"),
-    Option("memory_max_bytes", _count, "bytes the in-process memory tier may hold"),
-    Option(
-        "replay_max_entries",
+    )
+    redis_key_prefix: str = setting("sme:", _text, "prefix of every Redis key the exporter writes")
+    session_ttl: float = setting(3600.0, _seconds, "default session lifetime in seconds")
+    memory_max_entries: int = setting(
+        100_000, _count, "entries the in-process memory tier may hold"
+    )
+    memory_max_bytes: int = setting(
+        256 * 1024 * 1024, _count, "bytes the in-process memory tier may hold"
+    )
+    replay_max_entries: int = setting(
+        10_000,
         _count,
-        "writes journalled for replay during a Redis outage; beyond it writes get 503",
-    ),
-    Option(
-        "journal_dir",
+        "writes journalled for replay during a Redis outage; beyond it writes get `503` +"
+        " `Retry-After`",
+    )
+    journal_dir: str | None = setting(
+        None,
         _optional_text,
-        "directory of the crash-safe outage journal (one per process); none = in memory only,"
-        " lost if the process dies during an outage",
-    ),
-    Option("max_body_bytes", _count, "largest accepted request body; larger gets 413"),
-    Option("slow_threshold_ms", _seconds, "operations slower than this many milliseconds are slow"),
-    Option("window_size", _count, "response times kept per manager and operation"),
-    Option("figma_api_url", _http_url, "Figma REST API base URL"),
-    Option(
-        "figma_token",
+        "directory of the crash-safe outage journal (one per process; compose, the Docker image"
+        " and the Kubernetes manifests set it); none = in memory only, lost if the process dies"
+        " during an outage",
+    )
+    max_body_bytes: int = setting(
+        64 * 1024, _count, "largest accepted request body; larger gets 413"
+    )
+    slow_threshold_ms: float = setting(
+        100.0, _seconds, "operations slower than this many milliseconds are slow"
+    )
+    window_size: int = setting(100, _count, "response times kept per manager and operation")
+    figma_api_url: str = setting("https://api.figma.com", _http_url, "Figma REST API base URL")
+    figma_token: str | None = setting(
+        None,
         _optional_text,
         "Figma personal access token; none = Figma API disabled",
         secret=True,
-    ),
-    Option(
-        "figma_oauth_token",
+    )
+    figma_oauth_token: str | None = setting(
+        None,
         _optional_text,
-        "Figma OAuth access token (sent as Bearer), instead of --figma-token",
+        "Figma OAuth access token (sent as Bearer), instead of `--figma-token`",
         secret=True,
-    ),
-    Option(
-        "figma_slow_threshold_ms",
+    )
+    figma_slow_threshold_ms: float = setting(
+        2000.0,
         _seconds,
-        "Figma operations slower than this many milliseconds are slow",
-    ),
-    Option("figma_timeout", _seconds, "seconds one Figma API call may take, retries included"),
-    Option("figma_max_concurrency", _count, "concurrent Figma API requests"),
-    Option("figma_cache_ttl", _seconds, "seconds Figma responses stay cached"),
-    Option(
-        "figma_cache_max_bytes",
+        "Figma operations slower than this many milliseconds are slow"
+        " (also the default of the `figma_latency_high_ms` health threshold)",
+    )
+    figma_timeout: float = setting(
+        10.0,
+        _seconds,
+        "seconds one Figma API call may take, retries included (timeouts are not retried)",
+    )
+    figma_max_concurrency: int = setting(8, _count, "concurrent Figma API requests")
+    figma_cache_ttl: float = setting(300.0, _seconds, "seconds Figma responses stay cached")
+    figma_cache_max_bytes: int | None = setting(  # None: see figma_cache_budget
+        None,
         _count,
-        "memory-tier bytes for cached Figma responses (default: a quarter of --memory-max-bytes)",
-    ),
-    Option("mcp_url", _http_url, "MCP server streamable-HTTP URL; none = MCP disabled"),
-    Option(
-        "mcp_token",
+        "memory-tier bytes for cached Figma responses; over it they evict each other,"
+        " never sessions",
+        shown_default="a quarter of `--memory-max-bytes`",
+    )
+    mcp_url: str | None = setting(
+        None, _http_url, "MCP server streamable-HTTP URL; none = MCP disabled"
+    )
+    mcp_token: str | None = setting(
+        None,
         _optional_text,
         "bearer token for the MCP server (the remote Figma server needs one)",
         secret=True,
-    ),
-    Option("mcp_timeout", _seconds, "seconds one MCP tool call may take, retries included"),
-    Option("probe_interval", _seconds, "seconds between availability probes"),
-    Option("health_interval", _seconds, "seconds between health checks"),
-    Option("snapshot_interval", _seconds, "seconds between real-time snapshots"),
-    Option("event_log_size", _count, "events kept in the in-process event log"),
-    Option("sse_max_clients", _count, "concurrent Server-Sent Events clients"),
-    Option(
-        "admin_token",
+    )
+    mcp_timeout: float = setting(
+        10.0, _seconds, "seconds one MCP tool call may take, retries included"
+    )
+    probe_interval: float = setting(30.0, _seconds, "seconds between availability probes")
+    health_interval: float = setting(30.0, _seconds, "seconds between health checks")
+    snapshot_interval: float = setting(5.0, _seconds, "seconds between real-time snapshots")
+    event_log_size: int = setting(1000, _count, "events kept in the in-process event log")
+    sse_max_clients: int = setting(1000, _count, "concurrent Server-Sent Events clients")
+    admin_token: str | None = setting(
+        None,
         _optional_text,
         "bearer token required by admin endpoints; none = open",
         secret=True,
-    ),
-    Option(
-        "health_thresholds",
+    )
+    health_thresholds: Mapping[str, float] = setting(
+        lambda: MappingProxyType({}),
         _thresholds,
-        "health rule overrides, e.g. latency_critical_ms=800,cache_hit_poor=0.4"
-        " (names in exporter/health.py)",
-    ),
-    Option("shutdown_timeout", _seconds, "seconds in-flight requests get to finish on SIGTERM"),
-    Option(
-        "shutdown_drain",
+        "health rule overrides, e.g. `latency_critical_ms=800,cache_hit_poor=0.4`"
+        " (a mapping in YAML; names in `exporter/health.py`; `latency_high_ms` follows"
+        " `--slow-threshold-ms`; the figma manager has `figma_latency_high_ms`"
+        " (2000, follows `--figma-slow-threshold-ms`) and `figma_latency_critical_ms` (5000))",
+        shown_default="[docs/health.md](docs/health.md)",
+    )
+    shutdown_timeout: float = setting(
+        10.0, _seconds, "seconds in-flight requests get to finish on SIGTERM"
+    )
+    shutdown_drain: float = setting(
+        0.0,
         _seconds_or_zero,
         "seconds to keep serving with readiness 503 after SIGTERM,"
         " so load balancers stop sending first",
-    ),
-    Option("log_level", _log_level, "debug, info, warning, error or critical"),
-    Option("log_format", _choice(LOG_FORMATS), "text, or json: one JSON object per line"),
-    Option(
-        "access_log",
+    )
+    log_level: str = setting("info", _log_level, "debug, info, warning, error or critical")
+    log_format: str = setting(
+        "text",
+        _choice(LOG_FORMATS),
+        "`text`, or `json`: one object per line with `time`, `level`, `logger`, `message`"
+        " and the record's structured fields; secrets and URL passwords are masked as `***`"
+        " in both",
+    )
+    access_log: bool = setting(
+        False,
         _boolean,
-        "log one line per HTTP request (method, path without query, status, duration)",
+        "one line per request on logger `exporter.access` (fields `method`, `path` without"
+        " query string, `status`, `duration_ms`, `remote`, `user_agent`), in the"
+        " `--log-format`; `--access-log` alone means true",
         switch=True,
-    ),
-    Option(
-        "web_config_file",
+    )
+    web_config_file: str | None = setting(
+        None,
         _optional_text,
-        "exporter-toolkit web configuration file: TLS, basic auth, headers (docs/web-config.md)",
-    ),
-)
+        "Prometheus exporter-toolkit web configuration (TLS, client certificates, bcrypt basic"
+        " auth, response headers), re-read when it changes; see"
+        " [docs/web-config.md](docs/web-config.md)",
+    )
+
+    @property
+    def redis_url_redacted(self) -> str | None:
+        """The Redis URL with any password replaced, safe to log and show."""
+        return redact_url(self.redis_url) if self.redis_url else None
+
+    @property
+    def figma_cache_budget(self) -> int:
+        """Bytes of the memory tier Figma responses may use (the rest stays for sessions)."""
+        return self.figma_cache_max_bytes or self.memory_max_bytes // 4
+
+    @property
+    def figma_enabled(self) -> bool:
+        return bool(self.figma_token or self.figma_oauth_token)
+
+    @property
+    def mcp_enabled(self) -> bool:
+        return bool(self.mcp_url)
+
+
+def _shown(value: Any) -> str:
+    """A default as the README's table shows it."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):  # the listen address
+        return ":".join(map(str, value))
+    return str(value)
+
+
+def _option(spec: dataclasses.Field[Any]) -> Option:
+    meta = dict(spec.metadata)
+    if "shown_default" not in meta:
+        meta["shown_default"] = _shown(spec.default)
+    return Option(name=spec.name, **meta)
+
+
+OPTIONS: tuple[Option, ...] = tuple(_option(spec) for spec in dataclasses.fields(Settings))
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 
@@ -381,5 +427,36 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("--figma-cache-max-bytes", "must be at most --memory-max-bytes")
 
 
-def settings_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Settings)]
+# The command line's own flags (`exporter.__main__`): README rows, but not settings.
+COMMAND_ROWS = (
+    (
+        "`--config`",
+        f"`{ENV_PREFIX}CONFIG`",
+        "(none)",
+        "YAML file of settings: keys are the flag names with `_` or `-` (`redis_url: ...`);"
+        " flags beat environment beats this file",
+    ),
+    ("`--version`", "", "", "prints the version and, when known, the git revision"),
+)
+TABLE_HEADER = "| flag | environment | default | meaning |\n|---|---|---|---|\n"
+SECRET_NOTE = " — secret: never logged, exported or returned"
+
+
+def readme_table() -> str:
+    """The README's flag table, generated from `OPTIONS` (a test fails when the README drifts)."""
+    rows = [
+        (f"`{o.flag}`", f"`{o.env}`", o.shown_default, o.help + (SECRET_NOTE if o.secret else ""))
+        for o in OPTIONS
+    ]
+    return TABLE_HEADER + "".join(_row(cells) for cells in (*rows, *COMMAND_ROWS))
+
+
+def readme_with_table(readme: str) -> str:
+    """The README text with its flag table (header to the first blank line) regenerated."""
+    start = readme.index(TABLE_HEADER)
+    end = readme.index("\n\n", start) + 1
+    return readme[:start] + readme_table() + readme[end:]
+
+
+def _row(cells: tuple[str, ...]) -> str:
+    return "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class ExporterError(Exception):
     """Base class: `code` is a short machine-readable word used in JSON errors and metric labels."""
@@ -127,3 +129,47 @@ class InvalidRequest(ExporterError, ValueError):
     """Input that an upstream's declared schema refuses (found only once the schema is known)."""
 
     code = "invalid_request"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """How one kind of exception is counted and answered."""
+
+    label: str  # the bounded `error` label of the operation metrics
+    status: int  # the HTTP status of its JSON answer (ExporterErrors only; others are 500)
+    code: str | None = None  # the JSON `code` instead of the exception's own
+
+
+# The one mapping from exception to metric label and HTTP status; the first row the exception
+# is an instance of wins, so subclasses come before their bases.
+ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
+    # A wrong file key or a node Figma cannot render is the caller's, like an unknown session id.
+    (SessionNotFound, ErrorKind("not_found", 404)),
+    (UpstreamNotFound, ErrorKind("not_found", 404)),
+    (StoreBusy, ErrorKind("busy", 503)),  # JournalFull too
+    (UpstreamInvalid, ErrorKind("invalid", 400)),
+    (InvalidRequest, ErrorKind("invalid", 400)),
+    (StoreTimeout, ErrorKind("timeout", 503)),
+    (UpstreamTimeout, ErrorKind("timeout", 504)),
+    # A write refused by Redis during its refusal is journalled, never surfaced; a
+    # `writes_refused` answered is a read it refused too (noauth): unavailable.
+    (WritesRefused, ErrorKind("unavailable", 503, code="unavailable")),
+    (StoreUnavailable, ErrorKind("unavailable", 503)),
+    (UpstreamUnavailable, ErrorKind("upstream", 503)),
+    (UpstreamError, ErrorKind("upstream", 502)),  # 503 when the upstream said 429: see below
+    (StoreFull, ErrorKind("full", 507)),
+    (ExporterError, ErrorKind("internal", 500)),
+    (TimeoutError, ErrorKind("timeout", 500)),
+    (ValueError, ErrorKind("invalid", 500)),
+    (TypeError, ErrorKind("invalid", 500)),
+)
+_INTERNAL = ErrorKind("internal", 500)
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    """The row of `ERROR_KINDS` for this exception (internal/500 when none matches)."""
+    kind = next((kind for cls, kind in ERROR_KINDS if isinstance(exc, cls)), _INTERNAL)
+    if isinstance(exc, UpstreamError) and exc.status == "429" and kind.status == 502:
+        # Rate-limited: the upstream is fine but refuses us for now, like a busy store.
+        return ErrorKind(kind.label, 503)
+    return kind

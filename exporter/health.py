@@ -27,7 +27,6 @@ Availability = Literal[
 ]
 Severity = Literal["info", "warning", "critical"]
 
-COMPONENTS = ("session", "figma")
 OVERALL = "overall"
 SERVICE_NAMES = {"redis": "Redis", "figma_api": "Figma API", "mcp_server": "MCP server"}
 SERVICE_ISSUES = {

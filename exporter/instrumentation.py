@@ -24,19 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exporter.errors import (
-    ExporterError,
-    InvalidRequest,
-    SessionNotFound,
-    StoreBusy,
-    StoreFull,
-    StoreTimeout,
-    StoreUnavailable,
-    UpstreamError,
-    UpstreamInvalid,
-    UpstreamNotFound,
-    UpstreamTimeout,
-)
+from exporter.errors import UpstreamError, error_kind
 from exporter.events import EventLog
 from exporter.fast_metrics import CounterChild
 from exporter.metrics import (
@@ -157,25 +145,8 @@ def error_detail(exc: BaseException) -> str:
 
 
 def error_type(exc: BaseException) -> str:
-    """Map an exception to the bounded `error` label."""
-    # A wrong file key or a node Figma cannot render is the caller's, like an unknown session id.
-    if isinstance(exc, SessionNotFound | UpstreamNotFound):
-        return "not_found"
-    if isinstance(exc, StoreBusy):
-        return "busy"
-    if isinstance(exc, StoreFull):
-        return "full"
-    if isinstance(exc, UpstreamInvalid | InvalidRequest):
-        return "invalid"
-    if isinstance(exc, StoreTimeout | UpstreamTimeout | TimeoutError):
-        return "timeout"
-    if isinstance(exc, StoreUnavailable):
-        return "unavailable"
-    if isinstance(exc, UpstreamError):
-        return "upstream"
-    if isinstance(exc, ValueError | TypeError) and not isinstance(exc, ExporterError):
-        return "invalid"
-    return "internal"
+    """Map an exception to the bounded `error` label (`exporter.errors.ERROR_KINDS`)."""
+    return error_kind(exc).label
 
 
 class Instrumentation:
@@ -285,7 +256,3 @@ class Instrumentation:
                 operation=operation,
                 duration_ms=round(slow.duration_ms, 3),
             )
-
-    def reset_windows(self) -> None:
-        for window in self.windows.values():
-            window.clear()

@@ -439,6 +439,6 @@ def _revision() -> str:
 
 
 def _version() -> str:
-    from exporter import __version__
+    from exporter.build import __version__
 
     return __version__

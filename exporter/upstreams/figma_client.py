@@ -182,10 +182,9 @@ class FigmaClient:
         self._clock = clock
         self._on_rate_limit = on_rate_limit
         self._rate_limits: dict[int, RateLimit] = {}
-        # The last data call's HTTP status (files, nodes, images) and when: the probe's passive
-        # signal of what users get.
+        # The last data call's HTTP status (files, nodes, images): the probe's passive signal of
+        # what users get.
         self.last_data_status: int | None = None
-        self.last_data_at: float | None = None
         self.recorder = UpstreamRecorder(metrics, SERVICE)
 
     def rate_limit(self, tier: int = DATA_TIER) -> RateLimit | None:
@@ -194,15 +193,6 @@ class FigmaClient:
         if limit is None or limit.remaining(self._clock()) <= 0:
             return None
         return limit
-
-    def rate_limits(self) -> dict[str, Any]:
-        """Lockouts in force, by tier (JSON)."""
-        now = self._clock()
-        return {
-            f"tier{tier}": limit.as_dict(now)
-            for tier, limit in sorted(self._rate_limits.items())
-            if limit.remaining(now) > 0
-        }
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -350,7 +340,6 @@ class FigmaClient:
     def _note_data_status(self, endpoint: str, code: int) -> None:
         if endpoint in DATA_ENDPOINTS:
             self.last_data_status = code
-            self.last_data_at = self._clock()
 
     async def _http_error(self, endpoint: str, response: aiohttp.ClientResponse) -> Exception:
         """The typed error for a non-2xx answer, wrapped in `_Retry` when retrying may help."""

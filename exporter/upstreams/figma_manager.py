@@ -279,10 +279,6 @@ class FigmaSessionManager:
             image.data,
         )
 
-    async def mcp_tools(self) -> list[dict[str, Any]]:
-        """The MCP server's tools (name and description)."""
-        return await self._mcp().list_tools()
-
     async def clear_cache(self) -> int:
         """Forget every cached Figma response (see ResponseCache.clear); returns entries dropped."""
         return await self.cache.clear()

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from exporter.web.api_error import ApiError
 from exporter.web.middleware import Handler
-from exporter.web.responses import ApiError
 
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 # `same-site` is refused too: another port on localhost is the same site but not this exporter.

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from exporter.config import Settings
 from exporter.metrics import Metrics
+from exporter.web.api_error import ApiError
 
 if TYPE_CHECKING:
     from exporter.web.runtime import Runtime
@@ -34,7 +35,5 @@ def get_runtime(request: web.Request) -> Runtime:
     """The running components, or 503 while the app is still starting."""
     runtime = request.app[LIFECYCLE].runtime
     if runtime is None:
-        from exporter.web.responses import ApiError
-
         raise ApiError(503, "starting", "the exporter is starting", {"Retry-After": "1"})
     return runtime

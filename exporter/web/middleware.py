@@ -17,22 +17,10 @@ from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.typedefs import Middleware
 from aiohttp.web import AbstractResource
 
-from exporter.errors import (
-    ExporterError,
-    InvalidRequest,
-    SessionNotFound,
-    StoreFull,
-    StoreUnavailable,
-    UpstreamError,
-    UpstreamInvalid,
-    UpstreamNotFound,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-    WritesRefused,
-)
+from exporter.errors import ExporterError, StoreUnavailable, UpstreamError, error_kind
 from exporter.fast_metrics import CounterChild
 from exporter.metrics import Metrics
-from exporter.web.responses import ApiError, error_body, json_response
+from exporter.web.api_error import ApiError, error_body, json_response
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +29,8 @@ UNMATCHED = "unmatched"
 _perf_counter = time.perf_counter
 
 
-def route_template(request: web.Request) -> str:
-    """The route's template (`/api/sessions/{id}`), never the raw path: labels stay bounded."""
-    return _template(request.match_info.route.resource)
-
-
 def _template(resource: AbstractResource | None) -> str:
+    """The route's template (`/api/sessions/{id}`), never the raw path: labels stay bounded."""
     return resource.canonical if resource is not None else UNMATCHED
 
 
@@ -104,7 +88,7 @@ class RequestMetrics:
 def exception_response(exc: BaseException) -> web.Response:
     """Render any exception as a JSON error; unknown ones become a 500 without details."""
     if isinstance(exc, ApiError):
-        return exc.response()
+        return json_response(error_body(exc.code, exc.message), exc.status, exc.headers)
     if isinstance(exc, web.HTTPException):
         code = "body_too_large" if exc.status == 413 else exc.reason.lower().replace(" ", "_")
         return json_response(error_body(code, exc.text or exc.reason), exc.status)
@@ -131,40 +115,18 @@ def payload_error_response(request: web.Request, exc: web.RequestPayloadError) -
 
 
 def _exporter_error_response(exc: ExporterError) -> web.Response:
-    if isinstance(exc, SessionNotFound):
-        return json_response(error_body("not_found", str(exc)), 404)
-    if isinstance(exc, InvalidRequest):
-        return json_response(error_body(exc.code, str(exc)), 400)
-    if isinstance(exc, StoreUnavailable):
-        # A write refused by Redis during its refusal is journalled, never surfaced; a
-        # `writes_refused` reaching here is a read it refused too (noauth): unavailable.
-        code = "unavailable" if isinstance(exc, WritesRefused) else exc.code
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-        return json_response(error_body(code, str(exc)), 503, headers)
-    if isinstance(exc, StoreFull):
-        return json_response(error_body(exc.code, str(exc)), 507)
-    if isinstance(exc, UpstreamError):
-        return _upstream_response(exc)
-    log.error("unexpected %s: %s", type(exc).__name__, exc)
-    return json_response(error_body(exc.code, str(exc)), 500)
-
-
-def _upstream_response(exc: UpstreamError) -> web.Response:
-    status = 502
+    """Status and code from `exporter.errors.ERROR_KINDS`; Retry-After when the error has one."""
+    kind = error_kind(exc)
+    if kind.status == 500:
+        log.error("unexpected %s: %s", type(exc).__name__, exc)
+    body = error_body(kind.code or exc.code, str(exc))
     headers: dict[str, str] = {}
-    if isinstance(exc, UpstreamTimeout):
-        status = 504
-    elif isinstance(exc, UpstreamNotFound):
-        status = 404
-    elif isinstance(exc, UpstreamInvalid):
-        status = 400
-    elif isinstance(exc, UpstreamUnavailable) or exc.status == "429":
-        status = 503
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    body = error_body(exc.code, str(exc))
-    body["error"]["upstream"] = exc.service
-    return json_response(body, status, headers)
+    retry_after = exc.retry_after if isinstance(exc, StoreUnavailable | UpstreamError) else None
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(retry_after)))
+    if isinstance(exc, UpstreamError):
+        body["error"]["upstream"] = exc.service
+    return json_response(body, kind.status, headers)
 
 
 def instrumentation_middleware(metrics: Metrics) -> Middleware:

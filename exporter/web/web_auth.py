@@ -27,8 +27,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from exporter.errors import ConfigError
+from exporter.web.api_error import error_body, json_response
 from exporter.web.middleware import Handler
-from exporter.web.responses import error_body, json_response
 from exporter.web_config import WebConfig, load_certificates, load_web_config, server_ssl_context
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import OPTIONS, Settings, parse_settings, redact_url
+from exporter.config import OPTIONS, Settings, parse_settings, readme_with_table, redact_url
 from exporter.errors import ConfigError
 
 
@@ -94,6 +94,25 @@ def test_readme_documents_every_flag_and_variable() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for option in OPTIONS:
         assert f"`{option.flag}`" in readme and f"`{option.env}`" in readme, option.name
+
+
+def test_readme_flag_table_is_generated_from_the_settings() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert readme_with_table(readme) == readme, "run .venv/bin/python scripts/flag_table.py"
+
+
+def test_help_drops_markdown_but_keeps_link_text() -> None:
+    by_name = {option.name: option for option in OPTIONS}
+    assert by_name["web_config_file"].plain_help.endswith("see docs/web-config.md")
+    assert "`" not in by_name["redis_pool_timeout"].plain_help
+
+
+def test_secrets_and_switches_come_from_the_field_declarations() -> None:
+    secrets = {option.name for option in OPTIONS if option.secret}
+    assert secrets == {"redis_url", "figma_token", "figma_oauth_token", "mcp_token", "admin_token"}
+    assert [option.name for option in OPTIONS if option.switch] == ["access_log"]
+    for name, spec in Settings.__dataclass_fields__.items():
+        assert spec.repr is not (name in secrets), name
 
 
 def test_figma_cache_budget_defaults_to_a_quarter_and_fits_the_memory_tier() -> None:
