@@ -7,7 +7,9 @@ assignments per subscriber and never waits; a slow client only falls behind in i
 (and, if the ring overwrites what it had not read, misses those events, as after a reconnect
 with an old `Last-Event-ID`).
 
-    >>> hub = Broadcaster(EventLog(10), max_clients=1)
+    >>> from prometheus_client import CollectorRegistry
+    >>> from exporter.metrics import Metrics
+    >>> hub = Broadcaster(EventLog(10, Metrics(CollectorRegistry())), max_clients=1)
     >>> sub = hub.subscribe()
     >>> hub.publish("metrics", {"ops": 1})
     >>> [(m.event, m.data) for m in sub.take()]

@@ -11,7 +11,7 @@ from exporter.config import Settings
 from exporter.metrics import Metrics
 
 if TYPE_CHECKING:
-    from exporter.web.runtime import Runtime
+    from exporter.runtime import Runtime
     from exporter.web.web_auth import WebConfigState
 
 

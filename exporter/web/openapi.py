@@ -790,8 +790,3 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 DOCUMENT = web.AppKey("openapi", dict)
-
-
-def setup(app: web.Application) -> None:
-    app[DOCUMENT] = document()
-    app.router.add_get(PATH, openapi, allow_head=False)

@@ -7,7 +7,6 @@ import hmac
 from aiohttp import web
 
 from exporter.service import CLEAR_SCOPES
-from exporter.web import sse
 from exporter.web.keys import SETTINGS, get_runtime
 from exporter.web.responses import ApiError, json_response
 
@@ -30,15 +29,15 @@ def query_flag(request: web.Request, name: str, default: bool = False) -> bool:
 
 
 async def performance(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).service.performance())
+    return json_response(get_runtime(request).reports.performance())
 
 
 async def realtime(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).service.realtime())
+    return json_response(get_runtime(request).reports.realtime())
 
 
 async def persistence(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).service.persistence())
+    return json_response(get_runtime(request).reports.persistence())
 
 
 async def health_check(request: web.Request) -> web.Response:
@@ -50,7 +49,7 @@ async def health_check(request: web.Request) -> web.Response:
 
 
 async def cache_stats(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).service.cache_stats())
+    return json_response(get_runtime(request).reports.cache_stats())
 
 
 def require_admin(request: web.Request) -> None:
@@ -83,13 +82,3 @@ async def clear_cache(request: web.Request) -> web.Response:
             f"query parameter 'scope' must be one of {', '.join(CLEAR_SCOPES)}",
         )
     return json_response(await get_runtime(request).service.clear_cache(scope))
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get(f"{PREFIX}/performance", performance, allow_head=False)
-    app.router.add_get(f"{PREFIX}/realtime", realtime, allow_head=False)
-    app.router.add_get(f"{PREFIX}/persistence", persistence, allow_head=False)
-    app.router.add_get(f"{PREFIX}/health-check", health_check, allow_head=False)
-    app.router.add_get(f"{PREFIX}/cache-stats", cache_stats, allow_head=False)
-    app.router.add_post(f"{PREFIX}/cache/clear", clear_cache)
-    sse.setup(app, f"{PREFIX}/stream")
