@@ -6,7 +6,7 @@ hidden; the exit status is 0 either way (benchmarks are not tests).
 
     python -m bench            # everything, about 2 minutes
     python -m bench store      # one section: store, http, metrics, coherence, aiohttp-session,
-                               # journal or memory
+                               # journal, memory or encode
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from bench import (
     aiohttp_session_bench,
     coherence_bench,
+    encode_bench,
     http_bench,
     journal_bench,
     memory_bench,
@@ -27,7 +28,16 @@ from bench import (
 )
 from bench.support import RedisProcess, Result
 
-SECTIONS = ("store", "http", "metrics", "coherence", "aiohttp-session", "journal", "memory")
+SECTIONS = (
+    "store",
+    "http",
+    "metrics",
+    "coherence",
+    "aiohttp-session",
+    "journal",
+    "memory",
+    "encode",
+)
 
 
 def loop_name() -> str:
@@ -82,6 +92,8 @@ def main(argv: list[str]) -> None:
             results += run_async(journal_bench.run())
         if "memory" in sections:
             results += memory_bench.run()
+        if "encode" in sections:
+            results += run_async(encode_bench.run())
     finally:
         redis.stop()
     print_table(results)

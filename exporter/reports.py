@@ -6,7 +6,7 @@ latest snapshot, the latest health report), so no request waits on a probe or on
 functions below it are the pure shapes, shared with the service for the bodies it publishes.
 
     reports = Reports(settings, metrics, events, sessions, figma, hub, event_stream, service)
-    reports.performance()["managers"]["session"]["operations"]["get"]["p95_ms"]
+    reports.persistence().replay.backlog_ratio     # a Struct (exporter.payloads)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 from prometheus_client.metrics import MetricWrapperBase
 
 from exporter.broadcast import Broadcaster
@@ -23,7 +24,21 @@ from exporter.event_store import EventStream
 from exporter.events import EventLog
 from exporter.health import Availability, HealthReport, HealthThresholds
 from exporter.instrumentation import Instrumentation
-from exporter.metrics import MANAGERS, Metrics
+from exporter.metrics import Metrics
+from exporter.payloads import (
+    CacheStats,
+    CoherenceState,
+    EventStreamState,
+    ManagersCache,
+    ManagersHealth,
+    ManagersPerformance,
+    MemoryTier,
+    Performance,
+    Persistence,
+    RedisState,
+    ReplayState,
+    SessionDistribution,
+)
 from exporter.sessions.manager import NAMESPACE
 from exporter.sessions.store import StoreStatus
 from exporter.snapshot import CacheCounts, cache_report, combined, performance
@@ -81,16 +96,17 @@ class Reports:
         self.event_stream = event_stream
         self.results = results
 
-    def performance(self) -> dict[str, Any]:
-        return {
-            "timestamp": time.time(),
-            "window_size": self.settings.window_size,
-            "slow_threshold_ms": self.settings.slow_threshold_ms,
-            "managers": {
-                name: performance(inst)
-                for name, inst in instrumentations(self.sessions, self.figma).items()
-            },
+    def performance(self) -> Performance:
+        reports = {
+            name: performance(inst)
+            for name, inst in instrumentations(self.sessions, self.figma).items()
         }
+        return Performance(
+            timestamp=time.time(),
+            window_size=self.settings.window_size,
+            slow_threshold_ms=self.settings.slow_threshold_ms,
+            managers=ManagersPerformance(session=reports["session"], figma=reports["figma"]),
+        )
 
     def realtime(self) -> dict[str, Any]:
         """The latest snapshot with the current stream count and the most recent events."""
@@ -99,70 +115,76 @@ class Reports:
         recent = [event.as_dict() for event in self.events.recent(RECENT_EVENTS)]
         return {**latest, "sse_clients": len(self.hub), "recent_events": recent}
 
-    def persistence(self) -> dict[str, Any]:
+    def persistence(self) -> Persistence:
         store = self.sessions.store.status()
         components = self.results.report.components
-        return {
-            "redis": {
-                "configured": store.redis_configured,
-                "connected": store.redis_connected,
-                "url": self.settings.redis_url_redacted,
-                "latency_ms": store.redis_latency_ms,
-                "breaker_state": store.breaker_state,
-                "fallback_active": store.fallback_active,
-                "fallback_since": store.fallback_since,
-                "failovers": store.failovers,
-                "writes_refused": store.writes_refused,
-                "writes_refused_since": store.writes_refused_since,
-            },
-            "replay": {
-                "pending": store.replay_pending,
-                "max": store.replay_max,
-                "backlog_ratio": fraction(store.replay_pending, store.replay_max),
-                "replayed": store.replayed,
-                "dropped": store.replay_dropped,
-            },
-            "memory": memory_report(store),
-            "sessions": self._session_distribution(),
-            "coherence": self._coherence(),
-            "managers": {name: components[name].as_dict() for name in MANAGERS},
-            "event_stream": self._event_stream_status(),
-        }
+        return Persistence(
+            redis=RedisState(
+                configured=store.redis_configured,
+                connected=store.redis_connected,
+                url=self.settings.redis_url_redacted,
+                latency_ms=store.redis_latency_ms,
+                breaker_state=store.breaker_state,
+                fallback_active=store.fallback_active,
+                fallback_since=store.fallback_since,
+                failovers=store.failovers,
+                writes_refused=store.writes_refused,
+                writes_refused_since=store.writes_refused_since,
+            ),
+            replay=ReplayState(
+                pending=store.replay_pending,
+                max=store.replay_max,
+                backlog_ratio=fraction(store.replay_pending, store.replay_max),
+                replayed=store.replayed,
+                dropped=store.replay_dropped,
+            ),
+            memory=memory_report(store),
+            sessions=self._session_distribution(),
+            coherence=self._coherence(),
+            managers=ManagersHealth(
+                session=components["session"].as_dict(), figma=components["figma"].as_dict()
+            ),
+            event_stream=self._event_stream_status(),
+        )
 
-    def _session_distribution(self) -> dict[str, Any]:
+    def _session_distribution(self) -> SessionDistribution:
         """Where sessions live: all (Redis, or memory only) and this replica's memory copies."""
         memory = self.sessions.store.memory
         latest = self.results.latest or {}
-        return {
-            "active": latest.get("sessions", {}).get("active"),
-            "in_memory_here": memory.count(NAMESPACE),
-            "figma_cache_bytes_here": memory.budget_bytes(FIGMA_NAMESPACE),
-        }
+        return SessionDistribution(
+            active=latest.get("sessions", {}).get("active"),
+            in_memory_here=memory.count(NAMESPACE),
+            figma_cache_bytes_here=memory.budget_bytes(FIGMA_NAMESPACE),
+        )
 
-    def _coherence(self) -> dict[str, Any]:
+    def _coherence(self) -> CoherenceState:
         layer = self.sessions
         if layer.coherence is None or layer.deployment is None:
-            return {"enabled": False}
-        return {"enabled": True, "deployment": layer.deployment.kind, **layer.coherence.status()}
+            return CoherenceState(enabled=False)
+        return msgspec.convert(
+            {"enabled": True, "deployment": layer.deployment.kind, **layer.coherence.status()},
+            CoherenceState,
+        )
 
-    def _event_stream_status(self) -> dict[str, Any]:
+    def _event_stream_status(self) -> EventStreamState:
         stream = self.event_stream
         if stream is None:
-            return {"enabled": False}
-        return {"enabled": True, "pending": stream.pending, "written": stream.written}
+            return EventStreamState(enabled=False)
+        return EventStreamState(enabled=True, pending=stream.pending, written=stream.written)
 
-    def cache_stats(self) -> dict[str, Any]:
+    def cache_stats(self) -> CacheStats:
         readings = cache_readings(self.sessions, self.figma)
         thresholds = self.results.thresholds
-        return {
-            "managers": {
-                name: cache_report(counts, thresholds) for name, counts in readings.items()
-            },
-            "overall": cache_report(combined(readings.values()), thresholds),
-            "evictions": counter_values(self.metrics.cache_evictions),
-            "invalidations": counter_values(self.metrics.cache_invalidations),
-            "memory_tier": memory_report(self.sessions.store.status()),
-        }
+        return CacheStats(
+            managers=ManagersCache(
+                session=cache_report(readings["session"], thresholds),
+                figma=cache_report(readings["figma"], thresholds),
+            ),
+            overall=cache_report(combined(readings.values()), thresholds),
+            evictions=counter_values(self.metrics.cache_evictions),
+            invalidations=counter_values(self.metrics.cache_invalidations),
+            memory_tier=memory_report(self.sessions.store.status()),
+        )
 
 
 def instrumentations(sessions: SessionLayer, figma: FigmaLayer) -> dict[str, Instrumentation]:
@@ -229,15 +251,15 @@ def _probe_fields(status: ServiceStatus | None) -> dict[str, Any]:
     return status.as_dict() if status is not None else {}
 
 
-def memory_report(store: StoreStatus) -> dict[str, Any]:
-    return {
-        "entries": store.memory_entries,
-        "bytes": store.memory_bytes,
-        "max_entries": store.memory_max_entries,
-        "max_bytes": store.memory_max_bytes,
-        "fill_ratio": memory_fill(store),
-        "evictions": store.evictions,
-    }
+def memory_report(store: StoreStatus) -> MemoryTier:
+    return MemoryTier(
+        entries=store.memory_entries,
+        bytes=store.memory_bytes,
+        max_entries=store.memory_max_entries,
+        max_bytes=store.memory_max_bytes,
+        fill_ratio=memory_fill(store),
+        evictions=store.evictions,
+    )
 
 
 def fraction(part: float | None, whole: float | None) -> float | None:

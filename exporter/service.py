@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from msgspec import UNSET
+
 from exporter.broadcast import Broadcaster
 from exporter.config import Settings
 from exporter.events import Event, EventLog
@@ -34,6 +36,7 @@ from exporter.health import (
     assess,
 )
 from exporter.metrics import HEALTH_ISSUE_CODES, MANAGERS, SERVICES, Metrics
+from exporter.payloads import CacheCleared, Cleared
 from exporter.reports import (
     cache_readings,
     fraction,
@@ -355,7 +358,7 @@ class SessionMetricsService:
 
     # ---- cache clearing ------------------------------------------------------------------------
 
-    async def clear_cache(self, scope: str = "memory") -> dict[str, Any]:
+    async def clear_cache(self, scope: str = "memory") -> CacheCleared:
         """Clear the memory tier (`all`: and the Figma response cache), then refresh metrics now."""
         if scope not in CLEAR_SCOPES:
             raise ValueError(f"scope must be one of {', '.join(CLEAR_SCOPES)}")
@@ -371,12 +374,15 @@ class SessionMetricsService:
             **cleared,
         )
         snapshot = await self.take_snapshot()
-        return {
-            "scope": scope,
-            "cleared": cleared,
-            "memory": memory_report(self.sessions.store.status()),
-            "snapshot_timestamp": snapshot["timestamp"],
-        }
+        return CacheCleared(
+            scope="all" if scope == "all" else "memory",
+            cleared=Cleared(
+                memory_entries=cleared["memory_entries"],
+                figma_responses=cleared.get("figma_responses", UNSET),
+            ),
+            memory=memory_report(self.sessions.store.status()),
+            snapshot_timestamp=snapshot["timestamp"],
+        )
 
 
 def thresholds_from_settings(settings: Settings) -> HealthThresholds:

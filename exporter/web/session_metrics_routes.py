@@ -5,7 +5,9 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
+from msgspec import Struct
 
+from exporter import payloads
 from exporter.service import CLEAR_SCOPES
 from exporter.web.keys import SETTINGS, get_runtime
 from exporter.web.responses import ApiError, json_response
@@ -28,8 +30,14 @@ def query_flag(request: web.Request, name: str, default: bool = False) -> bool:
     raise ApiError(400, "invalid_query", f"query parameter {name!r} must be true or false")
 
 
+def payload_response(body: Struct) -> web.Response:
+    """A typed body, encoded by msgspec: handing a Struct to orjson would cost a to_builtins
+    copy first, about 3x the encode (`python -m bench encode`)."""
+    return web.Response(body=payloads.encode(body), content_type="application/json")
+
+
 async def performance(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).reports.performance())
+    return payload_response(get_runtime(request).reports.performance())
 
 
 async def realtime(request: web.Request) -> web.Response:
@@ -37,7 +45,7 @@ async def realtime(request: web.Request) -> web.Response:
 
 
 async def persistence(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).reports.persistence())
+    return payload_response(get_runtime(request).reports.persistence())
 
 
 async def health_check(request: web.Request) -> web.Response:
@@ -49,7 +57,7 @@ async def health_check(request: web.Request) -> web.Response:
 
 
 async def cache_stats(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).reports.cache_stats())
+    return payload_response(get_runtime(request).reports.cache_stats())
 
 
 def require_admin(request: web.Request) -> None:
@@ -81,4 +89,4 @@ async def clear_cache(request: web.Request) -> web.Response:
             "invalid_query",
             f"query parameter 'scope' must be one of {', '.join(CLEAR_SCOPES)}",
         )
-    return json_response(await get_runtime(request).service.clear_cache(scope))
+    return payload_response(await get_runtime(request).service.clear_cache(scope))
