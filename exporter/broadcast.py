@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from exporter.events import Event, EventLog
@@ -42,7 +43,13 @@ class Message:
     id: str | None = None
 
 
+# Structs (exporter.payloads) by msgspec, everything else by orjson; unknown types as str by both.
+_struct_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
 def encode(payload: Any) -> str:
+    if isinstance(payload, msgspec.Struct):
+        return _struct_encoder.encode(payload).decode()
     return orjson.dumps(payload, default=str).decode()
 
 

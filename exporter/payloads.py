@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from exporter.health import Availability
+
 REF_TEMPLATE = "#/components/schemas/{name}"
 
 
@@ -127,9 +129,10 @@ class Performance(Struct):
     managers: ManagersPerformance
 
 
-class Cleared(Struct):
-    memory_entries: int
+class Cleared(Struct, kw_only=True):
+    # In this order on the wire: the Figma responses are cleared (and counted) first.
     figma_responses: int | UnsetType = UNSET
+    memory_entries: int
 
 
 class CacheCleared(Struct):
@@ -141,8 +144,60 @@ class CacheCleared(Struct):
     snapshot_timestamp: float
 
 
+class ServiceState(Struct):
+    """One service: `state` as health judges it (the store's word counts for Redis), then its
+    probe's last result (`status`: the probe's own view)."""
+
+    state: Availability
+    status: Availability
+    enabled: bool
+    up: bool
+    latency_ms: float | None
+    last_checked: float | None
+    last_error: str | None
+    last_change: float | None
+    condition: Literal["rate_limited", "limited_scope"] | None
+    note: str | None
+    details: dict[str, Any] | None
+
+
+class Services(Struct):
+    redis: ServiceState
+    figma_api: ServiceState
+    mcp_server: ServiceState
+
+
+class RateLimitState(Struct):
+    """The Figma lockout in force for files, nodes and images."""
+
+    until: float
+    retry_after: float
+    endpoint: str
+    tier: int
+    limit_type: str
+    plan_tier: str
+
+
+class HealthComponents(Struct):
+    session: Annotated[dict[str, Any], Ref("ComponentHealth")]
+    figma: Annotated[dict[str, Any], Ref("ComponentHealth")]
+    overall: Annotated[dict[str, Any], Ref("ComponentHealth")]
+
+
+class HealthCheck(Struct):
+    """GET /api/session-metrics/health-check (and the stream's `health` message)."""
+
+    score: Annotated[float, Meta(ge=0, le=100)]
+    status: Literal["healthy", "degraded", "poor", "critical", "disabled"]
+    components: HealthComponents
+    issues: list[Annotated[dict[str, Any], Ref("HealthIssue")]]
+    checked_at: float | None
+    services: Services
+    figma_rate_limit: RateLimitState | None
+
+
 # The bodies whose component schemas are derived (with the Structs they contain).
-DERIVED = (Performance, Persistence, CacheStats, CacheCleared)
+DERIVED = (Performance, Persistence, HealthCheck, CacheStats, CacheCleared)
 
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode

@@ -24,24 +24,30 @@ from exporter.event_store import EventStream
 from exporter.events import EventLog
 from exporter.health import Availability, HealthReport, HealthThresholds
 from exporter.instrumentation import Instrumentation
-from exporter.metrics import Metrics
+from exporter.metrics import SERVICES, Metrics
 from exporter.payloads import (
     CacheStats,
     CoherenceState,
     EventStreamState,
+    HealthCheck,
+    HealthComponents,
     ManagersCache,
     ManagersHealth,
     ManagersPerformance,
     MemoryTier,
     Performance,
     Persistence,
+    RateLimitState,
     RedisState,
     ReplayState,
+    Services,
+    ServiceState,
     SessionDistribution,
 )
 from exporter.sessions.manager import NAMESPACE
 from exporter.sessions.store import StoreStatus
 from exporter.snapshot import CacheCounts, cache_report, combined, performance
+from exporter.upstreams.figma_client import RateLimit
 from exporter.upstreams.probes import ServiceStatus
 from exporter.upstreams.response_cache import NAMESPACE as FIGMA_NAMESPACE
 
@@ -232,23 +238,49 @@ def health_body(
     checked_at: float | None,
     availability: Mapping[str, Availability],
     probes: Mapping[str, ServiceStatus],
-    figma_rate_limit: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The health check's answer (also the `health` event on the stream)."""
-    return {
-        **report.as_dict(),
-        "checked_at": checked_at,
-        "services": {
-            service: {"state": state, **_probe_fields(probes.get(service))}
-            for service, state in availability.items()
-        },
-        # The Figma lockout in force for files, nodes and images (None when not limited).
-        "figma_rate_limit": figma_rate_limit,
-    }
+    rate_limit: RateLimit | None,
+) -> HealthCheck:
+    """The health check's answer (also the `health` message on the stream)."""
+    components = {name: health.as_dict() for name, health in report.all.items()}
+    services = {name: service_state(availability[name], probes[name]) for name in SERVICES}
+    return HealthCheck(
+        score=report.overall.score,
+        status=report.overall.status,  # type: ignore[arg-type]  # one of HEALTH_STATUSES
+        components=HealthComponents(**components),
+        issues=[issue.as_dict() for issue in report.overall.issues],
+        checked_at=checked_at,
+        services=Services(**services),
+        figma_rate_limit=(
+            rate_limit_state(rate_limit, time.time()) if rate_limit is not None else None
+        ),
+    )
 
 
-def _probe_fields(status: ServiceStatus | None) -> dict[str, Any]:
-    return status.as_dict() if status is not None else {}
+def service_state(state: Availability, probe: ServiceStatus) -> ServiceState:
+    return ServiceState(
+        state=state,
+        status=probe.state,  # type: ignore[arg-type]  # an Availability by construction
+        enabled=probe.enabled,
+        up=probe.up,
+        latency_ms=probe.latency_ms,
+        last_checked=probe.last_checked,
+        last_error=probe.last_error,
+        last_change=probe.last_change,
+        condition=probe.condition,  # type: ignore[arg-type]  # in probes.CONDITIONS
+        note=probe.note,
+        details=dict(probe.details) if probe.details is not None else None,
+    )
+
+
+def rate_limit_state(limit: RateLimit, now: float) -> RateLimitState:
+    return RateLimitState(
+        until=limit.until,
+        retry_after=round(limit.remaining(now), 3),
+        endpoint=limit.endpoint,
+        tier=limit.tier,
+        limit_type=limit.limit_type,
+        plan_tier=limit.plan_tier,
+    )
 
 
 def memory_report(store: StoreStatus) -> MemoryTier:

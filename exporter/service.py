@@ -36,7 +36,7 @@ from exporter.health import (
     assess,
 )
 from exporter.metrics import HEALTH_ISSUE_CODES, MANAGERS, SERVICES, Metrics
-from exporter.payloads import CacheCleared, Cleared
+from exporter.payloads import CacheCleared, Cleared, HealthCheck
 from exporter.reports import (
     cache_readings,
     fraction,
@@ -55,6 +55,7 @@ from exporter.snapshot import (
     window_p95_ms,
 )
 from exporter.tasks import cancel_and_wait
+from exporter.upstreams.figma_client import RateLimit
 
 if TYPE_CHECKING:
     from exporter.sessions.factory import SessionLayer
@@ -298,10 +299,10 @@ class SessionMetricsService:
             result["figma_api"] = "rate_limited"
         return result
 
-    def figma_rate_limit(self) -> dict[str, Any] | None:
+    def figma_rate_limit(self) -> RateLimit | None:
+        """The Figma lockout in force for data calls, if any."""
         client = self.figma.figma
-        limit = client.rate_limit() if client is not None else None
-        return limit.as_dict(time.time()) if limit is not None else None
+        return client.rate_limit() if client is not None else None
 
     def _redis_availability(self, probed: Availability) -> Availability:
         """Down when the store fell back (it knows at the first failed command) or the probe failed
@@ -346,7 +347,7 @@ class SessionMetricsService:
                 issues=codes,
             )
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> HealthCheck:
         """The health check's body from the latest evaluation (the `health` stream event too)."""
         return health_body(
             self.report,

@@ -224,51 +224,6 @@ REALTIME = obj(
 )
 # The stream's `metrics` message is this snapshot without `recent_events` (events come one by one).
 REALTIME["required"].remove("recent_events")
-SERVICE_STATE = obj(
-    {
-        "state": {
-            "type": "string",
-            "enum": ["up", "down", "disabled", "unknown", "rate_limited", "limited_scope"],
-        },
-        "enabled": {"type": "boolean"},
-        "up": nullable("boolean"),
-        "latency_ms": nullable("number"),
-        "last_checked": nullable("number"),
-        "last_error": nullable("string"),
-        "condition": {
-            "type": ["string", "null"],
-            "enum": ["rate_limited", "limited_scope", None],
-        },
-        "note": nullable("string"),
-        "details": {"type": ["object", "null"]},
-    },
-    required=["state"],
-)
-HEALTH = obj(
-    {
-        "score": {"type": "number", "minimum": 0, "maximum": 100},
-        "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
-        "components": obj(
-            {name: ref("ComponentHealth") for name in ("session", "figma", "overall")}
-        ),
-        "issues": {"type": "array", "items": ref("HealthIssue")},
-        "checked_at": nullable("number"),
-        "services": obj(
-            {service: ref("ServiceState") for service in ("redis", "figma_api", "mcp_server")}
-        ),
-        "figma_rate_limit": {
-            "type": ["object", "null"],
-            "properties": {
-                "until": {"type": "number"},
-                "retry_after": {"type": "number"},
-                "endpoint": {"type": "string"},
-                "tier": {"type": "integer"},
-                "limit_type": {"type": "string"},
-                "plan_tier": {"type": "string"},
-            },
-        },
-    }
-)
 CACHE_TIER = obj(
     {
         "hits": {"type": "integer"},
@@ -372,8 +327,6 @@ SCHEMAS: dict[str, Schema] = {
     "Realtime": REALTIME,
     "HealthIssue": ISSUE,
     "ComponentHealth": COMPONENT_HEALTH,
-    "ServiceState": SERVICE_STATE,
-    "HealthCheck": HEALTH,
     "CacheTier": CACHE_TIER,
     "CacheReport": CACHE_REPORT,
 }

@@ -53,7 +53,7 @@ async def health_check(request: web.Request) -> web.Response:
     service = get_runtime(request).service
     if refresh:
         await service.refresh_health()
-    return json_response(service.health())
+    return payload_response(service.health())
 
 
 async def cache_stats(request: web.Request) -> web.Response:
