@@ -7,7 +7,7 @@ file (git revision, time, machine, every figure) for comparing commits.
 
     python -m bench                  # everything, under 3 minutes
     python -m bench store failover   # some sections: store, http, metrics, coherence,
-                                     # aiohttp-session, journal, memory, failover
+                                     # aiohttp-session, journal, memory, failover, encode
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from bench import (
     aiohttp_session_bench,
     coherence_bench,
+    encode_bench,
     failover_bench,
     http_bench,
     journal_bench,
@@ -47,6 +48,7 @@ SECTIONS = (
     "journal",
     "memory",
     "failover",
+    "encode",
 )
 DEFAULT_JSON = Path(".cache/bench-results.json")
 
@@ -94,6 +96,7 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "journal": lambda: run_async(journal_bench.run()),
         "memory": memory_bench.run,
         "failover": lambda: run_async(failover_bench.run()),  # its own Redis too
+        "encode": lambda: run_async(encode_bench.run()),
     }
 
 

@@ -7,7 +7,9 @@ assignments per subscriber and never waits; a slow client only falls behind in i
 (and, if the ring overwrites what it had not read, misses those events, as after a reconnect
 with an old `Last-Event-ID`).
 
-    >>> hub = Broadcaster(EventLog(10), max_clients=1)
+    >>> from prometheus_client import CollectorRegistry
+    >>> from exporter.metrics import Metrics
+    >>> hub = Broadcaster(EventLog(10, Metrics(CollectorRegistry())), max_clients=1)
     >>> sub = hub.subscribe()
     >>> hub.publish("metrics", {"ops": 1})
     >>> [(m.event, m.data) for m in sub.take()]
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from exporter.events import Event, EventLog
@@ -40,7 +43,13 @@ class Message:
     id: str | None = None
 
 
+# Structs (exporter.payloads) by msgspec, everything else by orjson; unknown types as str by both.
+_struct_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
 def encode(payload: Any) -> str:
+    if isinstance(payload, msgspec.Struct):
+        return _struct_encoder.encode(payload).decode()
     return orjson.dumps(payload, default=str).decode()
 
 

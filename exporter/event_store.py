@@ -20,10 +20,10 @@ from collections import deque
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from exporter.events import Event, EventLog
 from exporter.metrics import EVENT_TYPES, Metrics
+from exporter.sessions.redis_client import RedisClient
 from exporter.tasks import cancel_and_wait, raise_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class EventStream:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         key: str,
         events: EventLog,
         metrics: Metrics,

@@ -4,7 +4,8 @@ Producers (stores, managers, the service) call `record`; consumers (the JSON API
 `since(last_id)` or subscribe to be woken. Persistence to a Redis stream is layered on top by the
 service through `add_listener`, so this module does no I/O.
 
-    >>> log = EventLog(capacity=2)
+    >>> from prometheus_client import CollectorRegistry
+    >>> log = EventLog(2, Metrics(CollectorRegistry()))
     >>> log.record("failover", "Redis unreachable; serving from memory").id
     1
 """
@@ -44,11 +45,11 @@ EventListener = Callable[[Event], None]
 
 
 class EventLog:
-    def __init__(self, capacity: int = 1000, metrics: Metrics | None = None) -> None:
+    def __init__(self, capacity: int, metrics: Metrics) -> None:
         self._events: deque[Event] = deque(maxlen=capacity)
         self._ids = itertools.count(1)
         self._listeners: list[EventListener] = []
-        self._counters = {t: metrics.events.labels(t) for t in EVENT_TYPES} if metrics else {}
+        self._counters = {t: metrics.events.labels(t) for t in EVENT_TYPES}
 
     def record(self, type: str, message: str, **details: Any) -> Event:
         """Append an event; `type` must be one of metrics.EVENT_TYPES (labels stay bounded)."""
@@ -56,8 +57,7 @@ class EventLog:
             raise ValueError(f"unknown event type {type!r}")
         event = Event(next(self._ids), type, message, time.time(), details)
         self._events.append(event)
-        if self._counters:
-            self._counters[type].inc()
+        self._counters[type].inc()
         for listener in self._listeners:
             listener(event)
         return event

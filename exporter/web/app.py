@@ -1,4 +1,4 @@
-"""The aiohttp application factory and its lifecycle."""
+"""The aiohttp application factory, its routes and its lifecycle."""
 
 from __future__ import annotations
 
@@ -6,15 +6,46 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from exporter.config import Settings
 from exporter.metrics import Metrics
-from exporter.web import figma_routes, landing, ops_routes, session_metrics_routes, session_routes
+from exporter.runtime import open_runtime
+from exporter.web import figma_routes, landing, openapi, ops_routes, sse
+from exporter.web import session_metrics_routes as seed
+from exporter.web import session_routes as sessions
 from exporter.web.cross_site import cross_site_middleware
 from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, WEB_CONFIG, Lifecycle
 from exporter.web.middleware import instrumentation_middleware
-from exporter.web.runtime import open_runtime
 from exporter.web.web_auth import WebConfigState, add_headers, web_config_middleware
+
+SEED = seed.PREFIX
+
+
+def routes(metrics: Metrics) -> list[web.RouteDef]:
+    """Every route the app serves (openapi.py describes each; a test checks both agree)."""
+    return [
+        web.get("/metrics", make_aiohttp_handler(metrics.registry)),
+        web.get("/-/healthy", ops_routes.healthy),
+        web.get("/-/ready", ops_routes.ready),
+        web.post("/api/sessions", sessions.create_session),
+        web.get("/api/sessions/{id}", sessions.get_session, allow_head=False),
+        web.put("/api/sessions/{id}", sessions.update_session),
+        web.delete("/api/sessions/{id}", sessions.delete_session),
+        web.get("/api/sessions/{id}/metrics", sessions.session_access, allow_head=False),
+        web.get("/api/figma/files/{file_key}", figma_routes.get_file),
+        web.get("/api/figma/files/{file_key}/nodes", figma_routes.get_nodes),
+        web.post("/api/figma/screenshots", figma_routes.post_screenshot),
+        web.get(f"{SEED}/performance", seed.performance, allow_head=False),
+        web.get(f"{SEED}/realtime", seed.realtime, allow_head=False),
+        web.get(f"{SEED}/persistence", seed.persistence, allow_head=False),
+        web.get(f"{SEED}/health-check", seed.health_check, allow_head=False),
+        web.get(f"{SEED}/cache-stats", seed.cache_stats, allow_head=False),
+        web.post(f"{SEED}/cache/clear", seed.clear_cache),
+        web.get(f"{SEED}/stream", sse.stream, allow_head=False),
+        web.get(openapi.PATH, openapi.openapi, allow_head=False),
+        web.get("/", landing.landing, allow_head=False),
+    ]
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
@@ -35,10 +66,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[LIFECYCLE] = Lifecycle()
+    app[openapi.DOCUMENT] = openapi.document()
     app.cleanup_ctx.append(_runtime_context)
     app.on_shutdown.append(_mark_stopping)
-    for routes in (ops_routes, session_routes, figma_routes, session_metrics_routes, landing):
-        routes.setup(app)
+    app.on_shutdown.append(sse.close_streams)
+    app.add_routes(routes(metrics))
     return app
 
 

@@ -143,9 +143,3 @@ async def post_screenshot(request: web.Request) -> web.Response:
     }
     content_type = shot.content_type.split(";", 1)[0].strip() or "application/octet-stream"
     return web.Response(body=shot.data, content_type=content_type, headers=headers)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/figma/files/{file_key}", get_file)
-    app.router.add_get("/api/figma/files/{file_key}/nodes", get_nodes)
-    app.router.add_post("/api/figma/screenshots", post_screenshot)

@@ -12,7 +12,7 @@ from exporter.metrics import Metrics
 from exporter.web.api_error import ApiError
 
 if TYPE_CHECKING:
-    from exporter.web.runtime import Runtime
+    from exporter.runtime import Runtime
     from exporter.web.web_auth import WebConfigState
 
 

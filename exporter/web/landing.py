@@ -85,8 +85,3 @@ The whole API is described in <a href="{openapi.PATH}">{openapi.PATH}</a>.</p>
 
 async def landing(request: web.Request) -> web.Response:
     return web.Response(text=render(request), content_type="text/html", charset="utf-8")
-
-
-def setup(app: web.Application) -> None:
-    openapi.setup(app)
-    app.router.add_get("/", landing, allow_head=False)

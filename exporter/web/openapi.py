@@ -1,18 +1,23 @@
 """GET /api/openapi.json: the HTTP surface as an OpenAPI 3.1 document.
 
-Written by hand next to the contract in the README's HTTP API table; a test checks that every
-route the app serves is described here (and nothing else), and validates real responses against
-these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12). The landing page builds its links
-from the same document.
+The report bodies' component schemas are derived from their types (`exporter.payloads`); the
+rest is written by hand next to the contract in the README's HTTP API table. A test checks that
+every route the app serves is described here (and nothing else), and validates real responses
+against these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12). The landing page builds its
+links from the same document. It is committed as docs/openapi.json; regenerate that with
+`python -c 'from exporter.web.openapi import write_committed; write_committed()'` (a test fails
+on drift).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from exporter import __version__
+from exporter import __version__, payloads
 from exporter.metrics import (
     ERROR_TYPES,
     EVENT_TYPES,
@@ -175,14 +180,6 @@ MANAGER_PERFORMANCE = obj(
         },
     }
 )
-PERFORMANCE = obj(
-    {
-        "timestamp": {"type": "number"},
-        "window_size": {"type": "integer"},
-        "slow_threshold_ms": {"type": "number"},
-        "managers": obj({manager: ref("ManagerPerformance") for manager in OPERATIONS}),
-    }
-)
 MANAGER_RATES = obj(
     {
         "operations_per_second": {"type": "number"},
@@ -227,119 +224,6 @@ REALTIME = obj(
 )
 # The stream's `metrics` message is this snapshot without `recent_events` (events come one by one).
 REALTIME["required"].remove("recent_events")
-MEMORY_TIER = obj(
-    {
-        "entries": {"type": "integer"},
-        "bytes": {"type": "integer"},
-        "max_entries": {"type": "integer"},
-        "max_bytes": {"type": "integer"},
-        "fill_ratio": nullable("number"),
-        "evictions": {"type": "integer"},
-    }
-)
-PERSISTENCE = obj(
-    {
-        "redis": obj(
-            {
-                "configured": {"type": "boolean"},
-                "connected": {"type": "boolean"},
-                "url": nullable(
-                    "string", description="the Redis URL with any password replaced by ***"
-                ),
-                "latency_ms": nullable("number"),
-                "breaker_state": {"type": "string"},
-                "fallback_active": {"type": "boolean"},
-                "fallback_since": nullable("number"),
-                "failovers": {"type": "integer"},
-                "writes_refused": nullable("string"),
-                "writes_refused_since": nullable("number"),
-            }
-        ),
-        "replay": obj(
-            {
-                "pending": {"type": "integer"},
-                "max": {"type": "integer"},
-                "backlog_ratio": nullable("number"),
-                "replayed": {"type": "integer"},
-                "dropped": {"type": "integer"},
-            }
-        ),
-        "memory": ref("MemoryTier"),
-        "sessions": obj(
-            {
-                "active": nullable("integer", description="live sessions across all replicas"),
-                "in_memory_here": {"type": "integer"},
-                "figma_cache_bytes_here": {"type": "integer"},
-            }
-        ),
-        "coherence": obj(
-            {
-                "enabled": {"type": "boolean"},
-                "deployment": {"type": "string", "enum": ["standalone", "cluster", "sentinel"]},
-                "tracking_active": {"type": "boolean"},
-                "memory_bypassed": {"type": "boolean"},
-                "listeners": {"type": "integer"},
-                "losses": {"type": "integer"},
-                "lost_since": nullable("number"),
-            },
-            required=["enabled"],
-        ),
-        "managers": obj({manager: ref("ComponentHealth") for manager in OPERATIONS}),
-        "event_stream": obj(
-            {
-                "enabled": {"type": "boolean"},
-                "pending": {"type": "integer"},
-                "written": {"type": "integer"},
-            },
-            required=["enabled"],
-        ),
-    }
-)
-SERVICE_STATE = obj(
-    {
-        "state": {
-            "type": "string",
-            "enum": ["up", "down", "disabled", "unknown", "rate_limited", "limited_scope"],
-        },
-        "enabled": {"type": "boolean"},
-        "up": nullable("boolean"),
-        "latency_ms": nullable("number"),
-        "last_checked": nullable("number"),
-        "last_error": nullable("string"),
-        "condition": {
-            "type": ["string", "null"],
-            "enum": ["rate_limited", "limited_scope", None],
-        },
-        "note": nullable("string"),
-        "details": {"type": ["object", "null"]},
-    },
-    required=["state"],
-)
-HEALTH = obj(
-    {
-        "score": {"type": "number", "minimum": 0, "maximum": 100},
-        "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
-        "components": obj(
-            {name: ref("ComponentHealth") for name in ("session", "figma", "overall")}
-        ),
-        "issues": {"type": "array", "items": ref("HealthIssue")},
-        "checked_at": nullable("number"),
-        "services": obj(
-            {service: ref("ServiceState") for service in ("redis", "figma_api", "mcp_server")}
-        ),
-        "figma_rate_limit": {
-            "type": ["object", "null"],
-            "properties": {
-                "until": {"type": "number"},
-                "retry_after": {"type": "number"},
-                "endpoint": {"type": "string"},
-                "tier": {"type": "integer"},
-                "limit_type": {"type": "string"},
-                "plan_tier": {"type": "string"},
-            },
-        },
-    }
-)
 CACHE_TIER = obj(
     {
         "hits": {"type": "integer"},
@@ -357,36 +241,6 @@ CACHE_REPORT = obj(
             "type": ["string", "null"],
             "enum": ["excellent", "good", "fair", "poor", None],
         },
-    }
-)
-CACHE_STATS = obj(
-    {
-        "managers": obj({manager: ref("CacheReport") for manager in OPERATIONS}),
-        "overall": ref("CacheReport"),
-        "evictions": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "invalidations": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "memory_tier": ref("MemoryTier"),
-    }
-)
-CACHE_CLEARED = obj(
-    {
-        "scope": {"type": "string", "enum": ["memory", "all"]},
-        "cleared": obj(
-            {"memory_entries": {"type": "integer"}, "figma_responses": {"type": "integer"}},
-            required=["memory_entries"],
-        ),
-        "kept": obj(
-            {
-                "sessions": {
-                    "type": "integer",
-                    "description": "the only copies, never cleared: memory-only sessions and"
-                    " writes journalled during an outage",
-                }
-            },
-            required=["sessions"],
-        ),
-        "memory": ref("MemoryTier"),
-        "snapshot_timestamp": {"type": "number"},
     }
 )
 SESSION = obj(
@@ -468,20 +322,13 @@ SCHEMAS: dict[str, Schema] = {
     "OperationStats": OPERATION_STATS,
     "SlowOperation": SLOW_OPERATION,
     "ManagerPerformance": MANAGER_PERFORMANCE,
-    "Performance": PERFORMANCE,
     "ManagerRates": MANAGER_RATES,
     "Event": EVENT,
     "Realtime": REALTIME,
-    "MemoryTier": MEMORY_TIER,
-    "Persistence": PERSISTENCE,
     "HealthIssue": ISSUE,
     "ComponentHealth": COMPONENT_HEALTH,
-    "ServiceState": SERVICE_STATE,
-    "HealthCheck": HEALTH,
     "CacheTier": CACHE_TIER,
     "CacheReport": CACHE_REPORT,
-    "CacheStats": CACHE_STATS,
-    "CacheCleared": CACHE_CLEARED,
 }
 
 # ---- paths --------------------------------------------------------------------------------------
@@ -791,7 +638,7 @@ def document() -> dict[str, Any]:
         },
         "paths": {**_ops_paths(), **_session_paths(), **_figma_paths(), **_seed_paths()},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **payloads.schema_components()},
             "securitySchemes": {
                 "adminToken": {
                     "type": "http",
@@ -810,6 +657,13 @@ async def openapi(request: web.Request) -> web.Response:
 DOCUMENT = web.AppKey("openapi", dict)
 
 
-def setup(app: web.Application) -> None:
-    app[DOCUMENT] = document()
-    app.router.add_get(PATH, openapi, allow_head=False)
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def rendered() -> str:
+    """The document as committed: indented, keys in document order, a final newline."""
+    return json.dumps(document(), indent=2) + "\n"
+
+
+def write_committed() -> None:
+    COMMITTED.write_text(rendered(), encoding="utf-8")

@@ -84,14 +84,3 @@ async def session_access(request: web.Request) -> web.Response:
             "figma": runtime.figma.manager.session_usage(session_id),
         }
     )
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_post("/api/sessions", create_session)
-    app.router.add_get("/api/sessions/{id}", get_session, allow_head=False)
-    app.router.add_put("/api/sessions/{id}", update_session)
-    app.router.add_delete("/api/sessions/{id}", delete_session)
-    app.router.add_get("/api/sessions/{id}/metrics", session_access, allow_head=False)
-
-
-__all__ = ["setup"]

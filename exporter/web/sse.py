@@ -119,14 +119,9 @@ def _connected(request: web.Request, response: EventSourceResponse) -> bool:
     )
 
 
-async def _close_streams(app: web.Application) -> None:
+async def close_streams(app: web.Application) -> None:
     """On shutdown, end every stream so graceful shutdown does not wait for clients to leave."""
     runtime = app[LIFECYCLE].runtime
     if runtime is not None:
-        runtime.service.hub.close()
+        runtime.hub.close()
         await asyncio.sleep(0)
-
-
-def setup(app: web.Application, path: str) -> None:
-    app.router.add_get(path, stream, allow_head=False)
-    app.on_shutdown.append(_close_streams)

@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from exporter.config import parse_settings
+from exporter.runtime import Runtime
 from exporter.web import create_app
 from exporter.web.keys import LIFECYCLE
-from exporter.web.runtime import Runtime
 
 FAST = {
     "snapshot_interval": 0.2,

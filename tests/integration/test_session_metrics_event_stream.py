@@ -43,7 +43,7 @@ async def test_stream_is_capped(redis_server: RedisServer, redis_url: str) -> No
     async with running_app(redis_url=redis_url, event_log_size=20) as app:
         for n in range(500):
             app.runtime.events.record("slow_operation", f"op {n}")
-        await wait_for(lambda: app.runtime.service.event_stream.pending == 0, 5)  # type: ignore[union-attr]
+        await wait_for(lambda: app.runtime.event_stream.pending == 0, 5)  # type: ignore[union-attr]
         # MAXLEN ~ trims whole nodes (100 entries): the stream stays near its bound, not at 500.
         assert stream_length(redis_server) <= 20 + 100
 
@@ -52,7 +52,7 @@ async def test_redis_down_keeps_events_in_memory_counts_the_failure_and_writes_t
     redis_server: RedisServer, redis_url: str
 ) -> None:
     async with running_app(redis_url=redis_url) as app:
-        stream = app.runtime.service.event_stream
+        stream = app.runtime.event_stream
         assert stream is not None
         await wait_for(lambda: stream.pending == 0, 5)
         try:

@@ -135,7 +135,7 @@ def test_rates_between_two_readings(inst: Instrumentation) -> None:
 
 
 def test_snapshots_replace_unsent_ones_so_a_slow_subscriber_holds_one_of_each() -> None:
-    hub = Broadcaster(EventLog(10), max_clients=2)
+    hub = Broadcaster(EventLog(10, Metrics(CollectorRegistry())), max_clients=2)
     slow = hub.subscribe()
     for i in range(1000):
         hub.publish("metrics", {"n": i})
@@ -149,7 +149,7 @@ def test_snapshots_replace_unsent_ones_so_a_slow_subscriber_holds_one_of_each() 
 
 
 def test_events_are_read_from_the_ring_with_ids_and_resume_after_last_event_id() -> None:
-    log = EventLog(5)
+    log = EventLog(5, Metrics(CollectorRegistry()))
     hub = Broadcaster(log, max_clients=5)
     for i in range(3):
         log.record("cache_cleared", f"clear {i}")
@@ -165,7 +165,7 @@ def test_events_are_read_from_the_ring_with_ids_and_resume_after_last_event_id()
 
 
 def test_a_subscriber_far_behind_reads_in_bounded_batches() -> None:
-    log = EventLog(1000)
+    log = EventLog(1000, Metrics(CollectorRegistry()))
     hub = Broadcaster(log, max_clients=1)
     sub = hub.subscribe(last_event_id=0)
     for i in range(MAX_EVENTS_PER_TAKE + 5):
@@ -176,7 +176,9 @@ def test_a_subscriber_far_behind_reads_in_bounded_batches() -> None:
 
 def test_limit_and_count_callback() -> None:
     counts: list[int] = []
-    hub = Broadcaster(EventLog(10), max_clients=2, on_count=counts.append)
+    hub = Broadcaster(
+        EventLog(10, Metrics(CollectorRegistry())), max_clients=2, on_count=counts.append
+    )
     first, _ = hub.subscribe(), hub.subscribe()
     with pytest.raises(TooManySubscribers):
         hub.subscribe()
@@ -187,7 +189,7 @@ def test_limit_and_count_callback() -> None:
 
 
 async def test_publish_wakes_waiters_and_close_ends_them() -> None:
-    log = EventLog(10)
+    log = EventLog(10, Metrics(CollectorRegistry()))
     hub = Broadcaster(log, max_clients=3)
     sub = hub.subscribe()
     waiter = asyncio.create_task(sub.wait(5))
@@ -204,7 +206,7 @@ async def test_publish_wakes_waiters_and_close_ends_them() -> None:
 
 
 def test_event_log_restore_puts_history_first_and_renumbers() -> None:
-    log = EventLog(4)
+    log = EventLog(4, Metrics(CollectorRegistry()))
     log.record("failover", "new 1")
     history = [Event(0, "cache_cleared", f"old {i}", float(i)) for i in range(3)]
     assert log.restore(history) == 3

@@ -1,0 +1,217 @@
+"""The JSON bodies the reports module builds, as msgspec Structs: one declaration gives the type
+checker its shape, the encoder its field order and the OpenAPI document its component schemas
+(`exporter.web.openapi` derives them with `msgspec.json.schema_components`).
+
+Structs are built with their constructors (msgspec validates only when decoding), so the encoded
+bytes follow the values exactly as the dictionaries did: an int stays an int. Parts built
+elsewhere (health reports, per-manager statistics) stay dictionaries, described by hand-written
+schemas that `Ref` points to.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from exporter.health import Availability
+
+REF_TEMPLATE = "#/components/schemas/{name}"
+
+
+def Ref(name: str) -> Meta:
+    """A dictionary described by the hand-written component `name`."""
+    return Meta(extra_json_schema={"$ref": REF_TEMPLATE.format(name=name)})
+
+
+class MemoryTier(Struct):
+    """This replica's memory tier: fill against its limits, evictions since start."""
+
+    entries: int
+    bytes: int
+    max_entries: int
+    max_bytes: int
+    fill_ratio: float | None
+    evictions: int
+
+
+class RedisState(Struct):
+    configured: bool
+    connected: bool
+    url: Annotated[str | None, Meta(description="the Redis URL with any password replaced by ***")]
+    latency_ms: float | None
+    breaker_state: str
+    fallback_active: bool
+    fallback_since: float | None
+    failovers: int
+    writes_refused: str | None
+    writes_refused_since: float | None
+
+
+class ReplayState(Struct):
+    pending: int
+    max: int
+    backlog_ratio: float | None
+    replayed: int
+    dropped: int
+
+
+class SessionDistribution(Struct):
+    active: Annotated[int | None, Meta(description="live sessions across all replicas")]
+    in_memory_here: int
+    figma_cache_bytes_here: int
+
+
+class CoherenceState(Struct, forbid_unknown_fields=True):
+    """Invalidation tracking between replicas' memory tiers (only `enabled` when off)."""
+
+    enabled: bool
+    deployment: Literal["standalone", "cluster", "sentinel"] | UnsetType = UNSET
+    tracking_active: bool | UnsetType = UNSET
+    memory_bypassed: bool | UnsetType = UNSET
+    listeners: int | UnsetType = UNSET
+    losses: int | UnsetType = UNSET
+    lost_since: float | UnsetType | None = UNSET
+
+
+class EventStreamState(Struct):
+    """The event log's copy in Redis (only `enabled` without Redis)."""
+
+    enabled: bool
+    pending: int | UnsetType = UNSET
+    written: int | UnsetType = UNSET
+
+
+class ManagersHealth(Struct):
+    session: Annotated[dict[str, Any], Ref("ComponentHealth")]
+    figma: Annotated[dict[str, Any], Ref("ComponentHealth")]
+
+
+class ManagersCache(Struct):
+    session: Annotated[dict[str, Any], Ref("CacheReport")]
+    figma: Annotated[dict[str, Any], Ref("CacheReport")]
+
+
+class ManagersPerformance(Struct):
+    session: Annotated[dict[str, Any], Ref("ManagerPerformance")]
+    figma: Annotated[dict[str, Any], Ref("ManagerPerformance")]
+
+
+class Persistence(Struct):
+    """GET /api/session-metrics/persistence."""
+
+    redis: RedisState
+    replay: ReplayState
+    memory: MemoryTier
+    sessions: SessionDistribution
+    coherence: CoherenceState
+    managers: ManagersHealth
+    event_stream: EventStreamState
+
+
+class CacheStats(Struct):
+    """GET /api/session-metrics/cache-stats."""
+
+    managers: ManagersCache
+    overall: Annotated[dict[str, Any], Ref("CacheReport")]
+    evictions: dict[str, int]
+    invalidations: dict[str, int]
+    memory_tier: MemoryTier
+
+
+class Performance(Struct):
+    """GET /api/session-metrics/performance."""
+
+    timestamp: float
+    window_size: int
+    slow_threshold_ms: float
+    managers: ManagersPerformance
+
+
+class Cleared(Struct, kw_only=True):
+    # In this order on the wire: the Figma responses are cleared (and counted) first.
+    figma_responses: int | UnsetType = UNSET
+    memory_entries: int
+
+
+class Kept(Struct):
+    """What a cache clear never removes: the only copies (memory-only sessions, writes
+    journalled during an outage)."""
+
+    sessions: int
+
+
+class CacheCleared(Struct):
+    """POST /api/session-metrics/cache/clear."""
+
+    scope: Literal["memory", "all"]
+    cleared: Cleared
+    kept: Kept
+    memory: MemoryTier
+    snapshot_timestamp: float
+
+
+class ServiceState(Struct):
+    """One service: `state` as health judges it (the store's word counts for Redis), then its
+    probe's last result (`status`: the probe's own view)."""
+
+    state: Availability
+    status: Availability
+    enabled: bool
+    up: bool
+    latency_ms: float | None
+    last_checked: float | None
+    last_error: str | None
+    last_change: float | None
+    condition: Literal["rate_limited", "limited_scope"] | None
+    note: str | None
+    details: dict[str, Any] | None
+
+
+class Services(Struct):
+    redis: ServiceState
+    figma_api: ServiceState
+    mcp_server: ServiceState
+
+
+class RateLimitState(Struct):
+    """The Figma lockout in force for files, nodes and images."""
+
+    until: float
+    retry_after: float
+    endpoint: str
+    tier: int
+    limit_type: str
+    plan_tier: str
+
+
+class HealthComponents(Struct):
+    session: Annotated[dict[str, Any], Ref("ComponentHealth")]
+    figma: Annotated[dict[str, Any], Ref("ComponentHealth")]
+    overall: Annotated[dict[str, Any], Ref("ComponentHealth")]
+
+
+class HealthCheck(Struct):
+    """GET /api/session-metrics/health-check (and the stream's `health` message)."""
+
+    score: Annotated[float, Meta(ge=0, le=100)]
+    status: Literal["healthy", "degraded", "poor", "critical", "disabled"]
+    components: HealthComponents
+    issues: list[Annotated[dict[str, Any], Ref("HealthIssue")]]
+    checked_at: float | None
+    services: Services
+    figma_rate_limit: RateLimitState | None
+
+
+# The bodies whose component schemas are derived (with the Structs they contain).
+DERIVED = (Performance, Persistence, HealthCheck, CacheStats, CacheCleared)
+
+_encoder = msgspec.json.Encoder()
+encode = _encoder.encode
+
+
+def schema_components() -> dict[str, Any]:
+    """Component schemas of every derived body, keyed by Struct name."""
+    _, components = msgspec.json.schema_components(DERIVED, ref_template=REF_TEMPLATE)
+    return components
