@@ -1,7 +1,7 @@
 """Probe bookkeeping with scripted checks: states, gauges, failure reasons, transition events.
 
 The checks here are plain coroutines standing in for "the service answered / failed this way";
-the real services are probed in tests/integration/test_probes_upstreams.py.
+the real services are probed in tests/integration/upstreams/test_probes_upstreams.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,149 @@
+"""Two replicas over HTTP on one real Redis that is killed, restarted and hung under load.
+
+- One outage is one failover on each replica, and once a replica's fallback is over it answers
+  no 503 for a session Redis holds (stale pooled sockets are not a second outage).
+- No 404 for a session acknowledged by either replica, while the other may still be replaying.
+- A DELETE acknowledged on one replica wins over a PUT the other accepted in the same outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.support.redis_server import RedisServer, start_redis
+from tests.support.replicas import Replica, replica
+from tests.support.sessions import wait_for
+
+
+@pytest.fixture
+async def persistent_redis() -> AsyncIterator[RedisServer]:
+    """A server that keeps what it acknowledged across SIGKILL (AOF, fsync on every write)."""
+    server = start_redis(("--appendonly", "yes", "--appendfsync", "always"))
+    yield server
+    server.stop()
+
+
+@dataclass
+class Load:
+    """Workers reading sessions Redis holds and creating new ones through one replica; a 503 is
+    wrong unless the replica's fallback was active when the request started or ended."""
+
+    target: Replica
+    known: list[str]
+    wrong: list[str] = field(default_factory=list)
+    requests: int = 0
+    stopped: bool = False
+
+    def in_fallback(self) -> bool:
+        return self.target.sample("store_fallback_active") == 1
+
+    async def run(self, worker: int) -> None:
+        step = 0
+        while not self.stopped:
+            step += 1
+            before = self.in_fallback()
+            if step % 4 == 0:
+                response = await self.target.http.post("/api/sessions", json={"data": {}})
+                expected = {201}
+            else:
+                sid = self.known[(worker * 7 + step) % len(self.known)]
+                response = await self.target.http.get(f"/api/sessions/{sid}")
+                expected = {200}
+            status = response.status
+            response.release()
+            if status not in expected and not (status == 503 and (before or self.in_fallback())):
+                self.wrong.append(f"{self.target.name}: {status}")
+            self.requests += 1
+            await asyncio.sleep(0.002)
+
+
+async def test_three_restarts_under_load_are_three_failovers_on_each_replica(
+    persistent_redis: RedisServer,
+) -> None:
+    url = persistent_redis.url
+    async with replica("A", url) as a, replica("B", url) as b:
+        known = [await a.create({"n": n}) for n in range(20)]
+        known += [await b.create({"n": n}) for n in range(20)]
+        loads = [Load(a, known), Load(b, known)]
+        workers = [asyncio.create_task(load.run(n)) for load in loads for n in range(8)]
+        try:
+            for outage in range(1, 4):
+                await asyncio.sleep(0.3)
+                persistent_redis.kill()
+                for side in (a, b):
+                    await wait_for(lambda side=side: side.sample("store_fallback_active") == 1, 5)
+                await asyncio.sleep(0.3)
+                persistent_redis.start()
+                for side in (a, b):
+                    await wait_for(lambda side=side: side.sample("store_fallback_active") == 0, 10)
+                    assert side.sample("store_failovers_total") == outage, side.name
+            settled = [load.requests for load in loads]
+            await wait_for(
+                lambda: all(ld.requests > s + 50 for ld, s in zip(loads, settled, strict=True)), 10
+            )
+        finally:
+            for load in loads:
+                load.stopped = True
+            await asyncio.gather(*workers)
+        for side in (a, b):
+            assert side.sample("store_failovers_total") == 3, side.name
+        assert [wrong for load in loads for wrong in load.wrong] == []
+
+
+async def test_a_hung_redis_never_gives_a_404_for_a_session_acknowledged_anywhere(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    async with replica("A", redis_url) as a, replica("B", redis_url) as b:
+        await a.create({"before": "hang"})
+        redis_server.pause()
+        try:
+            during = [await a.create({"on": "A", "n": n}) for n in range(15)]  # journalled
+            during += [await b.create({"on": "B", "n": n}) for n in range(15)]
+            for side in (a, b):
+                assert side.sample("store_fallback_active") == 1
+        finally:
+            redis_server.resume()
+        statuses: dict[int, int] = {}
+
+        async def read_all() -> bool:
+            done = True
+            for side in (a, b):
+                for sid in during:
+                    status, _ = await side.read(sid)
+                    statuses[status] = statuses.get(status, 0) + 1
+                    done = done and status == 200
+            return done
+
+        deadline = asyncio.get_running_loop().time() + 15
+        while not await read_all():  # from the first moment on: 200 or 503, never 404
+            assert 404 not in statuses, statuses
+            assert asyncio.get_running_loop().time() < deadline, statuses
+        assert 404 not in statuses and set(statuses) <= {200, 503}, statuses
+
+
+async def test_a_delete_on_one_replica_wins_over_a_put_on_the_other_in_one_outage(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    async with replica("A", redis_url) as a, replica("B", redis_url) as b:
+        sid = await a.create({"v": 0})
+        assert (await b.read(sid))[0] == 200  # both memory tiers hold a copy
+        redis_server.pause()
+        try:
+            await a.delete(sid)  # 204, journalled
+            await b.update(sid, {"v": 1})  # 200, journalled (B cannot know of the delete yet)
+        finally:
+            redis_server.resume()
+        for side in (a, b):
+            await wait_for(lambda side=side: side.sample("store_fallback_active") == 0, 10)
+        for side in (a, b):
+            status, _ = await side.read(sid)
+            while status == 503:  # the other replica may still be replaying
+                await asyncio.sleep(0.05)
+                status, _ = await side.read(sid)
+            assert status == 404, side.name
+            response = await side.http.put(f"/api/sessions/{sid}", json={"data": {"v": 2}})
+            assert response.status == 404, side.name
