@@ -62,9 +62,9 @@ REPLAY_MARK_SECONDS = 10.0
 # A fleet-marker lookup is reused this long by further misses (a miss storm costs one lookup).
 FLEET_CHECK_TTL = 0.05
 # After this replica's own outage, other replicas may not have noticed Redis is back yet (they
-# probe every retry interval) and may still hold journalled writes: misses stay uncertain (503)
-# for this many retry intervals, plus one second.
-FLEET_GRACE_INTERVALS = 2
+# probe every retry interval, later on a busy machine) and may still hold journalled writes:
+# misses stay uncertain (503) for this many retry intervals, plus two seconds.
+FLEET_GRACE_INTERVALS = 4
 ExpiryCallback = Callable[[str, StoredValue], None]
 T = TypeVar("T")
 
@@ -728,7 +728,7 @@ class TieredStore:
         return True
 
     def _fleet_grace(self) -> float:
-        return FLEET_GRACE_INTERVALS * self.breaker.retry_interval + 1.0
+        return FLEET_GRACE_INTERVALS * self.breaker.retry_interval + 2.0
 
     def _retry_after(self) -> float:
         return max(1.0, self.breaker.seconds_until_probe())
