@@ -80,6 +80,11 @@ def build_store(
         else None
     )
     directory = journal_dir or settings.journal_dir
+    if client is not None and not directory:
+        log.warning(
+            "no --journal-dir: writes accepted during a Redis outage are kept in this process only"
+            " and lost if it dies before Redis is back"
+        )
     return TieredStore(
         memory,
         redis_tier,
