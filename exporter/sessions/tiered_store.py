@@ -41,6 +41,7 @@ from exporter.events import EventLog
 from exporter.loop_lag import LoopLag
 from exporter.metrics import INVALIDATION_REASONS, REFUSAL_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
+from exporter.sessions.failover import Failover
 from exporter.sessions.journal import Journal, ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore
@@ -65,6 +66,7 @@ FLEET_CHECK_TTL = 0.05
 # probe every retry interval, later on a busy machine) and may still hold journalled writes:
 # misses stay uncertain (503) for this many retry intervals, plus two seconds.
 FLEET_GRACE_INTERVALS = 4
+FLEET_GRACE_SECONDS = 2.0
 ExpiryCallback = Callable[[str, StoredValue], None]
 T = TypeVar("T")
 
@@ -95,17 +97,13 @@ class TieredStore:
         self._closing = False
         self.events = events
         self.sweep_interval = sweep_interval
-        self.fallback_active = False
-        self.fallback_since: float | None = None
-        self.failovers = 0
-        # Redis answers but refuses writes (readonly, oom, misconf, noauth): reads still go to
-        # Redis, writes are journalled until a write is accepted again.
-        self.writes_refused: str | None = None
-        self.writes_refused_since: float | None = None
+        # Fallback, refusing writes, the fleet grace: the outage state machine (pure).
+        self.failover = Failover(
+            grace=FLEET_GRACE_INTERVALS * self.breaker.retry_interval + FLEET_GRACE_SECONDS
+        )
         # Keys whose misses must be authoritative (sessions; not cached Figma responses): after
         # an outage a miss may be another replica's not-yet-replayed write.
         self.authoritative_prefixes = authoritative_prefixes
-        self._grace_until = 0.0
         self._fleet_checked: tuple[float, bool] = (-1.0, False)
         self.replica_id = secrets.token_hex(8)
         self._ping_probe: asyncio.Future[bool] | None = None
@@ -487,6 +485,25 @@ class TieredStore:
     # -- status ------------------------------------------------------------------------------
 
     @property
+    def fallback_active(self) -> bool:
+        """Redis unreachable: memory and the journal serve, writes are journalled."""
+        return self.failover.fallback_active
+
+    @property
+    def fallback_since(self) -> float | None:
+        return self.failover.fallback_since
+
+    @property
+    def failovers(self) -> int:
+        return self.failover.failovers
+
+    @property
+    def writes_refused(self) -> str | None:
+        """Why Redis answers but refuses writes (readonly, oom, misconf), or None: reads still go
+        to Redis, writes are journalled until one is accepted again."""
+        return self.failover.writes_refused
+
+    @property
     def redis_configured(self) -> bool:
         return self.redis is not None
 
@@ -508,7 +525,7 @@ class TieredStore:
             replay_dropped=self.journal.dropped,
             failovers=self.failovers,
             writes_refused=self.writes_refused,
-            writes_refused_since=self.writes_refused_since,
+            writes_refused_since=self.failover.writes_refused_since,
             memory_entries=len(self.memory),
             memory_bytes=self.memory.bytes,
             memory_max_entries=self.memory.max_entries,
@@ -657,12 +674,8 @@ class TieredStore:
             self._on_redis_failure(exc)
 
     def _on_writes_refused(self, reason: str) -> None:
-        if self.writes_refused == reason:
+        if not self.failover.refused(reason):
             return
-        first = self.writes_refused is None
-        self.writes_refused = reason
-        if first:
-            self.writes_refused_since = time.time()
         self._set_refused_gauges()
         message = f"Redis refuses writes ({reason}): journalling writes, reads still from Redis"
         log.warning(message)
@@ -670,21 +683,20 @@ class TieredStore:
         self._redis_failed.set()
 
     def _writes_accepted(self) -> None:
-        reason, since = self.writes_refused, self.writes_refused_since or time.time()
-        self.writes_refused = self.writes_refused_since = None
+        ended = self.failover.accepted()
+        if ended is None:
+            return
+        reason, seconds = ended
         self._set_refused_gauges()
-        message = f"Redis accepts writes again after {time.time() - since:.1f}s ({reason})"
+        message = f"Redis accepts writes again after {seconds:.1f}s ({reason})"
         log.info(message)
         self._event("writes_accepted", message, reason=reason)
 
     def _on_redis_failure(self, exc: StoreUnavailable) -> None:
         self.breaker.failure()
         self._set_backend_up(False)
-        if not self.fallback_active:
-            self.fallback_active = True
-            self.fallback_since = time.time()
+        if self.failover.failed():
             self._update_bypass()
-            self.failovers += 1
             if self._failovers_child is not None:
                 self._failovers_child.inc()
             log.warning("%s: serving from memory, journalling writes", exc)
@@ -726,9 +738,6 @@ class TieredStore:
         except StoreUnavailable:
             return False
         return True
-
-    def _fleet_grace(self) -> float:
-        return FLEET_GRACE_INTERVALS * self.breaker.retry_interval + 2.0
 
     def _retry_after(self) -> float:
         return max(1.0, self.breaker.seconds_until_probe())
@@ -879,7 +888,7 @@ class TieredStore:
         """StoreUnavailable if a miss may still be another replica's unreplayed write: shortly
         after this replica's own outage, or while any replica's replay marker is live."""
         now = time.monotonic()
-        if now < self._grace_until:
+        if self.failover.in_grace():
             raise StoreUnavailable("Redis is back; replicas may still be replaying", 1.0)
         checked_at, replaying = self._fleet_checked
         if now - checked_at > FLEET_CHECK_TTL:
@@ -893,23 +902,17 @@ class TieredStore:
             raise StoreUnavailable("another replica is replaying its outage journal", 1.0)
 
     def _fail_back(self, replayed: int, skipped: int) -> None:
-        since = self.fallback_since or time.time()
-        self._grace_until = time.monotonic() + self._fleet_grace()
-        self.fallback_active = False
-        self.fallback_since = None
+        outage = self.failover.failed_back()
         self._update_bypass()
         # Another replica may have changed keys this tier still holds; Redis is the truth again.
         flushed = self.flush_memory("flush")
-        message = (
-            f"Redis back after {time.time() - since:.1f}s:"
-            f" replayed {replayed}, skipped {skipped} older"
-        )
+        message = f"Redis back after {outage:.1f}s: replayed {replayed}, skipped {skipped} older"
         log.info(message)
         self._event("replay_done", message, replayed=replayed, skipped=skipped, dropped=0)
         self._event(
             "failback",
             f"Redis reachable again; memory tier flushed ({flushed} entries)",
-            outage_seconds=round(time.time() - since, 3),
+            outage_seconds=round(outage, 3),
         )
 
     async def _sweep_loop(self) -> None:
