@@ -130,15 +130,14 @@ class SessionManager:
         return session
 
     async def _get_slow(self, session_id: str, key: str, cached: StoredValue | None) -> Session:
-        if cached is None and self.store.is_parked(key):
-            cached = await self.store.confirmed(key)  # our own write, re-checked after its echo
         if cached is not None:  # held but not decoded yet
             self._record_cache("memory", True)
             return self._decode(session_id, cached)
-        self._record_cache("memory", False)
-        if _match_id(session_id) is None:
+        if _match_id(session_id) is None:  # never stored: no lookup beyond the memory miss
+            self._record_cache("memory", False)
             raise SessionNotFound(f"session {session_id!r} not found")
-        value = await self.store.get_uncached(key, self._record_cache)
+        # The store's one read: memory (a parked own write once confirmed), journal, Redis.
+        value = await self.store.get(key, self._record_cache)
         if value is None:
             await self._gone(session_id)
         return self._decode(session_id, value)
