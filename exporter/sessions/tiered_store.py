@@ -46,6 +46,7 @@ from exporter.sessions.journal import Journal, ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore
 from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus, new_version
+from exporter.sessions.write_guard import WriteGuard
 from exporter.tasks import cancel_and_wait, raise_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -112,17 +113,10 @@ class TieredStore:
         self._redis_run_id: str | None = None
         # While True, reads skip the memory tier and writes do not fill it (coherence unknown).
         self.memory_bypass = False
-        # Bumped when the whole tier is dropped or coherence changes: a read-through that started
-        # before must not re-fill memory with the copy it fetched.
-        self._invalidation_epoch = 0
-        # Keys with a Redis read or write in flight -> [operations, invalidations seen meanwhile]:
-        # such an operation must not fill memory if its key was invalidated while it waited.
-        self._inflight: dict[str, list[int]] = {}
-        # Coherence (see coherence.py): False while invalidation tracking is down. Writes to keys
-        # under `tracked_prefixes` echo back as invalidations; `_echoes` counts those expected.
+        # Which calls in flight may still fill memory, and the echoes of our own writes.
+        self.guard = WriteGuard()
+        # Coherence (see coherence.py): False while invalidation tracking is down.
         self.coherent = True
-        self.tracked_prefixes: tuple[str, ...] = ()
-        self._echoes: dict[str, int] = {}
         # Own writes invalidated (most likely by their echo): they stay in memory but are not
         # served until a GET shows Redis still holds them (batched: one checker task).
         # key -> (our value, the tier's epoch when parked, checks left)
@@ -238,7 +232,7 @@ class TieredStore:
                 "Redis is unreachable and the memory tier does not hold this key",
                 self._retry_after(),
             )
-        token = self._watch(key)
+        token = self.guard.watch(key)
         try:
             value = await self._redis_call(lambda: redis.get(key))
         except StoreBusy:
@@ -252,7 +246,7 @@ class TieredStore:
             exc.retry_after = self._retry_after()
             raise
         finally:
-            clean = self._unwatch(key, token)
+            clean = self.guard.unwatch(key, token)
         if value is TOMBSTONE:
             value = None  # deleted: a final answer
         elif value is None and key.startswith(self.authoritative_prefixes):
@@ -289,18 +283,18 @@ class TieredStore:
             decoded,
         )
         if self.redis is not None:
-            token = self._watch(key)
-            echo = self._expect_echo(key)
+            token = self.guard.watch(key)
+            echo = self.guard.expect_echo(key, self.coherent)
             try:
                 written = await self._write(key, value, replace)
             except BaseException:
                 if echo:
-                    self._echo_arrived(key)
+                    self.guard.echo_arrived(key)
                 raise
             finally:
-                clean = self._unwatch(key, token)
+                clean = self.guard.unwatch(key, token)
             if echo and not written:
-                self._echo_arrived(key)  # journalled: nothing was sent, nothing will echo
+                self.guard.echo_arrived(key)  # journalled: nothing was sent, nothing will echo
             # Our own write goes to memory even while the tier is bypassed (tracking lost): if
             # Redis turns out to be down, the fallback serves it; if tracking comes back instead,
             # the tier is flushed before it serves again. A tier full of journalled writes has
@@ -340,7 +334,7 @@ class TieredStore:
     async def delete(self, key: str) -> bool:
         """Delete `key`; True if it existed. During an outage, a key neither tier holds raises
         StoreUnavailable (it may exist in Redis)."""
-        self._invalidated(key)
+        self.guard.invalidated(key)
         held = self.memory.pop(key)
         if self.redis is None:
             return held is not None
@@ -388,7 +382,7 @@ class TieredStore:
     async def clear_memory(self, prefix: str | None = None) -> int:
         """Drop memory-tier entries (all, or under `prefix`) that exist elsewhere too (Redis);
         the only copies (memory-only sessions, journalled writes) stay. Returns how many."""
-        self._invalidation_epoch += 1
+        self.guard.invalidate_all()
         count = self.memory.clear(prefix, keep_pinned=True)
         self._count_invalidations("clear", count)
         return count
@@ -403,13 +397,13 @@ class TieredStore:
         reading Redis themselves). Echoes are not counted as remote invalidations; a check that
         finds another value in Redis is.
         """
-        self._invalidated(key)
-        echo = bool(self._echoes) and key in self._echoes
+        self.guard.invalidated(key)
+        echo = self.guard.is_echo(key)
         if echo or self.fallback_active:
             # During a fallback the entry may be all this replica has of the key (and replayed
             # writes echo too): check it rather than drop it. Failback flushes the tier anyway.
             if echo:
-                self._echo_arrived(key)
+                self.guard.echo_arrived(key)
             held = self.memory.peek(key)
             if held is not None:
                 self._park(key, held)
@@ -441,7 +435,7 @@ class TieredStore:
 
     def flush_memory(self, reason: str = "flush") -> int:
         """Drop the whole memory tier because its coherence is unknown; returns how many."""
-        self._invalidation_epoch += 1
+        self.guard.invalidate_all()
         count = self.memory.clear()
         self._count_invalidations(reason, count)
         return count
@@ -452,16 +446,16 @@ class TieredStore:
         """Invalidations may be missed from now on: stop reading and filling memory at once.
         (During a Redis outage the fallback still serves from memory, tracked or not.)"""
         self.coherent = False
-        self._invalidation_epoch += 1
-        self._echoes.clear()
+        self.guard.invalidate_all()
+        self.guard.forget_echoes()
         self._update_bypass()
 
     def coherence_restored(self) -> None:
         """Tracking is active again: memory may serve and fill; reads begun before may not fill.
         Own writes kept while untracked are dropped (a fallback in progress keeps them: its
         failback flushes the tier anyway)."""
-        self._invalidation_epoch += 1
-        self._echoes.clear()
+        self.guard.invalidate_all()
+        self.guard.forget_echoes()
         if not self.coherent and not self.fallback_active:
             self._count_invalidations("tracking_lost", self.memory.clear())
         self.coherent = True
@@ -504,6 +498,15 @@ class TieredStore:
         return self.failover.writes_refused
 
     @property
+    def tracked_prefixes(self) -> tuple[str, ...]:
+        """Logical key prefixes whose writes echo back as invalidations (set by the coherence)."""
+        return self.guard.tracked_prefixes
+
+    @tracked_prefixes.setter
+    def tracked_prefixes(self, prefixes: tuple[str, ...]) -> None:
+        self.guard.tracked_prefixes = prefixes
+
+    @property
     def redis_configured(self) -> bool:
         return self.redis is not None
 
@@ -535,41 +538,6 @@ class TieredStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _watch(self, key: str) -> tuple[int, int]:
-        entry = self._inflight.get(key)
-        if entry is None:
-            entry = self._inflight[key] = [0, 0]
-        entry[0] += 1
-        return self._invalidation_epoch, entry[1]
-
-    def _unwatch(self, key: str, token: tuple[int, int]) -> bool:
-        """End a watch; True if neither the key nor the whole tier was invalidated meanwhile."""
-        entry = self._inflight[key]
-        entry[0] -= 1
-        clean = token == (self._invalidation_epoch, entry[1])
-        if not entry[0]:
-            del self._inflight[key]
-        return clean
-
-    def _invalidated(self, key: str) -> None:
-        entry = self._inflight.get(key)
-        if entry is not None:
-            entry[1] += 1
-
-    def _expect_echo(self, key: str) -> bool:
-        prefixes = self.tracked_prefixes
-        if not self.coherent or not prefixes or not key.startswith(prefixes):
-            return False
-        if len(self._echoes) >= 100_000:
-            self._echoes.clear()  # echoes lost somehow: misreading one only costs a re-read
-        self._echoes[key] = self._echoes.get(key, 0) + 1
-        return True
-
-    def _echo_arrived(self, key: str) -> None:
-        left = self._echoes.pop(key, 0) - 1
-        if left > 0:
-            self._echoes[key] = left
-
     def _park(self, key: str, ours: StoredValue) -> None:
         """Stop serving our own write from memory until a GET shows Redis still holds it.
         Not while Redis is unreadable (breaker open): there is nothing to check against, and
@@ -581,7 +549,7 @@ class TieredStore:
             ours = parked[0]
         # (Re-)parking restarts the count: a check in flight may predate this invalidation, and
         # its key's watch then tells it to look again.
-        self._parked[key] = (ours, self._invalidation_epoch, PARK_CHECKS)
+        self._parked[key] = (ours, self.guard.epoch, PARK_CHECKS)
         if self._checker is None or self._checker.done():
             self._checker = asyncio.create_task(self._check_parked(), name="store-park-check")
 
@@ -593,7 +561,7 @@ class TieredStore:
             check_round = self._check_round = asyncio.get_running_loop().create_future()
             try:
                 keys = list(itertools.islice(self._parked, PARK_BATCH))
-                tokens = [self._watch(key) for key in keys]
+                tokens = [self.guard.watch(key) for key in keys]
                 values: list[StoredValue | None] | None = None
                 try:
                     if self.breaker.closed:  # else a fallback: our own writes are what we serve
@@ -601,7 +569,7 @@ class TieredStore:
                 except StoreUnavailable as exc:
                     self.report_unavailable(exc)  # as any failed call: fallback serves our writes
                 finally:
-                    cleans = [self._unwatch(k, t) for k, t in zip(keys, tokens, strict=True)]
+                    cleans = [self.guard.unwatch(k, t) for k, t in zip(keys, tokens, strict=True)]
                 for index, key in enumerate(keys):
                     current = values[index] if values is not None else None
                     self._settle_parked(key, current, cleans[index], values is not None)
@@ -618,7 +586,7 @@ class TieredStore:
         if parked is None:
             return
         ours, epoch, left = parked
-        if epoch != self._invalidation_epoch:
+        if epoch != self.guard.epoch:
             # The tier was cleared (the entry went with it) or coherence changed (then memory is
             # bypassed, flushed, or serving as the fallback, which needs our own write).
             del self._parked[key]

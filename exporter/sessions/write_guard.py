@@ -1,0 +1,78 @@
+"""Which Redis reads and writes in flight may still fill the memory tier: pure, no I/O.
+
+A read-through or write-through that started before its key (or the whole tier) was invalidated
+must not put the copy it carries into memory: it may be older than what invalidated it. A
+`watch` taken before the call and checked by `unwatch` after it tells. Writes to tracked keys
+echo back as invalidations (server-assisted tracking reports our own writes too); the guard
+counts the echoes it expects, so the store can tell an echo from another replica's write.
+
+    >>> guard = WriteGuard()
+    >>> token = guard.watch("s:{a}"); guard.invalidated("s:{a}"); guard.unwatch("s:{a}", token)
+    False
+"""
+
+from __future__ import annotations
+
+# Expected echoes kept at most: if they are lost somehow, misreading one only costs a re-read.
+MAX_ECHOES = 100_000
+
+
+class WriteGuard:
+    def __init__(self) -> None:
+        # Bumped when the whole tier is dropped or coherence changes.
+        self.epoch = 0
+        # Keys under these (logical) prefixes echo back when written (set by the coherence).
+        self.tracked_prefixes: tuple[str, ...] = ()
+        # key -> [calls in flight, invalidations seen meanwhile]
+        self._inflight: dict[str, list[int]] = {}
+        self._echoes: dict[str, int] = {}
+
+    def watch(self, key: str) -> tuple[int, int]:
+        """Start a call on `key`; pass the token to `unwatch` when it ends."""
+        entry = self._inflight.get(key)
+        if entry is None:
+            entry = self._inflight[key] = [0, 0]
+        entry[0] += 1
+        return self.epoch, entry[1]
+
+    def unwatch(self, key: str, token: tuple[int, int]) -> bool:
+        """End a call; True if neither the key nor the whole tier was invalidated meanwhile."""
+        entry = self._inflight[key]
+        entry[0] -= 1
+        clean = token == (self.epoch, entry[1])
+        if not entry[0]:
+            del self._inflight[key]
+        return clean
+
+    def invalidated(self, key: str) -> None:
+        """`key` changed elsewhere (or was deleted here): calls in flight on it are not clean."""
+        entry = self._inflight.get(key)
+        if entry is not None:
+            entry[1] += 1
+
+    def invalidate_all(self) -> None:
+        """The whole tier was dropped or coherence changed: no call in flight is clean."""
+        self.epoch += 1
+
+    def expect_echo(self, key: str, coherent: bool) -> bool:
+        """A write of `key` is about to be sent: True if its invalidation will echo back."""
+        prefixes = self.tracked_prefixes
+        if not coherent or not prefixes or not key.startswith(prefixes):
+            return False
+        if len(self._echoes) >= MAX_ECHOES:
+            self._echoes.clear()
+        self._echoes[key] = self._echoes.get(key, 0) + 1
+        return True
+
+    def is_echo(self, key: str) -> bool:
+        return bool(self._echoes) and key in self._echoes
+
+    def echo_arrived(self, key: str) -> None:
+        """One expected echo of `key` came (or will never come: the write was not sent)."""
+        left = self._echoes.pop(key, 0) - 1
+        if left > 0:
+            self._echoes[key] = left
+
+    def forget_echoes(self) -> None:
+        """Tracking was lost or re-established: echoes of earlier writes will not come."""
+        self._echoes.clear()
