@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import time
@@ -174,12 +175,7 @@ class DurableJournal:
 
     def peek(self, limit: int) -> list[ReplayItem]:
         """The oldest `limit` entries, left in place until `discard` confirms them."""
-        batch: list[ReplayItem] = []
-        for item in self._items.values():
-            if len(batch) >= limit:
-                break
-            batch.append(item)
-        return batch
+        return list(itertools.islice(self._items.values(), limit))
 
     def discard(self, items: list[ReplayItem]) -> None:
         """Remove replayed entries, unless a newer write for the same key arrived meanwhile."""

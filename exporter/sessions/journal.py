@@ -15,6 +15,7 @@ the process. `DurableJournal` (`--journal-dir`) keeps the same contract on disk.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from typing import Protocol
 
@@ -70,12 +71,7 @@ class ReplayJournal:
 
     def peek(self, limit: int) -> list[ReplayItem]:
         """The oldest `limit` entries, left in place until `discard` confirms them."""
-        batch: list[ReplayItem] = []
-        for item in self._items.values():
-            if len(batch) >= limit:
-                break
-            batch.append(item)
-        return batch
+        return list(itertools.islice(self._items.values(), limit))
 
     def discard(self, items: list[ReplayItem]) -> None:
         """Remove replayed entries, unless a newer write for the same key arrived meanwhile."""
