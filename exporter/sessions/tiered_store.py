@@ -774,6 +774,8 @@ class TieredStore:
                 self._writes_accepted()
             if self.fallback_active:
                 self._fail_back(replayed, skipped)
+            if self.journal:  # journalled during the awaits above: the loop replays those too
+                self._redis_failed.set()
 
     async def _replay(self) -> tuple[int, int]:
         """Replay the journal; while it runs, a marker in Redis tells other replicas that a miss
