@@ -923,7 +923,6 @@ class TieredStore:
         self._evictions_child = metrics.cache_evictions.labels("memory") if metrics else None
         self._failovers_child = metrics.store_failovers if metrics else None
         self._replayed_child = metrics.store_replayed if metrics else None
-        self._dropped_child = metrics.store_replay_dropped if metrics else None
         self._reseeded_child = metrics.store_reseeded if metrics else None
         self._backend_up_child = metrics.store_backend_up.labels("redis") if metrics else None
         self._refused_children = (
