@@ -11,19 +11,17 @@ operations, rolling window), plus the per-outcome counters and cache lookups by 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import secrets
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisError
-
 from exporter.errors import SessionNotFound
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
 from exporter.sessions.access_stats import AccessStats
+from exporter.sessions.redis_client import REDIS_FAILURES, is_redis_failure
 from exporter.sessions.session import ID_PATTERN, Session, valid_id
 from exporter.sessions.store import StoredValue
 from exporter.sessions.tiered_store import TieredStore
@@ -237,8 +235,11 @@ class SessionManager:
         """A session not found may have just expired: with an index, claim that expiry now
         (counted here unless another replica already did; if this fails, a sweep counts it)."""
         if self.index is not None and not self.store.fallback_active:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            try:
                 await self.index.claim(session_id)
+            except REDIS_FAILURES as exc:
+                if not is_redis_failure(exc):
+                    raise
 
     def _decode(self, session_id: str, value: StoredValue | None) -> Session:
         if value is None:

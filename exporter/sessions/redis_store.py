@@ -24,13 +24,12 @@ from redis.exceptions import (
     MaxConnectionsError,
     OutOfMemoryError,
     ReadOnlyError,
-    RedisError,
     ResponseError,
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
-from exporter.sessions.redis_client import PoolBusy
+from exporter.sessions.redis_client import REDIS_FAILURES, PoolBusy, is_redis_failure
 from exporter.sessions.session_index import SessionIndex
 from exporter.sessions.store import (
     ReplayItem,
@@ -136,7 +135,9 @@ class RedisStore:
         started = time.perf_counter()
         try:
             raw = await self.client.get(self.prefix + key)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
+            if not is_redis_failure(exc):
+                raise
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         if raw is None:
@@ -257,7 +258,9 @@ class RedisStore:
         started = time.perf_counter()
         try:
             result = await awaitable
-        except (TimeoutError, RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
+            if not is_redis_failure(exc):
+                raise
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         return result

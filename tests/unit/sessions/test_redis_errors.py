@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import (
     AuthenticationError,
     ConnectionError,
     MaxConnectionsError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     ResponseError,
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
-from exporter.sessions.redis_client import PoolBusy
-from exporter.sessions.redis_store import _unavailable, refusal_reason
+from exporter.sessions.redis_client import PoolBusy, is_redis_failure
+from exporter.sessions.redis_store import RedisStore, _unavailable, refusal_reason
 
 
 @pytest.mark.parametrize(
@@ -42,3 +47,40 @@ def test_each_failure_maps_to_its_own_store_error() -> None:
     assert isinstance(refused, WritesRefused) and refused.reason == "readonly"
     down = _unavailable(ConnectionError("Error 111 connecting to 10.0.0.1:6379"))
     assert type(down) is StoreUnavailable and "10.0.0.1" not in str(down)
+
+
+def _torn_connection_error() -> AttributeError:
+    """What a command raises on a socket another task tore down: the connection layer itself
+    writes to a writer that is gone."""
+    connection = Connection()  # never connected: no writer, as after a disconnect
+    send = connection._send_packed_command([b"PING\r\n"])
+    try:
+        send.send(None)  # fails at its first step, before any await
+    except AttributeError as exc:
+        return exc
+    raise AssertionError("expected the connection layer to fail")
+
+
+def test_a_torn_down_connection_is_a_redis_failure_but_our_own_bugs_are_not() -> None:
+    assert is_redis_failure(_torn_connection_error())
+    assert is_redis_failure(RedisClusterException("Redis Cluster cannot be connected"))
+    assert not is_redis_failure(AttributeError("'NoneType' object has no attribute 'version'"))
+
+
+def test_a_store_command_on_a_torn_down_connection_fails_as_unavailable() -> None:
+    store = RedisStore(Redis(), prefix="t:", timeout=1.0)
+
+    async def torn() -> None:
+        raise _torn_connection_error()
+
+    async def cluster_gone() -> None:
+        raise RedisClusterException("Redis Cluster cannot be connected. Please provide ...")
+
+    async def our_bug() -> None:
+        raise AttributeError("'NoneType' object has no attribute 'version'")
+
+    for failure in (torn, cluster_gone):
+        with pytest.raises(StoreUnavailable):
+            asyncio.run(store._call(failure()))
+    with pytest.raises(AttributeError):
+        asyncio.run(store._call(our_bug()))
