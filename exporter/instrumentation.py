@@ -1,20 +1,20 @@
 """Operation instrumentation shared by the session managers.
 
-One `Instrumentation` per manager records each operation once into everything that watches it:
-the Prometheus histogram and counters (pre-bound children, no label lookups on the hot path), the
-rolling window the JSON API summarises, and the bounded list of recent slow operations.
+One `Instrumentation` per manager records each operation once: into the lock-free metric children
+(`exporter.fast_metrics`, plain numbers bound at start-up), which are at the same time what
+`/metrics` renders and what the JSON reports count (`counts`, `error_counts`, `cache_counts`,
+`slow_count` read them back), plus the rolling window the JSON API summarises and the bounded list
+of recent slow operations. Nothing is counted twice.
 
 `record` and `record_cache` run on every session read, so everything they touch is bound at
-start-up into one `_Operation` / one `_CacheCount`: a dict lookup, then plain attribute and list
-updates (the fast_metrics children are lock-free), no tuple built or hashed per call. The JSON
-counts (`counts`, `error_counts`, `cache_counts`) are kept as plain attributes there too and
-assembled into dicts when read (a snapshot, a few times a minute), not on every operation.
+start-up into one `_Operation` / one cache child: a dict lookup, then plain attribute and list
+updates, no tuple built or hashed per call.
 
     >>> from prometheus_client import CollectorRegistry
     >>> inst = Instrumentation(Metrics(CollectorRegistry()), "session", slow_threshold_ms=100)
     >>> inst.record("get", 0.250)
-    >>> inst.slow_count
-    1
+    >>> inst.slow_count, inst.counts["get"]
+    (1, 1)
 """
 
 from __future__ import annotations
@@ -45,22 +45,18 @@ CLIENT_ERRORS = frozenset({"not_found", "invalid"})
 
 
 class _Operation:
-    """What recording one operation touches, bound once; `count`/`error_count` are this
-    Instrumentation's own (the Prometheus children may be shared with another one)."""
+    """What recording one operation touches, bound once."""
 
-    __slots__ = ("add_failure", "add_ms", "count", "error_count", "errors", "observe", "slow")
+    __slots__ = ("add_ms", "duration", "errors", "observe", "slow")
 
     def __init__(
         self, children: OperationChildren, errors: dict[str, CounterChild], window: RollingWindow
     ) -> None:
+        self.duration = children.duration
         self.observe = children.duration.observe
         self.slow = children.slow
         self.errors = errors
-        # The window's deques are appended to directly: RollingWindow.add is these two appends.
-        self.add_ms = window.durations.append
-        self.add_failure = window.failures.append
-        self.count = 0
-        self.error_count = 0
+        self.add_ms = window.add_ms
 
 
 class _HitRecorder:
@@ -82,24 +78,11 @@ class _HitRecorder:
         op = self._op
         op.observe(seconds)
         op.add_ms(seconds * 1000)
-        op.add_failure(False)
-        op.count += 1
-        cache = self._cache
-        cache.value += 1
-        cache.child.value += 1
+        # CounterChild.inc() without its call and negative-amount check: the hottest path.
+        self._cache.value += 1
         self._success.value += 1
         if seconds > self._slow_s:
             self._inst._record_slow(self._operation, seconds, "")
-
-
-class _CacheCount:
-    """One (tier, result): this Instrumentation's own count and the Prometheus child."""
-
-    __slots__ = ("child", "value")
-
-    def __init__(self, child: CounterChild) -> None:
-        self.child = child
-        self.value = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +144,13 @@ class Instrumentation:
         slow_threshold_ms: float = 100.0,
         events: EventLog | None = None,
     ) -> None:
+        metrics.claim_manager(manager)
         self.manager = manager
         self.operations = OPERATIONS[manager]
         self.slow_threshold_s = slow_threshold_ms / 1000
         self.events = events
         self.windows = {op: RollingWindow(window_size) for op in self.operations}
         self.slow_recent: deque[SlowOperation] = deque(maxlen=SLOW_LIST_SIZE)
-        self.slow_count = 0
         self.errors_recent: deque[RecentError] = deque(maxlen=ERROR_LIST_SIZE)
         self._operations = {
             op: _Operation(
@@ -178,7 +161,7 @@ class Instrumentation:
             for op in self.operations
         }
         self._cache_counts = {
-            (tier, result): _CacheCount(metrics.cache_requests.labels(manager, tier, result))
+            (tier, result): metrics.cache_requests.labels(manager, tier, result)
             for tier in CACHE_TIERS
             for result in CACHE_RESULTS
         }
@@ -190,18 +173,26 @@ class Instrumentation:
 
     @property
     def counts(self) -> dict[str, int]:
-        """Operations recorded, by operation."""
-        return {name: op.count for name, op in self._operations.items()}
+        """Operations recorded, by operation (each one observed its duration once)."""
+        return {name: op.duration.count for name, op in self._operations.items()}
 
     @property
     def error_counts(self) -> dict[str, int]:
         """Failed operations (client errors included), by operation."""
-        return {name: op.error_count for name, op in self._operations.items()}
+        return {
+            name: int(sum(child.value for child in op.errors.values()))
+            for name, op in self._operations.items()
+        }
 
     @property
     def cache_counts(self) -> dict[tuple[str, str], int]:
         """Cache lookups by (tier, result)."""
-        return {key: count.value for key, count in self._cache_counts.items()}
+        return {key: int(child.value) for key, child in self._cache_counts.items()}
+
+    @property
+    def slow_count(self) -> int:
+        """Operations slower than the threshold since start."""
+        return int(sum(op.slow.value for op in self._operations.values()))
 
     def record(
         self, operation: str, seconds: float, error: str | None = None, context: str = ""
@@ -209,13 +200,10 @@ class Instrumentation:
         """Record one finished operation; `error` is an ERROR_TYPES value when it failed."""
         op = self._operations[operation]
         op.observe(seconds)
-        op.add_ms(seconds * 1000)
-        op.count += 1
         if error is None:
-            op.add_failure(False)
+            op.add_ms(seconds * 1000)
         else:
-            op.add_failure(error not in CLIENT_ERRORS)
-            op.error_count += 1
+            self.windows[operation].add(seconds * 1000, failed=error not in CLIENT_ERRORS)
             op.errors[error].value += 1
             self.errors_recent.append(RecentError(operation, error, time.time(), context))
         if seconds > self.slow_threshold_s:
@@ -223,9 +211,7 @@ class Instrumentation:
 
     def record_cache(self, tier: str, hit: bool) -> None:
         """Count one lookup in `tier` (memory or redis)."""
-        count = self._cache[tier][hit]
-        count.value += 1
-        count.child.value += 1
+        self._cache[tier][hit].value += 1
 
     def hit_recorder(
         self, operation: str, tier: str, success: CounterChild | None = None
@@ -245,7 +231,6 @@ class Instrumentation:
 
     def _record_slow(self, operation: str, seconds: float, context: str) -> None:
         self._operations[operation].slow.value += 1
-        self.slow_count += 1
         slow = SlowOperation(operation, seconds * 1000, time.time(), context)
         self.slow_recent.append(slow)
         if self.events is not None:

@@ -156,6 +156,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._claimed: set[str] = set()
         disable_created_metrics()  # type: ignore[no-untyped-call]  # halves exposition cost
         self._declare_operations()
         self._declare_sessions()
@@ -278,7 +279,7 @@ class Metrics:
         )
 
     def _declare_upstreams(self) -> None:
-        self.upstream_requests = self._counter(
+        self.upstream_requests = self._fast_counter(
             "upstream_requests",
             "Requests to upstream services by endpoint and status class.",
             ("service", "endpoint", "status"),
@@ -406,6 +407,13 @@ class Metrics:
         self.build_info.info(
             {"version": _version(), "revision": _revision(), "python": platform.python_version()}
         )
+
+    def claim_manager(self, manager: str) -> None:
+        """Reserve `manager`'s series for one Instrumentation: its JSON counts are read back from
+        them, so a second recorder on the same series would count the first one's operations."""
+        if manager in self._claimed:
+            raise ValueError(f"the {manager!r} manager is already instrumented on this registry")
+        self._claimed.add(manager)
 
     def op(self, manager: str, operation: str) -> OperationChildren:
         """Pre-bound children for one operation; call once at start-up and keep the result."""

@@ -54,17 +54,29 @@ def summarize(durations_ms: Iterable[float]) -> WindowStats:
 
 
 class RollingWindow:
-    """The last `size` durations (ms) and whether each failed; appends are O(1)."""
+    """The last `size` operations: each one's duration in ms, negated when it failed, so that
+    recording one costs a single append (`add_ms` is the deque's own bound `append`)."""
 
-    __slots__ = ("durations", "failures")
+    __slots__ = ("_signed", "add_ms")
 
     def __init__(self, size: int) -> None:
-        self.durations: deque[float] = deque(maxlen=size)
-        self.failures: deque[bool] = deque(maxlen=size)
+        self._signed: deque[float] = deque(maxlen=size)
+        self.add_ms = self._signed.append  # a successful operation
 
     def add(self, duration_ms: float, failed: bool = False) -> None:
-        self.durations.append(duration_ms)
-        self.failures.append(failed)
+        self._signed.append(-duration_ms if failed else duration_ms)
+
+    @property
+    def durations(self) -> list[float]:
+        return [abs(value) for value in self._signed]
+
+    @property
+    def failures(self) -> list[bool]:
+        # copysign, not `< 0`: a failure that took 0.0 ms is stored as -0.0.
+        return [math.copysign(1.0, value) < 0 for value in self._signed]
+
+    def __len__(self) -> int:
+        return len(self._signed)
 
     def stats(self) -> WindowStats:
         return summarize(self.durations)
@@ -74,5 +86,4 @@ class RollingWindow:
         return sum(self.failures)
 
     def clear(self) -> None:
-        self.durations.clear()
-        self.failures.clear()
+        self._signed.clear()

@@ -20,7 +20,7 @@ without coherence). A background loop re-establishes tracking on fresh connectio
 the memory tier serve again. `session_exporter_coherence_tracking_active` and the events
 `tracking_lost` / `tracking_restored` make this visible.
 
-    coherence = Coherence(deployment, store, prefixes=["sme:s:"], key_prefix="sme:")
+    coherence = Coherence(deployment, store, prefixes=["sme:s:"], key_prefix="sme:", metrics=m)
     await coherence.start()   # tracking active, memory tier in use
     ...
     await coherence.close()
@@ -160,7 +160,7 @@ class Coherence:
         *,
         prefixes: Sequence[str],
         key_prefix: str,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
         events: EventLog | None = None,
         timeout: float = 0.25,
         retry_interval: float = 0.5,
@@ -181,10 +181,8 @@ class Coherence:
         self.losses = 0
         self.lost_since: float | None = None
         self._task: asyncio.Task[None] | None = None
-        self._gauge = metrics.coherence_tracking_active if metrics is not None else None
+        self._gauge = metrics.coherence_tracking_active
         self._strip = len(self.key_prefix)
-        # Logical keys (the store's) under the tracked prefixes: their writes echo back.
-        store.tracked_prefixes = tuple(p[len(key_prefix) :] for p in self.prefixes)
 
     def status(self) -> dict[str, object]:
         """What /persistence shows: is the memory tier coherent right now, and since when not."""
@@ -293,8 +291,7 @@ class Coherence:
         self.store.coherence_restored()
         was_lost = self.lost_since is not None
         self.active = True
-        if self._gauge is not None:
-            self._gauge.set(1)
+        self._gauge.set(1)
         names = ", ".join(channel.node.name for channel in self.channels)
         if was_lost:
             down = time.time() - (self.lost_since or time.time())
@@ -312,8 +309,7 @@ class Coherence:
         self.active = False
         self.losses += 1
         self.lost_since = time.time()
-        if self._gauge is not None:
-            self._gauge.set(0)
+        self._gauge.set(0)
         await self._close_channels()
         reason = _describe(exc)
         try:

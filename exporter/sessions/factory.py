@@ -55,16 +55,18 @@ class SessionLayer:
 
 def build_store(
     settings: Settings,
-    metrics: Metrics | None,
+    metrics: Metrics,
     events: EventLog | None,
     client: RedisClient | None,
     *,
     journal_dir: Path | None = None,
     index: SessionIndex | None = None,
+    coherent: bool = False,
 ) -> TieredStore:
     """The tiered store. Without Redis, sessions are pinned in memory (never evicted: a full
     tier refuses with 507). With Redis, outage writes go to the durable journal in `journal_dir`
-    (default `--journal-dir`), else to one in this process only."""
+    (default `--journal-dir`), else to one in this process only. `coherent`: a Coherence will
+    track the session keys, so the store's own writes of them echo back as invalidations."""
     memory = MemoryStore(
         settings.memory_max_entries,
         settings.memory_max_bytes,
@@ -94,6 +96,7 @@ def build_store(
         close_timeout=settings.shutdown_timeout,
         metrics=metrics,
         events=events,
+        tracked_prefixes=(NAMESPACE,) if coherent else (),
     )
 
 
@@ -131,14 +134,15 @@ def build_coherence(
     settings: Settings,
     deployment: RedisDeployment,
     store: TieredStore,
-    metrics: Metrics | None,
+    metrics: Metrics,
     events: EventLog | None,
 ) -> Coherence:
-    """Invalidation tracking for session keys (the keys other replicas change)."""
+    """Invalidation tracking for session keys (the keys other replicas change): the prefixes
+    the store was built to expect echoes for (`build_store(coherent=True)`)."""
     return Coherence(
         deployment,
         store,
-        prefixes=[settings.redis_key_prefix + NAMESPACE],
+        prefixes=[settings.redis_key_prefix + prefix for prefix in store.guard.tracked_prefixes],
         key_prefix=settings.redis_key_prefix,
         metrics=metrics,
         events=events,
@@ -162,7 +166,15 @@ async def open_session_layer(
     client = deployment.client if deployment is not None else None
     try:
         index = build_index(settings, deployment) if deployment is not None else None
-        store = build_store(settings, metrics, events, client, journal_dir=journal_dir, index=index)
+        store = build_store(
+            settings,
+            metrics,
+            events,
+            client,
+            journal_dir=journal_dir,
+            index=index,
+            coherent=coherence and deployment is not None,
+        )
         instrumentation = Instrumentation(
             metrics,
             "session",
@@ -170,10 +182,10 @@ async def open_session_layer(
             slow_threshold_ms=settings.slow_threshold_ms,
             events=events,
         )
-        manager = SessionManager(store, instrumentation, metrics, default_ttl=settings.session_ttl)
+        manager = SessionManager(
+            store, instrumentation, metrics, default_ttl=settings.session_ttl, index=index
+        )
         tracker = None
-        if index is not None:
-            manager.use_index(index)
         await store.start()
         try:
             if deployment is None:

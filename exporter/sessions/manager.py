@@ -54,11 +54,14 @@ class SessionManager:
         self,
         store: TieredStore,
         instrumentation: Instrumentation,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
         *,
         default_ttl: float = 3600.0,
         id_bytes: int = 24,
+        index: SessionIndex | None = None,
     ) -> None:
+        """With `index` (the Redis index shared by replicas), live and expired sessions are
+        counted across replicas; without, in this replica's memory tier."""
         self.store = store
         self.instrumentation = instrumentation
         self.default_ttl = default_ttl
@@ -66,24 +69,25 @@ class SessionManager:
         self._record = instrumentation.record
         self._record_cache = instrumentation.record_cache
         self._get_cached = store.get_cached
-        self._created = metrics.sessions_created if metrics else None
-        self._retrieved = metrics.sessions_retrieved if metrics else None
-        self._updated = metrics.sessions_updated if metrics else None
-        self._deleted = metrics.sessions_deleted if metrics else None
-        self._expired = metrics.sessions_expired if metrics else None
+        self._created = metrics.sessions_created
+        self._retrieved = metrics.sessions_retrieved
+        self._updated = metrics.sessions_updated
+        self._deleted = metrics.sessions_deleted
+        self._expired = metrics.sessions_expired
         # The hottest path (a memory hit on get) records everything in one call.
         self._record_memory_hit = instrumentation.hit_recorder(
-            "get", "memory", metrics.sessions_retrieved.child() if metrics is not None else None
+            "get", "memory", metrics.sessions_retrieved.child()
         )
-        self.expired_count = 0
         self.access = AccessStats()
         self._memory_read = self.access.memory_read
-        # Replaceable by a cluster-wide count (a Redis index shared by replicas).
-        self.active_counter: Callable[[], int] = self._memory_active_count
-        self.index: SessionIndex | None = None
+        self.index = index
+        self.active_count: Callable[[], int] = (
+            index.active if index is not None else self._memory_active_count
+        )
+        if index is not None:
+            index.subscribe_expired(self._count_expired)
         store.add_expiry_listener(NAMESPACE, self._on_expired)
-        if metrics is not None:
-            metrics.sessions_active.set_function(self.active_count)
+        metrics.sessions_active.set_function(self.active_count)
 
     async def create(self, data: dict[str, Any], ttl: float | None = None) -> Session:
         started = _perf_counter()
@@ -95,8 +99,7 @@ class SessionManager:
         now = _perf_counter()
         self._record("create", now - started)
         self.access.write(session.id, now - started, now)
-        if self._created is not None:
-            self._created.inc()
+        self._created.inc()
         return session
 
     async def get(self, session_id: str) -> Session:
@@ -123,8 +126,7 @@ class SessionManager:
         self._record("get", now - started)
         record = self._memory_read if value is not None else self.access.other_read
         record(session_id, now - started, now)
-        if self._retrieved is not None:
-            self._retrieved.inc()
+        self._retrieved.inc()
         return session
 
     async def _get_slow(self, session_id: str, key: str, cached: StoredValue | None) -> Session:
@@ -153,8 +155,7 @@ class SessionManager:
         now = _perf_counter()
         self._record("update", now - started)
         self.access.write(session_id, now - started, now)
-        if self._updated is not None:
-            self._updated.inc()
+        self._updated.inc()
         return session
 
     async def delete(self, session_id: str) -> None:
@@ -170,25 +171,13 @@ class SessionManager:
             raise
         self._record("delete", _perf_counter() - started)
         self.access.forget(session_id)
-        if self._deleted is not None:
-            self._deleted.inc()
+        self._deleted.inc()
 
     async def exists(self, session_id: str) -> bool:
         """Whether the session is live, without counting a read (for the statistics endpoint)."""
         if not valid_id(session_id):
             return False
         return await self.store.get(session_key(session_id)) is not None
-
-    def use_index(self, index: SessionIndex) -> None:
-        """Count live and expired sessions across replicas through the Redis index (instead of
-        this replica's memory tier, which sees neither other replicas' sessions nor expiries)."""
-        self.index = index
-        self.active_counter = index.active
-        index.on_expired = self._count_expired
-
-    def active_count(self) -> int:
-        """Live sessions (by default in this replica's memory tier; see `active_counter`)."""
-        return self.active_counter()
 
     def _memory_active_count(self) -> int:
         return self.store.memory.count(NAMESPACE)
@@ -255,16 +244,12 @@ class SessionManager:
         if self.index is not None:
             return  # a memory copy running out proves nothing across replicas: the index counts
         started = _perf_counter()
-        self.expired_count += 1
-        if self._expired is not None:
-            self._expired.inc()
+        self._expired.inc()
         self._record("expire", _perf_counter() - started)
 
     def _count_expired(self, count: int, seconds: float) -> None:
         """Expiries this replica claimed from the index (each is claimed by exactly one)."""
-        self.expired_count += count
-        if self._expired is not None:
-            self._expired.inc(count)
+        self._expired.inc(count)
         for _ in range(count):
             self._record("expire", seconds / count)
 

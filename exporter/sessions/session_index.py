@@ -155,9 +155,8 @@ class SessionIndex:
         self.sweep_interval = sweep_interval
         self.sweep_batch = sweep_batch
         self.timeout = timeout
-        self.on_expired: ExpiredCallback | None = None
+        self._expired_listeners: list[ExpiredCallback] = []
         self.refreshed = False
-        self.claimed = 0
         self._base = [0] * shards
         self._now_ms = [0] * shards  # each shard's server time at its last refresh
         self._delta = 0
@@ -330,10 +329,13 @@ class SessionIndex:
                     log.info("session index not updated (%s); retrying", type(exc).__name__)
                 failing = True
 
+    def subscribe_expired(self, listener: ExpiredCallback) -> None:
+        """Call `listener(count, seconds)` for the expiries this replica claims."""
+        self._expired_listeners.append(listener)
+
     def _count(self, count: int, seconds: float) -> None:
-        self.claimed += count
-        if self.on_expired is not None:
-            self.on_expired(count, seconds)
+        for listener in self._expired_listeners:
+            listener(count, seconds)
 
 
 def _reconciled_expiry(item: ReplayItem, raw: bytes | None) -> int | None:

@@ -82,10 +82,11 @@ class TieredStore:
         replay_max_entries: int = 10_000,
         journal: Journal | None = None,
         close_timeout: float = 5.0,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
         events: EventLog | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
         authoritative_prefixes: tuple[str, ...] = ("s:",),
+        tracked_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.memory = memory
         self.redis = redis
@@ -113,8 +114,9 @@ class TieredStore:
         self._redis_run_id: str | None = None
         # While True, reads skip the memory tier and writes do not fill it (coherence unknown).
         self.memory_bypass = False
-        # Which calls in flight may still fill memory, and the echoes of our own writes.
-        self.guard = WriteGuard()
+        # Which calls in flight may still fill memory, and the echoes of our own writes (of keys
+        # under `tracked_prefixes`, those the coherence tracks).
+        self.guard = WriteGuard(tracked_prefixes)
         # Coherence (see coherence.py): False while invalidation tracking is down.
         self.coherent = True
         # Own writes invalidated (most likely by their echo): they stay in memory but are not
@@ -127,7 +129,6 @@ class TieredStore:
         self._tasks: list[asyncio.Task[None]] = []
         self._redis_failed = asyncio.Event()
         self._recover_lock = asyncio.Lock()
-        self._metrics = metrics
         self._bind_metrics(metrics)
         memory.on_expire = self._on_memory_expired
         memory.on_evict = self._on_evicted
@@ -498,15 +499,6 @@ class TieredStore:
         return self.failover.writes_refused
 
     @property
-    def tracked_prefixes(self) -> tuple[str, ...]:
-        """Logical key prefixes whose writes echo back as invalidations (set by the coherence)."""
-        return self.guard.tracked_prefixes
-
-    @tracked_prefixes.setter
-    def tracked_prefixes(self, prefixes: tuple[str, ...]) -> None:
-        self.guard.tracked_prefixes = prefixes
-
-    @property
     def redis_configured(self) -> bool:
         return self.redis is not None
 
@@ -665,8 +657,7 @@ class TieredStore:
         self._set_backend_up(False)
         if self.failover.failed():
             self._update_bypass()
-            if self._failovers_child is not None:
-                self._failovers_child.inc()
+            self._failovers_child.inc()
             log.warning("%s: serving from memory, journalling writes", exc)
             self._event("failover", f"{exc}; serving from memory", reason=exc.code)
             if self._marker is None or self._marker.done():
@@ -805,8 +796,7 @@ class TieredStore:
             written = sum(results)
             replayed += written
             skipped += len(results) - written
-            if self._replayed_child is not None:
-                self._replayed_child.inc(len(results))
+            self._replayed_child.inc(len(results))
         return replayed, skipped
 
     async def _mark_outage(self) -> None:
@@ -848,8 +838,7 @@ class TieredStore:
         written = 0
         for start in range(0, len(items), REPLAY_BATCH):
             written += sum(await self.redis.replay(items[start : start + REPLAY_BATCH]))
-        if self._reseeded_child is not None:
-            self._reseeded_child.inc(written)
+        self._reseeded_child.inc(written)
         message = f"Redis came back empty: re-seeded {written} sessions from the memory tier"
         log.warning(message)
         self._event("reseeded", message, sessions=written)
@@ -899,11 +888,10 @@ class TieredStore:
                 callback(key, value)
 
     def _on_evicted(self, count: int) -> None:
-        if self._evictions_child is not None:
-            self._evictions_child.inc(count)
+        self._evictions_child.inc(count)
 
     def _count_invalidations(self, reason: str, count: int) -> None:
-        if count and self._metrics is not None:
+        if count:
             self._invalidation_children[reason].inc(count)
 
     def _set_refused_gauges(self) -> None:
@@ -911,32 +899,25 @@ class TieredStore:
             child.set(1 if reason == self.writes_refused else 0)
 
     def _set_backend_up(self, up: bool) -> None:
-        if self._backend_up_child is not None:
-            self._backend_up_child.set(1 if up else 0)
+        self._backend_up_child.set(1 if up else 0)
 
     def _event(self, type: str, message: str, **details: object) -> None:
         if self.events is not None:
             self.events.record(type, message, **details)
 
-    def _bind_metrics(self, metrics: Metrics | None) -> None:
+    def _bind_metrics(self, metrics: Metrics) -> None:
         """Pre-bind children; gauges mirroring in-process state read it at scrape time (no I/O)."""
-        self._evictions_child = metrics.cache_evictions.labels("memory") if metrics else None
-        self._failovers_child = metrics.store_failovers if metrics else None
-        self._replayed_child = metrics.store_replayed if metrics else None
-        self._reseeded_child = metrics.store_reseeded if metrics else None
-        self._backend_up_child = metrics.store_backend_up.labels("redis") if metrics else None
-        self._refused_children = (
-            {reason: metrics.store_writes_refused.labels(reason) for reason in REFUSAL_REASONS}
-            if metrics
-            else {}
-        )
-        self._invalidation_children = (
-            {reason: metrics.cache_invalidations.labels(reason) for reason in INVALIDATION_REASONS}
-            if metrics
-            else {}
-        )
-        if metrics is None:
-            return
+        self._evictions_child = metrics.cache_evictions.labels("memory")
+        self._failovers_child = metrics.store_failovers
+        self._replayed_child = metrics.store_replayed
+        self._reseeded_child = metrics.store_reseeded
+        self._backend_up_child = metrics.store_backend_up.labels("redis")
+        self._refused_children = {
+            reason: metrics.store_writes_refused.labels(reason) for reason in REFUSAL_REASONS
+        }
+        self._invalidation_children = {
+            reason: metrics.cache_invalidations.labels(reason) for reason in INVALIDATION_REASONS
+        }
         metrics.memory_tier_entries.set_function(lambda: len(self.memory))
         metrics.memory_tier_bytes.set_function(lambda: self.memory.bytes)
         metrics.memory_tier_max_entries.set_function(lambda: self.memory.max_entries)

@@ -18,11 +18,11 @@ MAX_ECHOES = 100_000
 
 
 class WriteGuard:
-    def __init__(self) -> None:
+    def __init__(self, tracked_prefixes: tuple[str, ...] = ()) -> None:
         # Bumped when the whole tier is dropped or coherence changes.
         self.epoch = 0
-        # Keys under these (logical) prefixes echo back when written (set by the coherence).
-        self.tracked_prefixes: tuple[str, ...] = ()
+        # Keys under these (logical) prefixes echo back when written (the coherence tracks them).
+        self.tracked_prefixes = tracked_prefixes
         # key -> [calls in flight, invalidations seen meanwhile]
         self._inflight: dict[str, list[int]] = {}
         self._echoes: dict[str, int] = {}

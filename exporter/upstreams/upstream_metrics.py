@@ -1,20 +1,19 @@
-"""Request accounting for one upstream service: Prometheus children bound once, plus JSON counts.
+"""Request accounting for one upstream service: children bound once, whose plain numbers are both
+the `/metrics` series and the JSON summary's counts.
 
 >>> from prometheus_client import CollectorRegistry
 >>> from exporter.metrics import Metrics
 >>> recorder = UpstreamRecorder(Metrics(CollectorRegistry()), "figma_api")
 >>> recorder.record("files", status_class(200), 0.05)
->>> recorder.counts["files", "2xx"]
-1
+>>> recorder.summary()["by_endpoint"]["files"]
+{'2xx': 1}
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
-from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram
 
+from exporter.fast_metrics import CounterChild
 from exporter.metrics import STATUS_CLASSES, UPSTREAM_ENDPOINTS, Metrics
 
 OTHER_TOOL = "other_tool"
@@ -39,7 +38,7 @@ class UpstreamRecorder:
     def __init__(self, metrics: Metrics, service: str) -> None:
         self.service = service
         self.endpoints = UPSTREAM_ENDPOINTS[service]
-        self._requests: dict[tuple[str, str], PromCounter] = {
+        self._requests: dict[tuple[str, str], CounterChild] = {
             (endpoint, status): metrics.upstream_requests.labels(service, endpoint, status)
             for endpoint in self.endpoints
             for status in STATUS_CLASSES
@@ -48,7 +47,6 @@ class UpstreamRecorder:
             endpoint: metrics.upstream_request_duration.labels(service, endpoint)
             for endpoint in self.endpoints
         }
-        self.counts: Counter[tuple[str, str]] = Counter()
 
     def endpoint(self, name: str) -> str:
         """`name` when it is a known endpoint, else `other_tool` (labels stay bounded)."""
@@ -57,13 +55,17 @@ class UpstreamRecorder:
     def record(self, endpoint: str, status: str, seconds: float) -> None:
         self._requests[endpoint, status].inc()
         self._durations[endpoint].observe(seconds)
-        self.counts[endpoint, status] += 1
+
+    @property
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Requests by (endpoint, status class), read from the series /metrics renders."""
+        return {key: int(child.value) for key, child in self._requests.items()}
 
     def summary(self) -> dict[str, object]:
         """Totals for the JSON API: requests, failures, and counts by endpoint and status."""
-        total = sum(self.counts.values())
-        failed = sum(n for (_, status), n in self.counts.items() if status != "2xx")
+        counts = {key: n for key, n in self.counts.items() if n}
         by_endpoint: dict[str, dict[str, int]] = {}
-        for (endpoint, status), n in sorted(self.counts.items()):
+        for (endpoint, status), n in sorted(counts.items()):
             by_endpoint.setdefault(endpoint, {})[status] = n
-        return {"requests": total, "failures": failed, "by_endpoint": by_endpoint}
+        failed = sum(n for (_, status), n in counts.items() if status != "2xx")
+        return {"requests": sum(counts.values()), "failures": failed, "by_endpoint": by_endpoint}

@@ -82,7 +82,7 @@ class RequestMetrics:
         counter = route.statuses.get(status)
         if counter is None:
             counter = route.status(status)
-        counter.value += 1
+        counter.inc()
 
 
 def exception_response(exc: BaseException) -> web.Response:

@@ -83,15 +83,17 @@ def test_hit_recorder_equals_the_three_calls_it_replaces() -> None:
     assert sample(combined, "sessions_retrieved_total") == 4
 
 
-def test_counts_are_per_instrumentation_even_on_a_shared_registry() -> None:
+def test_json_counts_are_read_from_the_series_so_a_manager_is_instrumented_once() -> None:
     metrics = Metrics(CollectorRegistry())
-    first, second = Instrumentation(metrics, "session"), Instrumentation(metrics, "session")
-    first.record("get", 0.001)
-    first.record_cache("memory", True)
-    second.record("get", 0.001)
-    assert first.counts["get"] == 1 and second.counts["get"] == 1
-    assert first.cache_counts["memory", "hit"] == 1 and second.cache_counts["memory", "hit"] == 0
-    assert sample(metrics, "operation_duration_seconds_count", **GET) == 2
+    inst = Instrumentation(metrics, "session")
+    inst.record("get", 0.001)
+    inst.record_cache("memory", True)
+    assert inst.counts["get"] == sample(metrics, "operation_duration_seconds_count", **GET) == 1
+    hits = sample(metrics, "cache_requests_total", manager="session", tier="memory", result="hit")
+    assert inst.cache_counts["memory", "hit"] == hits == 1
+    with pytest.raises(ValueError, match="already instrumented"):
+        Instrumentation(metrics, "session")
+    Instrumentation(metrics, "figma")  # another manager has its own series
 
 
 def test_recent_errors_say_what_failed_but_never_the_message() -> None:

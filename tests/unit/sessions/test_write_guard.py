@@ -29,9 +29,8 @@ def test_overlapping_calls_share_the_key_until_the_last_one_ends() -> None:
 
 
 def test_echoes_are_expected_only_for_tracked_keys_while_coherent() -> None:
-    guard = WriteGuard()
-    assert guard.expect_echo("s:{a}", coherent=True) is False  # nothing tracked yet
-    guard.tracked_prefixes = ("s:",)
+    assert WriteGuard().expect_echo("s:{a}", coherent=True) is False  # nothing tracked
+    guard = WriteGuard(tracked_prefixes=("s:",))
     assert guard.expect_echo("figma:x", coherent=True) is False
     assert guard.expect_echo("s:{a}", coherent=False) is False
     assert guard.expect_echo("s:{a}", coherent=True) and guard.expect_echo("s:{a}", coherent=True)
@@ -45,8 +44,7 @@ def test_echoes_are_expected_only_for_tracked_keys_while_coherent() -> None:
 
 
 def test_expected_echoes_stay_bounded() -> None:
-    guard = WriteGuard()
-    guard.tracked_prefixes = ("s:",)
+    guard = WriteGuard(tracked_prefixes=("s:",))
     for n in range(MAX_ECHOES + 5):
         guard.expect_echo(f"s:{{{n}}}", coherent=True)
     assert not guard.is_echo("s:{0}") and guard.is_echo(f"s:{{{MAX_ECHOES + 4}}}")
