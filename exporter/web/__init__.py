@@ -1,4 +1,4 @@
-"""The aiohttp server side: app factory, routes, middleware (the only user of aiohttp.web)."""
+"""The aiohttp server side: app factory, routes, request handling (the only user of aiohttp.web)."""
 
 from exporter.web.app import create_app
 

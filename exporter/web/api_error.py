@@ -1,4 +1,4 @@
-"""JSON answers and the API error type (raised by handlers, rendered by the middleware).
+"""JSON answers and the API error type (raised by handlers, rendered by `handling`).
 
 Imports nothing of ours, so any web module may use it: `keys` raising `ApiError` and `web_auth`
 answering in JSON through `responses` made import circles.

@@ -14,10 +14,9 @@ from exporter.runtime import open_runtime
 from exporter.web import figma_routes, landing, openapi, ops_routes, sse
 from exporter.web import session_metrics_routes as seed
 from exporter.web import session_routes as sessions
-from exporter.web.cross_site import cross_site_middleware
+from exporter.web.handling import instrumented_routes
 from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, WEB_CONFIG, Lifecycle
-from exporter.web.middleware import instrumentation_middleware
-from exporter.web.web_auth import WebConfigState, add_headers, web_config_middleware
+from exporter.web.web_auth import WebConfigState, add_headers
 
 SEED = seed.PREFIX
 
@@ -54,12 +53,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     Tests pass a fresh `CollectorRegistry` and read values back from it.
     """
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
-    middlewares = [instrumentation_middleware(metrics)]
     web_config = WebConfigState(settings.web_config_file) if settings.web_config_file else None
-    if web_config is not None:  # auth before anything else runs, but counted in HTTP metrics
-        middlewares.append(web_config_middleware(web_config))
-    middlewares.append(cross_site_middleware())
-    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    # No middlewares: each route's handler is wrapped once (exporter.web.handling says why).
+    app = web.Application(client_max_size=settings.max_body_bytes)
     if web_config is not None:
         app[WEB_CONFIG] = web_config
         app.on_response_prepare.append(add_headers(web_config))
@@ -70,7 +66,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.cleanup_ctx.append(_runtime_context)
     app.on_shutdown.append(_mark_stopping)
     app.on_shutdown.append(sse.close_streams)
-    app.add_routes(routes(metrics))
+    app.add_routes(instrumented_routes(routes(metrics), metrics, web_config))
     return app
 
 

@@ -3,20 +3,14 @@
 A page on any origin can POST to a local exporter without a CORS preflight (a `text/plain` POST
 with no body is a "simple request"). Browsers say where such a request comes from: `Origin` on
 every non-GET request, and `Sec-Fetch-Site` on modern ones. Either one naming another site gets
-403 before the handler runs. Clients that send neither (curl, Prometheus, server-side code) are
-not browsers acting for a third party and pass unchanged.
+403 before the handler runs (`exporter.web.handling`). Clients that send neither (curl, Prometheus,
+server-side code) are not browsers acting for a third party and pass unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from urllib.parse import urlsplit
-
-from aiohttp import web
-from aiohttp.typedefs import Middleware
-
-from exporter.web.api_error import ApiError
-from exporter.web.middleware import Handler
 
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 # `same-site` is refused too: another port on localhost is the same site but not this exporter.
@@ -44,15 +38,3 @@ def is_cross_site(method: str, headers: Mapping[str, str], host: str) -> bool:
     if origin == "null":  # sandboxed frames, file:// pages, some redirects
         return True
     return urlsplit(origin).netloc.lower() != host.lower()
-
-
-def cross_site_middleware() -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if is_cross_site(request.method, request.headers, request.host):
-            raise ApiError(
-                403, "cross_site_request", "state-changing requests from other origins are refused"
-            )
-        return await handler(request)
-
-    return middleware

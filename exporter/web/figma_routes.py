@@ -1,7 +1,7 @@
 """Figma routes: files and nodes through the cache, screenshots from the API or the MCP server.
 
 Input is validated here (400 JSON, nothing called); upstream failures are typed errors that the
-middleware renders as 502/503/504 JSON naming the upstream.
+request handling renders as 502/503/504 JSON naming the upstream.
 """
 
 from __future__ import annotations

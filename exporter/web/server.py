@@ -1,7 +1,7 @@
 """The HTTP server around the app: parser errors as JSON, the access log, TLS.
 
 aiohttp's HTTP parser answers malformed requests (a URL over 8 KiB, a bad Content-Length, an
-invalid method token, a non-UTF-8 path) before any middleware runs, as plain text that echoes the
+invalid method token, a non-UTF-8 path) before any handler runs, as plain text that echoes the
 input, and logs a traceback for each. `RequestHandler.handle_error` is aiohttp's documented hook
 for that answer; the runner below installs a handler whose answer is our JSON error with a fixed
 message, and whose log is one warning line.

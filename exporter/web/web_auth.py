@@ -24,11 +24,9 @@ from pathlib import Path
 
 import bcrypt
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from exporter.errors import ConfigError
 from exporter.web.api_error import error_body, json_response
-from exporter.web.middleware import Handler
 from exporter.web_config import WebConfig, load_certificates, load_web_config, server_ssl_context
 
 log = logging.getLogger(__name__)
@@ -135,23 +133,20 @@ def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
         return None
 
 
-def web_config_middleware(state: WebConfigState) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        config = state.current()
-        if (
-            config.auth_required
-            and request.path not in OPEN_PATHS
-            and not await state.authorised(config, request.headers.get("Authorization"))
-        ):
-            return json_response(
-                error_body("unauthorized", "this exporter needs a basic-auth login"),
-                401,
-                {"WWW-Authenticate": REALM},
-            )
-        return await handler(request)
-
-    return middleware
+async def unauthorised(state: WebConfigState, request: web.Request) -> web.Response | None:
+    """The 401 for a request that needs a login and has no valid one, else None."""
+    config = state.current()
+    if (
+        config.auth_required
+        and request.path not in OPEN_PATHS
+        and not await state.authorised(config, request.headers.get("Authorization"))
+    ):
+        return json_response(
+            error_body("unauthorized", "this exporter needs a basic-auth login"),
+            401,
+            {"WWW-Authenticate": REALM},
+        )
+    return None
 
 
 def add_headers(

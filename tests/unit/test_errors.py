@@ -12,7 +12,7 @@ from exporter.errors import (
     error_kind,
 )
 from exporter.instrumentation import error_type
-from exporter.web.middleware import exception_response
+from exporter.web.handling import exception_response
 
 
 def test_no_row_is_shadowed_by_an_earlier_base() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from exporter.errors import JournalFull, StoreFull
-from exporter.web.middleware import exception_response
+from exporter.web.handling import exception_response
 
 
 def test_a_full_journal_is_a_503_store_busy_with_retry_after() -> None:

@@ -1,5 +1,13 @@
-"""One middleware for all request instrumentation and error rendering (one layer is cheaper
-than two).
+"""How every request is handled around its route's handler, in one frame: timing and the HTTP
+metrics, the login check (with a web config), the cross-site refusal of state-changing requests,
+and the rendering of every error as JSON.
+
+Why not aiohttp middlewares: each layer is a partial, a coroutine and, once any middleware exists,
+aiohttp's own `_fix_request_current_app` layer too. Measured on the session GET (2 vCPUs, uvloop,
+wrk -c50), the three layers cost 12-22 µs of server CPU per request against 44-54 µs for all the
+rest. So `instrumented_routes` wraps each route's handler once, at start-up, and a catch-all route
+registered last answers what no route matches (404, or 405 when only the method is wrong), exactly
+as aiohttp's router would, through the same wrapper.
 
 Per request it reads the matched resource (an app-lifetime object), the method and the status, and
 finds the pre-bound metric children through three plain dict lookups: no label strings, `str()` or
@@ -14,18 +22,22 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
-from aiohttp.typedefs import Middleware
 from aiohttp.web import AbstractResource
 
 from exporter.errors import ExporterError, StoreUnavailable, UpstreamError, error_kind
 from exporter.fast_metrics import CounterChild
 from exporter.metrics import Metrics
 from exporter.web.api_error import ApiError, error_body, json_response
+from exporter.web.cross_site import STATE_CHANGING, is_cross_site
+from exporter.web.web_auth import WebConfigState, unauthorised
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Observe = Callable[[AbstractResource | None, str, int, float], None]
 UNMATCHED = "unmatched"
+# The catch-all route (not part of the API: it answers 404/405 as the router would).
+UNMATCHED_PATH = "/{unmatched_path:.*}"
 _perf_counter = time.perf_counter
 
 
@@ -129,24 +141,78 @@ def _exporter_error_response(exc: ExporterError) -> web.Response:
     return json_response(body, kind.status, headers)
 
 
-def instrumentation_middleware(metrics: Metrics) -> Middleware:
-    observe = RequestMetrics(metrics).observe
+class Guards:
+    """What runs before a handler: the login check (with a web config) and the cross-site check."""
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def __init__(self, auth: WebConfigState | None) -> None:
+        self.auth = auth
+
+    async def refusal(self, request: web.Request) -> web.Response | None:
+        """The answer that stops `request` before its handler, or None to go on."""
+        if self.auth is not None:
+            denied = await unauthorised(self.auth, request)
+            if denied is not None:
+                return denied
+        if request.method in STATE_CHANGING and is_cross_site(
+            request.method, request.headers, request.host
+        ):
+            raise ApiError(
+                403, "cross_site_request", "state-changing requests from other origins are refused"
+            )
+        return None
+
+
+def instrumented(handler: Handler, observe: Observe, guards: Guards, *, unmatched: bool) -> Handler:
+    """`handler` timed, counted under its route (or `unmatched`), guarded, errors as JSON."""
+    refusal = guards.refusal
+    check = guards.auth is not None
+
+    async def handle(request: web.Request) -> web.StreamResponse:
         started = _perf_counter()
+        response: web.StreamResponse | None = None
         try:
-            response = await handler(request)
+            if check or request.method in STATE_CHANGING:
+                response = await refusal(request)
+            if response is None:
+                response = await handler(request)
         except web.RequestPayloadError as exc:
             response = payload_error_response(request, exc)
         except Exception as exc:  # every error leaves as JSON, never as a traceback
             response = exception_response(exc)
-        observe(
-            request.match_info.route.resource,
-            request.method,
-            response.status,
-            _perf_counter() - started,
-        )
+        resource = None if unmatched else request.match_info.route.resource
+        observe(resource, request.method, response.status, _perf_counter() - started)
         return response
 
-    return middleware
+    return handle
+
+
+def instrumented_routes(
+    routes: list[web.RouteDef], metrics: Metrics, auth: WebConfigState | None
+) -> list[web.RouteDef]:
+    """`routes` with each handler wrapped by `instrumented`, then the catch-all for the rest."""
+    observe, guards = RequestMetrics(metrics).observe, Guards(auth)
+    wrapped = [
+        web.RouteDef(
+            route.method,
+            route.path,
+            instrumented(route.handler, observe, guards, unmatched=False),
+            route.kwargs,
+        )
+        for route in routes
+    ]
+    fallback = instrumented(_no_route, observe, guards, unmatched=True)
+    return [*wrapped, web.route("*", UNMATCHED_PATH, fallback)]
+
+
+async def _no_route(request: web.Request) -> web.StreamResponse:
+    """What aiohttp's router answers when no route matches: 405 if a route matches the path with
+    another method, else 404 (the catch-all itself matched, so ask the other resources)."""
+    own = request.match_info.route.resource
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not own:
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
