@@ -113,7 +113,8 @@ _NOT_A_STRING = {
 
 
 def _shot_error(field: str, reason: str) -> ApiError:
-    missing = "missing" in reason or reason.startswith("Expected `str`")
+    # "Object missing required field `x`", "Expected `str`, got `int`" (not a pattern miss)
+    missing = "missing" in reason or ", got `" in reason
     if missing and field in _NOT_A_STRING:
         return _invalid(_NOT_A_STRING[field])
     return _invalid(_SHOT_ERRORS.get(field, _NOT_A_STRING.get(field, reason)))
