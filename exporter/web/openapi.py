@@ -2,10 +2,11 @@
 
 The component schemas of the typed request and response bodies are derived from their types
 (`exporter.payloads`); the rest (paths, parameters, descriptions, and the bodies still built as
-dictionaries) is written by hand next to the contract in the README's HTTP API table. A test checks that
-every route the app serves is described here (and nothing else), and validates real responses
-against these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12). The landing page builds its
-links from the same document. It is committed as docs/openapi.json; regenerate that with
+dictionaries) is written by hand next to the contract in the README's HTTP API table. A test
+checks that every route the app serves is described here (and nothing else), and validates real
+responses against these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12); schemathesis runs
+against it too. The landing page builds its links from the same document. It is committed as
+docs/openapi.json; regenerate that with
 `python -c 'from exporter.web.openapi import write_committed; write_committed()'` (a test fails
 on drift).
 """
@@ -45,7 +46,7 @@ def obj(properties: dict[str, Schema], required: list[str] | None = None, **extr
     return {
         "type": "object",
         "properties": properties,
-        "required": required or list(properties),
+        "required": list(properties) if required is None else required,
         **extra,
     }
 
