@@ -10,15 +10,19 @@ from typing import Any
 
 from aiohttp import web
 
+from exporter.metrics import SCREENSHOT_SOURCES
+from exporter.payloads import Screenshot, ScreenshotRequest
 from exporter.upstreams.figma_manager import (
+    FORMATS,
     MAX_DEPTH,
+    SCALE_RANGE,
     check_file_key,
     check_node_id,
     check_node_ids,
     check_screenshot,
 )
 from exporter.web.keys import get_runtime
-from exporter.web.responses import ApiError, json_response, read_json_object
+from exporter.web.responses import ApiError, json_response, payload_response, read_body
 
 TRUE_VALUES = ("1", "true", "yes")
 FALSE_VALUES = ("0", "false", "no", "")
@@ -35,13 +39,11 @@ def _checked(check: Any, *args: Any) -> Any:
         raise _invalid(str(exc)) from None
 
 
-def _session(request: web.Request, body: dict[str, Any] | None = None) -> str | None:
+def _session(request: web.Request) -> str | None:
     value = request.query.get("session")
-    if value is None and body is not None:
-        value = body.get("session")
     if value is None:
         return None
-    if not isinstance(value, str) or not value:
+    if not value:
         raise _invalid("session must be a session id")
     return value
 
@@ -94,47 +96,59 @@ async def get_nodes(request: web.Request) -> web.Response:
     return json_response(document)
 
 
-def _screenshot_args(body: dict[str, Any]) -> dict[str, Any]:
-    """The validated screenshot request: file_key, node_id, source, format, scale."""
-    file_key, node_id = body.get("file_key"), body.get("node_id")
-    if not isinstance(file_key, str):
-        raise _invalid("file_key is required (a string)")
-    if not isinstance(node_id, str):
-        raise _invalid("node_id is required (a string such as 1:2)")
-    source, format, scale = (
-        body.get("source", "api"),
-        body.get("format", "png"),
-        body.get("scale", 1),
-    )
-    if not isinstance(source, str) or not isinstance(format, str):
-        raise _invalid("source and format must be strings")
-    _checked(check_screenshot, source, format, scale)
-    return {
-        "file_key": _checked(check_file_key, file_key),
-        "node_id": _checked(check_node_id, node_id),
-        "source": source,
-        "format": format,
-        "scale": float(scale),
-    }
+# What a refused field of the screenshot body answers (the same words as before the types).
+_SHOT_ERRORS = {
+    "file_key": "file_key must be 1-128 letters or digits",
+    "source": f"source must be one of {', '.join(SCREENSHOT_SOURCES)}",
+    "format": f"format must be one of {', '.join(FORMATS)}",
+    "scale": f"scale must be a number from {SCALE_RANGE[0]} to {SCALE_RANGE[1]:g}",
+    "session": "session must be a session id",
+}
+_NOT_A_STRING = {
+    "file_key": "file_key is required (a string)",
+    "node_id": "node_id is required (a string such as 1:2)",
+    "source": "source and format must be strings",
+    "format": "source and format must be strings",
+}
+
+
+def _shot_error(field: str, reason: str) -> ApiError:
+    # "Object missing required field `x`", "Expected `str`, got `int`" (not a pattern miss)
+    missing = "missing" in reason or ", got `" in reason
+    if missing and field in _NOT_A_STRING:
+        return _invalid(_NOT_A_STRING[field])
+    return _invalid(_SHOT_ERRORS.get(field, _NOT_A_STRING.get(field, reason)))
 
 
 async def post_screenshot(request: web.Request) -> web.Response:
     download = _flag(request, "download")
-    body = await read_json_object(request)
-    args = _screenshot_args(body)
-    session_id = _session(request, body)
+    body = await read_body(request, ScreenshotRequest, _shot_error)
+    node_id = _checked(check_node_id, body.node_id)
+    # The one rule across two fields, checked before anything is called.
+    _checked(check_screenshot, body.source, body.format, body.scale)
+    session_id = _session(request) or body.session
     manager = get_runtime(request).figma.manager
     shot = await manager.screenshot(
-        args["file_key"],
-        args["node_id"],
-        source=args["source"],
-        format=args["format"],
-        scale=args["scale"],
+        body.file_key,
+        node_id,
+        source=body.source,
+        format=body.format,
+        scale=body.scale,
         session_id=session_id,
     )
     if not download:
-        return json_response(shot.as_dict())
-    extension = args["format"]
+        return payload_response(
+            Screenshot(
+                node_id=shot.node_id,
+                source=shot.source,  # type: ignore[arg-type]
+                content_type=shot.content_type,
+                size_bytes=shot.size_bytes,
+                sha256=shot.sha256,
+                cached=shot.cached,
+                duration_ms=round(shot.duration_ms, 3),
+            )
+        )
+    extension = body.format
     filename = f"{shot.node_id.replace(':', '-').replace(';', '_')}.{extension}"
     headers = {
         "Content-Disposition": f'inline; filename="{filename}"',

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from exporter.payloads import Status
 from exporter.web.keys import LIFECYCLE
-from exporter.web.responses import json_response
+from exporter.web.responses import payload_response
+
+OK = Status(status="ok")
+READY = Status(status="ready")
 
 
 async def healthy(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    return payload_response(OK)
 
 
 async def ready(request: web.Request) -> web.Response:
     lifecycle = request.app[LIFECYCLE]
     if lifecycle.ready and not lifecycle.stopping:
-        return json_response({"status": "ready"})
-    state = "stopping" if lifecycle.stopping else "starting"
-    return json_response({"status": state}, status=503)
+        return payload_response(READY)
+    return payload_response(Status(status="stopping" if lifecycle.stopping else "starting"), 503)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
-from msgspec import Struct
 
-from exporter import payloads
 from exporter.service import CLEAR_SCOPES
 from exporter.web.keys import SETTINGS, get_runtime
-from exporter.web.responses import ApiError, json_response
+from exporter.web.responses import ApiError, json_response, payload_response
 
 PREFIX = "/api/session-metrics"
 TRUE = frozenset({"", "1", "true", "yes", "on"})
@@ -28,12 +26,6 @@ def query_flag(request: web.Request, name: str, default: bool = False) -> bool:
     if value in FALSE:
         return False
     raise ApiError(400, "invalid_query", f"query parameter {name!r} must be true or false")
-
-
-def payload_response(body: Struct) -> web.Response:
-    """A typed body, encoded by msgspec: handing a Struct to orjson would cost a to_builtins
-    copy first, about 3x the encode (`python -m bench encode`)."""
-    return web.Response(body=payloads.encode(body), content_type="application/json")
 
 
 async def performance(request: web.Request) -> web.Response:

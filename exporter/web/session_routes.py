@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+import orjson
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 
 from exporter.errors import SessionNotFound
-from exporter.sessions.manager import MAX_TTL, SessionManager, check_ttl
+from exporter.payloads import SessionAccess, SessionCreate, SessionUpdate
+from exporter.sessions.manager import MAX_TTL, SessionManager
 from exporter.web.keys import get_runtime
-from exporter.web.responses import ApiError, json_response, read_json_object
+from exporter.web.responses import ApiError, payload_response, read_body
 
 JSON_TYPE = "application/json"
 
@@ -18,29 +22,26 @@ def _manager(request: web.Request) -> SessionManager:
     return get_runtime(request).sessions.manager
 
 
-def _data(body: dict[str, Any], *, required: bool) -> dict[str, Any]:
-    if "data" not in body:
-        if required:
-            raise ApiError(400, "invalid_data", "field 'data' (a JSON object) is required")
+def _field_error(field: str, reason: str) -> ApiError:
+    if field == "ttl_seconds":
+        message = f"'ttl_seconds' must be a number greater than 0 and at most {MAX_TTL:.0f}"
+        return ApiError(400, "invalid_ttl", message)
+    if field == "data" and "missing" in reason:
+        return ApiError(400, "invalid_data", "field 'data' (a JSON object) is required")
+    return ApiError(400, "invalid_data", "field 'data' must be a JSON object")
+
+
+def _data(raw: msgspec.Raw | UnsetType) -> dict[str, Any]:
+    """`data`, parsed by orjson as the stored document is (see payloads.SessionData)."""
+    if raw is UNSET:
         return {}
-    data = body["data"]
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_data", "field 'data' must be a JSON object")
-    return data
-
-
-def _ttl(body: dict[str, Any]) -> float | None:
-    raw = body.get("ttl_seconds")
-    if raw is None:
-        return None
     try:
-        return check_ttl(raw)
-    except ValueError:
-        raise ApiError(
-            400,
-            "invalid_ttl",
-            f"'ttl_seconds' must be a number greater than 0 and at most {MAX_TTL:.0f}",
-        ) from None
+        data = orjson.loads(memoryview(raw))
+    except orjson.JSONDecodeError:  # nesting too deep or a number no float holds, as before
+        raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _field_error("data", "not an object")
+    return data
 
 
 def _session_response(body: bytes, status: int = 200) -> web.Response:
@@ -48,8 +49,8 @@ def _session_response(body: bytes, status: int = 200) -> web.Response:
 
 
 async def create_session(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
-    session = await _manager(request).create(_data(body, required=False), _ttl(body))
+    body = await read_body(request, SessionCreate, _field_error)
+    session = await _manager(request).create(_data(body.data), body.ttl_seconds)
     return _session_response(session.json_bytes(), 201)
 
 
@@ -60,9 +61,9 @@ async def get_session(request: web.Request) -> web.Response:
 
 
 async def update_session(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
+    body = await read_body(request, SessionUpdate, _field_error)
     session = await _manager(request).update(
-        request.match_info["id"], _data(body, required=True), _ttl(body)
+        request.match_info["id"], _data(body.data), body.ttl_seconds
     )
     return _session_response(session.json_bytes())
 
@@ -77,10 +78,9 @@ async def session_access(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
     if not await runtime.sessions.manager.exists(session_id):
         raise SessionNotFound(f"session {session_id!r} not found")
-    return json_response(
-        {
-            "id": session_id,
-            "access": runtime.sessions.manager.access.view(session_id),
-            "figma": runtime.figma.manager.session_usage(session_id),
-        }
+    body = SessionAccess(
+        id=session_id,
+        access=runtime.sessions.manager.access.view(session_id),
+        figma=runtime.figma.manager.session_usage(session_id),
     )
+    return payload_response(body)

@@ -66,3 +66,41 @@ async def test_typed_bodies_encode_as_orjson_encodes_their_values() -> None:
         assert payloads.encode(body) == orjson.dumps(msgspec.to_builtins(body)), type(body)
     assert list(msgspec.to_builtins(bodies[-1])["cleared"]) == ["figma_responses", "memory_entries"]
     assert list(msgspec.to_builtins(bodies[-2])["cleared"]) == ["memory_entries"]
+
+
+async def test_session_bytes_fit_the_session_type() -> None:
+    """The session answers stay orjson's cached bytes (the hot GET path); they decode into the
+    Struct the document's `Session` schema comes from."""
+    metrics = Metrics(CollectorRegistry())
+    async with open_runtime(parse_settings({}), metrics) as runtime:
+        session = await runtime.sessions.manager.create({"user": "ada", "n": [1, 2.5]})
+    body = msgspec.json.decode(session.json_bytes(), type=payloads.Session)
+    assert body.id == session.id and body.data == {"user": "ada", "n": [1, 2.5]}
+    assert payloads.encode(body) == session.json_bytes()
+
+
+def test_small_typed_answers_encode_as_their_dictionaries_did() -> None:
+    access = {"reads": 1, "writes": 1, "cache": {"hit_ratio": None}, "max_ms": 0.5}
+    shot = {
+        "node_id": "1:2",
+        "source": "api",
+        "content_type": "image/png",
+        "size_bytes": 2048,
+        "sha256": "ab" * 32,
+        "cached": False,
+        "duration_ms": 1.25,
+    }
+    pairs = [
+        (
+            payloads.SessionAccess(id="s", access=access, figma=None),
+            {
+                "id": "s",
+                "access": access,
+                "figma": None,
+            },
+        ),
+        (payloads.Screenshot(**shot), shot),  # type: ignore[arg-type]
+        (payloads.Status(status="ok"), {"status": "ok"}),
+    ]
+    for typed, plain in pairs:
+        assert payloads.encode(typed) == orjson.dumps(plain), type(typed)
