@@ -60,6 +60,20 @@ async def test_no_free_connection_in_time_is_busy_for_that_request_only(redis_ur
         assert layer.sample("operation_errors_total", errors) == 1
 
 
+async def test_a_caller_waiting_for_a_connection_gets_the_one_released(redis_url: str) -> None:
+    async with open_layer(redis_url, redis_max_connections=1, redis_pool_timeout=10.0) as layer:
+        session = await layer.manager.create({"a": 1})
+        await layer.store.clear_memory()
+        pool = layer.layer.redis.connection_pool
+        held = await pool.get_connection()
+        read = asyncio.ensure_future(layer.manager.get(session.id))
+        await wait_for(lambda: bool(pool._waiters), 5.0)  # queued for the one connection
+        assert not read.done()
+        await pool.release(held)
+        assert (await asyncio.wait_for(read, 5.0)).data == {"a": 1}
+        assert not pool._waiters
+
+
 async def test_stale_pooled_connections_after_a_restart_are_one_failover(
     redis_server: RedisServer, redis_url: str
 ) -> None:
