@@ -103,12 +103,7 @@ async def throughput(record: Record, write_path: bool, writers: int) -> float:
 
 
 def in_memory() -> Record:
-    journal = ReplayJournal(10**7)
-
-    async def record(item: ReplayItem) -> None:
-        journal.record(item)
-
-    return record
+    return ReplayJournal(10**7).record
 
 
 async def measure(directory: Path, writers: int, write_path: bool) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
     python -m bench.servers bare PORT JSON_FILE        a bare aiohttp handler returning fixed JSON
     python -m bench.servers exporter PORT REDIS_URL    the exporter app (GET /api/sessions/{id})
+    python -m bench.servers bare-set PORT REDIS_URL    a bare aiohttp handler doing one raw SET
     python -m bench.servers aiohttp-session PORT REDIS_URL
         aiohttp-session's RedisStorage, loading the session on every request
     python -m bench.servers counter-redis PORT REDIS_URL
@@ -27,6 +28,32 @@ def bare_app(body: bytes) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/api/sessions/{id}", handler)
+    return app
+
+
+def bare_set_app(redis_url: str) -> web.Application:
+    """POST /api/sessions: the body stored under a fresh random key with one raw SET (and the
+    same 1 h expiry), answered 201 with the id: the floor for a write-through create."""
+    import secrets
+
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        sid = secrets.token_urlsafe(24)
+        await client.set(f"bare:{sid}", body, ex=3600)
+        return web.Response(
+            body=orjson.dumps({"id": sid}), status=201, content_type="application/json"
+        )
+
+    async def close(app: web.Application) -> None:
+        await client.aclose()
+
+    app = web.Application()
+    app.router.add_post("/api/sessions", handler)
+    app.on_cleanup.append(close)
     return app
 
 
@@ -119,6 +146,8 @@ def main(argv: list[str]) -> None:
         pass
     if kind == "bare":
         app = bare_app(Path(arg).read_bytes())
+    elif kind == "bare-set":
+        app = bare_set_app(arg)
     elif kind == "exporter":
         app = exporter_app(arg)
     elif kind == "aiohttp-session":

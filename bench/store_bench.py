@@ -116,8 +116,8 @@ async def redis_get(
         value,
         baseline,
         "µs/op",
-        "≤ 1.15x",
-        value / baseline <= 1.15,
+        "≤ 1.1x",
+        value / baseline <= 1.1,
         f"{size} B values, {hits} Redis hits, {memory_hits} memory hits",
     )
 
