@@ -80,6 +80,14 @@ class MemoryStore:
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
 
+    def listen(
+        self, on_expire: ExpiryListener, on_evict: Callable[[int], None] | None = None
+    ) -> None:
+        """Hand the expiry (and eviction) callbacks to the tier's owner; one owner only."""
+        if self.on_expire is not None or self.on_evict is not None:
+            raise ValueError("this memory tier already reports to another owner")
+        self.on_expire, self.on_evict = on_expire, on_evict
+
     def get(self, key: str) -> StoredValue | None:
         """The live value for `key` (marking it recently used), or None."""
         entry = self._data.get(key)

@@ -130,8 +130,7 @@ class TieredStore:
         self._redis_failed = asyncio.Event()
         self._recover_lock = asyncio.Lock()
         self._bind_metrics(metrics)
-        memory.on_expire = self._on_memory_expired
-        memory.on_evict = self._on_evicted
+        memory.listen(self._on_memory_expired, self._on_evicted)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
