@@ -127,6 +127,7 @@ def build_index(settings: Settings, deployment: RedisDeployment) -> SessionIndex
         namespace=NAMESPACE,
         shards=CLUSTER_INDEX_SHARDS if deployment.kind == CLUSTER else 1,
         timeout=settings.redis_timeout * 4,
+        colocated=deployment.kind != CLUSTER,
     )
 
 

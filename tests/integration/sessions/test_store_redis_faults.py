@@ -244,7 +244,10 @@ async def test_a_late_echo_during_a_fallback_never_hides_our_own_write(
     async with open_layer(redis_url, redis_retry_interval=30) as layer:
         session = await layer.manager.create({"v": 0})
         key = f"s:{{{session.id}}}"
-        await wait_for(lambda: not layer.store.is_parked(key), 2)  # its echo checked
+        # Its echo arrived (no longer expected) and was checked (no longer parked): not parked
+        # alone could be "not arrived yet".
+        store = layer.store
+        await wait_for(lambda: not store.guard.is_echo(key) and not store.is_parked(key), 2)
         redis_server.kill()
         try:
             with pytest.raises(StoreUnavailable):
