@@ -17,7 +17,8 @@ NPM_DIR ?= .cache/npm
 BENCH_JSON ?= .cache/bench-results.json
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-repeat bench lint dashboards mixin system-deps bench-deps npm-deps clean
+.PHONY: run test test-repeat bench lint dashboards mixin system-deps bench-deps npm-deps clean \
+	speedups clean-speedups
 
 $(BIN)/python:
 	PYTHON=$(PYTHON) scripts/system-deps.sh venv
@@ -28,7 +29,7 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	rm -f $(VENV)/.run-* && touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[test,speed,bench,lint]'
+	$(PIP) -e '.[test,speed,bench,lint,speedups]'
 	rm -f $(VENV)/.run-* $(VENV)/.dev-* && touch $@ $(RUN_STAMP)
 
 run: $(RUN_STAMP)  ## start the exporter (memory only unless flags/env say otherwise); pass flags with ARGS="..."
@@ -59,6 +60,16 @@ test-repeat:  ## the whole suite N times (default 20) on fresh clones: make test
 bench: bench-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run; results also in BENCH_JSON
 	$(BIN)/python -m bench --json $(BENCH_JSON)
 
+# Optional: the hot synchronous modules compiled with mypyc, in place (exporter/speedups.py lists
+# them and says why only those). Needs gcc and the Python headers; CI and the default install
+# never build it, and clean-speedups is pure Python again.
+speedups: $(DEV_STAMP)  ## compile the hot modules with mypyc, in place (optional, ≈ 30% off a memory-tier get)
+	PYTHONPATH=. $(BIN)/python scripts/build_speedups.py
+
+clean-speedups:  ## remove the mypyc build: pure Python again
+	rm -rf build/mypyc
+	find exporter -name '*.so' -delete
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check exporter tests bench grafana mixin
 	$(BIN)/mypy
@@ -70,5 +81,5 @@ dashboards: mixin  ## regenerate the committed Grafana dashboard JSON (and the r
 mixin: $(DEV_STAMP)  ## regenerate everything mixin/config.yml feeds
 	$(BIN)/python -m mixin $(if $(JOB),--job '$(JOB)') $(if $(RUNBOOK_URL),--runbook-url '$(RUNBOOK_URL)') $(if $(OUTPUT),--output '$(OUTPUT)')
 
-clean:
+clean: clean-speedups
 	rm -rf $(VENV) .pytest_cache $(NPM_DIR)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from bench import speedups_bench
 from bench.support import RedisProcess, Result, interleaved
 from exporter.config import parse_settings
 from exporter.events import EventLog
@@ -123,7 +124,7 @@ async def redis_get(
 
 
 async def run(redis_url: str) -> list[Result]:
-    return [*await memory_get(), await redis_get(redis_url)]
+    return [*await memory_get(), await redis_get(redis_url), *await speedups_bench.run()]
 
 
 if __name__ == "__main__":

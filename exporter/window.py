@@ -57,26 +57,26 @@ class RollingWindow:
     """The last `size` operations: each one's duration in ms, negated when it failed, so that
     recording one costs a single append (`add_ms` is the deque's own bound `append`)."""
 
-    __slots__ = ("_signed", "add_ms")
+    __slots__ = ("_values", "add_ms")
 
     def __init__(self, size: int) -> None:
-        self._signed: deque[float] = deque(maxlen=size)
-        self.add_ms = self._signed.append  # a successful operation
+        self._values: deque[float] = deque(maxlen=size)
+        self.add_ms = self._values.append  # a successful operation
 
     def add(self, duration_ms: float, failed: bool = False) -> None:
-        self._signed.append(-duration_ms if failed else duration_ms)
+        self._values.append(-duration_ms if failed else duration_ms)
 
     @property
     def durations(self) -> list[float]:
-        return [abs(value) for value in self._signed]
+        return [abs(value) for value in self._values]
 
     @property
     def failures(self) -> list[bool]:
         # copysign, not `< 0`: a failure that took 0.0 ms is stored as -0.0.
-        return [math.copysign(1.0, value) < 0 for value in self._signed]
+        return [math.copysign(1.0, value) < 0 for value in self._values]
 
     def __len__(self) -> int:
-        return len(self._signed)
+        return len(self._values)
 
     def stats(self) -> WindowStats:
         return summarize(self.durations)
@@ -86,4 +86,4 @@ class RollingWindow:
         return sum(self.failures)
 
     def clear(self) -> None:
-        self._signed.clear()
+        self._values.clear()

@@ -6,7 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from exporter import speedups
 from tests.support.redis_server import RedisServer, start_any_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A mypyc build older than its source would test the old code: refuse to run."""
+    stale = speedups.stale()
+    if stale:
+        raise pytest.UsageError(
+            f"stale mypyc build of {', '.join(stale)}: `make speedups` rebuilds it, "
+            "`make clean-speedups` removes it"
+        )
 
 
 @pytest.fixture(scope="session")

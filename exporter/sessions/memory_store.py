@@ -295,12 +295,14 @@ class MemoryStore:
         evicted = 0
         while self._prefix_bytes[prefix] > self._budgets[prefix] and order:
             old_key, old_entry = order.popleft()
-            if data.get(old_key) is old_entry and not self.is_pinned(old_key):  # else stale
+            # `==`, not `is`: compiled with mypyc, an entry tuple is a new object each time it is
+            # read back out of the dict.
+            if data.get(old_key) == old_entry and not self.is_pinned(old_key):  # else stale
                 del data[old_key]
                 self._forget(old_key, old_entry)
                 evicted += 1
         if len(order) > 2 * self._prefix_counts[prefix] + 1024:
-            order_live = [(k, e) for k, e in order if data.get(k) is e]
+            order_live = [(k, e) for k, e in order if data.get(k) == e]
             order.clear()
             order.extend(order_live)
         self._count_evictions(evicted)
