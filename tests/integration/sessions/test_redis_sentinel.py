@@ -91,5 +91,7 @@ async def test_master_restart_under_load_loses_no_acknowledged_write(
         assert_latest_in_redis(client.get, writer.latest)
     finally:
         client.close()
+    # B saw the outage too (its tracking connection broke): it serves them once it failed back.
+    await wait_for(lambda: b.sample("store_fallback_active") == 0, 15.0)
     for sid, data in list(writer.latest.items())[-20:]:
         assert await b.read(sid) == (200, data)
