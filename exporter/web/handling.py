@@ -2,12 +2,12 @@
 metrics, the login check (with a web config), the cross-site refusal of state-changing requests,
 and the rendering of every error as JSON.
 
-Why not aiohttp middlewares: each layer is a partial, a coroutine and, once any middleware exists,
-aiohttp's own `_fix_request_current_app` layer too. Measured on the session GET (2 vCPUs, uvloop,
-wrk -c50), the three layers cost 12-22 µs of server CPU per request against 44-54 µs for all the
-rest. So `instrumented_routes` wraps each route's handler once, at start-up, and a catch-all route
-registered last answers what no route matches (404, or 405 when only the method is wrong), exactly
-as aiohttp's router would, through the same wrapper.
+Why not aiohttp middlewares: each layer is a partial and a coroutine, and once any middleware
+exists aiohttp adds its own `_fix_request_current_app` layer too. Measured in-process on the
+session GET (`Application._handle`, 2 vCPUs, uvloop): 16-21 µs with the three middlewares, 14-17 µs
+with this one wrapper. So `instrumented_routes` wraps each route's handler once, at start-up, and a
+catch-all route registered last answers what no route matches (404, or 405 when only the method is
+wrong), exactly as aiohttp's router would, through the same wrapper.
 
 Per request it reads the matched resource (an app-lifetime object), the method and the status, and
 finds the pre-bound metric children through three plain dict lookups: no label strings, `str()` or
