@@ -220,10 +220,11 @@ class WaitingConnectionPool(ConnectionPool):
                 async with asyncio.timeout_at(deadline):
                     await waiter
             except TimeoutError:
+                self._stop_waiting(waiter)
                 raise PoolBusy("no Redis connection became free in time") from None
-            finally:
-                if not waiter.done():
-                    self._waiters.remove(waiter)
+            except BaseException:
+                self._stop_waiting(waiter)
+                raise
             try:
                 return await self._acquire(args, kwargs)
             except MaxConnectionsError:
@@ -235,11 +236,22 @@ class WaitingConnectionPool(ConnectionPool):
 
     async def release(self, connection: AbstractConnection) -> None:
         await super().release(connection)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                break
+                return
+
+    def _stop_waiting(self, waiter: asyncio.Future[None]) -> None:
+        """A caller gives up (deadline, cancel): a release that already woke it wakes the next
+        caller instead, or a free connection would sit beside waiting callers."""
+        if waiter.done() and not waiter.cancelled():
+            self._wake_one()
+        elif waiter in self._waiters:
+            self._waiters.remove(waiter)
 
 
 class InitializedCluster(RedisCluster):
