@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 from prometheus_client.metrics import MetricWrapperBase
 
+from exporter import payloads
 from exporter.broadcast import Broadcaster
 from exporter.config import Settings
 from exporter.event_store import EventStream
 from exporter.events import EventLog
-from exporter.health import Availability, HealthReport, HealthThresholds
+from exporter.health import Availability, ComponentHealth, HealthReport, HealthThresholds, Issue
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import SERVICES, Metrics
 from exporter.payloads import (
@@ -148,7 +149,8 @@ class Reports:
             sessions=self._session_distribution(),
             coherence=self._coherence(),
             managers=ManagersHealth(
-                session=components["session"].as_dict(), figma=components["figma"].as_dict()
+                session=component_health(components["session"]),
+                figma=component_health(components["figma"]),
             ),
             event_stream=self._event_stream_status(),
         )
@@ -241,18 +243,36 @@ def health_body(
     rate_limit: RateLimit | None,
 ) -> HealthCheck:
     """The health check's answer (also the `health` message on the stream)."""
-    components = {name: health.as_dict() for name, health in report.all.items()}
+    components = {name: component_health(health) for name, health in report.all.items()}
     services = {name: service_state(availability[name], probes[name]) for name in SERVICES}
     return HealthCheck(
         score=report.overall.score,
         status=report.overall.status,  # type: ignore[arg-type]  # one of HEALTH_STATUSES
         components=HealthComponents(**components),
-        issues=[issue.as_dict() for issue in report.overall.issues],
+        issues=[health_issue(issue) for issue in report.overall.issues],
         checked_at=checked_at,
         services=Services(**services),
         figma_rate_limit=(
             rate_limit_state(rate_limit, time.time()) if rate_limit is not None else None
         ),
+    )
+
+
+def component_health(health: ComponentHealth) -> payloads.ComponentHealth:
+    return payloads.ComponentHealth(
+        health.score, health.status, [health_issue(issue) for issue in health.issues]
+    )
+
+
+def health_issue(issue: Issue) -> payloads.HealthIssue:
+    return payloads.HealthIssue(
+        issue.code,
+        issue.severity,
+        issue.message,
+        issue.value,
+        issue.threshold,
+        issue.penalty,
+        issue.component,
     )
 
 

@@ -21,9 +21,7 @@ from aiohttp import web
 
 from exporter import __version__, payloads
 from exporter.metrics import (
-    ERROR_TYPES,
     EVENT_TYPES,
-    HEALTH_ISSUE_CODES,
     HEALTH_STATUSES,
     OPERATIONS,
 )
@@ -103,28 +101,6 @@ def operation(summary: str, tag: str, responses: dict[str, Any], **extra: Any) -
 
 # ---- schemas ------------------------------------------------------------------------------------
 
-WINDOW_STATS: dict[str, Schema] = {
-    name: nullable("number")
-    for name in ("avg_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms")
-}
-ISSUE = obj(
-    {
-        "code": {"type": "string", "enum": list(HEALTH_ISSUE_CODES)},
-        "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
-        "message": {"type": "string"},
-        "value": {"type": "number"},
-        "threshold": {"type": "number"},
-        "penalty": {"type": "number"},
-        "component": {"type": "string"},
-    }
-)
-COMPONENT_HEALTH = obj(
-    {
-        "score": {"type": "number", "minimum": 0, "maximum": 100},
-        "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
-        "issues": {"type": "array", "items": ref("HealthIssue")},
-    }
-)
 EVENT = obj(
     {
         "id": {"type": "integer"},
@@ -132,54 +108,6 @@ EVENT = obj(
         "message": {"type": "string"},
         "timestamp": {"type": "number"},
         "details": {"type": "object"},
-    }
-)
-SLOW_OPERATION = obj(
-    {
-        "operation": {"type": "string"},
-        "duration_ms": {"type": "number"},
-        "timestamp": {"type": "number"},
-        "context": {"type": "string"},
-    }
-)
-OPERATION_STATS = obj(
-    {
-        "count": {"type": "integer"},
-        "errors": {"type": "integer"},
-        "window_count": {"type": "integer"},
-        "window_errors": {
-            "type": "integer",
-            "description": "failures in the window, client errors (not found, invalid) excluded",
-        },
-        **WINDOW_STATS,
-    }
-)
-MANAGER_PERFORMANCE = obj(
-    {
-        "count": {"type": "integer"},
-        "errors": {"type": "integer"},
-        "window": obj({**WINDOW_STATS, "error_ratio": nullable("number")}),
-        "operations": {"type": "object", "additionalProperties": ref("OperationStats")},
-        "slow_operations": obj(
-            {
-                "threshold_ms": {"type": "number"},
-                "count": {"type": "integer"},
-                "recent": {"type": "array", "items": ref("SlowOperation")},
-            }
-        ),
-        "recent_errors": {
-            "type": "array",
-            "description": "the latest failures, newest first (bounded; no messages or ids)",
-            "items": obj(
-                {
-                    "operation": {"type": "string"},
-                    "error": {"type": "string", "enum": list(ERROR_TYPES)},
-                    "client_error": {"type": "boolean"},
-                    "timestamp": {"type": "number"},
-                    "detail": {"type": "string"},
-                }
-            ),
-        },
     }
 )
 MANAGER_RATES = obj(
@@ -226,25 +154,6 @@ REALTIME = obj(
 )
 # The stream's `metrics` message is this snapshot without `recent_events` (events come one by one).
 REALTIME["required"].remove("recent_events")
-CACHE_TIER = obj(
-    {
-        "hits": {"type": "integer"},
-        "misses": {"type": "integer"},
-        "requests": {"type": "integer"},
-        "hit_rate": nullable("number"),
-    }
-)
-CACHE_REPORT = obj(
-    {
-        "tiers": obj({"memory": ref("CacheTier"), "redis": ref("CacheTier")}),
-        "requests": {"type": "integer"},
-        "hit_rate": nullable("number"),
-        "efficiency": {
-            "type": ["string", "null"],
-            "enum": ["excellent", "good", "fair", "poor", None],
-        },
-    }
-)
 # Each Server-Sent Event (OpenAPI 3.1 has a text/event-stream schema describe one event).
 SSE_EVENT = obj(
     {
@@ -261,21 +170,14 @@ SSE_EVENT = obj(
     required=[],
 )
 
-# What the payload types cannot give: bodies other modules build as dictionaries, and JSON
-# passed through from Figma.
+# What the payload types cannot give: the real-time snapshot (built as dictionaries and sent
+# through orjson on the stream too), and JSON passed through from Figma.
 SCHEMAS: dict[str, Schema] = {
     "FigmaDocument": {"type": "object", "description": "the Figma REST API's JSON, passed through"},
     "ServerSentEvent": SSE_EVENT,
-    "OperationStats": OPERATION_STATS,
-    "SlowOperation": SLOW_OPERATION,
-    "ManagerPerformance": MANAGER_PERFORMANCE,
     "ManagerRates": MANAGER_RATES,
     "Event": EVENT,
     "Realtime": REALTIME,
-    "HealthIssue": ISSUE,
-    "ComponentHealth": COMPONENT_HEALTH,
-    "CacheTier": CACHE_TIER,
-    "CacheReport": CACHE_REPORT,
 }
 
 # ---- paths --------------------------------------------------------------------------------------
