@@ -4,6 +4,7 @@ which encode as the dictionaries did."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 import orjson
@@ -12,9 +13,20 @@ from prometheus_client import CollectorRegistry
 
 from exporter import payloads
 from exporter.config import parse_settings
-from exporter.metrics import Metrics
+from exporter.health import (
+    ComponentHealth,
+    ComponentInputs,
+    HealthThresholds,
+    assess,
+    cache_efficiency,
+)
+from exporter.instrumentation import CLIENT_ERRORS, Instrumentation
+from exporter.metrics import CACHE_TIERS, Metrics
+from exporter.reports import component_health
 from exporter.runtime import open_runtime
+from exporter.snapshot import CacheCounts, cache_report, performance, window_error_ratio
 from exporter.web import openapi
+from exporter.window import summarize
 
 REGENERATE = "python -c 'from exporter.web.openapi import write_committed; write_committed()'"
 
@@ -104,3 +116,142 @@ def test_small_typed_answers_encode_as_their_dictionaries_did() -> None:
     ]
     for typed, plain in pairs:
         assert payloads.encode(typed) == orjson.dumps(plain), type(typed)
+
+
+# ---- the parts once built as dictionaries: the same bytes as those dictionaries -----------------
+# Each `_dict_*` is the producer's code before its part was typed, kept here as the reference.
+
+
+def _dict_stats(durations: list[float]) -> dict[str, Any]:
+    stats: dict[str, Any] = summarize(durations).as_dict()
+    stats.pop("count")
+    return stats
+
+
+def _dict_performance(inst: Instrumentation) -> dict[str, Any]:
+    operations = {}
+    for op in inst.operations:
+        window = inst.windows[op]
+        operations[op] = {
+            "count": inst.counts[op],
+            "errors": inst.error_counts[op],
+            "window_count": len(window.durations),
+            "window_errors": window.error_count,
+            **_dict_stats(window.durations),
+        }
+    all_durations = [d for window in inst.windows.values() for d in window.durations]
+    return {
+        "count": sum(inst.counts.values()),
+        "errors": sum(inst.error_counts.values()),
+        "window": {**_dict_stats(all_durations), "error_ratio": window_error_ratio(inst)},
+        "operations": operations,
+        "slow_operations": {
+            "threshold_ms": round(inst.slow_threshold_s * 1000, 3),
+            "count": inst.slow_count,
+            "recent": [
+                {
+                    "operation": slow.operation,
+                    "duration_ms": round(slow.duration_ms, 3),
+                    "timestamp": slow.timestamp,
+                    "context": slow.context,
+                }
+                for slow in reversed(inst.slow_recent)
+            ],
+        },
+        "recent_errors": [
+            {
+                "operation": error.operation,
+                "error": error.error,
+                "client_error": error.error in CLIENT_ERRORS,
+                "timestamp": error.timestamp,
+                "detail": error.detail,
+            }
+            for error in reversed(inst.errors_recent)
+        ],
+    }
+
+
+def _dict_cache_report(counts: CacheCounts, thresholds: HealthThresholds) -> dict[str, Any]:
+    tiers = {}
+    for tier in CACHE_TIERS:
+        hits, misses = counts.tier(tier)
+        whole = hits + misses
+        tiers[tier] = {
+            "hits": hits,
+            "misses": misses,
+            "requests": whole,
+            "hit_rate": round(hits / whole, 4) if whole else None,
+        }
+    ratio = counts.hit_ratio
+    return {
+        "tiers": tiers,
+        "requests": counts.lookups,
+        "hit_rate": None if ratio is None else round(ratio, 4),
+        "efficiency": cache_efficiency(ratio, thresholds),
+    }
+
+
+def _dict_component(health: ComponentHealth) -> dict[str, Any]:
+    return {
+        "score": health.score,
+        "status": health.status,
+        "issues": [
+            {
+                "code": issue.code,
+                "severity": issue.severity,
+                "message": issue.message,
+                "value": issue.value,
+                "threshold": issue.threshold,
+                "penalty": issue.penalty,
+                "component": issue.component,
+            }
+            for issue in health.issues
+        ],
+    }
+
+
+def _busy_instrumentation() -> Instrumentation:
+    inst = Instrumentation(
+        Metrics(CollectorRegistry()), "session", window_size=50, slow_threshold_ms=100
+    )
+    for ms in range(1, 40):
+        inst.record("get", ms / 1000)
+    inst.record("create", 0.2501234, context="big payload")  # slow, rounded to 3 places
+    inst.record("update", 0.003, error="timeout")
+    inst.record("delete", 0.002, error="not_found")  # a client error
+    for hit in (True, True, False):
+        inst.record_cache("memory", hit)
+    inst.record_cache("redis", True)
+    return inst
+
+
+def test_performance_encodes_as_its_dictionary_did() -> None:
+    for inst in (_busy_instrumentation(), Instrumentation(Metrics(CollectorRegistry()), "figma")):
+        assert payloads.encode(performance(inst)) == orjson.dumps(_dict_performance(inst))
+
+
+def test_cache_reports_encode_as_their_dictionaries_did() -> None:
+    thresholds = HealthThresholds()
+    readings = [
+        CacheCounts.of(_busy_instrumentation()),
+        CacheCounts(),
+        CacheCounts({("redis", "hit"): 1, ("redis", "miss"): 2}),
+    ]
+    for counts in readings:
+        typed = payloads.encode(cache_report(counts, thresholds))
+        assert typed == orjson.dumps(_dict_cache_report(counts, thresholds))
+
+
+def test_component_health_encodes_as_its_dictionary_did() -> None:
+    # Integer thresholds and penalties stay integers; computed values stay floats.
+    strict = HealthThresholds(latency_high_ms=10, latency_high_penalty=40)
+    report = assess(
+        {
+            "session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=20),
+            "figma": ComponentInputs(error_ratio=0.02, cache_hit_ratio=0.4),
+        },
+        strict,
+    )
+    assert report.overall.issues
+    for health in report.all.values():
+        assert payloads.encode(component_health(health)) == orjson.dumps(_dict_component(health))
