@@ -42,7 +42,7 @@ def performance(inst: Instrumentation) -> payloads.ManagerPerformance:
             s.p95_ms,
             s.p99_ms,
         )
-    s = summarize(d for window in inst.windows.values() for d in window.durations)
+    s = summarize([d for window in inst.windows.values() for d in window.durations])
     return payloads.ManagerPerformance(
         count=sum(inst.counts.values()),
         errors=sum(inst.error_counts.values()),
