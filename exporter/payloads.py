@@ -5,9 +5,7 @@ decoded into their Structs (`exporter.web.responses.read_body`), so the same dec
 them.
 
 Structs are built with their constructors (msgspec validates only when decoding), so the encoded
-bytes follow the values exactly as the dictionaries did: an int stays an int. Bodies still built
-as dictionaries (the real-time snapshot with its rates and events, which the stream sends through
-orjson) keep hand-written schemas in `exporter.web.openapi`.
+bytes follow the values exactly as the dictionaries did: an int stays an int.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from exporter.health import Availability, Severity
-from exporter.metrics import ERROR_TYPES, HEALTH_ISSUE_CODES, HEALTH_STATUSES
+from exporter.metrics import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES, HEALTH_STATUSES
 from exporter.sessions.manager import MAX_TTL
 from exporter.sessions.session import ID_PATTERN
 from exporter.upstreams.figma_manager import FILE_KEY, NODE_ID, SCALE_RANGE
@@ -322,6 +320,70 @@ class HealthCheck(Struct):
     figma_rate_limit: RateLimitState | None
 
 
+# ---- the real-time snapshot --------------------------------------------------------------------
+
+
+class Event(Struct):
+    """One entry of the event log (also the stream's `event` message)."""
+
+    id: int
+    type: Annotated[str, OneOf(EVENT_TYPES)]
+    message: str
+    timestamp: float
+    details: dict[str, Any]
+
+
+class ManagerRates(Struct):
+    """Per-second rates of one manager since the previous snapshot."""
+
+    operations_per_second: float
+    errors_per_second: float
+    slow_per_second: float
+    per_operation: dict[str, float]
+    cache_lookups_per_second: float
+    cache_hit_rate: float | None
+
+
+class ManagersRates(Struct):
+    session: ManagerRates
+    figma: ManagerRates
+
+
+class SessionRates(Struct):
+    active: int | None
+    created_per_second: float
+    retrieved_per_second: float
+    updated_per_second: float
+    deleted_per_second: float
+    expired_per_second: float
+
+
+class StoreSummary(Struct):
+    redis_connected: bool
+    fallback_active: bool
+    replay_pending: int
+    memory_entries: int
+
+
+class HealthSummary(Struct):
+    score: float
+    status: Annotated[str, OneOf(HEALTH_STATUSES)]
+
+
+class Realtime(Struct):
+    """GET /api/session-metrics/realtime; the stream's `metrics` message is the same snapshot
+    without `recent_events` (events come one by one)."""
+
+    timestamp: float
+    interval_seconds: float
+    managers: ManagersRates
+    sessions: SessionRates
+    store: StoreSummary
+    sse_clients: int
+    health: HealthSummary
+    recent_events: list[Event] | UnsetType = UNSET
+
+
 # ---- sessions -----------------------------------------------------------------------------------
 
 # `data` stays raw here and is parsed by orjson, as the stored document always was: msgspec would
@@ -430,6 +492,7 @@ class Status(Struct):
 # The bodies whose component schemas are derived (with the Structs they contain).
 DERIVED = (
     Performance,
+    Realtime,
     Persistence,
     HealthCheck,
     CacheStats,

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 from prometheus_client.metrics import MetricWrapperBase
 
 from exporter import payloads
-from exporter.broadcast import Broadcaster
+from exporter.broadcast import Broadcaster, event_body
 from exporter.config import Settings
 from exporter.event_store import EventStream
 from exporter.events import EventLog
@@ -71,7 +71,7 @@ class LoopResults(Protocol):
     """What the service's loops leave behind for the reports (SessionMetricsService has it)."""
 
     @property
-    def latest(self) -> dict[str, Any] | None: ...
+    def latest(self) -> payloads.Realtime | None: ...
 
     @property
     def report(self) -> HealthReport: ...
@@ -115,12 +115,12 @@ class Reports:
             managers=ManagersPerformance(session=reports["session"], figma=reports["figma"]),
         )
 
-    def realtime(self) -> dict[str, Any]:
+    def realtime(self) -> payloads.Realtime:
         """The latest snapshot with the current stream count and the most recent events."""
         latest = self.results.latest
         assert latest is not None  # taken when the service starts
-        recent = [event.as_dict() for event in self.events.recent(RECENT_EVENTS)]
-        return {**latest, "sse_clients": len(self.hub), "recent_events": recent}
+        recent = [event_body(event) for event in self.events.recent(RECENT_EVENTS)]
+        return msgspec.structs.replace(latest, sse_clients=len(self.hub), recent_events=recent)
 
     def persistence(self) -> Persistence:
         store = self.sessions.store.status()
@@ -158,9 +158,9 @@ class Reports:
     def _session_distribution(self) -> SessionDistribution:
         """Where sessions live: all (Redis, or memory only) and this replica's memory copies."""
         memory = self.sessions.store.memory
-        latest = self.results.latest or {}
+        latest = self.results.latest
         return SessionDistribution(
-            active=latest.get("sessions", {}).get("active"),
+            active=latest.sessions.active if latest is not None else None,
             in_memory_here=memory.count(NAMESPACE),
             figma_cache_bytes_here=memory.budget_bytes(FIGMA_NAMESPACE),
         )
@@ -205,34 +205,38 @@ def cache_readings(sessions: SessionLayer, figma: FigmaLayer) -> dict[str, Cache
 
 def snapshot_body(
     settings: Settings,
-    manager_rates: Mapping[str, dict[str, Any]],
+    manager_rates: Mapping[str, payloads.ManagerRates],
     active: int,
     store: StoreStatus,
     sse_clients: int,
     report: HealthReport,
-) -> dict[str, Any]:
+) -> payloads.Realtime:
     """The snapshot loop's body (`metrics` on the event stream; realtime adds recent events)."""
-    session_rates = manager_rates["session"]["per_operation"]
-    return {
-        "timestamp": time.time(),
-        "interval_seconds": settings.snapshot_interval,
-        "managers": dict(manager_rates),
-        "sessions": {
-            "active": active,
-            **{
-                f"{verb}_per_second": session_rates.get(op, 0.0)
-                for verb, op in SESSION_VERBS.items()
-            },
-        },
-        "store": {
-            "redis_connected": store.redis_connected,
-            "fallback_active": store.fallback_active,
-            "replay_pending": store.replay_pending,
-            "memory_entries": store.memory_entries,
-        },
-        "sse_clients": sse_clients,
-        "health": {"score": report.overall.score, "status": report.overall.status},
-    }
+    session_rates = manager_rates["session"].per_operation
+    rate = {verb: session_rates.get(op, 0.0) for verb, op in SESSION_VERBS.items()}
+    return payloads.Realtime(
+        timestamp=time.time(),
+        interval_seconds=settings.snapshot_interval,
+        managers=payloads.ManagersRates(
+            session=manager_rates["session"], figma=manager_rates["figma"]
+        ),
+        sessions=payloads.SessionRates(
+            active,
+            rate["created"],
+            rate["retrieved"],
+            rate["updated"],
+            rate["deleted"],
+            rate["expired"],
+        ),
+        store=payloads.StoreSummary(
+            redis_connected=store.redis_connected,
+            fallback_active=store.fallback_active,
+            replay_pending=store.replay_pending,
+            memory_entries=store.memory_entries,
+        ),
+        sse_clients=sse_clients,
+        health=payloads.HealthSummary(score=report.overall.score, status=report.overall.status),
+    )
 
 
 def health_body(

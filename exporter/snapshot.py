@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from exporter import instrumentation, payloads
 from exporter.health import HealthThresholds, cache_efficiency
@@ -165,7 +164,7 @@ class Reading:
         )
 
 
-def rates(now: Reading, before: Reading | None) -> dict[str, Any]:
+def rates(now: Reading, before: Reading | None) -> payloads.ManagerRates:
     """Per-second rates between two readings of one manager (zero before the second reading)."""
     elapsed = now.at - before.at if before is not None else 0.0
     if before is None or elapsed <= 0:
@@ -174,18 +173,18 @@ def rates(now: Reading, before: Reading | None) -> dict[str, Any]:
         op: _per_second(now.counts[op] - before.counts.get(op, 0), elapsed) for op in now.counts
     }
     cache = now.cache - before.cache
-    return {
-        "operations_per_second": _per_second(
+    return payloads.ManagerRates(
+        operations_per_second=_per_second(
             sum(now.counts.values()) - sum(before.counts.values()), elapsed
         ),
-        "errors_per_second": _per_second(
+        errors_per_second=_per_second(
             sum(now.errors.values()) - sum(before.errors.values()), elapsed
         ),
-        "slow_per_second": _per_second(now.slow - before.slow, elapsed),
-        "per_operation": per_op,
-        "cache_lookups_per_second": _per_second(cache.lookups, elapsed),
-        "cache_hit_rate": _round(cache.hit_ratio),
-    }
+        slow_per_second=_per_second(now.slow - before.slow, elapsed),
+        per_operation=per_op,
+        cache_lookups_per_second=_per_second(cache.lookups, elapsed),
+        cache_hit_rate=_round(cache.hit_ratio),
+    )
 
 
 # Session events are recorded in aggregate (one per kind and snapshot interval, with a count):

@@ -1,8 +1,9 @@
 """GET /api/openapi.json: the HTTP surface as an OpenAPI 3.1 document.
 
 The component schemas of the typed request and response bodies are derived from their types
-(`exporter.payloads`); the rest (paths, parameters, descriptions, and the bodies still built as
-dictionaries) is written by hand next to the contract in the README's HTTP API table. A test
+(`exporter.payloads`); the rest (paths, parameters, descriptions, the event stream's framing and
+Figma's passed-through JSON) is written by hand next to the contract in the README's HTTP API
+table. A test
 checks that every route the app serves is described here (and nothing else), and validates real
 responses against these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12); schemathesis runs
 against it too. The landing page builds its links from the same document. It is committed as
@@ -20,11 +21,6 @@ from typing import Any
 from aiohttp import web
 
 from exporter import __version__, payloads
-from exporter.metrics import (
-    EVENT_TYPES,
-    HEALTH_STATUSES,
-    OPERATIONS,
-)
 from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
 from exporter.web.responses import json_response
 
@@ -34,10 +30,6 @@ Schema = dict[str, Any]
 
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(kind: str, **extra: Any) -> Schema:
-    return {"type": [kind, "null"], **extra}
 
 
 def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
@@ -101,59 +93,6 @@ def operation(summary: str, tag: str, responses: dict[str, Any], **extra: Any) -
 
 # ---- schemas ------------------------------------------------------------------------------------
 
-EVENT = obj(
-    {
-        "id": {"type": "integer"},
-        "type": {"type": "string", "enum": list(EVENT_TYPES)},
-        "message": {"type": "string"},
-        "timestamp": {"type": "number"},
-        "details": {"type": "object"},
-    }
-)
-MANAGER_RATES = obj(
-    {
-        "operations_per_second": {"type": "number"},
-        "errors_per_second": {"type": "number"},
-        "slow_per_second": {"type": "number"},
-        "per_operation": {"type": "object", "additionalProperties": {"type": "number"}},
-        "cache_lookups_per_second": {"type": "number"},
-        "cache_hit_rate": nullable("number"),
-    }
-)
-REALTIME = obj(
-    {
-        "timestamp": {"type": "number"},
-        "interval_seconds": {"type": "number"},
-        "managers": obj({manager: ref("ManagerRates") for manager in OPERATIONS}),
-        "sessions": obj(
-            {
-                "active": nullable("integer"),
-                **{
-                    f"{verb}_per_second": {"type": "number"}
-                    for verb in ("created", "retrieved", "updated", "deleted", "expired")
-                },
-            }
-        ),
-        "store": obj(
-            {
-                "redis_connected": {"type": "boolean"},
-                "fallback_active": {"type": "boolean"},
-                "replay_pending": {"type": "integer"},
-                "memory_entries": {"type": "integer"},
-            }
-        ),
-        "sse_clients": {"type": "integer"},
-        "health": obj(
-            {
-                "score": {"type": "number"},
-                "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
-            }
-        ),
-        "recent_events": {"type": "array", "items": ref("Event")},
-    }
-)
-# The stream's `metrics` message is this snapshot without `recent_events` (events come one by one).
-REALTIME["required"].remove("recent_events")
 # Each Server-Sent Event (OpenAPI 3.1 has a text/event-stream schema describe one event).
 SSE_EVENT = obj(
     {
@@ -170,14 +109,11 @@ SSE_EVENT = obj(
     required=[],
 )
 
-# What the payload types cannot give: the real-time snapshot (built as dictionaries and sent
-# through orjson on the stream too), and JSON passed through from Figma.
+# What the payload types cannot give: the event stream's framing, and JSON passed through from
+# Figma.
 SCHEMAS: dict[str, Schema] = {
     "FigmaDocument": {"type": "object", "description": "the Figma REST API's JSON, passed through"},
     "ServerSentEvent": SSE_EVENT,
-    "ManagerRates": MANAGER_RATES,
-    "Event": EVENT,
-    "Realtime": REALTIME,
 }
 
 # ---- paths --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ which encode as the dictionaries did."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -11,20 +12,31 @@ import orjson
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
-from exporter import payloads
+from exporter import broadcast, payloads
+from exporter.broadcast import event_body
 from exporter.config import parse_settings
+from exporter.events import Event, EventLog
 from exporter.health import (
     ComponentHealth,
     ComponentInputs,
+    HealthReport,
     HealthThresholds,
     assess,
     cache_efficiency,
 )
 from exporter.instrumentation import CLIENT_ERRORS, Instrumentation
 from exporter.metrics import CACHE_TIERS, Metrics
-from exporter.reports import component_health
+from exporter.reports import SESSION_VERBS, component_health, snapshot_body
 from exporter.runtime import open_runtime
-from exporter.snapshot import CacheCounts, cache_report, performance, window_error_ratio
+from exporter.sessions.store import StoreStatus
+from exporter.snapshot import (
+    CacheCounts,
+    Reading,
+    cache_report,
+    performance,
+    rates,
+    window_error_ratio,
+)
 from exporter.web import openapi
 from exporter.window import summarize
 
@@ -255,3 +267,116 @@ def test_component_health_encodes_as_its_dictionary_did() -> None:
     assert report.overall.issues
     for health in report.all.values():
         assert payloads.encode(component_health(health)) == orjson.dumps(_dict_component(health))
+
+
+def _dict_rates(now: Reading, before: Reading | None) -> dict[str, Any]:
+    elapsed = now.at - before.at if before is not None else 0.0
+    if before is None or elapsed <= 0:
+        before, elapsed = now, 1.0
+
+    def per_second(delta: int) -> float:
+        return round(max(0, delta) / elapsed, 3)
+
+    cache = now.cache - before.cache
+    ratio = cache.hit_ratio
+    return {
+        "operations_per_second": per_second(sum(now.counts.values()) - sum(before.counts.values())),
+        "errors_per_second": per_second(sum(now.errors.values()) - sum(before.errors.values())),
+        "slow_per_second": per_second(now.slow - before.slow),
+        "per_operation": {
+            op: per_second(now.counts[op] - before.counts.get(op, 0)) for op in now.counts
+        },
+        "cache_lookups_per_second": per_second(cache.lookups),
+        "cache_hit_rate": None if ratio is None else round(ratio, 4),
+    }
+
+
+def _dict_snapshot(
+    timestamp: float,
+    interval: float,
+    manager_rates: dict[str, dict[str, Any]],
+    active: int,
+    store: StoreStatus,
+    sse_clients: int,
+    report: HealthReport,
+) -> dict[str, Any]:
+    session_rates = manager_rates["session"]["per_operation"]
+    return {
+        "timestamp": timestamp,
+        "interval_seconds": interval,
+        "managers": dict(manager_rates),
+        "sessions": {
+            "active": active,
+            **{
+                f"{verb}_per_second": session_rates.get(op, 0.0)
+                for verb, op in SESSION_VERBS.items()
+            },
+        },
+        "store": {
+            "redis_connected": store.redis_connected,
+            "fallback_active": store.fallback_active,
+            "replay_pending": store.replay_pending,
+            "memory_entries": store.memory_entries,
+        },
+        "sse_clients": sse_clients,
+        "health": {"score": report.overall.score, "status": report.overall.status},
+    }
+
+
+def _dict_event(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "message": event.message,
+        "timestamp": event.timestamp,
+        "details": event.details,
+    }
+
+
+def test_manager_rates_encode_as_their_dictionaries_did() -> None:
+    inst = _busy_instrumentation()
+    before = Reading.of(inst, at=100.0)
+    for _ in range(7):
+        inst.record("get", 0.001)
+    inst.record("create", 0.3, error="internal")
+    inst.record_cache("memory", False)
+    now = Reading.of(inst, at=103.0)
+    for pair in ((now, before), (now, None), (before, now)):  # a later first reading: no time
+        assert payloads.encode(rates(*pair)) == orjson.dumps(_dict_rates(*pair))
+
+
+async def test_realtime_and_events_encode_as_their_dictionaries_did() -> None:
+    metrics = Metrics(CollectorRegistry())
+    async with open_runtime(parse_settings({}), metrics) as runtime:
+        await runtime.sessions.manager.create({"user": "ada"})
+        store = runtime.sessions.store.status()
+        settings = runtime.settings
+    inst = _busy_instrumentation()
+    reading = Reading.of(inst, at=5.0)
+    figma = Reading.of(Instrumentation(Metrics(CollectorRegistry()), "figma"), at=5.0)
+    typed = {"session": rates(reading, None), "figma": rates(figma, None)}
+    plain = {"session": _dict_rates(reading, None), "figma": _dict_rates(figma, None)}
+    report = assess({"session": ComponentInputs(error_ratio=0.2), "figma": ComponentInputs()})
+    body = snapshot_body(settings, typed, 3, store, 2, report)
+    expected = _dict_snapshot(
+        body.timestamp, settings.snapshot_interval, plain, 3, store, 2, report
+    )
+    assert payloads.encode(body) == orjson.dumps(expected)
+    # An unknown value in an event's details is written as its str by both encoders.
+    log = EventLog(10, metrics)
+    log.record("failover", "Redis unreachable", count=2, ratio=0.25, codes=["a"], where=Path("/x"))
+    log.record("session_created", "1 session created since start", count=1)
+    events = log.recent(10)
+    for event in events:
+        assert (
+            broadcast.encode(event_body(event))
+            == orjson.dumps(_dict_event(event), default=str).decode()
+        )
+    # The realtime answer: the snapshot with the stream count and recent events replaced.
+    plain_events = [_dict_event(event) for event in events[1:]]
+    realtime = msgspec.structs.replace(
+        body, sse_clients=5, recent_events=[event_body(event) for event in events[1:]]
+    )
+    assert payloads.encode(realtime) == orjson.dumps(
+        {**expected, "sse_clients": 5, "recent_events": plain_events}
+    )

@@ -129,12 +129,12 @@ def test_rates_between_two_readings(inst: Instrumentation) -> None:
     inst.record_cache("memory", False)
     now = Reading.of(inst, at=102.0)
     result = rates(now, before)
-    assert result["operations_per_second"] == pytest.approx(5.5)
-    assert result["per_operation"]["get"] == pytest.approx(5.0)
-    assert result["errors_per_second"] == pytest.approx(0.5)
-    assert result["cache_lookups_per_second"] == pytest.approx(1.0)
-    assert result["cache_hit_rate"] == pytest.approx(0.5)
-    assert rates(now, None)["operations_per_second"] == 0
+    assert result.operations_per_second == pytest.approx(5.5)
+    assert result.per_operation["get"] == pytest.approx(5.0)
+    assert result.errors_per_second == pytest.approx(0.5)
+    assert result.cache_lookups_per_second == pytest.approx(1.0)
+    assert result.cache_hit_rate == pytest.approx(0.5)
+    assert rates(now, None).operations_per_second == 0
 
 
 # ---- fan-out ---------------------------------------------------------------------------------
