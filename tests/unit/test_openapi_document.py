@@ -82,6 +82,7 @@ async def test_typed_bodies_encode_as_orjson_encodes_their_values() -> None:
             runtime.reports.performance(),
             runtime.reports.persistence(),
             runtime.reports.cache_stats(),
+            runtime.reports.realtime(),
             runtime.service.health(),
             await runtime.service.clear_cache("memory"),
             await runtime.service.clear_cache("all"),
