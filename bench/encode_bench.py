@@ -65,6 +65,7 @@ async def run() -> list[Result]:
             ("performance", reports.performance()),
             ("persistence", reports.persistence()),
             ("cache-stats", reports.cache_stats()),
+            ("realtime", reports.realtime()),
         ):
             plain = msgspec.to_builtins(typed)
             assert payloads.encode(typed) == orjson.dumps(plain), name

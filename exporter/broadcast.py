@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from exporter import payloads
 from exporter.events import Event, EventLog
 
 MAX_EVENTS_PER_TAKE = 100
@@ -45,6 +46,10 @@ class Message:
 
 # Structs (exporter.payloads) by msgspec, everything else by orjson; unknown types as str by both.
 _struct_encoder = msgspec.json.Encoder(enc_hook=str)
+
+
+def event_body(event: Event) -> payloads.Event:
+    return payloads.Event(event.id, event.type, event.message, event.timestamp, event.details)
 
 
 def encode(payload: Any) -> str:
@@ -79,7 +84,7 @@ class Subscriber:
         if events is not None:
             fresh = [event for event in events.since(self.cursor)][:MAX_EVENTS_PER_TAKE]
             messages.extend(
-                Message("event", encode(event.as_dict()), str(event.id)) for event in fresh
+                Message("event", encode(event_body(event)), str(event.id)) for event in fresh
             )
             if fresh:
                 self.cursor = fresh[-1].id

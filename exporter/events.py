@@ -31,15 +31,6 @@ class Event:
     timestamp: float
     details: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "message": self.message,
-            "timestamp": self.timestamp,
-            "details": self.details,
-        }
-
 
 EventListener = Callable[[Event], None]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 # `refusing`: Redis answers but refuses writes (read-only, out of memory, ...);
 # `rate_limited`: reachable, but refusing calls until a 429's Retry-After has passed;
@@ -131,17 +131,6 @@ class Issue:
     penalty: float
     component: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "severity": self.severity,
-            "message": self.message,
-            "value": self.value,
-            "threshold": self.threshold,
-            "penalty": self.penalty,
-            "component": self.component,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class ComponentHealth:
@@ -149,13 +138,6 @@ class ComponentHealth:
     score: float
     status: str
     issues: tuple[Issue, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "score": self.score,
-            "status": self.status,
-            "issues": [issue.as_dict() for issue in self.issues],
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +149,6 @@ class HealthReport:
     def all(self) -> dict[str, ComponentHealth]:
         """Every component including `overall`, keyed by name."""
         return {**self.components, OVERALL: self.overall}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "score": self.overall.score,
-            "status": self.overall.status,
-            "components": {name: health.as_dict() for name, health in self.all.items()},
-            "issues": [issue.as_dict() for issue in self.overall.issues],
-        }
 
 
 def status_for(score: float, thresholds: HealthThresholds = HealthThresholds()) -> str:

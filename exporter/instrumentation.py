@@ -92,14 +92,6 @@ class SlowOperation:
     timestamp: float
     context: str
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "operation": self.operation,
-            "duration_ms": round(self.duration_ms, 3),
-            "timestamp": self.timestamp,
-            "context": self.context,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class RecentError:
@@ -109,15 +101,6 @@ class RecentError:
     error: str
     timestamp: float
     detail: str
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "operation": self.operation,
-            "error": self.error,
-            "client_error": self.error in CLIENT_ERRORS,
-            "timestamp": self.timestamp,
-            "detail": self.detail,
-        }
 
 
 def error_detail(exc: BaseException) -> str:

@@ -5,9 +5,7 @@ decoded into their Structs (`exporter.web.responses.read_body`), so the same dec
 them.
 
 Structs are built with their constructors (msgspec validates only when decoding), so the encoded
-bytes follow the values exactly as the dictionaries did: an int stays an int. Parts built
-elsewhere (health reports, per-manager statistics) stay dictionaries, described by hand-written
-schemas that `Ref` points to.
+bytes follow the values exactly as the dictionaries did: an int stays an int.
 """
 
 from __future__ import annotations
@@ -17,7 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from exporter.health import Availability
+from exporter.health import Availability, Severity
+from exporter.metrics import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES, HEALTH_STATUSES
 from exporter.sessions.manager import MAX_TTL
 from exporter.sessions.session import ID_PATTERN
 from exporter.upstreams.figma_manager import FILE_KEY, NODE_ID, SCALE_RANGE
@@ -25,9 +24,121 @@ from exporter.upstreams.figma_manager import FILE_KEY, NODE_ID, SCALE_RANGE
 REF_TEMPLATE = "#/components/schemas/{name}"
 
 
-def Ref(name: str) -> Meta:
-    """A dictionary described by the hand-written component `name`."""
-    return Meta(extra_json_schema={"$ref": REF_TEMPLATE.format(name=name)})
+def OneOf(values: tuple[str, ...]) -> Meta:
+    """A string from a fixed set (kept a plain `str` for the producers' types)."""
+    return Meta(extra_json_schema={"enum": list(values)})
+
+
+# ---- health -------------------------------------------------------------------------------------
+
+
+class HealthIssue(Struct):
+    """One matched row of the health table (docs/health.md), tagged with its component."""
+
+    code: Annotated[str, OneOf(HEALTH_ISSUE_CODES)]
+    severity: Severity
+    message: str
+    value: float
+    threshold: float
+    penalty: float
+    component: str
+
+
+class ComponentHealth(Struct):
+    score: Annotated[float, Meta(ge=0, le=100)]
+    status: Annotated[str, OneOf(HEALTH_STATUSES)]
+    issues: list[HealthIssue]
+
+
+# ---- per-manager statistics ---------------------------------------------------------------------
+
+Ms = float | None
+
+
+class OperationStats(Struct):
+    """One operation: totals since start, then its rolling window's statistics."""
+
+    count: int
+    errors: int
+    window_count: int
+    window_errors: Annotated[
+        int,
+        Meta(description="failures in the window, client errors (not found, invalid) excluded"),
+    ]
+    avg_ms: Ms
+    min_ms: Ms
+    max_ms: Ms
+    p50_ms: Ms
+    p95_ms: Ms
+    p99_ms: Ms
+
+
+class PerformanceWindow(Struct):
+    """Every operation's window together."""
+
+    avg_ms: Ms
+    min_ms: Ms
+    max_ms: Ms
+    p50_ms: Ms
+    p95_ms: Ms
+    p99_ms: Ms
+    error_ratio: float | None
+
+
+class SlowOperation(Struct):
+    operation: str
+    duration_ms: float
+    timestamp: float
+    context: str
+
+
+class SlowOperations(Struct):
+    threshold_ms: float
+    count: int
+    recent: list[SlowOperation]
+
+
+class RecentError(Struct):
+    """A failed operation, without its message (messages may name a session id)."""
+
+    operation: str
+    error: Annotated[str, OneOf(ERROR_TYPES)]
+    client_error: bool
+    timestamp: float
+    detail: str
+
+
+class ManagerPerformance(Struct):
+    count: int
+    errors: int
+    window: PerformanceWindow
+    operations: dict[str, OperationStats]
+    slow_operations: SlowOperations
+    recent_errors: Annotated[
+        list[RecentError],
+        Meta(description="the latest failures, newest first (bounded; no messages or ids)"),
+    ]
+
+
+class CacheTier(Struct):
+    hits: int
+    misses: int
+    requests: int
+    hit_rate: float | None
+
+
+class CacheTiers(Struct):
+    memory: CacheTier
+    redis: CacheTier
+
+
+class CacheReport(Struct):
+    tiers: CacheTiers
+    requests: int
+    hit_rate: float | None
+    efficiency: Annotated[
+        str | None, Meta(extra_json_schema={"enum": ["excellent", "good", "fair", "poor", None]})
+    ]
 
 
 class MemoryTier(Struct):
@@ -89,18 +200,18 @@ class EventStreamState(Struct):
 
 
 class ManagersHealth(Struct):
-    session: Annotated[dict[str, Any], Ref("ComponentHealth")]
-    figma: Annotated[dict[str, Any], Ref("ComponentHealth")]
+    session: ComponentHealth
+    figma: ComponentHealth
 
 
 class ManagersCache(Struct):
-    session: Annotated[dict[str, Any], Ref("CacheReport")]
-    figma: Annotated[dict[str, Any], Ref("CacheReport")]
+    session: CacheReport
+    figma: CacheReport
 
 
 class ManagersPerformance(Struct):
-    session: Annotated[dict[str, Any], Ref("ManagerPerformance")]
-    figma: Annotated[dict[str, Any], Ref("ManagerPerformance")]
+    session: ManagerPerformance
+    figma: ManagerPerformance
 
 
 class Persistence(Struct):
@@ -119,7 +230,7 @@ class CacheStats(Struct):
     """GET /api/session-metrics/cache-stats."""
 
     managers: ManagersCache
-    overall: Annotated[dict[str, Any], Ref("CacheReport")]
+    overall: CacheReport
     evictions: dict[str, int]
     invalidations: dict[str, int]
     memory_tier: MemoryTier
@@ -192,9 +303,9 @@ class RateLimitState(Struct):
 
 
 class HealthComponents(Struct):
-    session: Annotated[dict[str, Any], Ref("ComponentHealth")]
-    figma: Annotated[dict[str, Any], Ref("ComponentHealth")]
-    overall: Annotated[dict[str, Any], Ref("ComponentHealth")]
+    session: ComponentHealth
+    figma: ComponentHealth
+    overall: ComponentHealth
 
 
 class HealthCheck(Struct):
@@ -203,10 +314,74 @@ class HealthCheck(Struct):
     score: Annotated[float, Meta(ge=0, le=100)]
     status: Literal["healthy", "degraded", "poor", "critical", "disabled"]
     components: HealthComponents
-    issues: list[Annotated[dict[str, Any], Ref("HealthIssue")]]
+    issues: list[HealthIssue]
     checked_at: float | None
     services: Services
     figma_rate_limit: RateLimitState | None
+
+
+# ---- the real-time snapshot --------------------------------------------------------------------
+
+
+class Event(Struct):
+    """One entry of the event log (also the stream's `event` message)."""
+
+    id: int
+    type: Annotated[str, OneOf(EVENT_TYPES)]
+    message: str
+    timestamp: float
+    details: dict[str, Any]
+
+
+class ManagerRates(Struct):
+    """Per-second rates of one manager since the previous snapshot."""
+
+    operations_per_second: float
+    errors_per_second: float
+    slow_per_second: float
+    per_operation: dict[str, float]
+    cache_lookups_per_second: float
+    cache_hit_rate: float | None
+
+
+class ManagersRates(Struct):
+    session: ManagerRates
+    figma: ManagerRates
+
+
+class SessionRates(Struct):
+    active: int | None
+    created_per_second: float
+    retrieved_per_second: float
+    updated_per_second: float
+    deleted_per_second: float
+    expired_per_second: float
+
+
+class StoreSummary(Struct):
+    redis_connected: bool
+    fallback_active: bool
+    replay_pending: int
+    memory_entries: int
+
+
+class HealthSummary(Struct):
+    score: float
+    status: Annotated[str, OneOf(HEALTH_STATUSES)]
+
+
+class Realtime(Struct):
+    """GET /api/session-metrics/realtime; the stream's `metrics` message is the same snapshot
+    without `recent_events` (events come one by one)."""
+
+    timestamp: float
+    interval_seconds: float
+    managers: ManagersRates
+    sessions: SessionRates
+    store: StoreSummary
+    sse_clients: int
+    health: HealthSummary
+    recent_events: list[Event] | UnsetType = UNSET
 
 
 # ---- sessions -----------------------------------------------------------------------------------
@@ -317,6 +492,7 @@ class Status(Struct):
 # The bodies whose component schemas are derived (with the Structs they contain).
 DERIVED = (
     Performance,
+    Realtime,
     Persistence,
     HealthCheck,
     CacheStats,

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 from prometheus_client.metrics import MetricWrapperBase
 
-from exporter.broadcast import Broadcaster
+from exporter import payloads
+from exporter.broadcast import Broadcaster, event_body
 from exporter.config import Settings
 from exporter.event_store import EventStream
 from exporter.events import EventLog
-from exporter.health import Availability, HealthReport, HealthThresholds
+from exporter.health import Availability, ComponentHealth, HealthReport, HealthThresholds, Issue
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import SERVICES, Metrics
 from exporter.payloads import (
@@ -70,7 +71,7 @@ class LoopResults(Protocol):
     """What the service's loops leave behind for the reports (SessionMetricsService has it)."""
 
     @property
-    def latest(self) -> dict[str, Any] | None: ...
+    def latest(self) -> payloads.Realtime | None: ...
 
     @property
     def report(self) -> HealthReport: ...
@@ -114,12 +115,12 @@ class Reports:
             managers=ManagersPerformance(session=reports["session"], figma=reports["figma"]),
         )
 
-    def realtime(self) -> dict[str, Any]:
+    def realtime(self) -> payloads.Realtime:
         """The latest snapshot with the current stream count and the most recent events."""
         latest = self.results.latest
         assert latest is not None  # taken when the service starts
-        recent = [event.as_dict() for event in self.events.recent(RECENT_EVENTS)]
-        return {**latest, "sse_clients": len(self.hub), "recent_events": recent}
+        recent = [event_body(event) for event in self.events.recent(RECENT_EVENTS)]
+        return msgspec.structs.replace(latest, sse_clients=len(self.hub), recent_events=recent)
 
     def persistence(self) -> Persistence:
         store = self.sessions.store.status()
@@ -148,7 +149,8 @@ class Reports:
             sessions=self._session_distribution(),
             coherence=self._coherence(),
             managers=ManagersHealth(
-                session=components["session"].as_dict(), figma=components["figma"].as_dict()
+                session=component_health(components["session"]),
+                figma=component_health(components["figma"]),
             ),
             event_stream=self._event_stream_status(),
         )
@@ -156,9 +158,9 @@ class Reports:
     def _session_distribution(self) -> SessionDistribution:
         """Where sessions live: all (Redis, or memory only) and this replica's memory copies."""
         memory = self.sessions.store.memory
-        latest = self.results.latest or {}
+        latest = self.results.latest
         return SessionDistribution(
-            active=latest.get("sessions", {}).get("active"),
+            active=latest.sessions.active if latest is not None else None,
             in_memory_here=memory.count(NAMESPACE),
             figma_cache_bytes_here=memory.budget_bytes(FIGMA_NAMESPACE),
         )
@@ -203,34 +205,38 @@ def cache_readings(sessions: SessionLayer, figma: FigmaLayer) -> dict[str, Cache
 
 def snapshot_body(
     settings: Settings,
-    manager_rates: Mapping[str, dict[str, Any]],
+    manager_rates: Mapping[str, payloads.ManagerRates],
     active: int,
     store: StoreStatus,
     sse_clients: int,
     report: HealthReport,
-) -> dict[str, Any]:
+) -> payloads.Realtime:
     """The snapshot loop's body (`metrics` on the event stream; realtime adds recent events)."""
-    session_rates = manager_rates["session"]["per_operation"]
-    return {
-        "timestamp": time.time(),
-        "interval_seconds": settings.snapshot_interval,
-        "managers": dict(manager_rates),
-        "sessions": {
-            "active": active,
-            **{
-                f"{verb}_per_second": session_rates.get(op, 0.0)
-                for verb, op in SESSION_VERBS.items()
-            },
-        },
-        "store": {
-            "redis_connected": store.redis_connected,
-            "fallback_active": store.fallback_active,
-            "replay_pending": store.replay_pending,
-            "memory_entries": store.memory_entries,
-        },
-        "sse_clients": sse_clients,
-        "health": {"score": report.overall.score, "status": report.overall.status},
-    }
+    session_rates = manager_rates["session"].per_operation
+    rate = {verb: session_rates.get(op, 0.0) for verb, op in SESSION_VERBS.items()}
+    return payloads.Realtime(
+        timestamp=time.time(),
+        interval_seconds=settings.snapshot_interval,
+        managers=payloads.ManagersRates(
+            session=manager_rates["session"], figma=manager_rates["figma"]
+        ),
+        sessions=payloads.SessionRates(
+            active,
+            rate["created"],
+            rate["retrieved"],
+            rate["updated"],
+            rate["deleted"],
+            rate["expired"],
+        ),
+        store=payloads.StoreSummary(
+            redis_connected=store.redis_connected,
+            fallback_active=store.fallback_active,
+            replay_pending=store.replay_pending,
+            memory_entries=store.memory_entries,
+        ),
+        sse_clients=sse_clients,
+        health=payloads.HealthSummary(score=report.overall.score, status=report.overall.status),
+    )
 
 
 def health_body(
@@ -241,18 +247,36 @@ def health_body(
     rate_limit: RateLimit | None,
 ) -> HealthCheck:
     """The health check's answer (also the `health` message on the stream)."""
-    components = {name: health.as_dict() for name, health in report.all.items()}
+    components = {name: component_health(health) for name, health in report.all.items()}
     services = {name: service_state(availability[name], probes[name]) for name in SERVICES}
     return HealthCheck(
         score=report.overall.score,
         status=report.overall.status,  # type: ignore[arg-type]  # one of HEALTH_STATUSES
         components=HealthComponents(**components),
-        issues=[issue.as_dict() for issue in report.overall.issues],
+        issues=[health_issue(issue) for issue in report.overall.issues],
         checked_at=checked_at,
         services=Services(**services),
         figma_rate_limit=(
             rate_limit_state(rate_limit, time.time()) if rate_limit is not None else None
         ),
+    )
+
+
+def component_health(health: ComponentHealth) -> payloads.ComponentHealth:
+    return payloads.ComponentHealth(
+        health.score, health.status, [health_issue(issue) for issue in health.issues]
+    )
+
+
+def health_issue(issue: Issue) -> payloads.HealthIssue:
+    return payloads.HealthIssue(
+        issue.code,
+        issue.severity,
+        issue.message,
+        issue.value,
+        issue.threshold,
+        issue.penalty,
+        issue.component,
     )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from msgspec import UNSET
 
+from exporter import payloads
 from exporter.broadcast import Broadcaster
 from exporter.config import Settings
 from exporter.events import Event, EventLog
@@ -106,7 +107,7 @@ class SessionMetricsService:
         self.started_at = time.time()
         self.report = assess({name: ComponentInputs() for name in MANAGERS}, self.thresholds)
         self.checked_at: float | None = None
-        self.latest: dict[str, Any] | None = None
+        self.latest: payloads.Realtime | None = None
         self._readings: dict[str, Reading] = {}
         self._cache_history: deque[dict[str, CacheCounts]] = deque(maxlen=CACHE_HEALTH_CHECKS)
         self._health_now = asyncio.Event()
@@ -176,11 +177,11 @@ class SessionMetricsService:
 
     # ---- snapshot ----------------------------------------------------------------------------
 
-    async def take_snapshot(self) -> dict[str, Any]:
+    async def take_snapshot(self) -> payloads.Realtime:
         """Rates since the last snapshot, active sessions, hit rates; published to the stream."""
         active = self.sessions.manager.active_count()
         now = time.monotonic()
-        manager_rates = {}
+        manager_rates: dict[str, payloads.ManagerRates] = {}
         for name, inst in instrumentations(self.sessions, self.figma).items():
             reading = Reading.of(inst, now)
             manager_rates[name] = rates(reading, self._readings.get(name))
@@ -384,7 +385,7 @@ class SessionMetricsService:
             # The only copies are never cleared: memory-only sessions, journalled outage writes.
             kept=Kept(sessions=self.sessions.store.memory.pinned_entries),
             memory=memory_report(self.sessions.store.status()),
-            snapshot_timestamp=snapshot["timestamp"],
+            snapshot_timestamp=snapshot.timestamp,
         )
 
 

@@ -7,7 +7,7 @@ and the health inputs all read the same numbers the Prometheus instruments were 
     >>> from exporter.metrics import Metrics
     >>> inst = Instrumentation(Metrics(CollectorRegistry()), "session")
     >>> inst.record("get", 0.004)
-    >>> performance(inst)["operations"]["get"]["p50_ms"]
+    >>> performance(inst).operations["get"].p50_ms
     4.0
 """
 
@@ -16,45 +16,58 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from exporter import instrumentation, payloads
 from exporter.health import HealthThresholds, cache_efficiency
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import CACHE_TIERS
+from exporter.instrumentation import CLIENT_ERRORS, Instrumentation
 from exporter.window import summarize
 
 
-def performance(inst: Instrumentation) -> dict[str, Any]:
+def performance(inst: Instrumentation) -> payloads.ManagerPerformance:
     """Per operation: totals since start and the rolling window's statistics; slow operations."""
     operations = {}
     for op in inst.operations:
         window = inst.windows[op]
-        operations[op] = {
-            "count": inst.counts[op],
-            "errors": inst.error_counts[op],
-            "window_count": len(window.durations),
-            "window_errors": window.error_count,
-            **_stats(window.durations),
-        }
-    all_durations = [d for window in inst.windows.values() for d in window.durations]
-    return {
-        "count": sum(inst.counts.values()),
-        "errors": sum(inst.error_counts.values()),
-        "window": {**_stats(all_durations), "error_ratio": window_error_ratio(inst)},
-        "operations": operations,
-        "slow_operations": {
-            "threshold_ms": round(inst.slow_threshold_s * 1000, 3),
-            "count": inst.slow_count,
-            "recent": [slow.as_dict() for slow in reversed(inst.slow_recent)],
-        },
-        "recent_errors": [error.as_dict() for error in reversed(inst.errors_recent)],
-    }
+        s = summarize(window.durations)
+        operations[op] = payloads.OperationStats(
+            inst.counts[op],
+            inst.error_counts[op],
+            len(window.durations),
+            window.error_count,
+            s.avg_ms,
+            s.min_ms,
+            s.max_ms,
+            s.p50_ms,
+            s.p95_ms,
+            s.p99_ms,
+        )
+    s = summarize([d for window in inst.windows.values() for d in window.durations])
+    return payloads.ManagerPerformance(
+        count=sum(inst.counts.values()),
+        errors=sum(inst.error_counts.values()),
+        window=payloads.PerformanceWindow(
+            s.avg_ms, s.min_ms, s.max_ms, s.p50_ms, s.p95_ms, s.p99_ms, window_error_ratio(inst)
+        ),
+        operations=operations,
+        slow_operations=payloads.SlowOperations(
+            threshold_ms=round(inst.slow_threshold_s * 1000, 3),
+            count=inst.slow_count,
+            recent=[slow_operation(slow) for slow in reversed(inst.slow_recent)],
+        ),
+        recent_errors=[recent_error(error) for error in reversed(inst.errors_recent)],
+    )
 
 
-def _stats(durations: Iterable[float]) -> dict[str, Any]:
-    stats = summarize(durations).as_dict()
-    stats.pop("count")
-    return stats
+def slow_operation(slow: instrumentation.SlowOperation) -> payloads.SlowOperation:
+    return payloads.SlowOperation(
+        slow.operation, round(slow.duration_ms, 3), slow.timestamp, slow.context
+    )
+
+
+def recent_error(error: instrumentation.RecentError) -> payloads.RecentError:
+    return payloads.RecentError(
+        error.operation, error.error, error.error in CLIENT_ERRORS, error.timestamp, error.detail
+    )
 
 
 def window_p95_ms(inst: Instrumentation) -> float | None:
@@ -105,23 +118,21 @@ class CacheCounts:
         return min(1.0, hits / lookups)
 
 
-def cache_report(counts: CacheCounts, thresholds: HealthThresholds) -> dict[str, Any]:
-    tiers = {}
-    for tier in CACHE_TIERS:
-        hits, misses = counts.tier(tier)
-        tiers[tier] = {
-            "hits": hits,
-            "misses": misses,
-            "requests": hits + misses,
-            "hit_rate": _ratio(hits, hits + misses),
-        }
+def cache_report(counts: CacheCounts, thresholds: HealthThresholds) -> payloads.CacheReport:
     ratio = counts.hit_ratio
-    return {
-        "tiers": tiers,
-        "requests": counts.lookups,
-        "hit_rate": _round(ratio),
-        "efficiency": cache_efficiency(ratio, thresholds),
-    }
+    return payloads.CacheReport(
+        tiers=payloads.CacheTiers(
+            memory=cache_tier(counts, "memory"), redis=cache_tier(counts, "redis")
+        ),
+        requests=counts.lookups,
+        hit_rate=_round(ratio),
+        efficiency=cache_efficiency(ratio, thresholds),
+    )
+
+
+def cache_tier(counts: CacheCounts, tier: str) -> payloads.CacheTier:
+    hits, misses = counts.tier(tier)
+    return payloads.CacheTier(hits, misses, hits + misses, _ratio(hits, hits + misses))
 
 
 def combined(counts: Iterable[CacheCounts]) -> CacheCounts:
@@ -153,7 +164,7 @@ class Reading:
         )
 
 
-def rates(now: Reading, before: Reading | None) -> dict[str, Any]:
+def rates(now: Reading, before: Reading | None) -> payloads.ManagerRates:
     """Per-second rates between two readings of one manager (zero before the second reading)."""
     elapsed = now.at - before.at if before is not None else 0.0
     if before is None or elapsed <= 0:
@@ -162,18 +173,18 @@ def rates(now: Reading, before: Reading | None) -> dict[str, Any]:
         op: _per_second(now.counts[op] - before.counts.get(op, 0), elapsed) for op in now.counts
     }
     cache = now.cache - before.cache
-    return {
-        "operations_per_second": _per_second(
+    return payloads.ManagerRates(
+        operations_per_second=_per_second(
             sum(now.counts.values()) - sum(before.counts.values()), elapsed
         ),
-        "errors_per_second": _per_second(
+        errors_per_second=_per_second(
             sum(now.errors.values()) - sum(before.errors.values()), elapsed
         ),
-        "slow_per_second": _per_second(now.slow - before.slow, elapsed),
-        "per_operation": per_op,
-        "cache_lookups_per_second": _per_second(cache.lookups, elapsed),
-        "cache_hit_rate": _round(cache.hit_ratio),
-    }
+        slow_per_second=_per_second(now.slow - before.slow, elapsed),
+        per_operation=per_op,
+        cache_lookups_per_second=_per_second(cache.lookups, elapsed),
+        cache_hit_rate=_round(cache.hit_ratio),
+    )
 
 
 # Session events are recorded in aggregate (one per kind and snapshot interval, with a count):

@@ -1,8 +1,9 @@
 """GET /api/openapi.json: the HTTP surface as an OpenAPI 3.1 document.
 
 The component schemas of the typed request and response bodies are derived from their types
-(`exporter.payloads`); the rest (paths, parameters, descriptions, and the bodies still built as
-dictionaries) is written by hand next to the contract in the README's HTTP API table. A test
+(`exporter.payloads`); the rest (paths, parameters, descriptions, the event stream's framing and
+Figma's passed-through JSON) is written by hand next to the contract in the README's HTTP API
+table. A test
 checks that every route the app serves is described here (and nothing else), and validates real
 responses against these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12); schemathesis runs
 against it too. The landing page builds its links from the same document. It is committed as
@@ -20,13 +21,6 @@ from typing import Any
 from aiohttp import web
 
 from exporter import __version__, payloads
-from exporter.metrics import (
-    ERROR_TYPES,
-    EVENT_TYPES,
-    HEALTH_ISSUE_CODES,
-    HEALTH_STATUSES,
-    OPERATIONS,
-)
 from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
 from exporter.web.responses import json_response
 
@@ -36,10 +30,6 @@ Schema = dict[str, Any]
 
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(kind: str, **extra: Any) -> Schema:
-    return {"type": [kind, "null"], **extra}
 
 
 def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
@@ -103,148 +93,6 @@ def operation(summary: str, tag: str, responses: dict[str, Any], **extra: Any) -
 
 # ---- schemas ------------------------------------------------------------------------------------
 
-WINDOW_STATS: dict[str, Schema] = {
-    name: nullable("number")
-    for name in ("avg_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms")
-}
-ISSUE = obj(
-    {
-        "code": {"type": "string", "enum": list(HEALTH_ISSUE_CODES)},
-        "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
-        "message": {"type": "string"},
-        "value": {"type": "number"},
-        "threshold": {"type": "number"},
-        "penalty": {"type": "number"},
-        "component": {"type": "string"},
-    }
-)
-COMPONENT_HEALTH = obj(
-    {
-        "score": {"type": "number", "minimum": 0, "maximum": 100},
-        "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
-        "issues": {"type": "array", "items": ref("HealthIssue")},
-    }
-)
-EVENT = obj(
-    {
-        "id": {"type": "integer"},
-        "type": {"type": "string", "enum": list(EVENT_TYPES)},
-        "message": {"type": "string"},
-        "timestamp": {"type": "number"},
-        "details": {"type": "object"},
-    }
-)
-SLOW_OPERATION = obj(
-    {
-        "operation": {"type": "string"},
-        "duration_ms": {"type": "number"},
-        "timestamp": {"type": "number"},
-        "context": {"type": "string"},
-    }
-)
-OPERATION_STATS = obj(
-    {
-        "count": {"type": "integer"},
-        "errors": {"type": "integer"},
-        "window_count": {"type": "integer"},
-        "window_errors": {
-            "type": "integer",
-            "description": "failures in the window, client errors (not found, invalid) excluded",
-        },
-        **WINDOW_STATS,
-    }
-)
-MANAGER_PERFORMANCE = obj(
-    {
-        "count": {"type": "integer"},
-        "errors": {"type": "integer"},
-        "window": obj({**WINDOW_STATS, "error_ratio": nullable("number")}),
-        "operations": {"type": "object", "additionalProperties": ref("OperationStats")},
-        "slow_operations": obj(
-            {
-                "threshold_ms": {"type": "number"},
-                "count": {"type": "integer"},
-                "recent": {"type": "array", "items": ref("SlowOperation")},
-            }
-        ),
-        "recent_errors": {
-            "type": "array",
-            "description": "the latest failures, newest first (bounded; no messages or ids)",
-            "items": obj(
-                {
-                    "operation": {"type": "string"},
-                    "error": {"type": "string", "enum": list(ERROR_TYPES)},
-                    "client_error": {"type": "boolean"},
-                    "timestamp": {"type": "number"},
-                    "detail": {"type": "string"},
-                }
-            ),
-        },
-    }
-)
-MANAGER_RATES = obj(
-    {
-        "operations_per_second": {"type": "number"},
-        "errors_per_second": {"type": "number"},
-        "slow_per_second": {"type": "number"},
-        "per_operation": {"type": "object", "additionalProperties": {"type": "number"}},
-        "cache_lookups_per_second": {"type": "number"},
-        "cache_hit_rate": nullable("number"),
-    }
-)
-REALTIME = obj(
-    {
-        "timestamp": {"type": "number"},
-        "interval_seconds": {"type": "number"},
-        "managers": obj({manager: ref("ManagerRates") for manager in OPERATIONS}),
-        "sessions": obj(
-            {
-                "active": nullable("integer"),
-                **{
-                    f"{verb}_per_second": {"type": "number"}
-                    for verb in ("created", "retrieved", "updated", "deleted", "expired")
-                },
-            }
-        ),
-        "store": obj(
-            {
-                "redis_connected": {"type": "boolean"},
-                "fallback_active": {"type": "boolean"},
-                "replay_pending": {"type": "integer"},
-                "memory_entries": {"type": "integer"},
-            }
-        ),
-        "sse_clients": {"type": "integer"},
-        "health": obj(
-            {
-                "score": {"type": "number"},
-                "status": {"type": "string", "enum": list(HEALTH_STATUSES)},
-            }
-        ),
-        "recent_events": {"type": "array", "items": ref("Event")},
-    }
-)
-# The stream's `metrics` message is this snapshot without `recent_events` (events come one by one).
-REALTIME["required"].remove("recent_events")
-CACHE_TIER = obj(
-    {
-        "hits": {"type": "integer"},
-        "misses": {"type": "integer"},
-        "requests": {"type": "integer"},
-        "hit_rate": nullable("number"),
-    }
-)
-CACHE_REPORT = obj(
-    {
-        "tiers": obj({"memory": ref("CacheTier"), "redis": ref("CacheTier")}),
-        "requests": {"type": "integer"},
-        "hit_rate": nullable("number"),
-        "efficiency": {
-            "type": ["string", "null"],
-            "enum": ["excellent", "good", "fair", "poor", None],
-        },
-    }
-)
 # Each Server-Sent Event (OpenAPI 3.1 has a text/event-stream schema describe one event).
 SSE_EVENT = obj(
     {
@@ -261,21 +109,11 @@ SSE_EVENT = obj(
     required=[],
 )
 
-# What the payload types cannot give: bodies other modules build as dictionaries, and JSON
-# passed through from Figma.
+# What the payload types cannot give: the event stream's framing, and JSON passed through from
+# Figma.
 SCHEMAS: dict[str, Schema] = {
     "FigmaDocument": {"type": "object", "description": "the Figma REST API's JSON, passed through"},
     "ServerSentEvent": SSE_EVENT,
-    "OperationStats": OPERATION_STATS,
-    "SlowOperation": SLOW_OPERATION,
-    "ManagerPerformance": MANAGER_PERFORMANCE,
-    "ManagerRates": MANAGER_RATES,
-    "Event": EVENT,
-    "Realtime": REALTIME,
-    "HealthIssue": ISSUE,
-    "ComponentHealth": COMPONENT_HEALTH,
-    "CacheTier": CACHE_TIER,
-    "CacheReport": CACHE_REPORT,
 }
 
 # ---- paths --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from exporter.service import CLEAR_SCOPES
 from exporter.web.keys import SETTINGS, get_runtime
-from exporter.web.responses import ApiError, json_response, payload_response
+from exporter.web.responses import ApiError, payload_response
 
 PREFIX = "/api/session-metrics"
 TRUE = frozenset({"", "1", "true", "yes", "on"})
@@ -33,7 +33,7 @@ async def performance(request: web.Request) -> web.Response:
 
 
 async def realtime(request: web.Request) -> web.Response:
-    return json_response(get_runtime(request).reports.realtime())
+    return payload_response(get_runtime(request).reports.realtime())
 
 
 async def persistence(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from exporter.health import (
@@ -13,6 +14,7 @@ from exporter.health import (
     status_for,
 )
 from exporter.metrics import HEALTH_ISSUE_CODES, HEALTH_STATUSES
+from exporter.reports import component_health, health_issue
 
 
 def session_only(inputs: ComponentInputs) -> tuple[float, list[str]]:
@@ -165,7 +167,7 @@ def test_issue_carries_value_threshold_severity_and_message() -> None:
         25,
     )
     assert "612.5 ms" in issue.message
-    body = issue.as_dict()
+    body = msgspec.to_builtins(health_issue(issue))
     assert set(body) >= {"code", "severity", "message", "value", "threshold"}
 
 
@@ -222,13 +224,12 @@ def test_thresholds_are_configurable() -> None:
 
 
 def test_report_json_shape() -> None:
-    body = assess(
-        {"session": ComponentInputs(error_ratio=0.02), "figma": ComponentInputs()}
-    ).as_dict()
-    assert body["score"] == 90 and body["status"] == "healthy"
-    assert set(body["components"]) == {"session", "figma", "overall"}
-    assert body["issues"][0]["code"] == "error_ratio_high"
-    assert body["components"]["session"]["issues"][0]["component"] == "session"
+    report = assess({"session": ComponentInputs(error_ratio=0.02), "figma": ComponentInputs()})
+    components = {name: component_health(health) for name, health in report.all.items()}
+    assert (report.overall.score, report.overall.status) == (90, "healthy")
+    assert set(components) == {"session", "figma", "overall"}
+    assert components["overall"].issues[0].code == "error_ratio_high"
+    assert msgspec.to_builtins(components["session"])["issues"][0]["component"] == "session"
 
 
 # -- issue 12: Figma is judged by Figma's latencies, and what users get from it ----------------

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
+from exporter.snapshot import recent_error
 
 GET = {"manager": "session", "operation": "get"}
 
@@ -106,7 +107,7 @@ def test_recent_errors_say_what_failed_but_never_the_message() -> None:
     inst.record_exception("file", started, UpstreamTimeout("figma_api", "GET files timed out"))
     inst.record_exception("nodes", started, SessionNotFound("session 'secret-id' not found"), "x")
     newest, oldest = reversed(inst.errors_recent)
-    assert oldest.as_dict()["detail"] == "UpstreamTimeout from figma_api (timeout)"
-    assert oldest.error == "timeout" and not oldest.as_dict()["client_error"]
-    assert newest.detail == "SessionNotFound: x" and newest.as_dict()["client_error"]
+    assert recent_error(oldest).detail == "UpstreamTimeout from figma_api (timeout)"
+    assert oldest.error == "timeout" and not recent_error(oldest).client_error
+    assert newest.detail == "SessionNotFound: x" and recent_error(newest).client_error
     assert "secret-id" not in repr(list(inst.errors_recent))

@@ -4,17 +4,41 @@ which encode as the dictionaries did."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import msgspec
 import orjson
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
-from exporter import payloads
+from exporter import broadcast, payloads
+from exporter.broadcast import event_body
 from exporter.config import parse_settings
-from exporter.metrics import Metrics
+from exporter.events import Event, EventLog
+from exporter.health import (
+    ComponentHealth,
+    ComponentInputs,
+    HealthReport,
+    HealthThresholds,
+    assess,
+    cache_efficiency,
+)
+from exporter.instrumentation import CLIENT_ERRORS, Instrumentation
+from exporter.metrics import CACHE_TIERS, Metrics
+from exporter.reports import SESSION_VERBS, component_health, snapshot_body
 from exporter.runtime import open_runtime
+from exporter.sessions.store import StoreStatus
+from exporter.snapshot import (
+    CacheCounts,
+    Reading,
+    cache_report,
+    performance,
+    rates,
+    window_error_ratio,
+)
 from exporter.web import openapi
+from exporter.window import summarize
 
 REGENERATE = "python -c 'from exporter.web.openapi import write_committed; write_committed()'"
 
@@ -58,6 +82,7 @@ async def test_typed_bodies_encode_as_orjson_encodes_their_values() -> None:
             runtime.reports.performance(),
             runtime.reports.persistence(),
             runtime.reports.cache_stats(),
+            runtime.reports.realtime(),
             runtime.service.health(),
             await runtime.service.clear_cache("memory"),
             await runtime.service.clear_cache("all"),
@@ -104,3 +129,255 @@ def test_small_typed_answers_encode_as_their_dictionaries_did() -> None:
     ]
     for typed, plain in pairs:
         assert payloads.encode(typed) == orjson.dumps(plain), type(typed)
+
+
+# ---- the parts once built as dictionaries: the same bytes as those dictionaries -----------------
+# Each `_dict_*` is the producer's code before its part was typed, kept here as the reference.
+
+
+def _dict_stats(durations: list[float]) -> dict[str, Any]:
+    stats: dict[str, Any] = summarize(durations).as_dict()
+    stats.pop("count")
+    return stats
+
+
+def _dict_performance(inst: Instrumentation) -> dict[str, Any]:
+    operations = {}
+    for op in inst.operations:
+        window = inst.windows[op]
+        operations[op] = {
+            "count": inst.counts[op],
+            "errors": inst.error_counts[op],
+            "window_count": len(window.durations),
+            "window_errors": window.error_count,
+            **_dict_stats(window.durations),
+        }
+    all_durations = [d for window in inst.windows.values() for d in window.durations]
+    return {
+        "count": sum(inst.counts.values()),
+        "errors": sum(inst.error_counts.values()),
+        "window": {**_dict_stats(all_durations), "error_ratio": window_error_ratio(inst)},
+        "operations": operations,
+        "slow_operations": {
+            "threshold_ms": round(inst.slow_threshold_s * 1000, 3),
+            "count": inst.slow_count,
+            "recent": [
+                {
+                    "operation": slow.operation,
+                    "duration_ms": round(slow.duration_ms, 3),
+                    "timestamp": slow.timestamp,
+                    "context": slow.context,
+                }
+                for slow in reversed(inst.slow_recent)
+            ],
+        },
+        "recent_errors": [
+            {
+                "operation": error.operation,
+                "error": error.error,
+                "client_error": error.error in CLIENT_ERRORS,
+                "timestamp": error.timestamp,
+                "detail": error.detail,
+            }
+            for error in reversed(inst.errors_recent)
+        ],
+    }
+
+
+def _dict_cache_report(counts: CacheCounts, thresholds: HealthThresholds) -> dict[str, Any]:
+    tiers = {}
+    for tier in CACHE_TIERS:
+        hits, misses = counts.tier(tier)
+        whole = hits + misses
+        tiers[tier] = {
+            "hits": hits,
+            "misses": misses,
+            "requests": whole,
+            "hit_rate": round(hits / whole, 4) if whole else None,
+        }
+    ratio = counts.hit_ratio
+    return {
+        "tiers": tiers,
+        "requests": counts.lookups,
+        "hit_rate": None if ratio is None else round(ratio, 4),
+        "efficiency": cache_efficiency(ratio, thresholds),
+    }
+
+
+def _dict_component(health: ComponentHealth) -> dict[str, Any]:
+    return {
+        "score": health.score,
+        "status": health.status,
+        "issues": [
+            {
+                "code": issue.code,
+                "severity": issue.severity,
+                "message": issue.message,
+                "value": issue.value,
+                "threshold": issue.threshold,
+                "penalty": issue.penalty,
+                "component": issue.component,
+            }
+            for issue in health.issues
+        ],
+    }
+
+
+def _busy_instrumentation() -> Instrumentation:
+    inst = Instrumentation(
+        Metrics(CollectorRegistry()), "session", window_size=50, slow_threshold_ms=100
+    )
+    for ms in range(1, 40):
+        inst.record("get", ms / 1000)
+    inst.record("create", 0.2501234, context="big payload")  # slow, rounded to 3 places
+    inst.record("update", 0.003, error="timeout")
+    inst.record("delete", 0.002, error="not_found")  # a client error
+    for hit in (True, True, False):
+        inst.record_cache("memory", hit)
+    inst.record_cache("redis", True)
+    return inst
+
+
+def test_performance_encodes_as_its_dictionary_did() -> None:
+    for inst in (_busy_instrumentation(), Instrumentation(Metrics(CollectorRegistry()), "figma")):
+        assert payloads.encode(performance(inst)) == orjson.dumps(_dict_performance(inst))
+
+
+def test_cache_reports_encode_as_their_dictionaries_did() -> None:
+    thresholds = HealthThresholds()
+    readings = [
+        CacheCounts.of(_busy_instrumentation()),
+        CacheCounts(),
+        CacheCounts({("redis", "hit"): 1, ("redis", "miss"): 2}),
+    ]
+    for counts in readings:
+        typed = payloads.encode(cache_report(counts, thresholds))
+        assert typed == orjson.dumps(_dict_cache_report(counts, thresholds))
+
+
+def test_component_health_encodes_as_its_dictionary_did() -> None:
+    # Integer thresholds and penalties stay integers; computed values stay floats.
+    strict = HealthThresholds(latency_high_ms=10, latency_high_penalty=40)
+    report = assess(
+        {
+            "session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=20),
+            "figma": ComponentInputs(error_ratio=0.02, cache_hit_ratio=0.4),
+        },
+        strict,
+    )
+    assert report.overall.issues
+    for health in report.all.values():
+        assert payloads.encode(component_health(health)) == orjson.dumps(_dict_component(health))
+
+
+def _dict_rates(now: Reading, before: Reading | None) -> dict[str, Any]:
+    elapsed = now.at - before.at if before is not None else 0.0
+    if before is None or elapsed <= 0:
+        before, elapsed = now, 1.0
+
+    def per_second(delta: int) -> float:
+        return round(max(0, delta) / elapsed, 3)
+
+    cache = now.cache - before.cache
+    ratio = cache.hit_ratio
+    return {
+        "operations_per_second": per_second(sum(now.counts.values()) - sum(before.counts.values())),
+        "errors_per_second": per_second(sum(now.errors.values()) - sum(before.errors.values())),
+        "slow_per_second": per_second(now.slow - before.slow),
+        "per_operation": {
+            op: per_second(now.counts[op] - before.counts.get(op, 0)) for op in now.counts
+        },
+        "cache_lookups_per_second": per_second(cache.lookups),
+        "cache_hit_rate": None if ratio is None else round(ratio, 4),
+    }
+
+
+def _dict_snapshot(
+    timestamp: float,
+    interval: float,
+    manager_rates: dict[str, dict[str, Any]],
+    active: int,
+    store: StoreStatus,
+    sse_clients: int,
+    report: HealthReport,
+) -> dict[str, Any]:
+    session_rates = manager_rates["session"]["per_operation"]
+    return {
+        "timestamp": timestamp,
+        "interval_seconds": interval,
+        "managers": dict(manager_rates),
+        "sessions": {
+            "active": active,
+            **{
+                f"{verb}_per_second": session_rates.get(op, 0.0)
+                for verb, op in SESSION_VERBS.items()
+            },
+        },
+        "store": {
+            "redis_connected": store.redis_connected,
+            "fallback_active": store.fallback_active,
+            "replay_pending": store.replay_pending,
+            "memory_entries": store.memory_entries,
+        },
+        "sse_clients": sse_clients,
+        "health": {"score": report.overall.score, "status": report.overall.status},
+    }
+
+
+def _dict_event(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "message": event.message,
+        "timestamp": event.timestamp,
+        "details": event.details,
+    }
+
+
+def test_manager_rates_encode_as_their_dictionaries_did() -> None:
+    inst = _busy_instrumentation()
+    before = Reading.of(inst, at=100.0)
+    for _ in range(7):
+        inst.record("get", 0.001)
+    inst.record("create", 0.3, error="internal")
+    inst.record_cache("memory", False)
+    now = Reading.of(inst, at=103.0)
+    for pair in ((now, before), (now, None), (before, now)):  # a later first reading: no time
+        assert payloads.encode(rates(*pair)) == orjson.dumps(_dict_rates(*pair))
+
+
+async def test_realtime_and_events_encode_as_their_dictionaries_did() -> None:
+    metrics = Metrics(CollectorRegistry())
+    async with open_runtime(parse_settings({}), metrics) as runtime:
+        await runtime.sessions.manager.create({"user": "ada"})
+        store = runtime.sessions.store.status()
+        settings = runtime.settings
+    inst = _busy_instrumentation()
+    reading = Reading.of(inst, at=5.0)
+    figma = Reading.of(Instrumentation(Metrics(CollectorRegistry()), "figma"), at=5.0)
+    typed = {"session": rates(reading, None), "figma": rates(figma, None)}
+    plain = {"session": _dict_rates(reading, None), "figma": _dict_rates(figma, None)}
+    report = assess({"session": ComponentInputs(error_ratio=0.2), "figma": ComponentInputs()})
+    body = snapshot_body(settings, typed, 3, store, 2, report)
+    expected = _dict_snapshot(
+        body.timestamp, settings.snapshot_interval, plain, 3, store, 2, report
+    )
+    assert payloads.encode(body) == orjson.dumps(expected)
+    # An unknown value in an event's details is written as its str by both encoders.
+    log = EventLog(10, metrics)
+    log.record("failover", "Redis unreachable", count=2, ratio=0.25, codes=["a"], where=Path("/x"))
+    log.record("session_created", "1 session created since start", count=1)
+    events = log.recent(10)
+    for event in events:
+        assert (
+            broadcast.encode(event_body(event))
+            == orjson.dumps(_dict_event(event), default=str).decode()
+        )
+    # The realtime answer: the snapshot with the stream count and recent events replaced.
+    plain_events = [_dict_event(event) for event in events[1:]]
+    realtime = msgspec.structs.replace(
+        body, sse_clients=5, recent_events=[event_body(event) for event in events[1:]]
+    )
+    assert payloads.encode(realtime) == orjson.dumps(
+        {**expected, "sse_clients": 5, "recent_events": plain_events}
+    )

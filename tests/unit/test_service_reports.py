@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
@@ -39,31 +40,31 @@ def test_performance_from_known_durations(inst: Instrumentation) -> None:
     inst.record("delete", 0.002, error="not_found")
 
     report = performance(inst)
-    get = report["operations"]["get"]
-    assert (get["count"], get["errors"], get["window_count"]) == (100, 0, 100)
-    assert get["min_ms"] == pytest.approx(1.0)
-    assert get["max_ms"] == pytest.approx(100.0)
-    assert get["avg_ms"] == pytest.approx(50.5)
-    assert get["p50_ms"] == pytest.approx(50.0)
-    assert get["p95_ms"] == pytest.approx(95.0)
-    assert get["p99_ms"] == pytest.approx(99.0)
-    assert report["operations"]["delete"]["errors"] == 1
-    assert report["operations"]["update"]["p95_ms"] is None  # no data is null, not 0
-    assert report["count"] == 102 and report["errors"] == 1
-    slow = report["slow_operations"]
-    assert slow["count"] == 1 and slow["threshold_ms"] == 100
-    assert slow["recent"][0]["operation"] == "create"
-    assert slow["recent"][0]["duration_ms"] == pytest.approx(250.0)
-    assert slow["recent"][0]["context"] == "big payload"
+    get = report.operations["get"]
+    assert (get.count, get.errors, get.window_count) == (100, 0, 100)
+    assert get.min_ms == pytest.approx(1.0)
+    assert get.max_ms == pytest.approx(100.0)
+    assert get.avg_ms == pytest.approx(50.5)
+    assert get.p50_ms == pytest.approx(50.0)
+    assert get.p95_ms == pytest.approx(95.0)
+    assert get.p99_ms == pytest.approx(99.0)
+    assert report.operations["delete"].errors == 1
+    assert report.operations["update"].p95_ms is None  # no data is null, not 0
+    assert report.count == 102 and report.errors == 1
+    slow = report.slow_operations
+    assert slow.count == 1 and slow.threshold_ms == 100
+    assert slow.recent[0].operation == "create"
+    assert slow.recent[0].duration_ms == pytest.approx(250.0)
+    assert slow.recent[0].context == "big payload"
 
 
 def test_window_keeps_the_last_n() -> None:
     small = Instrumentation(Metrics(CollectorRegistry()), "session", window_size=10)
     for ms in range(1, 21):
         small.record("get", ms / 1000)
-    get = performance(small)["operations"]["get"]
-    assert get["count"] == 20 and get["window_count"] == 10
-    assert get["min_ms"] == pytest.approx(11.0)
+    get = performance(small).operations["get"]
+    assert get.count == 20 and get.window_count == 10
+    assert get.min_ms == pytest.approx(11.0)
 
 
 def test_health_inputs_from_windows(inst: Instrumentation) -> None:
@@ -80,8 +81,8 @@ def test_client_errors_count_as_errors_but_not_as_window_failures(inst: Instrume
     for _ in range(9):
         inst.record("get", 0.001)
     inst.record("get", 0.001, error="not_found")  # an unknown session says nothing about health
-    report = performance(inst)["operations"]["get"]
-    assert (report["errors"], report["window_errors"]) == (1, 0)
+    report = performance(inst).operations["get"]
+    assert (report.errors, report.window_errors) == (1, 0)
     assert window_error_ratio(inst) == 0
 
 
@@ -99,10 +100,15 @@ def test_cache_hit_ratio_counts_a_redis_hit_after_a_memory_miss_as_a_hit(
     assert counts.lookups == 10
     assert counts.hit_ratio == pytest.approx(0.9)
     report = cache_report(counts, HealthThresholds())
-    assert report["tiers"]["memory"] == {"hits": 6, "misses": 4, "requests": 10, "hit_rate": 0.6}
-    assert report["tiers"]["redis"]["hit_rate"] == 0.75
-    assert report["efficiency"] == "excellent"
-    assert cache_report(CacheCounts(), HealthThresholds())["efficiency"] is None
+    assert msgspec.to_builtins(report.tiers.memory) == {
+        "hits": 6,
+        "misses": 4,
+        "requests": 10,
+        "hit_rate": 0.6,
+    }
+    assert report.tiers.redis.hit_rate == 0.75
+    assert report.efficiency == "excellent"
+    assert cache_report(CacheCounts(), HealthThresholds()).efficiency is None
 
 
 def test_cache_counts_subtract_and_combine() -> None:
@@ -123,12 +129,12 @@ def test_rates_between_two_readings(inst: Instrumentation) -> None:
     inst.record_cache("memory", False)
     now = Reading.of(inst, at=102.0)
     result = rates(now, before)
-    assert result["operations_per_second"] == pytest.approx(5.5)
-    assert result["per_operation"]["get"] == pytest.approx(5.0)
-    assert result["errors_per_second"] == pytest.approx(0.5)
-    assert result["cache_lookups_per_second"] == pytest.approx(1.0)
-    assert result["cache_hit_rate"] == pytest.approx(0.5)
-    assert rates(now, None)["operations_per_second"] == 0
+    assert result.operations_per_second == pytest.approx(5.5)
+    assert result.per_operation["get"] == pytest.approx(5.0)
+    assert result.errors_per_second == pytest.approx(0.5)
+    assert result.cache_lookups_per_second == pytest.approx(1.0)
+    assert result.cache_hit_rate == pytest.approx(0.5)
+    assert rates(now, None).operations_per_second == 0
 
 
 # ---- fan-out ---------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ async def workload(app: App) -> list[str]:
 
 async def next_snapshot(app: App) -> None:
     since = time.time()
-    await wait_for(lambda: app.runtime.service.latest["timestamp"] > since, 3)  # type: ignore[index]
+    await wait_for(lambda: app.runtime.service.latest.timestamp > since, 3)  # type: ignore[union-attr]
 
 
 def known_figma_durations(app: App) -> None:
