@@ -478,7 +478,7 @@ class ErrorDetail(Struct):
 
 class Error(Struct):
     """Every error answer: `{"error": {"code", "message"}}` (rendered from `ApiError` and the
-    error table by the middleware)."""
+    error table by `exporter.web.handling`)."""
 
     error: ErrorDetail
 
