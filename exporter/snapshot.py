@@ -32,7 +32,7 @@ def performance(inst: Instrumentation) -> payloads.ManagerPerformance:
         operations[op] = payloads.OperationStats(
             inst.counts[op],
             inst.error_counts[op],
-            len(window.durations),
+            len(window),
             window.error_count,
             s.avg_ms,
             s.min_ms,
@@ -76,7 +76,7 @@ def window_p95_ms(inst: Instrumentation) -> float | None:
 
 
 def window_error_ratio(inst: Instrumentation) -> float | None:
-    total = sum(len(window.failures) for window in inst.windows.values())
+    total = sum(len(window) for window in inst.windows.values())
     if total == 0:
         return None
     return sum(window.error_count for window in inst.windows.values()) / total

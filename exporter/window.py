@@ -20,17 +20,6 @@ class WindowStats:
     p95_ms: float | None
     p99_ms: float | None
 
-    def as_dict(self) -> dict[str, float | int | None]:
-        return {
-            "count": self.count,
-            "avg_ms": self.avg_ms,
-            "min_ms": self.min_ms,
-            "max_ms": self.max_ms,
-            "p50_ms": self.p50_ms,
-            "p95_ms": self.p95_ms,
-            "p99_ms": self.p99_ms,
-        }
-
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of a sorted, non-empty list (p95 of 100 values is the 95th)."""

@@ -99,18 +99,6 @@ class Screenshot:
     duration_ms: float
     data: bytes = field(repr=False)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The API's JSON (the bytes are served only with `?download=1`)."""
-        return {
-            "node_id": self.node_id,
-            "source": self.source,
-            "content_type": self.content_type,
-            "size_bytes": self.size_bytes,
-            "sha256": self.sha256,
-            "cached": self.cached,
-            "duration_ms": round(self.duration_ms, 3),
-        }
-
 
 @dataclass(slots=True)
 class SessionUsage:
