@@ -59,11 +59,11 @@ class CounterChild:
 class HistogramChild:
     """One series of a histogram: non-cumulative bucket counts and a sum."""
 
-    __slots__ = ("_first", "_upper", "counts", "sum")
+    __slots__ = ("_upper", "counts", "first_bound", "sum")
 
     def __init__(self, upper_bounds: list[float]) -> None:
         self._upper = upper_bounds  # shared by the family's children, +Inf last
-        self._first = upper_bounds[0]
+        self.first_bound = upper_bounds[0]  # read by the hottest recorders, which inline it
         self.counts = [0] * len(upper_bounds)
         self.sum = 0.0
 
@@ -73,7 +73,7 @@ class HistogramChild:
         # in the first bucket: one comparison instead of a bisect halves the cost. Otherwise
         # bisect_left finds the first bound >= amount. NaN goes in no bucket (only the sum), as
         # in prometheus_client.
-        if amount <= self._first:
+        if amount <= self.first_bound:
             self.counts[0] += 1
         elif amount == amount:
             self.counts[bisect_left(self._upper, amount)] += 1

@@ -74,12 +74,11 @@ class SessionManager:
         self._updated = metrics.sessions_updated
         self._deleted = metrics.sessions_deleted
         self._expired = metrics.sessions_expired
+        self.access = AccessStats()
         # The hottest path (a memory hit on get) records everything in one call.
         self._record_memory_hit = instrumentation.hit_recorder(
-            "get", "memory", metrics.sessions_retrieved.child()
+            "get", "memory", metrics.sessions_retrieved.child(), self.access
         )
-        self.access = AccessStats()
-        self._memory_read = self.access.memory_read
         self.index = index
         self.active_count: Callable[[], int] = (
             index.active if index is not None else self._memory_active_count
@@ -105,18 +104,12 @@ class SessionManager:
     async def get(self, session_id: str) -> Session:
         """The live session; SessionNotFound if unknown or expired, StoreUnavailable during an
         outage when only Redis could know."""
+        session = self.get_held(session_id)
+        if session is not None:
+            return session
         started = _perf_counter()
-        # Hot path: a memory hit holding the decoded session. Only valid ids are ever stored,
-        # so the id check can wait for the slow path.
-        key = NAMESPACE + "{" + session_id + "}"
+        key = session_key(session_id)
         value = self._get_cached(key)
-        if value is not None:
-            session = value.decoded
-            if session is not None:
-                now = _perf_counter()
-                self._record_memory_hit(now - started)
-                self._memory_read(session_id, now - started, now)
-                return session  # type: ignore[return-value]
         try:
             session = await self._get_slow(session_id, key, value)
         except Exception as exc:
@@ -124,9 +117,22 @@ class SessionManager:
             raise
         now = _perf_counter()
         self._record("get", now - started)
-        record = self._memory_read if value is not None else self.access.other_read
+        record = self.access.memory_read if value is not None else self.access.other_read
         record(session_id, now - started, now)
         self._retrieved.inc()
+        return session
+
+    def get_held(self, session_id: str) -> Session | None:
+        """`get` when the memory tier holds the session decoded (recorded as that get), else None
+        (then await `get`). Synchronous: the HTTP route's hot path creates no coroutine."""
+        started = _perf_counter()
+        # Only valid ids are ever stored, so the id check can wait for the slow path.
+        value = self._get_cached(NAMESPACE + "{" + session_id + "}")
+        if value is None:
+            return None
+        session: Session | None = value.decoded  # type: ignore[assignment]
+        if session is not None:
+            self._record_memory_hit(session_id, started, _perf_counter())
         return session
 
     async def _get_slow(self, session_id: str, key: str, cached: StoredValue | None) -> Session:

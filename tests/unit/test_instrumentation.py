@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
+from exporter.sessions.access_stats import AccessStats
 from exporter.snapshot import recent_error
 
 GET = {"manager": "session", "operation": "get"}
@@ -66,22 +67,30 @@ def own_exposition(metrics: Metrics) -> list[bytes]:
     return [line for line in lines if b"session_exporter_" in line]
 
 
-def test_hit_recorder_equals_the_three_calls_it_replaces() -> None:
+def test_hit_recorder_equals_the_calls_it_replaces() -> None:
     separate, combined = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
     a = Instrumentation(separate, "session", slow_threshold_ms=1)
     b = Instrumentation(combined, "session", slow_threshold_ms=1)
-    hit = b.hit_recorder("get", "memory", combined.sessions_retrieved.child())
-    for seconds in (0.00001, 0.0003, 0.002, 0.0):  # 0.002 is slow
+    access_a, access_b = AccessStats(), AccessStats()
+    hit = b.hit_recorder("get", "memory", combined.sessions_retrieved.child(), access_b)
+    # 0.002 is slow; 0.3 is past the first bucket; a new session once the first is tracked
+    for i, seconds in enumerate((0.00001, 0.0003, 0.002, 0.0, 0.3)):
+        session_id = f"s{i % 2}"
         a.record_cache("memory", True)
         a.record("get", seconds)
         separate.sessions_retrieved.inc()
-        hit(seconds)
+        access_a.memory_read(session_id, seconds, seconds)
+        hit(session_id, 0.0, seconds)  # started at 0, ended at `seconds`
     assert own_exposition(combined) == own_exposition(separate)
     assert (b.counts, b.error_counts, b.cache_counts) == (a.counts, a.error_counts, a.cache_counts)
     assert list(b.windows["get"].durations) == list(a.windows["get"].durations)
     assert list(b.windows["get"].failures) == list(a.windows["get"].failures)
-    assert b.slow_count == a.slow_count == 1
-    assert sample(combined, "sessions_retrieved_total") == 4
+    assert b.slow_count == a.slow_count == 2
+    assert sample(combined, "sessions_retrieved_total") == 5
+    for session_id in ("s0", "s1"):  # the fields, not `view`: it reads the clock
+        fields = ("memory_reads", "other_reads", "writes", "total_seconds", "max_seconds", "last")
+        expected = [getattr(access_a.entries[session_id], field) for field in fields]
+        assert [getattr(access_b.entries[session_id], field) for field in fields] == expected
 
 
 def test_json_counts_are_read_from_the_series_so_a_manager_is_instrumented_once() -> None:

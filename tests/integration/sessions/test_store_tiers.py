@@ -63,6 +63,28 @@ async def test_metric_values_after_known_operations(redis_url: str) -> None:
         assert layer.layer.instrumentation.counts["get"] == 4
 
 
+async def test_get_held_answers_only_what_memory_holds_decoded(redis_url: str) -> None:
+    """The HTTP route's synchronous fast path: a hit is counted as the get it is; otherwise it
+    answers None and counts nothing, and the awaited `get` does the lookup (and counts it)."""
+    async with open_layer(redis_url) as layer:
+        manager = layer.manager
+        session = await manager.create({"n": 1})
+        await layer.store.clear_memory()
+        assert manager.get_held(session.id) is None
+        assert manager.get_held("never-created") is None
+        assert op_count(layer, "get") == cache(layer, "memory", "hit") == 0
+        assert manager.access.view(session.id)["reads"] == 0  # type: ignore[index]
+        assert (await manager.get(session.id)).data == {"n": 1}  # fills memory, decoded
+        held = manager.get_held(session.id)
+        assert held is not None and held.data == {"n": 1}
+        assert op_count(layer, "get") == 2
+        assert cache(layer, "memory", "hit") == 1
+        assert layer.sample("sessions_retrieved_total") == 2
+        access = manager.access.view(session.id)
+        assert access is not None and access["cache"]["memory_hits"] == 1
+        assert access["reads"] == 2
+
+
 async def test_redis_holds_value_with_ttl_and_memory_never_outlives_it(
     redis_server: RedisServer, redis_url: str
 ) -> None:
