@@ -9,9 +9,9 @@ with this one wrapper. So `instrumented_routes` wraps each route's handler once,
 catch-all route registered last answers what no route matches (404, or 405 when only the method is
 wrong), exactly as aiohttp's router would, through the same wrapper.
 
-Per request it reads the matched resource (an app-lifetime object), the method and the status, and
-finds the pre-bound metric children through three plain dict lookups: no label strings, `str()` or
-tuples are built once a (route, method, status) has been seen.
+Each route's wrapper caches its metric children by method (its resource, an app-lifetime object, is
+fixed), so per request it reads the method and the status and does two plain dict lookups: no
+label strings, `str()` or tuples are built once a (route, method, status) has been seen.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from exporter.web.web_auth import WebConfigState, unauthorised
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Observe = Callable[[AbstractResource | None, str, int, float], None]
 UNMATCHED = "unmatched"
 # The catch-all route (not part of the API: it answers 404/405 as the router would).
 UNMATCHED_PATH = "/{unmatched_path:.*}"
@@ -46,7 +45,7 @@ def _template(resource: AbstractResource | None) -> str:
     return resource.canonical if resource is not None else UNMATCHED
 
 
-class _RouteChildren:
+class RouteChildren:
     """The children of one (route template, method): its duration and a counter per status."""
 
     __slots__ = ("_counter", "_method", "_route", "observe", "statuses")
@@ -58,16 +57,20 @@ class _RouteChildren:
         self.observe = metrics.http_request_duration.labels(route, method).observe
         self.statuses: dict[int, CounterChild] = {}
 
-    def status(self, status: int) -> CounterChild:
-        child = self.statuses[status] = self._counter.labels(self._route, self._method, str(status))
-        return child
+    def count(self, status: int) -> None:
+        counter = self.statuses.get(status)
+        if counter is None:
+            counter = self.statuses[status] = self._counter.labels(
+                self._route, self._method, str(status)
+            )
+        counter.value += 1  # CounterChild.inc() without its negative-amount check
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 class RequestMetrics:
-    """Caches label children per resource, method and status so each is looked up once.
+    """The label children per resource and method, each looked up once.
 
     Keyed by the matched resource object, not by its template string: resources live as long as
     the app (unmatched requests all map to None), so the cache stays bounded like the labels.
@@ -75,26 +78,16 @@ class RequestMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._routes: dict[AbstractResource | None, dict[str, _RouteChildren]] = {}
+        self._routes: dict[AbstractResource | None, dict[str, RouteChildren]] = {}
 
-    def observe(
-        self, resource: AbstractResource | None, method: str, status: int, seconds: float
-    ) -> None:
-        methods = self._routes.get(resource)
-        if methods is None:
-            methods = self._routes[resource] = {}
-        route = methods.get(method)
+    def children(self, resource: AbstractResource | None, method: str) -> RouteChildren:
+        # The method is the client's raw token: anything unusual shares one series.
+        label = method if method in HTTP_METHODS else "other"
+        methods = self._routes.setdefault(resource, {})
+        route = methods.get(label)
         if route is None:
-            # The method is the client's raw token: anything unusual shares one series.
-            label = method if method in HTTP_METHODS else "other"
-            route = methods.get(label)
-            if route is None:
-                route = methods[label] = _RouteChildren(self._metrics, _template(resource), label)
-        route.observe(seconds)
-        counter = route.statuses.get(status)
-        if counter is None:
-            counter = route.status(status)
-        counter.inc()
+            route = methods[label] = RouteChildren(self._metrics, _template(resource), label)
+        return route
 
 
 def exception_response(exc: BaseException) -> web.Response:
@@ -162,10 +155,15 @@ class Guards:
         return None
 
 
-def instrumented(handler: Handler, observe: Observe, guards: Guards, *, unmatched: bool) -> Handler:
+def instrumented(
+    handler: Handler, metrics: RequestMetrics, guards: Guards, *, unmatched: bool
+) -> Handler:
     """`handler` timed, counted under its route (or `unmatched`), guarded, errors as JSON."""
     refusal = guards.refusal
     check = guards.auth is not None
+    # One wrapper per route: its resource is fixed, so its children are cached here by method
+    # (GET and HEAD share a handler); unusual methods are not cached, to stay bounded.
+    by_method: dict[str, RouteChildren] = {}
 
     async def handle(request: web.Request) -> web.StreamResponse:
         started = _perf_counter()
@@ -179,8 +177,17 @@ def instrumented(handler: Handler, observe: Observe, guards: Guards, *, unmatche
             response = payload_error_response(request, exc)
         except Exception as exc:  # every error leaves as JSON, never as a traceback
             response = exception_response(exc)
-        resource = None if unmatched else request.match_info.route.resource
-        observe(resource, request.method, response.status, _perf_counter() - started)
+        seconds = _perf_counter() - started
+        method = request.method
+        route = by_method.get(method)
+        if route is None:
+            route = metrics.children(
+                None if unmatched else request.match_info.route.resource, method
+            )
+            if method in HTTP_METHODS:
+                by_method[method] = route
+        route.observe(seconds)
+        route.count(response.status)
         return response
 
     return handle
@@ -190,17 +197,17 @@ def instrumented_routes(
     routes: list[web.RouteDef], metrics: Metrics, auth: WebConfigState | None
 ) -> list[web.RouteDef]:
     """`routes` with each handler wrapped by `instrumented`, then the catch-all for the rest."""
-    observe, guards = RequestMetrics(metrics).observe, Guards(auth)
+    request_metrics, guards = RequestMetrics(metrics), Guards(auth)
     wrapped = [
         web.RouteDef(
             route.method,
             route.path,
-            instrumented(route.handler, observe, guards, unmatched=False),
+            instrumented(route.handler, request_metrics, guards, unmatched=False),
             route.kwargs,
         )
         for route in routes
     ]
-    fallback = instrumented(_no_route, observe, guards, unmatched=True)
+    fallback = instrumented(_no_route, request_metrics, guards, unmatched=True)
     return [*wrapped, web.route("*", UNMATCHED_PATH, fallback)]
 
 
