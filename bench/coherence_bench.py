@@ -28,7 +28,7 @@ from exporter.config import parse_settings
 from exporter.events import EventLog
 from exporter.metrics import Metrics
 from exporter.sessions.factory import SessionLayer, open_session_layer
-from exporter.sessions.manager import session_key
+from exporter.sessions.session import session_key
 
 Reply = Callable[[str], None]
 

@@ -20,7 +20,7 @@ from exporter.config import parse_settings
 from exporter.events import EventLog
 from exporter.metrics import Metrics
 from exporter.sessions.factory import open_session_layer
-from exporter.sessions.manager import session_key
+from exporter.sessions.session import session_key
 
 DATA = {
     "user": "ada",
@@ -43,7 +43,7 @@ async def memory_get(rounds: int = 40, ops: int = 2_000) -> list[Result]:
 
         async def bare_manager_path() -> object:
             # SessionManager.get's memory-hit path with the recording lines left out.
-            value = store.get_cached("s:{" + sid + "}")
+            value = store.reads.get("s:{" + sid + "}")
             if value is not None and value.decoded is not None:
                 return value.decoded
             raise AssertionError("expected a memory hit")

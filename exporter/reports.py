@@ -45,7 +45,7 @@ from exporter.payloads import (
     ServiceState,
     SessionDistribution,
 )
-from exporter.sessions.manager import NAMESPACE
+from exporter.sessions.session import NAMESPACE
 from exporter.sessions.store import StoreStatus
 from exporter.snapshot import CacheCounts, cache_report, combined, performance
 from exporter.upstreams.figma_client import RateLimit

@@ -25,6 +25,7 @@ MODULES = (
     "exporter.instrumentation",
     "exporter.sessions.access_stats",
     "exporter.sessions.memory_store",
+    "exporter.sessions.memory_reads",
     "exporter.sessions.session",
 )
 # mypyc's group name: its runtime library (exporter/_speedups__mypyc*.so) is then a module of the

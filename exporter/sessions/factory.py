@@ -23,7 +23,7 @@ from exporter.metrics import Metrics
 from exporter.sessions.breaker import CircuitBreaker
 from exporter.sessions.coherence import Coherence
 from exporter.sessions.durable_journal import DurableJournal
-from exporter.sessions.manager import NAMESPACE, SessionManager
+from exporter.sessions.manager import SessionManager
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import (
     CLUSTER,
@@ -32,6 +32,7 @@ from exporter.sessions.redis_client import (
     create_redis_client,
 )
 from exporter.sessions.redis_store import RedisStore
+from exporter.sessions.session import NAMESPACE
 from exporter.sessions.session_index import SessionIndex
 from exporter.sessions.store import ENTRY_OVERHEAD
 from exporter.sessions.tiered_store import TieredStore

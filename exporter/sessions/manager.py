@@ -21,23 +21,18 @@ from exporter.errors import SessionNotFound
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
 from exporter.sessions.access_stats import AccessStats
+from exporter.sessions.memory_reads import HeldSessions
 from exporter.sessions.redis_client import REDIS_FAILURES, is_redis_failure
-from exporter.sessions.session import ID_PATTERN, Session, valid_id
+from exporter.sessions.session import ID_PATTERN, NAMESPACE, Session, session_key, valid_id
 from exporter.sessions.store import StoredValue
 from exporter.sessions.tiered_store import TieredStore
 
 if TYPE_CHECKING:
     from exporter.sessions.session_index import SessionIndex
 
-NAMESPACE = "s:"
 MAX_TTL = 366 * 24 * 3600.0
 _perf_counter = time.perf_counter
 _match_id = ID_PATTERN.fullmatch
-
-
-def session_key(session_id: str) -> str:
-    """`s:{id}`: the hash tag keeps every key of one session in one Redis Cluster slot."""
-    return NAMESPACE + "{" + session_id + "}"
 
 
 def check_ttl(ttl: Any) -> float:
@@ -68,17 +63,21 @@ class SessionManager:
         self.id_bytes = id_bytes
         self._record = instrumentation.record
         self._record_cache = instrumentation.record_cache
-        self._get_cached = store.get_cached
+        self._get_cached = store.reads.get
         self._created = metrics.sessions_created
         self._retrieved = metrics.sessions_retrieved
         self._updated = metrics.sessions_updated
         self._deleted = metrics.sessions_deleted
         self._expired = metrics.sessions_expired
         self.access = AccessStats()
-        # The hottest path (a memory hit on get) records everything in one call.
-        self._record_memory_hit = instrumentation.hit_recorder(
-            "get", "memory", metrics.sessions_retrieved.child(), self.access
-        )
+        # The hottest path, a decoded memory hit: synchronous (the HTTP route creates no
+        # coroutine for it), compilable, and recorded in one call.
+        self.get_held = HeldSessions(
+            store.reads,
+            instrumentation.hit_recorder(
+                "get", "memory", metrics.sessions_retrieved.child(), self.access
+            ),
+        ).get
         self.index = index
         self.active_count: Callable[[], int] = (
             index.active if index is not None else self._memory_active_count
@@ -120,19 +119,6 @@ class SessionManager:
         record = self.access.memory_read if value is not None else self.access.other_read
         record(session_id, now - started, now)
         self._retrieved.inc()
-        return session
-
-    def get_held(self, session_id: str) -> Session | None:
-        """`get` when the memory tier holds the session decoded (recorded as that get), else None
-        (then await `get`). Synchronous: the HTTP route's hot path creates no coroutine."""
-        started = _perf_counter()
-        # Only valid ids are ever stored, so the id check can wait for the slow path.
-        value = self._get_cached(NAMESPACE + "{" + session_id + "}")
-        if value is None:
-            return None
-        session: Session | None = value.decoded  # type: ignore[assignment]
-        if session is not None:
-            self._record_memory_hit(session_id, started, _perf_counter())
         return session
 
     async def _get_slow(self, session_id: str, key: str, cached: StoredValue | None) -> Session:

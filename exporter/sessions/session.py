@@ -15,6 +15,8 @@ import orjson
 
 from exporter.sessions.store import right_sized
 
+# Session keys: `s:{id}` (the generic key/value API's other namespaces use other prefixes).
+NAMESPACE = "s:"
 # secrets.token_urlsafe alphabet; anything else cannot be one of our ids (and must not reach a
 # Redis key, where `{` or `}` would break the hash tag).
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -22,6 +24,11 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = rb"-?[0-9.eE+-]+"
 _DOC_HEAD = re.compile(rb'\{"created_at":' + _NUMBER + rb',"expires_at":' + _NUMBER + rb',"data":')
 _DOC_TAIL = re.compile(rb',"created_at":' + _NUMBER + rb',"expires_at":' + _NUMBER + rb"\}\Z")
+
+
+def session_key(session_id: str) -> str:
+    """`s:{id}`: the hash tag keeps every key of one session in one Redis Cluster slot."""
+    return NAMESPACE + "{" + session_id + "}"
 
 
 class Session:

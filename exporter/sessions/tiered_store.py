@@ -43,6 +43,7 @@ from exporter.metrics import INVALIDATION_REASONS, REFUSAL_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.failover import Failover
 from exporter.sessions.journal import Journal, ReplayJournal
+from exporter.sessions.memory_reads import MemoryReads
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore
 from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus, new_version
@@ -112,8 +113,9 @@ class TieredStore:
         self.loop_lag = LoopLag()
         self._marker: asyncio.Future[None] | None = None
         self._redis_run_id: str | None = None
-        # While True, reads skip the memory tier and writes do not fill it (coherence unknown).
-        self.memory_bypass = False
+        # What memory may answer: `reads.get(key)` is the hot path's first step (no I/O, nothing
+        # recorded; on None, continue with `confirmed`, then `get_uncached`). Compilable.
+        self.reads = MemoryReads(memory)
         # Which calls in flight may still fill memory, and the echoes of our own writes (of keys
         # under `tracked_prefixes`, those the coherence tracks).
         self.guard = WriteGuard(tracked_prefixes)
@@ -121,8 +123,8 @@ class TieredStore:
         self.coherent = True
         # Own writes invalidated (most likely by their echo): they stay in memory but are not
         # served until a GET shows Redis still holds them (batched: one checker task).
-        # key -> (our value, the tier's epoch when parked, checks left)
-        self._parked: dict[str, tuple[StoredValue, int, int]] = {}
+        # key -> (our value, the tier's epoch when parked, checks left); shared with `reads`
+        self._parked = self.reads.parked
         self._checker: asyncio.Task[None] | None = None
         self._check_round: asyncio.Future[None] | None = None
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
@@ -194,7 +196,7 @@ class TieredStore:
         `record(tier, hit)` is called for each tier consulted, so callers count hits per tier.
         """
         if not self.memory_bypass:
-            value = self.get_cached(key)
+            value = self.reads.get(key)
             if value is None and self._parked:
                 value = await self.confirmed(key)
             if value is not None:
@@ -205,12 +207,14 @@ class TieredStore:
             record("memory", False)
         return await self.get_uncached(key, record)
 
-    def get_cached(self, key: str) -> StoredValue | None:
-        """The memory tier's live value (no I/O, nothing recorded): the hot path's first step.
-        On None, continue with `confirmed`, then `get_uncached`."""
-        if self.memory_bypass or (self._parked and key in self._parked):
-            return None
-        return self.memory.get(key)
+    @property
+    def memory_bypass(self) -> bool:
+        """While True, reads skip the memory tier and writes do not fill it (coherence unknown)."""
+        return self.reads.bypass
+
+    @memory_bypass.setter
+    def memory_bypass(self, bypass: bool) -> None:
+        self.reads.bypass = bypass
 
     async def get_uncached(
         self, key: str, record: CacheRecorder | None = None
@@ -431,7 +435,7 @@ class TieredStore:
                 await asyncio.sleep(0.001)
             else:
                 await asyncio.shield(check_round)
-        return self.get_cached(key)
+        return self.reads.get(key)
 
     def flush_memory(self, reason: str = "flush") -> int:
         """Drop the whole memory tier because its coherence is unknown; returns how many."""

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.config import parse_settings
 from exporter.sessions.factory import SessionLayer
-from exporter.sessions.manager import session_key
+from exporter.sessions.session import session_key
 from exporter.sessions.store import decode_value
 from exporter.web import create_app
 from exporter.web.keys import LIFECYCLE

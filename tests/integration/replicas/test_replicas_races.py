@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from exporter.sessions.manager import session_key
-from exporter.sessions.session import Session
+from exporter.sessions.session import Session, session_key
 from exporter.sessions.store import StoredValue, encode_value
 from tests.support.redis_server import RedisServer
 from tests.support.sessions import open_layer, wait_for

@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from exporter.errors import StoreUnavailable
-from exporter.sessions.manager import SessionManager, session_key
+from exporter.sessions.manager import SessionManager
+from exporter.sessions.session import session_key
 from exporter.sessions.store import decode_value
 from tests.support.redis_server import RedisServer
 from tests.support.sessions import open_layer, wait_for

@@ -7,8 +7,8 @@ import math
 import orjson
 import pytest
 
-from exporter.sessions.manager import check_ttl, session_key
-from exporter.sessions.session import Session, valid_id
+from exporter.sessions.manager import check_ttl
+from exporter.sessions.session import Session, session_key, valid_id
 
 
 def test_api_json_has_the_contract_fields_with_rfc3339_utc_times() -> None:
