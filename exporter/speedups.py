@@ -27,6 +27,7 @@ MODULES = (
     "exporter.sessions.memory_store",
     "exporter.sessions.memory_reads",
     "exporter.sessions.session",
+    "exporter.web.request_metrics",
 )
 # mypyc's group name: its runtime library (exporter/_speedups__mypyc*.so) is then a module of the
 # package, found wherever the package is (an editable install does not put the checkout itself on

@@ -1,0 +1,62 @@
+"""The HTTP request metrics' label children, looked up once per (route, method) and status.
+
+Synchronous, so that `make speedups` can compile it (`exporter.speedups`); `exporter.web.handling`
+calls it from each route's wrapper.
+"""
+
+from __future__ import annotations
+
+from aiohttp.web import AbstractResource
+
+from exporter.fast_metrics import CounterChild
+from exporter.metrics import Metrics
+
+UNMATCHED = "unmatched"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def _template(resource: AbstractResource | None) -> str:
+    """The route's template (`/api/sessions/{id}`), never the raw path: labels stay bounded."""
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+class RouteChildren:
+    """The children of one (route template, method): its duration and a counter per status."""
+
+    __slots__ = ("_counter", "_method", "_route", "observe", "statuses")
+
+    def __init__(self, metrics: Metrics, route: str, method: str) -> None:
+        self._counter = metrics.http_requests
+        self._route = route
+        self._method = method
+        self.observe = metrics.http_request_duration.labels(route, method).observe
+        self.statuses: dict[int, CounterChild] = {}
+
+    def count(self, status: int) -> None:
+        counter = self.statuses.get(status)
+        if counter is None:
+            counter = self.statuses[status] = self._counter.labels(
+                self._route, self._method, str(status)
+            )
+        counter.value += 1  # CounterChild.inc() without its negative-amount check
+
+
+class RequestMetrics:
+    """The label children per resource and method, each looked up once.
+
+    Keyed by the matched resource object, not by its template string: resources live as long as
+    the app (unmatched requests all map to None), so the cache stays bounded like the labels.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._routes: dict[AbstractResource | None, dict[str, RouteChildren]] = {}
+
+    def children(self, resource: AbstractResource | None, method: str) -> RouteChildren:
+        # The method is the client's raw token: anything unusual shares one series.
+        label = method if method in HTTP_METHODS else "other"
+        methods = self._routes.setdefault(resource, {})
+        route = methods.get(label)
+        if route is None:
+            route = methods[label] = RouteChildren(self._metrics, _template(resource), label)
+        return route
