@@ -207,8 +207,9 @@ class WaitingConnectionPool(ConnectionPool):
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        acquire = super().get_connection  # awaited here, not through a helper: one coroutine less
         try:
-            return await self._acquire(args, kwargs)
+            return await acquire(*args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
         except MaxConnectionsError:
             pass
         loop = asyncio.get_running_loop()
@@ -226,17 +227,14 @@ class WaitingConnectionPool(ConnectionPool):
                 self._stop_waiting(waiter)
                 raise
             try:
-                return await self._acquire(args, kwargs)
+                return await acquire(*args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
             except MaxConnectionsError:
                 continue
 
-    async def _acquire(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AbstractConnection:
-        connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        return connection  # type: ignore[no-any-return]
-
     async def release(self, connection: AbstractConnection) -> None:
         await super().release(connection)
-        self._wake_one()
+        if self._waiters:
+            self._wake_one()
 
     def _wake_one(self) -> None:
         while self._waiters:
