@@ -188,7 +188,7 @@ class Coherence:
         """What /persistence shows: is the memory tier coherent right now, and since when not."""
         return {
             "tracking_active": self.active,
-            "memory_bypassed": self.store.memory_bypass,
+            "memory_bypassed": self.store.reads.bypass,
             "listeners": len(self.listener_ids),
             "losses": self.losses,
             "lost_since": self.lost_since,

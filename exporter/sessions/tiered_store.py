@@ -114,7 +114,8 @@ class TieredStore:
         self._marker: asyncio.Future[None] | None = None
         self._redis_run_id: str | None = None
         # What memory may answer: `reads.get(key)` is the hot path's first step (no I/O, nothing
-        # recorded; on None, continue with `confirmed`, then `get_uncached`). Compilable.
+        # recorded; on None, continue with `confirmed`, then `get_uncached`). Compilable. While
+        # `reads.bypass`, reads skip the memory tier and writes do not fill it (coherence unknown).
         self.reads = MemoryReads(memory)
         # Which calls in flight may still fill memory, and the echoes of our own writes (of keys
         # under `tracked_prefixes`, those the coherence tracks).
@@ -195,7 +196,7 @@ class TieredStore:
 
         `record(tier, hit)` is called for each tier consulted, so callers count hits per tier.
         """
-        if not self.memory_bypass:
+        if not self.reads.bypass:
             value = self.reads.get(key)
             if value is None and self._parked:
                 value = await self.confirmed(key)
@@ -206,15 +207,6 @@ class TieredStore:
         if record is not None:
             record("memory", False)
         return await self.get_uncached(key, record)
-
-    @property
-    def memory_bypass(self) -> bool:
-        """While True, reads skip the memory tier and writes do not fill it (coherence unknown)."""
-        return self.reads.bypass
-
-    @memory_bypass.setter
-    def memory_bypass(self, bypass: bool) -> None:
-        self.reads.bypass = bypass
 
     async def get_uncached(
         self, key: str, record: CacheRecorder | None = None
@@ -243,7 +235,7 @@ class TieredStore:
             raise  # backpressure for this request only: Redis is fine
         except StoreUnavailable as exc:
             self._on_redis_failure(exc)
-            if not self.memory_bypass:  # bypassed for coherence only: the fallback serves memory
+            if not self.reads.bypass:  # bypassed for coherence only: the fallback serves memory
                 held = self.memory.get(key)
                 if held is not None:
                     return held
@@ -257,7 +249,7 @@ class TieredStore:
             await self._check_fleet_settled()
         if record is not None:
             record("redis", value is not None)
-        if value is not None and clean and not self.memory_bypass:
+        if value is not None and clean and not self.reads.bypass:
             # Fill memory unless a newer local write landed while the GET was in flight.
             current = self.memory.peek(key)
             if current is None or current.version <= value.version:
@@ -537,7 +529,7 @@ class TieredStore:
         """Stop serving our own write from memory until a GET shows Redis still holds it.
         Not while Redis is unreadable (breaker open): there is nothing to check against, and
         our write is what the fallback serves (the failback flushes the tier anyway)."""
-        if self.redis is None or self.memory_bypass or not self.breaker.closed:
+        if self.redis is None or self.reads.bypass or not self.breaker.closed:
             return
         parked = self._parked.get(key)
         if parked is not None and parked[0].version > ours.version:
@@ -604,18 +596,18 @@ class TieredStore:
             pass  # ours awaits replay, which settles it by version
         else:
             self._count_invalidations("remote", 1)  # another replica's write landed after ours
-            if current is not None and not self.memory_bypass:
+            if current is not None and not self.reads.bypass:
                 self.memory.put(key, current)
             else:
                 self.memory.pop(key)
 
     def _update_bypass(self) -> None:
-        self.memory_bypass = not self.coherent and not self.fallback_active
+        self.reads.bypass = not self.coherent and not self.fallback_active
 
     def _fill(self, key: str, value: StoredValue, *, own: bool = False) -> StoredValue:
         """Put `value` in memory unless memory already holds a newer version of the key (while
         bypassed, only our `own` writes: see `set`)."""
-        if self.memory_bypass and not own:
+        if self.reads.bypass and not own:
             return value
         current = self.memory.peek(key)
         if current is not None and current.version > value.version:
