@@ -1,14 +1,16 @@
 """The optional mypyc build of the hot synchronous modules: `make speedups`, `make clean-speedups`.
 
-Compiled, a memory-tier session read costs ≈ 0.76 µs instead of ≈ 1.12 µs (`python -m bench
+Compiled, a memory-tier session read costs ≈ 0.65 µs instead of ≈ 1.0 µs (`python -m bench
 store` prints both when the build is present). The pure-Python modules stay the reference: the
 default install, the Docker image and CI never compile anything, and an extension module shadows
 its `.py` only where `make speedups` put it beside it.
 
 Only synchronous modules are listed. Coroutines compiled by mypyc have open crash bugs when an
 exception or a cancellation passes through them (python/mypy#12867); compiling tiered_store.py
-crashed the interpreter in tests/integration/sessions/test_store_hung.py, and manager.py and
-web/handling.py (coroutines too) would add only a few percent more.
+crashed the interpreter in tests/integration/sessions/test_store_hung.py. So the hottest paths are
+kept out of coroutine modules: the memory-hit read (`sessions.memory_reads`, which
+`SessionManager.get_held` and the HTTP GET route call without a coroutine) and the HTTP request
+metrics (`web.request_metrics`).
 
     >>> "exporter.sessions.memory_store" in MODULES
     True
