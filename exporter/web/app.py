@@ -14,7 +14,7 @@ from exporter.runtime import open_runtime
 from exporter.web import figma_routes, landing, openapi, ops_routes, sse
 from exporter.web import session_metrics_routes as seed
 from exporter.web import session_routes as sessions
-from exporter.web.handling import instrumented_routes
+from exporter.web.handling import AnswerNow, Handler, instrumented_routes
 from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, WEB_CONFIG, Lifecycle
 from exporter.web.web_auth import WebConfigState, add_headers
 
@@ -66,7 +66,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.cleanup_ctx.append(_runtime_context)
     app.on_shutdown.append(_mark_stopping)
     app.on_shutdown.append(sse.close_streams)
-    app.add_routes(instrumented_routes(routes(metrics), metrics, web_config))
+    answers_now: dict[Handler, AnswerNow] = {sessions.get_session: sessions.held_session}
+    app.add_routes(instrumented_routes(routes(metrics), metrics, web_config, answers_now))
     return app
 
 

@@ -33,6 +33,8 @@ from exporter.web.web_auth import WebConfigState, unauthorised
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A route's synchronous first try: its response, or None to run the handler.
+AnswerNow = Callable[[web.Request], web.StreamResponse | None]
 # The catch-all route (not part of the API: it answers 404/405 as the router would).
 UNMATCHED_PATH = "/{unmatched_path:.*}"
 _perf_counter = time.perf_counter
@@ -104,9 +106,17 @@ class Guards:
 
 
 def instrumented(
-    handler: Handler, metrics: RequestMetrics, guards: Guards, *, unmatched: bool
+    handler: Handler,
+    metrics: RequestMetrics,
+    guards: Guards,
+    *,
+    unmatched: bool,
+    answer_now: AnswerNow | None = None,
 ) -> Handler:
-    """`handler` timed, counted under its route (or `unmatched`), guarded, errors as JSON."""
+    """`handler` timed, counted under its route (or `unmatched`), guarded, errors as JSON.
+
+    With `answer_now`, a synchronous first try: its response is used when it gives one (no
+    handler coroutine is created), else `handler` runs."""
     refusal = guards.refusal
     check = guards.auth is not None
     # One wrapper per route: its resource is fixed, so its children are cached here by method
@@ -119,6 +129,8 @@ def instrumented(
         try:
             if check or request.method in STATE_CHANGING:
                 response = await refusal(request)
+            if response is None and answer_now is not None:
+                response = answer_now(request)
             if response is None:
                 response = await handler(request)
         except web.RequestPayloadError as exc:
@@ -142,15 +154,25 @@ def instrumented(
 
 
 def instrumented_routes(
-    routes: list[web.RouteDef], metrics: Metrics, auth: WebConfigState | None
+    routes: list[web.RouteDef],
+    metrics: Metrics,
+    auth: WebConfigState | None,
+    answers_now: dict[Handler, AnswerNow] | None = None,
 ) -> list[web.RouteDef]:
-    """`routes` with each handler wrapped by `instrumented`, then the catch-all for the rest."""
-    request_metrics, guards = RequestMetrics(metrics), Guards(auth)
+    """`routes` with each handler wrapped by `instrumented` (with its synchronous first try from
+    `answers_now`, if it has one), then the catch-all for the rest."""
+    request_metrics, guards, fast = RequestMetrics(metrics), Guards(auth), answers_now or {}
     wrapped = [
         web.RouteDef(
             route.method,
             route.path,
-            instrumented(route.handler, request_metrics, guards, unmatched=False),
+            instrumented(
+                route.handler,
+                request_metrics,
+                guards,
+                unmatched=False,
+                answer_now=fast.get(route.handler),
+            ),
             route.kwargs,
         )
         for route in routes

@@ -55,10 +55,16 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def get_session(request: web.Request) -> web.Response:
-    # The hottest route: a memory hit is answered without a coroutine or helper frame.
-    manager = get_runtime(request).sessions.manager
-    session_id = request.match_info["id"]
-    session = manager.get_held(session_id) or await manager.get(session_id)
+    session = await _manager(request).get(request.match_info["id"])
+    return _session_response(session.json_bytes())
+
+
+def held_session(request: web.Request) -> web.Response | None:
+    """`get_session`'s synchronous first try (see `exporter.web.handling.instrumented`): the
+    hottest request, a session the memory tier holds decoded, answered without a coroutine."""
+    session = get_runtime(request).sessions.manager.get_held(request.match_info["id"])
+    if session is None:
+        return None
     return web.Response(body=session.json_bytes(), content_type=JSON_TYPE)
 
 

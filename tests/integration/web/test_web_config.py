@@ -149,6 +149,22 @@ def test_logins_open_probes_and_headers(exporter: Exporter, certs: Certificates)
     assert good.headers["X-Frame-Options"] == "deny"
 
 
+def test_a_session_held_in_memory_is_still_behind_the_login(
+    exporter: Exporter, certs: Certificates
+) -> None:
+    """The session GET's synchronous memory-hit answer runs after the login check, never before."""
+    ca, login = str(certs.ca), ("prometheus", PASSWORD)
+    created = requests.post(
+        exporter.base + "/api/sessions", json={"data": {"n": 1}}, verify=ca, auth=login, timeout=5
+    )
+    assert created.status_code == 201
+    path = f"/api/sessions/{created.json()['id']}"
+    assert exporter.get(path, verify=ca, auth=login).json()["data"] == {"n": 1}  # a memory hit
+    anonymous = exporter.get(path, verify=ca)
+    assert anonymous.status_code == 401 and "data" not in anonymous.json()
+    assert exporter.get(path, verify=ca, auth=("prometheus", "nope")).status_code == 401
+
+
 def test_plain_http_on_the_tls_port_is_refused(exporter: Exporter, certs: Certificates) -> None:
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{exporter.port}/metrics", timeout=5)
