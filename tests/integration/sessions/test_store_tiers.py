@@ -69,7 +69,11 @@ async def test_get_held_answers_only_what_memory_holds_decoded(redis_url: str) -
     async with open_layer(redis_url) as layer:
         manager = layer.manager
         session = await manager.create({"n": 1})
-        await layer.store.clear_memory()
+        store, key = layer.store, session_key(session.id)
+        # Until the coherence echo of our create has come and been checked, a read may not fill
+        # memory (on a loaded machine it can arrive during the read below).
+        await wait_for(lambda: not store.guard.is_echo(key) and not store.is_parked(key), 5)
+        await store.clear_memory()
         assert manager.get_held(session.id) is None
         assert manager.get_held("never-created") is None
         assert op_count(layer, "get") == cache(layer, "memory", "hit") == 0

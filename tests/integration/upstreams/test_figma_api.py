@@ -344,9 +344,12 @@ async def test_the_token_never_leaks(
     logged = "\n".join(
         record.getMessage() + repr(record.args) + str(record.exc_info) for record in caplog.records
     )
-    assert (
-        "figma_api is down: Figma API me rejected the token (403)" in logged
-    )  # errors were logged
+    # The 403 was seen (in the refreshed health report, or logged when a start-up probe delayed
+    # by load met it first), and the outage was logged. Logged is its first cause: the 403, or, on
+    # a starved machine, the start-up probe's 0.3 s timeout before it (the state then stays down,
+    # and a state that does not change is not logged again).
+    assert any("Figma API me rejected the token (403)" in text for text in [*seen, logged])
+    assert "figma_api is down: Figma API me" in logged
     assert (
         "GET /v1/files/missingFILE" in logged
     )  # and so were the requests (the double's access log)
