@@ -38,6 +38,7 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreUnavailable
 from exporter.events import EventLog
@@ -312,23 +313,36 @@ class Coherence:
         self._gauge.set(0)
         await self._close_channels()
         reason = _describe(exc)
+        started = self.store.loop_lag.clock()
         try:
             async with asyncio.timeout(self.timeout):
                 await self.deployment.ping()
         except (RedisError, OSError, TimeoutError) as ping_exc:
-            # Redis itself is unreachable: an outage, which the store's fallback handles (serving
-            # from memory, journalling writes); its failback flushes the memory tier later.
-            unavailable = StoreUnavailable(f"Redis unavailable ({_describe(ping_exc)})")
-            self.store.report_unavailable(unavailable)
-            message = f"invalidation tracking lost ({reason}); Redis unreachable, store in fallback"
-        else:
-            flushed = self.store.drop_untracked()
-            message = (
-                f"invalidation tracking lost ({reason}); memory tier flushed ({flushed} entries) "
-                "and bypassed until tracking is re-established"
-            )
+            if not self._stalled_timeout(ping_exc, started):
+                # Redis itself is unreachable: an outage, which the store's fallback handles
+                # (serving from memory, journalling writes); its failback flushes the tier later.
+                self.store.report_unavailable(
+                    StoreUnavailable(f"Redis unavailable ({_describe(ping_exc)})")
+                )
+                message = (
+                    f"invalidation tracking lost ({reason}); Redis unreachable, store in fallback"
+                )
+                log.warning(message)
+                self._event("tracking_lost", message, reason=reason)
+                return
+        flushed = self.store.drop_untracked()
+        message = (
+            f"invalidation tracking lost ({reason}); memory tier flushed ({flushed} entries) "
+            "and bypassed until tracking is re-established"
+        )
         log.warning(message)
         self._event("tracking_lost", message, reason=reason)
+
+    def _stalled_timeout(self, exc: BaseException, started: float) -> bool:
+        """A PING timeout while our own loop stalled: its answer may have been waiting unread,
+        so it proves no outage (the tier is flushed and bypassed, as for a reachable Redis)."""
+        timed_out = isinstance(exc, TimeoutError | RedisTimeoutError)
+        return timed_out and self.store.stalled_since(started)
 
     def _note_down(self, exc: BaseException, *, first: bool = False) -> None:
         if first:

@@ -26,6 +26,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from types import TracebackType
 from typing import TypeVar
 
@@ -69,6 +70,9 @@ FLEET_CHECK_TTL = 0.05
 # misses stay uncertain (503) for this many retry intervals, plus two seconds.
 FLEET_GRACE_INTERVALS = 4
 FLEET_GRACE_SECONDS = 2.0
+# A PING that timed out while our own loop stalled proves nothing: it is sent again, this often
+# in all, before the request gets StoreBusy (a stall under it each time: we cannot tell).
+PING_ATTEMPTS = 3
 ExpiryCallback = Callable[[str, StoredValue], None]
 T = TypeVar("T")
 
@@ -552,7 +556,7 @@ class TieredStore:
                 values: list[StoredValue | None] | None = None
                 try:
                     if self.breaker.closed:  # else a fallback: our own writes are what we serve
-                        values = await self.redis.get_many(keys)
+                        values = await self._redis_call(partial(self.redis.get_many, keys))
                 except StoreUnavailable as exc:
                     self.report_unavailable(exc)  # as any failed call: fallback serves our writes
                 finally:
@@ -662,20 +666,28 @@ class TieredStore:
     async def _redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
         """Run one Redis command (idempotent: writes carry their version). A timeout alone proves
         little under load, so it is checked by one PING shared by all callers: if Redis answers,
-        the command is tried once more before its failure counts."""
+        the command is tried once more, and a second timeout counts only if our own loop ran on
+        time meanwhile (else it is backpressure for this request, not an outage)."""
         try:
             return await command()
         except StoreTimeout:
             if not await self._answers_ping():
-                if self.loop_lag.recent() * 2 >= self._command_timeout():
-                    # Our own loop ran late by half the timeout or more: the answers may have
-                    # been waiting unread. Backpressure for this request, not an outage.
-                    raise StoreBusy("this process was too busy to hear Redis in time") from None
                 raise
-        return await command()
+        started = self.loop_lag.clock()
+        try:
+            return await command()
+        except StoreTimeout:
+            if self.stalled_since(started):
+                raise StoreBusy("this process was too busy to hear Redis in time") from None
+            raise
 
     def _command_timeout(self) -> float:
         return self.redis.timeout if self.redis is not None else 0.0
+
+    def stalled_since(self, started: float) -> bool:
+        """Whether our own loop ran late, since `started`, by half a command timeout or more: an
+        answer that arrived meanwhile may have been waiting unread when the timeout fired."""
+        return self.loop_lag.worst_since(started) * 2 >= self._command_timeout()
 
     async def _answers_ping(self) -> bool:
         probe = self._ping_probe
@@ -684,14 +696,24 @@ class TieredStore:
         return await asyncio.shield(probe)
 
     async def _ping_ok(self) -> bool:
+        """Whether Redis answers a PING; StoreBusy if every PING timed out under a stall of our
+        own loop. Only a stall during the PING counts: one before it (a busy start-up, a long
+        synchronous step) says nothing about this PING."""
         assert self.redis is not None
-        try:
-            await self.redis.ping()
-        except StoreBusy:
-            return True  # connections are busy, not proven dead: the retry tells
-        except StoreUnavailable:
-            return False
-        return True
+        for _ in range(PING_ATTEMPTS):
+            started = self.loop_lag.clock()
+            try:
+                await self.redis.ping()
+            except StoreBusy:
+                return True  # connections are busy, not proven dead: the retry tells
+            except StoreTimeout:
+                if not self.stalled_since(started):
+                    return False
+            except StoreUnavailable:
+                return False
+            else:
+                return True
+        raise StoreBusy("this process was too busy to hear Redis in time")
 
     def _retry_after(self) -> float:
         return max(1.0, self.breaker.seconds_until_probe())

@@ -54,9 +54,9 @@ class Load:
                 response = await self.target.http.get(f"/api/sessions/{sid}")
                 expected = {200}
             status = response.status
-            response.release()
+            body = await response.read()
             if status not in expected and not (status == 503 and (before or self.in_fallback())):
-                self.wrong.append(f"{self.target.name}: {status}")
+                self.wrong.append(f"{self.target.name}: {status} {body[:200]!r}")
             self.requests += 1
             await asyncio.sleep(0.002)
 
