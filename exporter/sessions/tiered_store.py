@@ -772,11 +772,11 @@ class TieredStore:
             # Writes go to Redis again from here on; the replay cannot overwrite them (versions).
             self.breaker.success()
             self._set_backend_up(True)
-            replayed, skipped = await self._replay()
+            replayed, skipped, sent = await self._replay()
             if not self.breaker.closed:
                 return  # a live write failed during the replay: stay in fallback
             if self.fallback_active:
-                await self._reseed_if_emptied()
+                await self._reseed_if_emptied(sent)
             self._redis_failed.clear()
             if self.writes_refused is not None:
                 self._writes_accepted()
@@ -785,18 +785,20 @@ class TieredStore:
             if self.journal:  # journalled during the awaits above: the loop replays those too
                 self._redis_failed.set()
 
-    async def _replay(self) -> tuple[int, int]:
-        """Replay the journal; while it runs, a marker in Redis tells other replicas that a miss
-        may be one of these writes (they answer 503, not 404)."""
+    async def _replay(self) -> tuple[int, int, dict[str, int]]:
+        """Replay the journal: how many were written and skipped (older), and the version sent
+        for each key. While it runs, a marker in Redis tells other replicas that a miss may be
+        one of these writes (they answer 503, not 404)."""
         assert self.redis is not None
         if not self.journal:
-            return 0, 0
+            return 0, 0, {}
         await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
-        replayed, skipped = await self._replay_batches()
+        sent: dict[str, int] = {}
+        replayed, skipped = await self._replay_batches(sent)
         await self.redis.unmark_replaying(self.replica_id)
-        return replayed, skipped
+        return replayed, skipped, sent
 
-    async def _replay_batches(self) -> tuple[int, int]:
+    async def _replay_batches(self, sent: dict[str, int]) -> tuple[int, int]:
         assert self.redis is not None
         replayed = skipped = 0
         marked = time.monotonic()
@@ -808,6 +810,7 @@ class TieredStore:
             results = await self.redis.replay(batch)
             self.journal.discard(batch)
             for item in batch:
+                sent[item.key] = item.version
                 if self.journal.get(item.key) is None:
                     self.memory.unpin(item.key)
             written = sum(results)
@@ -833,10 +836,12 @@ class TieredStore:
         self._redis_run_id = await self.redis.run_id()
         await self.redis.set_marker()
 
-    async def _reseed_if_emptied(self) -> None:
+    async def _reseed_if_emptied(self, replayed: dict[str, int]) -> None:
         """Redis restarted without its data (a new run id, the marker gone; an operator's FLUSHALL
         keeps the run id and is respected): write back the sessions this tier holds, before the
-        failback flush drops them. Version-checked: never over a newer value or a tombstone."""
+        failback flush drops them. Version-checked: never over a newer value or a tombstone.
+        Not what the replay just sent in the same version (`replayed`: key -> version): Redis
+        was given those already, and writing them twice doubled a recovery's Redis work."""
         assert self.redis is not None
         previous = self._redis_run_id
         current = await self.redis.run_id()
@@ -851,6 +856,7 @@ class TieredStore:
             if key.startswith(self.authoritative_prefixes)
             and (value := self.memory.peek(key)) is not None
             and value.remaining() > 0
+            and replayed.get(key) != value.version
         ]
         written = 0
         for start in range(0, len(items), REPLAY_BATCH):

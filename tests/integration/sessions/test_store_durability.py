@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from exporter.errors import JournalFull, SessionNotFound
+from exporter.sessions.session import session_key
 from tests.integration.web.test_cli_serve import exporter_command
 from tests.support.redis_server import RedisServer, free_port, start_redis
 from tests.support.session_metrics import running_app
@@ -220,4 +221,33 @@ async def test_a_redis_restarted_empty_is_reseeded_from_memory_and_deletes_stay_
         assert layer.sample("store_reseeded_total") == 30 - 1
         assert "reseeded" in layer.event_types()
     acked = Acknowledged({s.id: s.data for s in kept}, {gone.id})
+    await acked.verify(redis_url)
+
+
+async def test_a_recovery_into_an_empty_redis_sends_each_session_once(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """The replay writes what was journalled; the re-seed then writes only the rest of what
+    memory holds, not the replayed sessions a second time (that doubled the recovery's work)."""
+    async with open_layer(redis_url) as layer:
+        held = [await layer.manager.create({"held": n}) for n in range(20)]
+        redis_server.kill()
+        journalled = [await layer.manager.create({"journalled": n}) for n in range(10)]
+        redis_store = layer.store.redis
+        assert redis_store is not None
+        sent: list[str] = []
+        replay = redis_store.replay
+
+        async def counted(items):  # type: ignore[no-untyped-def]
+            sent.extend(item.key for item in items)
+            return await replay(items)
+
+        redis_store.replay = counted  # type: ignore[method-assign]
+        redis_server.start()  # no persistence: empty
+        assert await layer.store.recover_now()
+        assert layer.sample("store_replayed_total") == 10
+        assert layer.sample("store_reseeded_total") == 20
+    everyone = {session_key(s.id) for s in held + journalled}
+    assert sorted(sent) == sorted(everyone)  # each once
+    acked = Acknowledged({s.id: s.data for s in held + journalled}, set())
     await acked.verify(redis_url)
