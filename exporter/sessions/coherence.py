@@ -314,27 +314,25 @@ class Coherence:
         await self._close_channels()
         reason = _describe(exc)
         started = self.store.loop_lag.clock()
+        unreachable: BaseException | None = None
         try:
             async with asyncio.timeout(self.timeout):
                 await self.deployment.ping()
         except (RedisError, OSError, TimeoutError) as ping_exc:
             if not self._stalled_timeout(ping_exc, started):
-                # Redis itself is unreachable: an outage, which the store's fallback handles
-                # (serving from memory, journalling writes); its failback flushes the tier later.
-                self.store.report_unavailable(
-                    StoreUnavailable(f"Redis unavailable ({_describe(ping_exc)})")
-                )
-                message = (
-                    f"invalidation tracking lost ({reason}); Redis unreachable, store in fallback"
-                )
-                log.warning(message)
-                self._event("tracking_lost", message, reason=reason)
-                return
-        flushed = self.store.drop_untracked()
-        message = (
-            f"invalidation tracking lost ({reason}); memory tier flushed ({flushed} entries) "
-            "and bypassed until tracking is re-established"
-        )
+                unreachable = ping_exc
+        if unreachable is not None:
+            # Redis itself is unreachable: an outage, which the store's fallback handles (serving
+            # from memory, journalling writes); its failback flushes the memory tier later.
+            unavailable = StoreUnavailable(f"Redis unavailable ({_describe(unreachable)})")
+            self.store.report_unavailable(unavailable)
+            message = f"invalidation tracking lost ({reason}); Redis unreachable, store in fallback"
+        else:
+            flushed = self.store.drop_untracked()
+            message = (
+                f"invalidation tracking lost ({reason}); memory tier flushed ({flushed} entries) "
+                "and bypassed until tracking is re-established"
+            )
         log.warning(message)
         self._event("tracking_lost", message, reason=reason)
 

@@ -73,6 +73,7 @@ FLEET_GRACE_SECONDS = 2.0
 # A PING that timed out while our own loop stalled proves nothing: it is sent again, this often
 # in all, before the request gets StoreBusy (a stall under it each time: we cannot tell).
 PING_ATTEMPTS = 3
+TOO_BUSY = "this process was too busy to hear Redis in time"
 ExpiryCallback = Callable[[str, StoredValue], None]
 T = TypeVar("T")
 
@@ -678,7 +679,7 @@ class TieredStore:
             return await command()
         except StoreTimeout:
             if self.stalled_since(started):
-                raise StoreBusy("this process was too busy to hear Redis in time") from None
+                raise StoreBusy(TOO_BUSY) from None
             raise
 
     def _command_timeout(self) -> float:
@@ -713,7 +714,7 @@ class TieredStore:
                 return False
             else:
                 return True
-        raise StoreBusy("this process was too busy to hear Redis in time")
+        raise StoreBusy(TOO_BUSY)
 
     def _retry_after(self) -> float:
         return max(1.0, self.breaker.seconds_until_probe())
