@@ -7,18 +7,11 @@ import contextlib
 import time
 
 from exporter.loop_lag import LoopLag
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_worst_since_counts_only_lags_measured_since() -> None:
-    clock = Clock()
+    clock = ManualClock()
     lag = LoopLag(interval=0.05, clock=clock)
     assert lag.worst_since(0.0) == 0.0
     lag.record(0.3)  # at 100.0: a stall before the wait asked about
@@ -29,7 +22,7 @@ def test_worst_since_counts_only_lags_measured_since() -> None:
 
 
 def test_the_window_bounds_what_is_kept() -> None:
-    lag = LoopLag(interval=0.05, window=0.15, clock=Clock())  # three samples
+    lag = LoopLag(interval=0.05, window=0.15, clock=ManualClock())  # three samples
     for value in (0.3, 0.0, 0.0, 0.0):
         lag.record(value)
     assert lag.worst_since(0.0) == 0.0

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from exporter.sessions.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_one_failure_opens_and_calls_fail_fast_until_the_interval() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(0.5, clock=clock)
     assert breaker.allow()
     breaker.failure()
@@ -26,7 +19,7 @@ def test_one_failure_opens_and_calls_fail_fast_until_the_interval() -> None:
 
 
 def test_half_open_lets_one_probe_through() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(0.5, clock=clock)
     breaker.failure()
     clock.now += 0.5
@@ -36,7 +29,7 @@ def test_half_open_lets_one_probe_through() -> None:
 
 
 def test_probe_success_closes_probe_failure_reopens() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(0.5, clock=clock)
     breaker.failure()
     clock.now += 0.5
@@ -50,7 +43,7 @@ def test_probe_success_closes_probe_failure_reopens() -> None:
 
 
 def test_late_failures_do_not_postpone_the_next_probe() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(0.5, clock=clock)
     breaker.failure()
     clock.now += 0.4
@@ -60,7 +53,7 @@ def test_late_failures_do_not_postpone_the_next_probe() -> None:
 
 
 def test_threshold_above_one_tolerates_isolated_failures() -> None:
-    breaker = CircuitBreaker(0.5, failure_threshold=3, clock=Clock())
+    breaker = CircuitBreaker(0.5, failure_threshold=3, clock=ManualClock())
     breaker.failure()
     breaker.failure()
     assert breaker.state == CLOSED
