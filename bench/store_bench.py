@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from statistics import median
 
 import orjson
 import redis.asyncio as aioredis
@@ -132,21 +130,6 @@ async def redis_get(
     )
 
 
-async def cpu_per_op(
-    candidates: dict[str, Callable[[], Awaitable[object]]], rounds: int, ops: int
-) -> dict[str, float]:
-    """Median CPU µs of this process per call, interleaved as `interleaved` does: a write's
-    wall time is mostly waiting for Redis, and its echo-confirming read runs after it returns."""
-    runs: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            started = time.process_time()
-            for _ in range(ops):
-                await fn()
-            runs[name].append((time.process_time() - started) / ops * 1e6)
-    return {name: median(values) for name, values in runs.items()}
-
-
 async def redis_create(redis_url: str, rounds: int = 20, ops: int = 200) -> Result:
     """Creates through the instrumented manager (coherent: the echo of each write is confirmed by
     a GET) against one raw SET of the same bytes; the layers between them in the note."""
@@ -167,9 +150,9 @@ async def redis_create(redis_url: str, rounds: int = 20, ops: int = 200) -> Resu
             return await raw.set("bench:" + fresh_key(), document, px=3_600_000)
 
         async def raw_script() -> object:
-            expires = int(time.time() * 1000) + 3_600_000
-            keys = ["bench:" + fresh_key(), "bench:index"]
-            return await script(keys=keys, args=[document, expires, secrets.token_urlsafe(24), "0"])
+            member, expires = secrets.token_urlsafe(24), int(time.time() * 1000) + 3_600_000
+            keys = ["bench:" + session_key(member), "bench:index"]
+            return await script(keys=keys, args=[document, expires, member, "0"])
 
         async def redis_store_set() -> object:
             value = StoredValue(document, time.time_ns(), time.time() + 3600, None)
@@ -181,7 +164,9 @@ async def redis_create(redis_url: str, rounds: int = 20, ops: int = 200) -> Resu
         async def create() -> object:
             return await layer.manager.create(DATA)
 
-        us = await cpu_per_op(
+        # By this process's CPU time: a write's wall time is mostly waiting for Redis, and the
+        # GET confirming its echo runs after it returns.
+        us = await interleaved(
             {
                 "raw SET": raw_set,
                 "raw EVALSHA of the indexed put": raw_script,
@@ -191,6 +176,7 @@ async def redis_create(redis_url: str, rounds: int = 20, ops: int = 200) -> Resu
             },
             rounds,
             ops,
+            clock=time.process_time,
         )
     await raw.aclose()
     value, baseline = us["SessionManager.create"], us["raw SET"]

@@ -40,25 +40,28 @@ async def interleaved(
     rounds: int,
     ops: int,
     before: Callable[[], object] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median µs per call of each candidate, over `rounds` short interleaved runs of `ops` calls:
     short alternating runs see the same machine load, so their ratios hold on a noisy host.
-    `before()` runs, untimed, ahead of each run."""
+    `before()` runs, untimed, ahead of each run; `clock` is wall time unless told otherwise."""
     runs: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
             if before is not None:
                 before()
-            runs[name].append(await per_op_us(fn, ops))
+            runs[name].append(await per_op_us(fn, ops, clock))
     return {name: median(values) for name, values in runs.items()}
 
 
-async def per_op_us(fn: Callable[[], Awaitable[object]], ops: int) -> float:
+async def per_op_us(
+    fn: Callable[[], Awaitable[object]], ops: int, clock: Callable[[], float] = time.perf_counter
+) -> float:
     """Microseconds per awaited call, over `ops` sequential calls."""
-    started = time.perf_counter()
+    started = clock()
     for _ in range(ops):
         await fn()
-    return (time.perf_counter() - started) / ops * 1e6
+    return (clock() - started) / ops * 1e6
 
 
 def free_port() -> int:
