@@ -185,6 +185,7 @@ class SessionManager:
             lifetime,
             session,
             expires_at=session.expires_at,
+            sole=True,  # a new random id: nobody else can write it before our answer
         )
         session.version = value.version
         return session

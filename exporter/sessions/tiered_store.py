@@ -273,10 +273,12 @@ class TieredStore:
         version: int | None = None,
         expires_at: float | None = None,
         replace: bool = False,
+        sole: bool = False,
     ) -> StoredValue:
         """Write through to Redis; in an outage (or while Redis refuses writes) write to memory
         and journal it. Raises StoreBusy when no connection was free in time (nothing written),
-        and with `replace` (an update) SessionNotFound if the key was deleted meanwhile."""
+        and with `replace` (an update) SessionNotFound if the key was deleted meanwhile. `sole`:
+        a new random key nobody else knows yet, so its echo needs no check (see `invalidate`)."""
         value = StoredValue(
             payload,
             version if version is not None else new_version(),
@@ -285,7 +287,7 @@ class TieredStore:
         )
         if self.redis is not None:
             token = self.guard.watch(key)
-            echo = self.guard.expect_echo(key, self.coherent)
+            echo = self.guard.expect_echo(key, self.coherent, sole=sole)
             try:
                 written = await self._write(key, value, replace)
             except BaseException:
@@ -396,8 +398,12 @@ class TieredStore:
         just after ours. So an echo's entry is *parked*: it stays in memory unserved until one GET
         shows Redis still holds our version (reads arriving meanwhile wait for that rather than
         reading Redis themselves). Echoes are not counted as remote invalidations; a check that
-        finds another value in Redis is.
+        finds another value in Redis is. The echo of a `sole` write covers nothing else: it is
+        consumed, and the entry keeps serving.
         """
+        if self.guard.is_sole_echo(key):
+            self.guard.echo_arrived(key)
+            return False
         self.guard.invalidated(key)
         echo = self.guard.is_echo(key)
         if echo or self.fallback_active:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from exporter.sessions.session import Session, session_key
 from exporter.sessions.store import StoredValue, encode_value
@@ -47,6 +48,37 @@ async def test_own_writes_survive_their_echo(redis_url: str) -> None:
         assert hits == 20 + 20 + 20
         assert layer.sample("cache_invalidations_total", {"reason": "remote"}) == 0
         assert layer.sample("memory_tier_entries") == 20
+
+
+async def test_a_new_sessions_echo_costs_no_read(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    # Nobody else can write a new random id before our answer, so its echo is not checked with
+    # a GET: one Redis command per create. An update's echo still is (test above).
+    client = redis_server.client()
+    async with open_layer(redis_url) as layer:
+        coherence = layer.layer.coherence
+        assert coherence is not None
+        await wait_for(lambda: coherence.active, 1.0)
+        gets_before = _calls(client, "get")
+        sessions = [await layer.manager.create({"n": n}) for n in range(20)]
+        await asyncio.sleep(0.2)  # every echo has arrived
+        assert _calls(client, "get") == gets_before
+        assert not any(layer.store.is_parked(session_key(s.id)) for s in sessions)
+        for n, session in enumerate(sessions):
+            assert (await layer.manager.get(session.id)).data == {"n": n}
+        hits = layer.sample(
+            "cache_requests_total", {"manager": "session", "tier": "memory", "result": "hit"}
+        )
+        assert hits == 20
+        assert _calls(client, "get") == gets_before
+        assert layer.sample("cache_invalidations_total", {"reason": "remote"}) == 0
+    client.close()
+
+
+def _calls(client: Any, command: str) -> int:
+    stats = client.info("commandstats").get(f"cmdstat_{command}")
+    return int(stats["calls"]) if stats else 0
 
 
 async def test_a_write_landing_right_after_ours_wins(

@@ -48,3 +48,23 @@ def test_expected_echoes_stay_bounded() -> None:
     for n in range(MAX_ECHOES + 5):
         guard.expect_echo(f"s:{{{n}}}", coherent=True)
     assert not guard.is_echo("s:{0}") and guard.is_echo(f"s:{{{MAX_ECHOES + 4}}}")
+
+
+def test_a_sole_writes_echo_is_told_apart_only_while_it_is_the_one_expected() -> None:
+    guard = WriteGuard(tracked_prefixes=("s:",))
+    guard.expect_echo("s:{a}", coherent=True, sole=True)
+    assert guard.is_sole_echo("s:{a}") and guard.is_echo("s:{a}")
+    guard.echo_arrived("s:{a}")
+    assert not guard.is_sole_echo("s:{a}") and not guard.is_echo("s:{a}")
+    # A second write in flight before the echo came: which echo is which is unknown.
+    guard.expect_echo("s:{b}", coherent=True, sole=True)
+    guard.expect_echo("s:{b}", coherent=True)
+    assert not guard.is_sole_echo("s:{b}") and guard.is_echo("s:{b}")
+    # A key with an echo pending is not new: a sole write of it is not told apart either.
+    guard.expect_echo("s:{b}", coherent=True, sole=True)
+    assert not guard.is_sole_echo("s:{b}")
+    guard.expect_echo("s:{c}", coherent=True, sole=True)
+    guard.forget_echoes()
+    assert not guard.is_sole_echo("s:{c}")
+    assert not guard.expect_echo("s:{d}", coherent=False, sole=True)
+    assert not guard.is_sole_echo("s:{d}")
