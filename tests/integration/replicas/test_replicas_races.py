@@ -50,9 +50,7 @@ async def test_own_writes_survive_their_echo(redis_url: str) -> None:
         assert layer.sample("memory_tier_entries") == 20
 
 
-async def test_a_new_sessions_echo_costs_no_read(
-    redis_server: RedisServer, redis_url: str
-) -> None:
+async def test_a_new_sessions_echo_costs_no_read(redis_server: RedisServer, redis_url: str) -> None:
     # Nobody else can write a new random id before our answer, so its echo is not checked with
     # a GET: one Redis command per create. An update's echo still is (test above).
     client = redis_server.client()
