@@ -72,6 +72,7 @@ clean-speedups:  ## remove the mypyc build: pure Python again
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check exporter tests bench grafana mixin
+	$(BIN)/ruff format --check exporter tests bench grafana mixin
 	$(BIN)/mypy
 
 dashboards: mixin  ## regenerate the committed Grafana dashboard JSON (and the rest of the mixin)
