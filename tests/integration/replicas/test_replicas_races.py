@@ -1,12 +1,14 @@
 """The races behind coherent memory tiers, at the store level on a real Redis: a read-through that
 an invalidation overtakes does not fill memory; a replica's own writes survive their echo (still
-memory hits, not counted as remote); another replica's write landing right after ours wins."""
+memory hits, not counted as remote), a new session's with no read at all; another replica's write
+landing right after ours wins."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+
+import redis
 
 from exporter.sessions.session import Session, session_key
 from exporter.sessions.store import StoredValue, encode_value
@@ -74,7 +76,7 @@ async def test_a_new_sessions_echo_costs_no_read(redis_server: RedisServer, redi
     client.close()
 
 
-def _calls(client: Any, command: str) -> int:
+def _calls(client: redis.Redis, command: str) -> int:
     stats = client.info("commandstats").get(f"cmdstat_{command}")
     return int(stats["calls"]) if stats else 0
 
