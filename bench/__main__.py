@@ -7,7 +7,8 @@ file (git revision, time, machine, every figure) for comparing commits.
 
     python -m bench                  # everything, under 3 minutes
     python -m bench store failover   # some sections: store, http, metrics, coherence,
-                                     # aiohttp-session, journal, memory, failover, encode
+                                     # aiohttp-session, journal, memory, gc, failover,
+                                     # encode
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -31,6 +32,7 @@ from bench import (
     coherence_bench,
     encode_bench,
     failover_bench,
+    gc_bench,
     http_bench,
     journal_bench,
     memory_bench,
@@ -47,6 +49,7 @@ SECTIONS = (
     "aiohttp-session",
     "journal",
     "memory",
+    "gc",
     "failover",
     "encode",
 )
@@ -95,6 +98,7 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "aiohttp-session": aiohttp_session_bench.run,  # its own Redis: it kills it
         "journal": lambda: run_async(journal_bench.run()),
         "memory": memory_bench.run,
+        "gc": gc_bench.run,  # a fresh interpreter, like memory's RSS figure
         "failover": lambda: run_async(failover_bench.run()),  # its own Redis too
         "encode": lambda: run_async(encode_bench.run()),
     }

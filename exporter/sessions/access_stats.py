@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from exporter.sessions.acyclic import untrack
+
 DEFAULT_MAX_SESSIONS = 10_000
 
 
@@ -96,6 +98,7 @@ class AccessStats:
         if len(self.entries) >= self.max_sessions:  # dicts keep insertion order: drop the oldest
             del self.entries[next(iter(self.entries))]
         access = self.entries[session_id] = SessionAccess()
+        untrack(access)  # numbers only: full collections need not walk it (sessions.acyclic)
         return access
 
     @staticmethod

@@ -27,6 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
 from exporter.errors import StoreFull
+from exporter.sessions.acyclic import hold, untrack
 from exporter.sessions.store import StoredValue
 
 ExpiryListener = Callable[[str, StoredValue], None]
@@ -60,6 +61,10 @@ class MemoryStore:
         # key -> (value, monotonic deadline, size, counted prefix): a tuple is the cheapest record.
         self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._deadlines: list[tuple[float, str]] = []
+        # Untracked, like every entry, so that a full collection skips the whole tier instead of
+        # visiting each of its entries (`exporter.sessions.acyclic`).
+        untrack(self._data)
+        untrack(self._deadlines)
         self._prefix_counts = dict.fromkeys(counted_prefixes, 0)
         self._prefix_bytes = dict.fromkeys(counted_prefixes, 0)
         # Budgeted prefix -> its byte limit, and its entries in insertion order (stale pairs are
@@ -121,7 +126,8 @@ class MemoryStore:
         if ttl <= 0 or size > self._budgets.get(prefix or "", self.max_bytes):
             return
         deadline = _monotonic() + ttl
-        entry = data[key] = (value, deadline, size, prefix)
+        entry = (value, deadline, size, prefix)
+        hold(data, key, entry, value)  # untracked: cannot form cycles (see sessions.acyclic)
         self.bytes += size
         if pinned:
             self.pinned_entries += 1
@@ -234,7 +240,8 @@ class MemoryStore:
         self._budget_order[prefix] = deque()
         for key, entry in list(self._data.items()):  # entries held before: account for them now
             if entry[3] is None and key.startswith(prefix):
-                entry = self._data[key] = (*entry[:3], prefix)
+                entry = (*entry[:3], prefix)
+                hold(self._data, key, entry, entry[0])
                 self._prefix_counts[prefix] += 1
                 self._prefix_bytes[prefix] += entry[2]
             if entry[3] == prefix:
@@ -320,4 +327,5 @@ class MemoryStore:
 
     def _rebuild_deadlines(self) -> None:
         self._deadlines = [(entry[1], key) for key, entry in self._data.items()]
+        untrack(self._deadlines)
         heapq.heapify(self._deadlines)

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from exporter.sessions.acyclic import untrack
 from exporter.sessions.store import right_sized
 
 # Session keys: `s:{id}` (the generic key/value API's other namespaces use other prefixes).
@@ -56,6 +57,7 @@ class Session:
         self.version = version
         self._doc: bytes | None = None
         self._stamps: bytes | None = None
+        untrack(self)  # it refers to no object that could refer back: see sessions.acyclic
 
     @property
     def data(self) -> dict[str, Any]:
