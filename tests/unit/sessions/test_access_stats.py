@@ -28,3 +28,11 @@ def test_the_map_is_bounded_and_forgets_the_oldest() -> None:
     assert stats.view("s0") is None and stats.view("s1") is None and stats.view("s4") is not None
     stats.forget("s4")
     assert stats.view("s4") is None and len(stats) == 2
+
+
+def test_a_full_map_forgets_its_oldest_sixteenth_and_keeps_the_newest() -> None:
+    stats = AccessStats(max_sessions=64)
+    for n in range(65):
+        stats.write(f"s{n}", 0.001, time.perf_counter())
+    kept = [n for n in range(65) if stats.view(f"s{n}") is not None]
+    assert kept == list(range(4, 65))  # s0-s3 forgotten at once, the rest in order
