@@ -21,6 +21,7 @@ import yaml
 from exporter.build import version_line
 from exporter.config import OPTIONS, Settings, parse_settings
 from exporter.errors import ConfigError
+from exporter.gc_tuning import tune_collector
 from exporter.logging_setup import configure_logging
 from exporter.service import thresholds_from_settings
 
@@ -145,6 +146,7 @@ async def serve(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
+    tune_collector(settings.gc_young_threshold)  # before any connection or task exists
     runner = make_runner(
         app, access=settings.access_log, shutdown_timeout=settings.shutdown_timeout
     )

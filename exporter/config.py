@@ -337,6 +337,12 @@ class Settings:
         "seconds to keep serving with readiness 503 after SIGTERM,"
         " so load balancers stop sending first",
     )
+    gc_young_threshold: int = setting(
+        10_000,
+        _count,
+        "allocations between the cycle collector's young collections (CPython's default: 700;"
+        " see `exporter/gc_tuning.py`)",
+    )
     log_level: str = setting("info", _log_level, "debug, info, warning, error or critical")
     log_format: str = setting(
         "text",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,11 +35,23 @@ def exporter_command() -> list[str]:
 @pytest.fixture
 def bare_exporter(tmp_path: Path) -> Iterator[str]:
     """`session-metrics-exporter` with no options, no Redis, no Figma, no MCP."""
+    with exporter_process(tmp_path) as (base, _):
+        yield base
+
+
+@contextmanager
+def exporter_process(
+    tmp_path: Path, settings: dict[str, str] | None = None
+) -> Iterator[tuple[str, list[str]]]:
+    """The console script with only `settings` in its environment, serving until the block ends;
+    its stderr is appended to the list once it has stopped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXPORTER_")}
+    env.update(settings or {})
     port = DEFAULT_PORT
     if not port_is_free(port):  # a developer's own exporter may hold the default port
         port = free_port()
         env["SESSION_EXPORTER_LISTEN"] = f"127.0.0.1:{port}"
+    output: list[str] = []
     process = subprocess.Popen(
         exporter_command(), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -52,12 +66,13 @@ def bare_exporter(tmp_path: Path) -> Iterator[str]:
             timeout=20,
         )
         assert process.poll() is None, "the exporter exited during start-up"
-        yield base
+        yield base, output
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
         stderr = process.stderr.read() if process.stderr else ""
         assert "Traceback" not in stderr
+        output.append(stderr)
 
 
 def test_bare_command_serves_sessions_from_memory(bare_exporter: str) -> None:
@@ -72,6 +87,20 @@ def test_bare_command_serves_sessions_from_memory(bare_exporter: str) -> None:
     metrics = requests.get(f"{bare_exporter}/metrics", timeout=5).text
     assert "session_exporter_sessions_created_total 1.0" in metrics
     assert 'session_exporter_store_backend_up{backend="redis"} 0.0' in metrics
+
+
+def test_the_server_freezes_its_start_up_objects_and_sets_the_young_threshold(
+    tmp_path: Path,
+) -> None:
+    """Full collections then skip what start-up left (see exporter.gc_tuning)."""
+    settings = {"SESSION_EXPORTER_GC_YOUNG_THRESHOLD": "5000"}
+    with exporter_process(tmp_path, settings) as (base, output):
+        assert requests.get(f"{base}/api/sessions/unknown", timeout=5).status_code == 404
+    logged = re.search(
+        r"cycle collector: (\d+) start-up objects frozen, young threshold (\d+)", output[0]
+    )
+    assert logged is not None, output[0]
+    assert int(logged.group(1)) > 10_000 and logged.group(2) == "5000"
 
 
 def test_python_dash_m_is_the_same_program() -> None:
