@@ -9,7 +9,8 @@ should cost about what it costs with the tier empty.
 
 Measured in a fresh interpreter (the leftovers of other sections would be walked too): the median
 of 5 full collections with the memory-only tier empty, then with it holding `SESSIONS` sessions of
-1 KiB (the default `memory_max_entries`) created through the SessionManager.
+1 KiB (the default `memory_max_entries`, the body `bench memory` stores) created through the
+SessionManager.
 
 1. a full collection holding SESSIONS sessions vs holding none (goal ≤ 2x).
 """
@@ -18,22 +19,19 @@ from __future__ import annotations
 
 import gc
 import json
-import statistics
-import subprocess
-import sys
 import time
 
 import orjson
 from prometheus_client import CollectorRegistry
 
-from bench.support import Result
+from bench.memory_bench import BODY
+from bench.support import Result, in_fresh_interpreter, median
 from exporter.config import parse_settings
 from exporter.events import EventLog
 from exporter.metrics import Metrics
 from exporter.sessions.factory import open_session_layer
 
 SESSIONS = 100_000
-BODY = orjson.dumps({"user": "ada", "roles": ["designer", "admin"], "blob": "x" * 950})
 
 
 def full_collection_ms(times: int = 5) -> float:
@@ -43,7 +41,7 @@ def full_collection_ms(times: int = 5) -> float:
         started = time.perf_counter()
         gc.collect()
         pauses.append((time.perf_counter() - started) * 1000)
-    return statistics.median(pauses)
+    return median(pauses)
 
 
 async def pauses() -> dict[str, float]:
@@ -63,8 +61,7 @@ async def pauses() -> dict[str, float]:
 def run() -> list[Result]:
     script = "import asyncio, json; from bench.gc_bench import pauses; "
     script += "print(json.dumps(asyncio.run(pauses())))"
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    figures = json.loads(out.stdout.splitlines()[-1])
+    figures = json.loads(in_fresh_interpreter(script))
     added = figures["objects"] - figures["empty_objects"]
     return [
         Result(

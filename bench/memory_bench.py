@@ -15,14 +15,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import subprocess
-import sys
 import tracemalloc
 
 import orjson
 from prometheus_client import CollectorRegistry
 
-from bench.support import Result
+from bench.support import Result, in_fresh_interpreter
 from exporter.config import parse_settings
 from exporter.events import EventLog
 from exporter.metrics import Metrics
@@ -69,8 +67,7 @@ def rss_in_fresh_process() -> float:
     script = (
         "import asyncio; from bench.memory_bench import grow; print(asyncio.run(grow(False))[0])"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    return float(out.stdout.split()[-1])
+    return float(in_fresh_interpreter(script))
 
 
 async def measure() -> list[Result]:

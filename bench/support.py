@@ -6,6 +6,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,15 @@ class Result:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def in_fresh_interpreter(script: str) -> str:
+    """The last line `script` prints, run by a new interpreter: in this one, what earlier
+    sections left (memory to reuse, objects to walk) would skew the figure."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return done.stdout.splitlines()[-1]
 
 
 async def interleaved(
