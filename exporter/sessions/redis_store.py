@@ -30,7 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
 from exporter.sessions.redis_client import REDIS_FAILURES, PoolBusy, is_redis_failure
-from exporter.sessions.session_index import SessionIndex
+from exporter.sessions.session_index import RECONCILE_MEMBER_FN, SessionIndex
 from exporter.sessions.store import (
     ReplayItem,
     StoredValue,
@@ -49,21 +49,48 @@ end
 """
 
 # Delete is final: no write, live or replayed, ever replaces a tombstone (it lives until the
-# session's own expiry, so tombstones are bounded by the sessions' TTLs).
+# session's own expiry, so tombstones are bounded by the sessions' TTLs). The version checks are
+# Lua functions, so that the scripts below and the index's replay script share one definition.
 
-# KEYS[1]; ARGV: version, encoded value, pxat ms. Returns 1 written, 0 skipped (not newer, or
-# the session was deleted).
-PUT_IF_NEWER = (
-    _NEWER
-    + """
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local v, kind = string.match(cur, '^(%d+):%d+:(.)')
-  if v and (kind == 'd' or not newer(ARGV[1], v)) then return 0 end
+# put_if_newer(key, version, encoded value, pxat ms): 1 written, 0 skipped (not newer, or the
+# session was deleted).
+_PUT_IF_NEWER_FN = """
+local function put_if_newer(key, version, value, pxat)
+  local cur = redis.call('GET', key)
+  if cur then
+    local v, kind = string.match(cur, '^(%d+):%d+:(.)')
+    if v and (kind == 'd' or not newer(version, v)) then return 0 end
+  end
+  redis.call('SET', key, value, 'PXAT', pxat)
+  return 1
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
-return 1
 """
+
+# delete_if_newer(key, version, live, fallback pxat ms). A delete always wins over a value, older
+# or newer: it was acknowledged. A live delete (made now) of a missing or deleted key returns 0
+# (not found); a replayed one leaves a tombstone even over a missing key, so a replayed write from
+# another replica cannot resurrect the session.
+_DELETE_IF_NEWER_FN = """
+local function delete_if_newer(key, version, live, pxat)
+  local cur = redis.call('GET', key)
+  if cur then
+    local v, exp, kind = string.match(cur, '^(%d+):(%d+):(.)')
+    if v then
+      if kind == 'd' then return 0 end
+      if not newer(version, v) then version = v end
+      pxat = exp
+    end
+  elseif live then
+    return 0
+  end
+  redis.call('SET', key, version .. ':' .. pxat .. ':d', 'PXAT', pxat)
+  return 1
+end
+"""
+
+# KEYS[1]; ARGV: version, encoded value, pxat ms.
+PUT_IF_NEWER = (
+    _NEWER + _PUT_IF_NEWER_FN + "return put_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
 )
 
 # KEYS[1]; ARGV: encoded value, pxat ms. A live update: 1 written, 0 if the session was deleted
@@ -76,26 +103,31 @@ return 1
 """
 
 # KEYS[1]; ARGV: version, live ('1' a delete made now, '0' a replayed one), fallback pxat ms.
-# A delete always wins over a value, older or newer: it was acknowledged. A live delete of a
-# missing or deleted key returns 0 (not found); a replayed one leaves a tombstone even over a
-# missing key, so a replayed write from another replica cannot resurrect the session.
 DELETE_IF_NEWER = (
     _NEWER
+    + _DELETE_IF_NEWER_FN
+    + "return delete_if_newer(KEYS[1], ARGV[1], ARGV[2] == '1', ARGV[3])\n"
+)
+
+# KEYS[1] session key, KEYS[2] its index shard; ARGV: version, encoded value ('' for a delete),
+# pxat ms, member. A replayed write and its index entry in one script, for a server that holds
+# both keys (standalone, Sentinel): {written, the index change, the indexed expiry} (see
+# `SessionIndex.count_reconciled`). A Cluster replays, then reconciles in two more pipelines.
+REPLAY_INDEXED = (
+    _NEWER
+    + _PUT_IF_NEWER_FN
+    + _DELETE_IF_NEWER_FN
+    + RECONCILE_MEMBER_FN
     + """
-local cur = redis.call('GET', KEYS[1])
-local version, pxat, live = ARGV[1], ARGV[3], ARGV[2] == '1'
-if cur then
-  local v, exp, kind = string.match(cur, '^(%d+):(%d+):(.)')
-  if v then
-    if kind == 'd' then return 0 end
-    if not newer(version, v) then version = v end
-    pxat = exp
-  end
-elseif live then
-  return 0
+local deleted = ARGV[2] == ''
+local written
+if deleted then
+  written = delete_if_newer(KEYS[1], ARGV[1], false, ARGV[3])
+else
+  written = put_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 end
-redis.call('SET', KEYS[1], version .. ':' .. pxat .. ':d', 'PXAT', pxat)
-return 1
+local change = reconcile_member(KEYS[1], KEYS[2], ARGV[4], deleted, ARGV[3])
+return {written, change[1], change[2]}
 """
 )
 
@@ -174,20 +206,55 @@ class RedisStore:
 
     async def replay(self, items: Sequence[ReplayItem]) -> list[bool]:
         """Apply journalled writes in one pipeline; True where written, False where older."""
+        if self.index is not None and self.index.colocated:
+            return await self._replay_indexed(items, self.index)
         # EVAL, not EVALSHA: redis-py refuses EVALSHA in Cluster pipelines, and EVAL needs no
         # script-loading round trip after a server restart.
         pipe = self.client.pipeline(transaction=False)
         for item in items:
-            key = self.prefix + item.key
-            if item.value is None:
-                pipe.eval(DELETE_IF_NEWER, 1, key, item.version, 0, expires_ms(item.expires_at))
-            else:
-                args = (item.version, encode_value(item.value), expires_ms(item.expires_at))
-                pipe.eval(PUT_IF_NEWER, 1, key, *args)
+            self._queue_replay(pipe, item)
         results = await self._call(pipe.execute())
         if self.index is not None:
             await self._call(self.index.reconcile(items, self.prefix))
         return [bool(result) for result in results]
+
+    async def _replay_indexed(self, items: Sequence[ReplayItem], index: SessionIndex) -> list[bool]:
+        """One server holds the sessions and the index: each replayed session write reconciles
+        its index entry in the same script, atomically: one round trip per batch instead of three
+        (a GET and a ZADD per session after the replay). 10,000 journalled writes drained in
+        0.59-0.76 s instead of 0.78-0.93 s (three interleaved runs, durable journal)."""
+        pipe = self.client.pipeline(transaction=False)
+        shards: list[int | None] = []
+        for item in items:
+            if not index.covers(item.key):
+                self._queue_replay(pipe, item)
+                shards.append(None)
+                continue
+            shard, member = index.locate(item.key)
+            value = b"" if item.value is None else encode_value(item.value)
+            keys = (self.prefix + item.key, index.shard_keys[shard])
+            pipe.eval(
+                REPLAY_INDEXED, 2, *keys, item.version, value, expires_ms(item.expires_at), member
+            )
+            shards.append(shard)
+        async with index.writing():
+            results = await self._call(pipe.execute())
+            written: list[bool] = []
+            for indexed, result in zip(shards, results, strict=True):
+                if indexed is None:
+                    written.append(bool(result))
+                    continue
+                done, change, expires = result
+                index.count_reconciled(indexed, int(change), int(expires))
+                written.append(bool(done))
+        return written
+
+    def _queue_replay(self, pipe: Any, item: ReplayItem) -> None:
+        key, pxat = self.prefix + item.key, expires_ms(item.expires_at)
+        if item.value is None:
+            pipe.eval(DELETE_IF_NEWER, 1, key, item.version, 0, pxat)
+        else:
+            pipe.eval(PUT_IF_NEWER, 1, key, item.version, encode_value(item.value), pxat)
 
     async def get_many(self, keys: Sequence[str]) -> list[StoredValue | None]:
         """One pipeline of GETs (split per node on a Cluster); None for missing or deleted."""

@@ -8,7 +8,8 @@ milliseconds (the same instant as its key's PXAT). Every replica writes it along
   holds both keys (standalone, Sentinel) the two run as one script instead;
 - a delete removes the member only while its score is in the future (a Lua script), so an
   already-expired session stays for its expiry to be counted;
-- a replayed outage journal is reconciled from what Redis holds after the replay.
+- a replayed outage journal is reconciled from what Redis holds after the replay (where one server
+  holds both, inside each replayed write's script).
 
 Expiries are *claimed*: a Lua script removes due members (score <= the server's TIME) and returns
 them, so of all the replicas sweeping every second (and any replica that finds a session gone on a
@@ -79,6 +80,34 @@ if ARGV[4] == '1' then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+"""
+
+# reconcile_member(session key, shard, member, deleted, pxat ms): after a replayed write of the
+# session, index it as Redis now holds it; `_reconciled_expiry` in Lua, for one script per replayed
+# write where one server holds both keys. Returns {1 or 0 (ZADD's result), the expiry indexed}, or
+# {-1, 0} when a live member was removed, {0, 0} when there was nothing to remove.
+RECONCILE_MEMBER_FN = """
+local function reconcile_member(key, shard, member, deleted, pxat)
+  local cur = redis.call('GET', key)
+  local expires
+  if cur then
+    local exp, kind = string.match(cur, '^%d+:(%d+):(.)')
+    if kind ~= 'd' then expires = exp end
+  elseif not deleted then
+    expires = pxat
+  end
+  if expires then
+    return {redis.call('ZADD', shard, expires, member), tonumber(expires)}
+  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local score = redis.call('ZSCORE', shard, member)
+  if score and tonumber(score) > now then
+    redis.call('ZREM', shard, member)
+    return {-1, 0}
+  end
+  return {0, 0}
+end
 """
 
 # KEYS[1] shard; ARGV[1] member. Claim it if due: returns its score (ms, as a string) or false.
@@ -169,6 +198,7 @@ class SessionIndex:
         so a write and its ZADD run as one script instead of a pipeline (cheaper in redis-py:
         89 vs 116 µs per write, measured with 1000 concurrent writes)."""
         self.client = client
+        self.colocated = colocated
         self._put_indexed = client.register_script(PUT_INDEXED) if colocated else None
         self.namespace = namespace
         self._opening = namespace + "{"
@@ -258,7 +288,8 @@ class SessionIndex:
         return int(result)
 
     async def reconcile(self, items: Sequence[ReplayItem], prefix: str) -> None:
-        """After a replay, make the index match what Redis now holds for the replayed sessions."""
+        """After a replay, make the index match what Redis now holds for the replayed sessions
+        (where the index is not colocated: else each replayed write reconciles itself)."""
         items = [item for item in items if self.covers(item.key)]
         if not items:
             return
@@ -268,22 +299,36 @@ class SessionIndex:
         raws = await reads.execute()
         async with self._gate.write():
             pipe = self.client.pipeline(transaction=False)
-            adds: list[tuple[int, int]] = []
+            shards: list[tuple[int, int | None]] = []
             for item, raw in zip(items, raws, strict=True):
                 member = self.member(item.key)
                 shard = self.shard(member)
                 expires = _reconciled_expiry(item, raw)
                 if expires is None:
                     pipe.eval(REMOVE_LIVE, 1, self.shard_keys[shard], member)
-                    adds.append((-1, 0))
                 else:
                     pipe.zadd(self.shard_keys[shard], {member: expires})
-                    adds.append((shard, expires))
-            for (shard, expires), result in zip(adds, await pipe.execute(), strict=True):
-                if shard < 0:
-                    self._delta -= int(result)
-                elif result and expires > self._now_ms[shard]:
-                    self._delta += 1
+                shards.append((shard, expires))
+            for (shard, expires), result in zip(shards, await pipe.execute(), strict=True):
+                change = -int(result) if expires is None else int(result)
+                self.count_reconciled(shard, change, expires or 0)
+
+    def locate(self, key: str) -> tuple[int, str]:
+        """The shard and member indexing the session key `key` (logical)."""
+        member = self.member(key)
+        return self.shard(member), member
+
+    def writing(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held around index writes made outside this class (the colocated replay's scripts)."""
+        return self._gate.write()
+
+    def count_reconciled(self, shard: int, change: int, expires: int) -> None:
+        """Count one reconciled member: `change` -1 removed while live, 1 newly added with
+        `expires` (ms), 0 nothing new; a member added already expired is left to the sweeps."""
+        if change < 0:
+            self._delta += change
+        elif change and expires > self._now_ms[shard]:
+            self._delta += 1
 
     # -- expiry claims -----------------------------------------------------------------------------
 
