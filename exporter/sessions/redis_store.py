@@ -109,27 +109,37 @@ DELETE_IF_NEWER = (
     + "return delete_if_newer(KEYS[1], ARGV[1], ARGV[2] == '1', ARGV[3])\n"
 )
 
-# KEYS[1] session key, KEYS[2] its index shard; ARGV: version, encoded value ('' for a delete),
-# pxat ms, member. A replayed write and its index entry in one script, for a server that holds
-# both keys (standalone, Sentinel): {written, the index change, the indexed expiry} (see
-# `SessionIndex.count_reconciled`). A Cluster replays, then reconciles in two more pipelines.
+# KEYS[1] an index shard, KEYS[2..] session keys; ARGV: four per session key (version, encoded
+# value or '' for a delete, pxat ms, member). Replayed writes and their index entries, for a server
+# that holds both (standalone, Sentinel): {written, the index change, the indexed expiry} per
+# session (see `SessionIndex.count_reconciled`). A Cluster replays, then reconciles in two more
+# pipelines. At most REPLAY_SCRIPT_ITEMS writes per script: about 0.5 ms of Redis's time.
 REPLAY_INDEXED = (
     _NEWER
     + _PUT_IF_NEWER_FN
     + _DELETE_IF_NEWER_FN
     + RECONCILE_MEMBER_FN
     + """
-local deleted = ARGV[2] == ''
-local written
-if deleted then
-  written = delete_if_newer(KEYS[1], ARGV[1], false, ARGV[3])
-else
-  written = put_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+local out = {}
+for i = 2, #KEYS do
+  local at = (i - 2) * 4
+  local version, value, pxat = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local deleted = value == ''
+  local written
+  if deleted then
+    written = delete_if_newer(KEYS[i], version, false, pxat)
+  else
+    written = put_if_newer(KEYS[i], version, value, pxat)
+  end
+  local change = reconcile_member(KEYS[i], KEYS[1], ARGV[at + 4], deleted, pxat)
+  out[#out + 1] = written
+  out[#out + 1] = change[1]
+  out[#out + 1] = change[2]
 end
-local change = reconcile_member(KEYS[1], KEYS[2], ARGV[4], deleted, ARGV[3])
-return {written, change[1], change[2]}
+return out
 """
 )
+REPLAY_SCRIPT_ITEMS = 64
 
 
 # A key that lives as long as Redis keeps its data: gone after a restart without persistence.
@@ -219,34 +229,40 @@ class RedisStore:
         return [bool(result) for result in results]
 
     async def _replay_indexed(self, items: Sequence[ReplayItem], index: SessionIndex) -> list[bool]:
-        """One server holds the sessions and the index: each replayed session write reconciles
-        its index entry in the same script, atomically: one round trip per batch instead of three
-        (a GET and a ZADD per session after the replay). 10,000 journalled writes drained in
-        0.59-0.76 s instead of 0.78-0.93 s (three interleaved runs, durable journal)."""
+        """One server holds the sessions and the index: replayed session writes go in scripts of
+        up to REPLAY_SCRIPT_ITEMS each, every write reconciling its index entry atomically. One
+        round trip per batch instead of three (a GET and a ZADD per session after the replay),
+        and one command per 64 writes instead of one each. With parked echoes checked by MGET
+        (`get_many`), 10,000 journalled writes drained in 0.36-0.41 s instead of 0.88-1.14 s
+        (three interleaved runs, durable journal; one pipelined raw SET of them: 0.36 s)."""
+        written = [False] * len(items)
+        by_shard: dict[int, list[tuple[int, ReplayItem, str]]] = {}
         pipe = self.client.pipeline(transaction=False)
-        shards: list[int | None] = []
-        for item in items:
-            if not index.covers(item.key):
+        commands: list[tuple[int, list[int]] | int] = []  # (shard, positions), or one position
+        for position, item in enumerate(items):
+            if index.covers(item.key):
+                shard, member = index.locate(item.key)
+                by_shard.setdefault(shard, []).append((position, item, member))
+            else:
                 self._queue_replay(pipe, item)
-                shards.append(None)
-                continue
-            shard, member = index.locate(item.key)
-            value = b"" if item.value is None else encode_value(item.value)
-            keys = (self.prefix + item.key, index.shard_keys[shard])
-            pipe.eval(
-                REPLAY_INDEXED, 2, *keys, item.version, value, expires_ms(item.expires_at), member
-            )
-            shards.append(shard)
+                commands.append(position)
+        for shard, queued in by_shard.items():
+            for start in range(0, len(queued), REPLAY_SCRIPT_ITEMS):
+                chunk = queued[start : start + REPLAY_SCRIPT_ITEMS]
+                keys = [index.shard_keys[shard]] + [self.prefix + item.key for _, item, _ in chunk]
+                args = [arg for _, item, member in chunk for arg in _replay_args(item, member)]
+                pipe.eval(REPLAY_INDEXED, len(keys), *keys, *args)
+                commands.append((shard, [position for position, _, _ in chunk]))
         async with index.writing():
-            results = await self._call(pipe.execute())
-            written: list[bool] = []
-            for indexed, result in zip(shards, results, strict=True):
-                if indexed is None:
-                    written.append(bool(result))
+            for command, result in zip(commands, await self._call(pipe.execute()), strict=True):
+                if isinstance(command, int):
+                    written[command] = bool(result)
                     continue
-                done, change, expires = result
-                index.count_reconciled(indexed, int(change), int(expires))
-                written.append(bool(done))
+                shard, positions = command
+                for n, position in enumerate(positions):
+                    done, change, expires = result[3 * n : 3 * n + 3]
+                    index.count_reconciled(shard, int(change), int(expires))
+                    written[position] = bool(done)
         return written
 
     def _queue_replay(self, pipe: Any, item: ReplayItem) -> None:
@@ -257,11 +273,16 @@ class RedisStore:
             pipe.eval(PUT_IF_NEWER, 1, key, item.version, encode_value(item.value), pxat)
 
     async def get_many(self, keys: Sequence[str]) -> list[StoredValue | None]:
-        """One pipeline of GETs (split per node on a Cluster); None for missing or deleted."""
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.get(self.prefix + key)
-        raws = await self._call(pipe.execute())
+        """One MGET (on a Cluster, whose keys span slots, a pipeline of GETs split per node);
+        None for missing or deleted."""
+        prefixed = [self.prefix + key for key in keys]
+        if isinstance(self.client, RedisCluster):
+            pipe = self.client.pipeline(transaction=False)
+            for key in prefixed:
+                pipe.get(key)
+            raws = await self._call(pipe.execute())
+        else:
+            raws = await self._call(self.client.mget(prefixed))
         return [None if raw is None else decode_value(raw) for raw in raws]
 
     async def ping(self) -> float:
@@ -331,6 +352,13 @@ class RedisStore:
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         return result
+
+
+def _replay_args(item: ReplayItem, member: str) -> tuple[int, bytes, int, str]:
+    """REPLAY_INDEXED's four arguments for one write: version, value ('' for a delete), pxat ms,
+    index member."""
+    value = b"" if item.value is None else encode_value(item.value)
+    return item.version, value, expires_ms(item.expires_at), member
 
 
 # Error prefixes of a Redis that answers but will not write (a replica, maxmemory with
