@@ -83,9 +83,10 @@ return redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 """
 
 # reconcile_member(session key, shard, member, deleted, pxat ms): after a replayed write of the
-# session, index it as Redis now holds it; `_reconciled_expiry` in Lua, for one script per replayed
-# write where one server holds both keys. Returns {1 or 0 (ZADD's result), the expiry indexed}, or
-# {-1, 0} when a live member was removed, {0, 0} when there was nothing to remove.
+# session, index it as Redis now holds it: `_reconciled_expiry` in Lua, for the replay's scripts
+# where one server holds both keys (`redis_store.REPLAY_INDEXED`). Returns {1 or 0 (ZADD's
+# result), the expiry indexed}, or {-1, 0} when a live member was removed, {0, 0} when there was
+# nothing to remove.
 RECONCILE_MEMBER_FN = """
 local function reconcile_member(key, shard, member, deleted, pxat)
   local cur = redis.call('GET', key)
