@@ -241,8 +241,7 @@ class SessionIndex:
         """SET the session and ZADD its expiry in one round trip. An update passes the script that
         writes (value, PXAT) unless the session was deleted meanwhile (PUT_INDEXED makes the same
         check): False then, nothing written."""
-        member = self.member(key)
-        shard = self.shard(member)
+        shard, member = self.locate(key)
         pxat = expires_ms(expires_at)
         async with self._gate.write():
             if self._put_indexed is not None:
@@ -279,11 +278,11 @@ class SessionIndex:
 
     async def delete(self, full_key: str, script: str, args: Sequence[Any], key: str) -> int:
         """Run the delete `script` on the session key and drop the member while it is live."""
-        member = self.member(key)
+        shard, member = self.locate(key)
         async with self._gate.write():
             pipe = self.client.pipeline(transaction=False)
             pipe.eval(script, 1, full_key, *args)
-            pipe.eval(REMOVE_LIVE, 1, self.shard_keys[self.shard(member)], member)
+            pipe.eval(REMOVE_LIVE, 1, self.shard_keys[shard], member)
             result, removed = await pipe.execute()
             self._delta -= int(removed)
         return int(result)
@@ -302,8 +301,7 @@ class SessionIndex:
             pipe = self.client.pipeline(transaction=False)
             shards: list[tuple[int, int | None]] = []
             for item, raw in zip(items, raws, strict=True):
-                member = self.member(item.key)
-                shard = self.shard(member)
+                shard, member = self.locate(item.key)
                 expires = _reconciled_expiry(item, raw)
                 if expires is None:
                     pipe.eval(REMOVE_LIVE, 1, self.shard_keys[shard], member)
