@@ -9,10 +9,16 @@
 
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# uv (pinned, hash-checked) only reads the lock here; pip installs what it lists.
+COPY scripts/uv-requirements.txt ./scripts/
+RUN pip install --no-cache-dir --require-hashes -r scripts/uv-requirements.txt
+COPY pyproject.toml uv.lock README.md ./
 COPY exporter ./exporter
-# Wheels for the package and every dependency (uvloop included: the `speed` extra), built once.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[speed]"
+# Exactly the tested versions, hash-checked: `--locked` stops the build when pyproject.toml and
+# uv.lock disagree. Wheels for every dependency (uvloop included: the `speed` extra) and the package.
+RUN uv export --locked --quiet --no-emit-project --extra speed -o requirements.txt \
+    && pip wheel --no-cache-dir --require-hashes --no-deps -r requirements.txt --wheel-dir /wheels \
+    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ARG REVISION=unknown

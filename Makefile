@@ -2,13 +2,15 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-SUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Python packages come only from uv.lock (hashes checked), through scripts/deps.sh, which stops
+# with a clear message when pyproject.toml and the lock disagree.
+DEPS := PYTHON=$(PYTHON) VENV=$(VENV) scripts/deps.sh
+LOCKED := pyproject.toml uv.lock scripts/uv-requirements.txt
+SUM := $(shell cat $(LOCKED) | cksum | cut -d' ' -f1)
 # Two stamps: `make run` installs what running needs (plus the speed extra); test, bench, lint
-# and dashboards install the development extras too.
+# and dashboards install every extra.
 RUN_STAMP := $(VENV)/.run-$(SUM)
 DEV_STAMP := $(VENV)/.dev-$(SUM)
-# Quiet: no pip version nag, no setuptools warning wall from the editable build.
-PIP := PYTHONWARNINGS=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install -q
 
 # Pinned npm packages the tests check the doubles against (Figma's OpenAPI spec, a real MCP
 # server), installed from the committed lock file into a cache dir.
@@ -18,19 +20,31 @@ BENCH_JSON ?= .cache/bench-results.json
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cksum | cut -d' ' -f1)
 
 .PHONY: run test test-repeat bench lint dashboards mixin system-deps bench-deps npm-deps clean \
-	speedups clean-speedups
+	speedups clean-speedups lock upgrade test-lowest
 
-$(BIN)/python:
-	PYTHON=$(PYTHON) scripts/system-deps.sh venv
-	$(PYTHON) -m venv $(VENV)
+$(RUN_STAMP): $(LOCKED)
+	$(DEPS) sync --extra speed
+	rm -f $(VENV)/.run-* $(VENV)/.dev-* && touch $@
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[speed]'
-	rm -f $(VENV)/.run-* && touch $@
-
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[test,speed,bench,lint,speedups]'
+$(DEV_STAMP): $(LOCKED)
+	$(DEPS) sync --all-extras
 	rm -f $(VENV)/.run-* $(VENV)/.dev-* && touch $@ $(RUN_STAMP)
+
+# The runtime dependencies at their lower bounds (pyproject.toml), in .venv-lowest; linters and
+# the mypyc build check the locked tooling, not the bounds, so they are left out.
+test-lowest: system-deps $(NPM_STAMP)  ## the suite on the oldest releases pyproject.toml allows
+	$(DEPS) lowest
+	$(VENV)-lowest/bin/python -m pytest --ignore tests/test_lint.py --deselect \
+		tests/unit/test_speedups.py::test_mypyc_translates_the_listed_modules_to_c $(PYTEST_ARGS)
+
+lock:  ## after editing pyproject.toml: re-lock what changed, keep every other version
+	$(DEPS) lock
+
+# A dependency upgrade is a commit of its own: this re-resolves, then the suite says whether it holds.
+upgrade:  ## re-resolve every dependency (and uv) to the newest releases, then run the suite
+	$(DEPS) upgrade
+	git --no-pager diff --stat -- uv.lock scripts/uv-requirements.txt
+	$(MAKE) test
 
 run: $(RUN_STAMP)  ## start the exporter (memory only unless flags/env say otherwise); pass flags with ARGS="..."
 	$(BIN)/session-metrics-exporter $(ARGS)
@@ -83,4 +97,4 @@ mixin: $(DEV_STAMP)  ## regenerate everything mixin/config.yml feeds
 	$(BIN)/python -m mixin $(if $(JOB),--job '$(JOB)') $(if $(RUNBOOK_URL),--runbook-url '$(RUNBOOK_URL)') $(if $(OUTPUT),--output '$(OUTPUT)')
 
 clean: clean-speedups
-	rm -rf $(VENV) .pytest_cache $(NPM_DIR)
+	rm -rf $(VENV) $(VENV)-lowest .pytest_cache $(NPM_DIR) .cache/uv

@@ -10,6 +10,7 @@ bytes follow the values exactly as the dictionaries did: an int stays an int.
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -514,4 +515,7 @@ encode = _encoder.encode
 def schema_components() -> dict[str, Any]:
     """Component schemas of every derived body, keyed by Struct name."""
     _, components = msgspec.json.schema_components(DERIVED, ref_template=REF_TEMPLATE)
+    for schema in components.values():  # msgspec before 0.23 kept docstrings' indentation
+        if "description" in schema:
+            schema["description"] = inspect.cleandoc(schema["description"])
     return components

@@ -8,6 +8,7 @@ import pytest
 
 from exporter import speedups
 from tests.support.redis_server import RedisServer, start_any_redis
+from tests.support.versions import report_lines
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -18,6 +19,10 @@ def pytest_configure(config: pytest.Config) -> None:
             f"stale mypyc build of {', '.join(stale)}: `make speedups` rebuilds it, "
             "`make clean-speedups` removes it"
         )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return report_lines()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ SOURCES = ["exporter", "tests", "bench", "grafana", "mixin"]
 def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
     tool = Path(sys.executable).with_name(args[0])
     if not tool.exists() and shutil.which(args[0]) is None:
-        missing_dependency(args[0], "install the lint extras: pip install -e '.[lint]'")
+        missing_dependency(args[0], "run the suite through make test (it installs uv.lock's tools)")
     command = [str(tool) if tool.exists() else args[0], *args[1:]]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 

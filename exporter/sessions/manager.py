@@ -11,6 +11,7 @@ operations, rolling window), plus the per-outcome counters and cache lookups by 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import time
@@ -22,7 +23,7 @@ from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
 from exporter.sessions.access_stats import AccessStats
 from exporter.sessions.memory_reads import HeldSessions
-from exporter.sessions.redis_client import REDIS_FAILURES, is_redis_failure
+from exporter.sessions.redis_client import REDIS_FAILURES
 from exporter.sessions.session import ID_PATTERN, NAMESPACE, Session, session_key, valid_id
 from exporter.sessions.store import StoredValue
 from exporter.sessions.tiered_store import TieredStore
@@ -217,11 +218,8 @@ class SessionManager:
         """A session not found may have just expired: with an index, claim that expiry now
         (counted here unless another replica already did; if this fails, a sweep counts it)."""
         if self.index is not None and not self.store.fallback_active:
-            try:
+            with contextlib.suppress(*REDIS_FAILURES):
                 await self.index.claim(session_id)
-            except REDIS_FAILURES as exc:
-                if not is_redis_failure(exc):
-                    raise
 
     def _decode(self, session_id: str, value: StoredValue | None) -> Session:
         if value is None:

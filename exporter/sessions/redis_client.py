@@ -37,7 +37,6 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio import connection as connection_module
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
@@ -157,35 +156,8 @@ def _safe(exc: Exception) -> str:
 
 
 # What a Redis command can raise when Redis (or the way to it) fails. RedisClusterException is
-# not a RedisError ("cannot be connected" when no node answers a re-initialization); AttributeError
-# and TypeError only count when raised inside redis-py's connection layer (see `is_redis_failure`).
-REDIS_FAILURES = (
-    TimeoutError,
-    OSError,
-    RedisError,
-    RedisClusterException,
-    AttributeError,
-    TypeError,
-)
-_CONNECTION_LAYER = connection_module.__file__
-
-
-def is_redis_failure(exc: BaseException) -> bool:
-    """Whether `exc`, one of REDIS_FAILURES, is a failure of Redis rather than a bug of ours.
-
-    redis-py's cluster client disconnects every connection, including ones that other commands
-    are using, when it resets itself (a pipeline's retry, MOVED or CLUSTERDOWN answers): the
-    command using a torn-down socket then fails inside the connection layer with
-    "'NoneType' object has no attribute 'writelines'" (seen under a master restart). That is a
-    lost connection. The same exception types raised anywhere else stay bugs."""
-    if not isinstance(exc, AttributeError | TypeError):
-        return True
-    frame = exc.__traceback__
-    while frame is not None:
-        if frame.tb_frame.f_code.co_filename == _CONNECTION_LAYER:
-            return True
-        frame = frame.tb_next
-    return False
+# not a RedisError ("cannot be connected" when no node answers a re-initialization).
+REDIS_FAILURES = (TimeoutError, OSError, RedisError, RedisClusterException)
 
 
 class PoolBusy(RedisConnectionError):
@@ -250,23 +222,6 @@ class WaitingConnectionPool(ConnectionPool):
             self._wake_one()
         elif waiter in self._waiters:
             self._waiters.remove(waiter)
-
-
-class InitializedCluster(RedisCluster):
-    """redis-py's asyncio RedisCluster, initialized before a command is routed.
-
-    redis-py 8 (8.0.1 and 8.1.0 measured) resolves a command's routing policy before it initializes
-    the client: with no default node yet (first use, or after the client reset itself on MOVED or
-    CLUSTERDOWN), a keyed command loses its slot, goes to an arbitrary node and is answered MOVED.
-    Enough MOVED answers make the client reset again, disconnecting connections that concurrent
-    commands are using, whose failures reset it again: 20 concurrent GETs from a fresh client on a
-    healthy 3-master cluster kept failing for 200 of 300 rounds. Initializing first (under the
-    client's own lock) routes every command by its slot."""
-
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        if self.get_default_node() is None:
-            await self.initialize()
-        return await super().execute_command(*args, **kwargs)
 
 
 def client_options(
@@ -370,7 +325,7 @@ def open_deployment(
     if target.kind == CLUSTER:
         nodes = [ClusterNode(host, port) for host, port in target.hosts]
         merged.pop("retry_on_timeout")  # the Cluster client's `retry` (0 retries) covers it
-        client = InitializedCluster(startup_nodes=nodes, ssl=target.tls, **merged)
+        client = RedisCluster(startup_nodes=nodes, ssl=target.tls, **merged)
         return RedisDeployment(target, client)
     tls = {name: value for name, value in merged.items() if name.startswith("ssl_")}
     sentinel_kwargs = {
@@ -378,9 +333,7 @@ def open_deployment(
         **({"ssl": True, **tls} if target.tls else {}),
         **target.sentinel_options,
     }
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
-        list(target.hosts), sentinel_kwargs=sentinel_kwargs, **merged
-    )
+    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **merged)
     assert target.master is not None
     pool_options: dict[str, Any] = {"ssl": True} if target.tls else {}
     client = sentinel.master_for(target.master, **pool_options)

@@ -29,7 +29,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
-from exporter.sessions.redis_client import REDIS_FAILURES, PoolBusy, is_redis_failure
+from exporter.sessions.redis_client import REDIS_FAILURES, PoolBusy
 from exporter.sessions.session_index import RECONCILE_MEMBER_FN, SessionIndex
 from exporter.sessions.store import (
     ReplayItem,
@@ -179,8 +179,6 @@ class RedisStore:
         try:
             raw = await self.client.get(self.prefix + key)
         except REDIS_FAILURES as exc:
-            if not is_redis_failure(exc):
-                raise
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         if raw is None:
@@ -348,8 +346,6 @@ class RedisStore:
         try:
             result = await awaitable
         except REDIS_FAILURES as exc:
-            if not is_redis_failure(exc):
-                raise
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         return result

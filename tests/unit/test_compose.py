@@ -163,6 +163,19 @@ def test_dockerfile_runs_the_exporter_as_a_non_root_user() -> None:
     assert "!exporter/" in ignored and "!pyproject.toml" in ignored
 
 
+def test_the_image_installs_exactly_the_locked_versions() -> None:
+    """The build stage exports uv.lock (refusing a stale one) and pip checks every hash."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    build_stage = dockerfile.split("\nFROM ")[1]
+    assert (
+        "pip install --no-cache-dir --require-hashes -r scripts/uv-requirements.txt" in build_stage
+    )
+    assert re.search(r"uv export --locked\b.* --extra speed", build_stage)
+    assert "--require-hashes --no-deps -r requirements.txt" in build_stage
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert {"!uv.lock", "!scripts/uv-requirements.txt"} <= set(ignored)
+
+
 def test_redis_persists_every_acknowledged_write(compose: dict[str, Any]) -> None:
     """Append-only file on a named volume: a Redis restart loses nothing the exporter acked."""
     redis = compose["services"]["redis"]

@@ -121,9 +121,10 @@ async def test_sessions_api_and_coherence_across_slots(
 
 
 async def test_a_fresh_client_routes_concurrent_commands_without_errors(cluster_url: str) -> None:
-    """redis-py 8 routes a command before its first initialization: concurrent commands from a
-    fresh client went to arbitrary nodes, were answered MOVED, and the client's resets then tore
-    down the connections of the others (a storm of errors on a healthy cluster)."""
+    """redis-py 8.0 and 8.1 routed a command before its first initialization: concurrent commands
+    from a fresh client went to arbitrary nodes, were answered MOVED, and the client's resets then
+    tore down the connections of the others (298 of 300 rounds failed on 8.1; 8.2, the lower
+    bound, routes them by slot: 0 of 300)."""
     errors: list[str] = []
     for _ in range(20):
         deployment = open_deployment(cluster_url, timeout=2.0)

@@ -19,7 +19,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
-from exporter.sessions.redis_client import PoolBusy, is_redis_failure
+from exporter.sessions.redis_client import PoolBusy
 from exporter.sessions.redis_store import RedisStore, _unavailable, refusal_reason
 
 
@@ -49,22 +49,16 @@ def test_each_failure_maps_to_its_own_store_error() -> None:
     assert type(down) is StoreUnavailable and "10.0.0.1" not in str(down)
 
 
-def _torn_connection_error() -> AttributeError:
-    """What a command raises on a socket another task tore down: the connection layer itself
-    writes to a writer that is gone."""
+def _torn_connection_error() -> Exception:
+    """What a command raises on a socket another task tore down (redis-py 8.2 checks the writer
+    first; 8.1 failed with "'NoneType' object has no attribute 'writelines'")."""
     connection = Connection()  # never connected: no writer, as after a disconnect
     send = connection._send_packed_command([b"PING\r\n"])
     try:
         send.send(None)  # fails at its first step, before any await
-    except AttributeError as exc:
+    except Exception as exc:
         return exc
     raise AssertionError("expected the connection layer to fail")
-
-
-def test_a_torn_down_connection_is_a_redis_failure_but_our_own_bugs_are_not() -> None:
-    assert is_redis_failure(_torn_connection_error())
-    assert is_redis_failure(RedisClusterException("Redis Cluster cannot be connected"))
-    assert not is_redis_failure(AttributeError("'NoneType' object has no attribute 'version'"))
 
 
 def test_a_store_command_on_a_torn_down_connection_fails_as_unavailable() -> None:
@@ -82,5 +76,5 @@ def test_a_store_command_on_a_torn_down_connection_fails_as_unavailable() -> Non
     for failure in (torn, cluster_gone):
         with pytest.raises(StoreUnavailable):
             asyncio.run(store._call(failure()))
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError):  # our own bug: a 500 with a log line, not an outage
         asyncio.run(store._call(our_bug()))
