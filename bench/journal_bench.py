@@ -27,7 +27,7 @@ from exporter.sessions.durable_journal import DurableJournal
 from exporter.sessions.journal import ReplayJournal
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.session import Session
-from exporter.sessions.store import ReplayItem, StoredValue, new_version
+from exporter.sessions.store import ReplayItem, StoredValue
 
 WRITERS = (64, 256)
 OPS = 12_800
@@ -87,7 +87,7 @@ async def throughput(record: Record, write_path: bool, writers: int) -> float:
     async def writer(count: int) -> None:
         for _ in range(count):
             key = "s:" + secrets.token_urlsafe(16)
-            version = new_version()
+            version = time.time_ns()
             if write_path:
                 now = time.time()
                 session = Session(key[2:], data, now, now + 3600, version)

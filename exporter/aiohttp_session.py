@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, suppress
 from typing import Any
@@ -158,7 +157,7 @@ class TieredStorage(AbstractStorage):
             stored = await self.manager.create(data, ttl=ttl)
             if session.new:
                 session.set_new_identity(stored.id)
-        elif _unchanged(stored, data, ttl):
+        elif _unchanged(stored, data, ttl, self.manager.store.clock.now()):
             pass  # `changed()` without a change: no write (the expiry is still far off)
         else:
             stored = await self._update(stored.id, data, ttl)
@@ -185,10 +184,10 @@ def unavailable(exc: StoreUnavailable) -> web.HTTPServiceUnavailable:
     )
 
 
-def _unchanged(stored: StoredSession, data: dict[str, Any], ttl: float) -> bool:
+def _unchanged(stored: StoredSession, data: dict[str, Any], ttl: float, now: float) -> bool:
     """Same session data as loaded, and more than half its lifetime left (else refresh it)."""
     loaded = stored.data.get("session")
-    return loaded == data["session"] and stored.expires_at - time.time() > ttl / 2
+    return loaded == data["session"] and stored.expires_at - now > ttl / 2
 
 
 def _private_copy(data: Mapping[str, Any]) -> dict[str, Any]:

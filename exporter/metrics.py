@@ -54,7 +54,7 @@ ERROR_TYPES = (
     "internal",
 )
 # Why a Redis that answers refuses writes (see redis_store.REFUSALS).
-REFUSAL_REASONS = ("readonly", "oom", "misconf", "noauth")
+REFUSAL_REASONS = ("readonly", "oom", "misconf", "noauth", "noreplicas")
 CACHE_TIERS = ("memory", "redis")
 CACHE_RESULTS = ("hit", "miss")
 EVICTION_TIERS = ("memory",)
@@ -114,6 +114,8 @@ EVENT_TYPES = (
     "slow_operation",
     "tracking_lost",
     "tracking_restored",
+    "epoch_changed",
+    "master_switched",
 )
 
 # Operation latencies span a memory hit (tens of µs) to an upstream call (seconds). Every latency
@@ -272,6 +274,20 @@ class Metrics:
             "store_replay_dropped",
             "Journalled writes lost because the journal was full: stays 0, a full journal refuses"
             " writes (503) before they are acknowledged.",
+        )
+        self.store_fleet_members = self._gauge(
+            "store_fleet_members",
+            "Other replicas sharing this Redis that this replica has heard from recently.",
+        )
+        self.store_fleet_settled = self._gauge(
+            "store_fleet_settled",
+            "1 when a session Redis lacks is a final 404: every replica has replayed its outage"
+            " journal and re-seeded into the current data epoch (0: such misses answer 503).",
+        )
+        self.store_clock_offset = self._gauge(
+            "store_clock_offset_seconds",
+            "This host's wall clock minus Redis's (expiry and write versions follow Redis's clock;"
+            " only displayed times follow the host's).",
         )
         self.coherence_tracking_active = self._gauge(
             "coherence_tracking_active",

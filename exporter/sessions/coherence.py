@@ -328,7 +328,7 @@ class Coherence:
             self.store.report_unavailable(unavailable)
             message = f"invalidation tracking lost ({reason}); Redis unreachable, store in fallback"
         else:
-            flushed = self.store.drop_untracked()
+            flushed = await self.store.drop_untracked()
             message = (
                 f"invalidation tracking lost ({reason}); memory tier flushed ({flushed} entries) "
                 "and bypassed until tracking is re-established"

@@ -27,11 +27,13 @@ from exporter.sessions.manager import SessionManager
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import (
     CLUSTER,
+    SENTINEL,
     RedisClient,
     RedisDeployment,
     create_redis_client,
 )
 from exporter.sessions.redis_store import RedisStore
+from exporter.sessions.sentinel_watch import SentinelWatch
 from exporter.sessions.session import NAMESPACE
 from exporter.sessions.session_index import SessionIndex
 from exporter.sessions.store import ENTRY_OVERHEAD
@@ -52,6 +54,7 @@ class SessionLayer:
     deployment: RedisDeployment | None = None
     coherence: Coherence | None = None
     index: SessionIndex | None = None
+    sentinel_watch: SentinelWatch | None = None
 
 
 def build_store(
@@ -63,11 +66,13 @@ def build_store(
     journal_dir: Path | None = None,
     index: SessionIndex | None = None,
     coherent: bool = False,
+    sentinel: bool = False,
 ) -> TieredStore:
     """The tiered store. Without Redis, sessions are pinned in memory (never evicted: a full
     tier refuses with 507). With Redis, outage writes go to the durable journal in `journal_dir`
     (default `--journal-dir`), else to one in this process only. `coherent`: a Coherence will
-    track the session keys, so the store's own writes of them echo back as invalidations."""
+    track the session keys, so the store's own writes of them echo back as invalidations.
+    `sentinel`: a master switch may lose the last writes: they are kept to be sent again."""
     memory = MemoryStore(
         settings.memory_max_entries,
         settings.memory_max_bytes,
@@ -98,6 +103,7 @@ def build_store(
         metrics=metrics,
         events=events,
         tracked_prefixes=(NAMESPACE,) if coherent else (),
+        resend_after_switch=sentinel,
     )
 
 
@@ -176,6 +182,7 @@ async def open_session_layer(
             journal_dir=journal_dir,
             index=index,
             coherent=coherence and deployment is not None,
+            sentinel=deployment is not None and deployment.kind == SENTINEL,
         )
         instrumentation = Instrumentation(
             metrics,
@@ -187,7 +194,7 @@ async def open_session_layer(
         manager = SessionManager(
             store, instrumentation, metrics, default_ttl=settings.session_ttl, index=index
         )
-        tracker = None
+        tracker = watch = None
         await store.start()
         try:
             if deployment is None:
@@ -203,8 +210,20 @@ async def open_session_layer(
                     await tracker.start()
                 assert index is not None
                 await index.start()
-            yield SessionLayer(store, manager, client, instrumentation, deployment, tracker, index)
+                if deployment.kind == SENTINEL:
+                    watch = SentinelWatch(
+                        deployment,
+                        store.master_switched,
+                        retry_interval=settings.redis_retry_interval,
+                        timeout=settings.redis_timeout * 4,
+                    )
+                    await watch.start()
+            yield SessionLayer(
+                store, manager, client, instrumentation, deployment, tracker, index, watch
+            )
         finally:
+            if watch is not None:
+                await watch.close()
             if index is not None:
                 await index.close()
             if tracker is not None:

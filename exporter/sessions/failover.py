@@ -5,17 +5,18 @@ What this replica knows of Redis, and what follows for reads and writes:
 - `redis` (normal): reads and writes go to Redis.
 - `fallback` (Redis unreachable): reads are served from memory and the journal, writes are
   journalled. Entered once per outage (`failed()` says whether this call began one: that is the
-  failover to count), left by `failed_back()`, which starts the fleet grace.
-- `refusing` (Redis answers but refuses writes: read-only, out of memory, ...): reads still go to
-  Redis, writes are journalled. Independent of the fallback.
-- the fleet grace: shortly after this replica's own outage, a miss may be another replica's
-  not-yet-replayed write (`in_grace()`).
+  failover to count), left by `failed_back()`.
+- `refusing` (Redis answers but refuses writes: read-only, out of memory, too few replicas, ...):
+  reads still go to Redis, writes are journalled. Independent of the fallback.
 
-    >>> state = Failover(grace=2.0, clock=lambda: 10.0, wall=lambda: 1e9)
+Whether a miss is final after an outage is the fleet's question, not this replica's alone:
+`fleet.FleetView` answers it.
+
+    >>> state = Failover(wall=lambda: 1e9)
     >>> state.failed(), state.failed(), state.failovers
     (True, False, 1)
-    >>> state.failed_back(), state.mode, state.in_grace()
-    (0.0, 'redis', True)
+    >>> state.failed_back(), state.mode
+    (0.0, 'redis')
 """
 
 from __future__ import annotations
@@ -27,15 +28,12 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Failover:
-    grace: float
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    wall: Callable[[], float] = field(default=time.time, repr=False)
+    wall: Callable[[], float] = field(default=time.time, repr=False)  # for the API's "since"
     fallback_active: bool = False
     fallback_since: float | None = None  # wall clock, for the API
     failovers: int = 0
     writes_refused: str | None = None
     writes_refused_since: float | None = None
-    grace_until: float = 0.0
 
     @property
     def mode(self) -> str:
@@ -53,12 +51,10 @@ class Failover:
         return True
 
     def failed_back(self) -> float:
-        """The journal is replayed: leave the fallback, start the fleet grace; the outage's
-        length in seconds."""
+        """The journal is replayed: leave the fallback; the outage's length in seconds."""
         since = self.fallback_since if self.fallback_since is not None else self.wall()
         self.fallback_active = False
         self.fallback_since = None
-        self.grace_until = self.clock() + self.grace
         return max(0.0, self.wall() - since)
 
     def refused(self, reason: str) -> bool:
@@ -78,6 +74,3 @@ class Failover:
             return None
         self.writes_refused = self.writes_refused_since = None
         return reason, max(0.0, self.wall() - (since if since is not None else self.wall()))
-
-    def in_grace(self) -> bool:
-        return self.clock() < self.grace_until

@@ -178,7 +178,7 @@ class SessionManager:
     async def _create(self, data: dict[str, Any], ttl: float | None) -> Session:
         _check_data(data)
         lifetime = self.default_ttl if ttl is None else check_ttl(ttl)
-        now = time.time()
+        now = self.store.clock.now()
         session = Session(secrets.token_urlsafe(self.id_bytes), data, now, now + lifetime)
         value = await self.store.set(
             session_key(session.id),
@@ -201,15 +201,17 @@ class SessionManager:
         if held is None:
             await self._gone(session_id)
         current = self._decode(session_id, held)
-        expires_at = current.expires_at if lifetime is None else time.time() + lifetime
+        now = self.store.clock.now()
+        expires_at = current.expires_at if lifetime is None else now + lifetime
         session = Session(session_id, data, current.created_at, expires_at)
         value = await self.store.set(
             key,
             session.to_document(),
-            expires_at - time.time(),
+            expires_at - now,
             session,
             expires_at=expires_at,
             replace=True,
+            after=current.version,
         )
         session.version = value.version
         return session

@@ -34,7 +34,6 @@ ExpiryListener = Callable[[str, StoredValue], None]
 _Entry = tuple[StoredValue, float, int, str | None]
 
 _monotonic = time.monotonic
-_time = time.time
 
 
 class MemoryStore:
@@ -50,8 +49,12 @@ class MemoryStore:
         on_evict: Callable[[int], None] | None = None,
         pinned_prefixes: Iterable[str] = (),
         entry_overhead: int = 0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.max_entries = max_entries
+        # What `expires_at` is measured against: the tiered store hands its fleet clock here
+        # (`exporter.clock`), so expiry follows Redis's time, not this host's wall clock.
+        self.wall = wall
         # Counted per entry on top of its key and payload: store.ENTRY_OVERHEAD makes `bytes`
         # what the process spends (0 counts the characters only).
         self.entry_overhead = entry_overhead
@@ -111,7 +114,7 @@ class MemoryStore:
 
     def put(self, key: str, value: StoredValue, max_ttl: float | None = None) -> None:
         """Hold `value` until its expiry (or `max_ttl` s, if sooner); evict to stay in bounds."""
-        ttl = value.expires_at - _time()
+        ttl = value.expires_at - self.wall()
         if max_ttl is not None and max_ttl < ttl:
             ttl = max_ttl
         data = self._data

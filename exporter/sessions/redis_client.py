@@ -46,7 +46,12 @@ from redis.asyncio.connection import (
     parse_url,
 )
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
@@ -224,6 +229,56 @@ class WaitingConnectionPool(ConnectionPool):
             self._waiters.remove(waiter)
 
 
+class LatestSentinel(Sentinel):
+    """redis-py's Sentinel client, but the master is what the sentinel with the newest
+    configuration says (the highest `config-epoch`), not the first one that answers.
+
+    Right after a failover the sentinels learn of it one by one (gossip every 2 s): redis-py
+    would connect to whatever the first sentinel in its list still names, possibly the old master,
+    which keeps acknowledging writes until it is turned into a replica and resynchronised (losing
+    them). Every sentinel is asked at once, so this costs one round trip, on new connections only.
+    """
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        answers = await asyncio.gather(
+            *(sentinel.sentinel_master(service_name) for sentinel in self.sentinels),
+            return_exceptions=True,
+        )
+        states = [
+            state
+            for state in answers
+            if isinstance(state, dict) and self.check_master_state(state, service_name)
+        ]
+        if not states:
+            raise MasterNotFoundError(f"No master found for {service_name!r}")
+        newest = max(states, key=lambda state: int(state.get("config-epoch", 0)))
+        return str(newest["ip"]), int(newest["port"])
+
+
+async def _check_role(connection: AbstractConnection) -> None:
+    """Refuse a server that is not a master (a stale answer of a sentinel named a replica)."""
+    await connection.send_command("ROLE")
+    role = await connection.read_response()
+    name = role[0].decode() if isinstance(role[0], bytes) else str(role[0])
+    if name != "master":
+        await connection.disconnect()
+        raise RedisConnectionError(f"the server Sentinel named is a {name}, not the master")
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the Sentinel master that checks, once connected, that it is one."""
+
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        await super().connect_to(address)  # type: ignore[no-untyped-call]
+        await _check_role(self)
+
+
+class MasterSSLConnection(SentinelManagedSSLConnection):
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        await super().connect_to(address)  # type: ignore[no-untyped-call]
+        await _check_role(self)
+
+
 def client_options(
     timeout: float, max_connections: int = 64, pool_timeout: float = 1.0
 ) -> dict[str, Any]:
@@ -266,7 +321,7 @@ class RedisDeployment:
         self.target = target
         self.kind = target.kind
         self.client = client
-        self._sentinel = sentinel
+        self.sentinel = sentinel
 
     async def primaries(self) -> list[TrackedNode]:
         """The servers that execute writes now (Cluster: every primary; Sentinel: the current
@@ -274,9 +329,9 @@ class RedisDeployment:
         if isinstance(self.client, RedisCluster):
             await self.client.initialize()
             return [self._cluster_node(node) for node in self.client.get_primaries()]
-        if self._sentinel is not None:
+        if self.sentinel is not None:
             assert self.target.master is not None
-            host, port = await self._sentinel.discover_master(self.target.master)
+            host, port = await self.sentinel.discover_master(self.target.master)
             return [self._tcp_node(f"{host}:{port}", host, int(port))]
         pool = self.client.connection_pool
         kwargs = {**pool.connection_kwargs, "protocol": 2}
@@ -305,9 +360,9 @@ class RedisDeployment:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-        if self._sentinel is not None:
+        if self.sentinel is not None:
             with contextlib.suppress(Exception):
-                await self._sentinel.aclose()
+                await self.sentinel.aclose()
 
 
 def open_deployment(
@@ -333,9 +388,11 @@ def open_deployment(
         **({"ssl": True, **tls} if target.tls else {}),
         **target.sentinel_options,
     }
-    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **merged)
+    sentinel = LatestSentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs, **merged)
     assert target.master is not None
-    pool_options: dict[str, Any] = {"ssl": True} if target.tls else {}
+    pool_options: dict[str, Any] = {
+        "connection_class": MasterSSLConnection if target.tls else MasterConnection
+    }
     client = sentinel.master_for(target.master, **pool_options)
     return RedisDeployment(target, client, sentinel)
 

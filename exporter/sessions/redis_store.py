@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -29,6 +30,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
+from exporter.sessions.fleet import Epoch, Member
 from exporter.sessions.redis_client import REDIS_FAILURES, PoolBusy
 from exporter.sessions.session_index import RECONCILE_MEMBER_FN, SessionIndex
 from exporter.sessions.store import (
@@ -143,10 +145,34 @@ return out
 REPLAY_SCRIPT_ITEMS = 64
 
 
-# A key that lives as long as Redis keeps its data: gone after a restart without persistence.
-DATA_MARKER = "data-marker"
-# A sorted set: replica id -> until when (ms) its replay marker holds.
-FLEET_REPLAYING = "fleet:replaying"
+# The fleet's keys (see fleet.py), in one Cluster slot: the data epoch's marker (gone with
+# Redis's data) and a hash of the replicas' records.
+FLEET_EPOCH = "{fleet}:epoch"
+FLEET_MEMBERS = "{fleet}:members"
+
+# KEYS[1] the marker; ARGV: the marker expected ('' for none), the one to set. Returns the marker
+# in force afterwards: ours, or the one another replica set first.
+BEGIN_EPOCH = """
+local cur = redis.call('GET', KEYS[1])
+if (not cur and ARGV[1] == '') or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return ARGV[2]
+end
+return cur
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """What one fleet sync read: the data epoch, every replica's record, the server's identity
+    and its clock (`server_time`, between monotonic `sent` and `received`)."""
+
+    epoch: Epoch | None
+    members: dict[str, Member | None]
+    run_id: str
+    server_time: float
+    sent: float
+    received: float
 
 
 # What `RedisStore.get` returns for a deleted key (a final "not found", unlike a missing key).
@@ -170,6 +196,9 @@ class RedisStore:
         self.last_latency_ms: float | None = None
         # Session keys are written together with their entry in the cross-replica index.
         self.index = index
+        # One server holds the sessions and the epoch marker: a session read fetches both in one
+        # MGET, so a miss knows at once whether Redis's data changed hands (not on a Cluster).
+        self.epoch_travels = not isinstance(client, RedisCluster)
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
         self._put_unless_deleted = client.register_script(PUT_UNLESS_DELETED)
 
@@ -184,6 +213,20 @@ class RedisStore:
         if raw is None:
             return None
         return decode_value(raw) or TOMBSTONE  # type: ignore[arg-type]
+
+    async def get_with_epoch(self, key: str) -> tuple[StoredValue | None, Epoch | None]:
+        """`get`, and the data epoch's marker read in the same command (`epoch_travels` only)."""
+        started = time.perf_counter()
+        try:
+            found = await self.client.mget(self.prefix + key, self.prefix + FLEET_EPOCH)
+            raw, marker = cast(list[bytes | None], found)
+        except REDIS_FAILURES as exc:
+            raise _unavailable(exc) from None
+        self.last_latency_ms = (time.perf_counter() - started) * 1000
+        epoch = Epoch.decode(marker)
+        if raw is None:
+            return None, epoch
+        return decode_value(raw) or TOMBSTONE, epoch
 
     async def set(self, key: str, value: StoredValue, *, replace: bool = False) -> bool:
         """Write `value`; with `replace` (an update of a value read before) only if the key was
@@ -293,48 +336,74 @@ class RedisStore:
             await self._call(self.client.ping())
         return (time.perf_counter() - started) * 1000
 
-    async def reset_connections(self) -> None:
+    async def reset_connections(self, *, in_use: bool = False) -> None:
         """Close the pool's idle connections (pooled before an outage, their sockets are dead);
-        connections in use finish their command."""
+        connections in use finish their command, unless `in_use` (they talk to a server that is
+        no longer the master: their commands must fail, not be acknowledged)."""
         client = self.client
         if isinstance(client, RedisCluster):
             for node in client.get_nodes():
                 await node.disconnect_free_connections()
         else:
-            await client.connection_pool.disconnect(inuse_connections=False)
+            await client.connection_pool.disconnect(inuse_connections=in_use)
 
     async def probe_write(self) -> None:
         """One small write: WritesRefused while Redis still refuses writes."""
         await self._call(self.client.set(self.prefix + "probe:write", b"1", px=10_000))
 
-    async def run_id(self) -> str | None:
-        """The server's run id (new at every restart); None on a Cluster (one per node)."""
-        if isinstance(self.client, RedisCluster):
-            return None
-        info = await self._call(self.client.info("server"))
-        return str(info.get("run_id")) if info.get("run_id") else None
-
-    async def set_marker(self) -> None:
-        await self._call(self.client.set(self.prefix + DATA_MARKER, b"1"))
-
-    async def has_marker(self) -> bool:
-        return bool(await self._call(self.client.exists(self.prefix + DATA_MARKER)))
-
-    async def mark_replaying(self, replica: str, seconds: float) -> None:
-        """Tell the fleet this replica is replaying journalled writes (for `seconds` at most)."""
-        until = expires_ms(time.time() + seconds)
-        await self._call(self.client.zadd(self.prefix + FLEET_REPLAYING, {replica: until}))
-
-    async def unmark_replaying(self, replica: str) -> None:
-        await self._call(self.client.zrem(self.prefix + FLEET_REPLAYING, replica))
-
-    async def fleet_replaying(self) -> bool:
-        """Whether any replica's replay marker is live."""
-        now = expires_ms(time.time())
-        live = await self._call(
-            self.client.zcount(self.prefix + FLEET_REPLAYING, f"({now}", "+inf")
+    async def fleet_sync(self, replica: str, record: Member | None) -> FleetSnapshot:
+        """One round trip (two on a Cluster): write this replica's record (unless None), read
+        the epoch marker, every record, the run id and TIME of the server holding them."""
+        epoch_key, members_key = self.prefix + FLEET_EPOCH, self.prefix + FLEET_MEMBERS
+        client = self.client
+        sent = time.monotonic()
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(epoch_key)
+            keys = client.pipeline(transaction=False)
+            if record is not None:
+                keys.hset(members_key, replica, record.encode())
+            keys.get(epoch_key)
+            keys.hgetall(members_key)
+            keyed, info, now = await self._call(
+                asyncio.gather(
+                    keys.execute(),
+                    client.info("server", target_nodes=node),
+                    client.time(target_nodes=node),
+                )
+            )
+        else:
+            pipe = client.pipeline(transaction=False)
+            if record is not None:
+                pipe.hset(members_key, replica, record.encode())
+            pipe.get(epoch_key)
+            pipe.hgetall(members_key)
+            pipe.info("server")
+            pipe.time()
+            results = await self._call(pipe.execute())
+            keyed, info, now = results[:-2], results[-2], results[-1]
+        received = time.monotonic()
+        marker, raw_members = keyed[-2], keyed[-1]
+        return FleetSnapshot(
+            Epoch.decode(marker),
+            {_text(name): Member.decode(raw) for name, raw in raw_members.items()},
+            str(info.get("run_id") or ""),
+            int(now[0]) + int(now[1]) / 1e6,
+            sent,
+            received,
         )
-        return bool(live)
+
+    async def begin_epoch(self, expected: Epoch | None, new: Epoch) -> Epoch | None:
+        """Replace the marker `expected` (None: no marker) with `new`, unless another replica
+        already changed it; the epoch in force afterwards."""
+        was = expected.encode() if expected is not None else b""
+        result = await self._call(
+            self.client.eval(BEGIN_EPOCH, 1, self.prefix + FLEET_EPOCH, was, new.encode())
+        )
+        return Epoch.decode(result)
+
+    async def leave_fleet(self, *replicas: str) -> None:
+        """Forget these replicas' records (this one shutting down; long-gone ones)."""
+        await self._call(self.client.hdel(self.prefix + FLEET_MEMBERS, *replicas))
 
     async def raw_get(self, key: str) -> bytes | None:
         """The encoded bytes under `key` (tests and diagnostics)."""
@@ -360,11 +429,24 @@ def _replay_args(item: ReplayItem, member: str) -> tuple[int, bytes, int, str]:
 
 # Error prefixes of a Redis that answers but will not write (a replica, maxmemory with
 # noeviction, a failing RDB save with stop-writes-on-bgsave-error, a password it now requires).
-REFUSALS = {"READONLY": "readonly", "OOM": "oom", "MISCONF": "misconf", "NOAUTH": "noauth"}
+# NOREPLICAS: `min-replicas-to-write` not met. Redis still serves reads then, so it is a refusal
+# (writes journalled, reads from Redis), not an outage.
+REFUSALS = {
+    "READONLY": "readonly",
+    "OOM": "oom",
+    "MISCONF": "misconf",
+    "NOAUTH": "noauth",
+    "NOREPLICAS": "noreplicas",
+}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def refusal_reason(exc: BaseException) -> str | None:
-    """`readonly`, `oom`, `misconf` or `noauth` when `exc` is Redis refusing writes, else None."""
+    """`readonly`, `oom`, `misconf`, `noauth` or `noreplicas` when `exc` is Redis refusing
+    writes, else None."""
     # redis-py strips the code from the message of the errors it has classes for.
     if isinstance(exc, AuthenticationError):
         return "noauth"

@@ -1,7 +1,8 @@
 """The store contract: values, their wire encoding, and the status a store reports.
 
-Every value carries a `version` (nanoseconds of the write, newer wins on replay) and an absolute
-`expires_at`; both travel with the payload into Redis so that any replica can compare versions
+Every value carries a `version` (nanoseconds of the write on the fleet clock, a hybrid logical
+clock: newer wins on replay) and an absolute `expires_at` (Redis's time, see `exporter.clock`);
+both travel with the payload into Redis so that any replica can compare versions
 atomically and derive the remaining lifetime without a second round trip:
 
     >>> value = StoredValue(b'{"a":1}', version=5, expires_at=1700000000.5)
@@ -11,7 +12,6 @@ atomically and derive the remaining lifetime without a second round trip:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,9 +33,10 @@ class StoredValue:
     expires_at: float
     decoded: object | None = None
 
-    def remaining(self, now: float | None = None) -> float:
-        """Seconds until expiry (negative once expired)."""
-        return self.expires_at - (time.time() if now is None else now)
+    def remaining(self, now: float) -> float:
+        """Seconds until expiry at `now` (the fleet clock's: `exporter.clock`); negative once
+        expired."""
+        return self.expires_at - now
 
     @property
     def size(self) -> int:
@@ -56,11 +57,6 @@ def right_sized(raw: bytes) -> bytes:
 ENTRY_OVERHEAD = 800
 # A decoded object other than a Session (a cached Figma document) is not counted: those entries
 # are evictable, and under a budget of their own.
-
-
-def new_version() -> int:
-    """A version for a write made now: wall-clock nanoseconds, comparable across replicas."""
-    return time.time_ns()
 
 
 @dataclass(frozen=True, slots=True)

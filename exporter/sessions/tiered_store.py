@@ -8,9 +8,13 @@ Composes a `MemoryStore` and an optional `RedisStore` (no inheritance). Keys are
 - Writes: write-through. When Redis fails, the breaker opens, the store falls back to memory and
   journals every write (callers see no error); a miss that only Redis could answer raises
   `StoreUnavailable` (HTTP 503 + Retry-After), never a false "not found".
-- Recovery: a background task probes Redis every `retry_interval`; once it answers, writes go to
-  Redis again, the journal is replayed with version checks done inside Redis, and the memory tier is
-  flushed (it may hold copies another replica changed meanwhile) before fallback ends.
+- Recovery (`recovery.Recovery`): a background task probes Redis every `retry_interval`; once it
+  answers, the fleet's data epoch is checked (a Redis that lost its data is re-seeded from memory),
+  the journal is replayed with version checks done inside Redis, and the memory tier is flushed (it
+  may hold copies another replica changed meanwhile) before fallback ends. A miss of a session is
+  final only when the whole fleet has settled (else 503).
+- Time: expiry and versions follow the fleet clock (`exporter.clock`, Redis's time), never the
+  host's wall clock.
 
     async with TieredStore(MemoryStore(1000, 1 << 20), RedisStore(client)) as store:
         await store.set("s:{abc}", b"{}", ttl=60)
@@ -24,52 +28,42 @@ import contextlib
 import itertools
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from types import TracebackType
 from typing import TypeVar
 
+from exporter.clock import FleetClock
 from exporter.errors import (
     SessionNotFound,
     StoreBusy,
     StoreFull,
     StoreTimeout,
     StoreUnavailable,
-    WritesRefused,
 )
 from exporter.events import EventLog
 from exporter.loop_lag import LoopLag
-from exporter.metrics import INVALIDATION_REASONS, REFUSAL_REASONS, Metrics
+from exporter.metrics import INVALIDATION_REASONS, Metrics
 from exporter.sessions.breaker import CLOSED, CircuitBreaker
 from exporter.sessions.failover import Failover
 from exporter.sessions.journal import Journal, ReplayJournal
 from exporter.sessions.memory_reads import MemoryReads
 from exporter.sessions.memory_store import MemoryStore
+from exporter.sessions.recent_writes import RecentWrites
+from exporter.sessions.recovery import RESEND_WINDOW, Recovery
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore
-from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus, new_version
+from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus
 from exporter.sessions.write_guard import WriteGuard
 from exporter.tasks import cancel_and_wait, raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
-REPLAY_BATCH = 256
 # Re-checks of a parked own write before giving up on it (the next read then goes to Redis).
 PARK_CHECKS = 3
 PARK_BATCH = 256
 # The longest a read waits for its key's parked write to be checked (rounds are one pipeline).
 PARK_WAIT = 0.5
 SWEEP_INTERVAL = 1.0
-# How long the fleet-replay marker lives unless refreshed (a replica dying mid-replay must not
-# leave every other replica answering 503 to misses for long).
-REPLAY_MARK_SECONDS = 10.0
-# A fleet-marker lookup is reused this long by further misses (a miss storm costs one lookup).
-FLEET_CHECK_TTL = 0.05
-# After this replica's own outage, other replicas may not have noticed Redis is back yet (they
-# probe every retry interval, later on a busy machine) and may still hold journalled writes:
-# misses stay uncertain (503) for this many retry intervals, plus two seconds.
-FLEET_GRACE_INTERVALS = 4
-FLEET_GRACE_SECONDS = 2.0
 # A PING that timed out while our own loop stalled proves nothing: it is sent again, this often
 # in all, before the request gets StoreBusy (a stall under it each time: we cannot tell).
 PING_ATTEMPTS = 3
@@ -93,9 +87,15 @@ class TieredStore:
         sweep_interval: float = SWEEP_INTERVAL,
         authoritative_prefixes: tuple[str, ...] = ("s:",),
         tracked_prefixes: tuple[str, ...] = (),
+        clock: FleetClock | None = None,
+        resend_after_switch: bool = False,
     ) -> None:
+        """`resend_after_switch`: Sentinel, whose master switches may lose the last writes the
+        old master took (see `recent_writes`)."""
         self.memory = memory
         self.redis = redis
+        self.clock = clock or FleetClock()
+        memory.wall = self.clock.now  # expiry follows the fleet clock too
         self.breaker = breaker or CircuitBreaker(retry_interval=0.5)
         # Durable (--journal-dir) or, without one, in this process only.
         self.journal: Journal = (
@@ -105,19 +105,26 @@ class TieredStore:
         self._closing = False
         self.events = events
         self.sweep_interval = sweep_interval
-        # Fallback, refusing writes, the fleet grace: the outage state machine (pure).
-        self.failover = Failover(
-            grace=FLEET_GRACE_INTERVALS * self.breaker.retry_interval + FLEET_GRACE_SECONDS
-        )
         # Keys whose misses must be authoritative (sessions; not cached Figma responses): after
         # an outage a miss may be another replica's not-yet-replayed write.
         self.authoritative_prefixes = authoritative_prefixes
-        self._fleet_checked: tuple[float, bool] = (-1.0, False)
         self.replica_id = secrets.token_hex(8)
         self._ping_probe: asyncio.Future[bool] | None = None
         self.loop_lag = LoopLag()
-        self._marker: asyncio.Future[None] | None = None
-        self._redis_run_id: str | None = None
+        # Outages, refusals, the fleet: None without Redis (nothing to recover).
+        self.recovery: Recovery | None = None
+        if redis is not None:
+            self.recovery = Recovery(
+                redis,
+                self,
+                self.journal,
+                replica_id=self.replica_id,
+                clock=self.clock,
+                breaker=self.breaker,
+                metrics=metrics,
+                events=events,
+                recent=RecentWrites(RESEND_WINDOW) if resend_after_switch else None,
+            )
         # What memory may answer: `reads.get(key)` is the hot path's first step (no I/O, nothing
         # recorded; on None, continue with `confirmed`, then `get_uncached`). Compilable. While
         # `reads.bypass`, reads skip the memory tier and writes do not fill it (coherence unknown).
@@ -135,8 +142,6 @@ class TieredStore:
         self._check_round: asyncio.Future[None] | None = None
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._redis_failed = asyncio.Event()
-        self._recover_lock = asyncio.Lock()
         self._bind_metrics(metrics)
         memory.listen(self._on_memory_expired, self._on_evicted)
 
@@ -144,22 +149,8 @@ class TieredStore:
 
     async def start(self) -> None:
         """Check Redis once (dead at start-up: start in fallback) and start the tasks."""
-        if self.redis is not None:
-            try:
-                await self.redis.ping()
-                self._set_backend_up(True)
-            except StoreUnavailable as exc:
-                self._on_redis_failure(exc)
-            else:
-                with contextlib.suppress(StoreUnavailable):  # refusing writes: seen at the first
-                    await self._note_redis_identity()
-            if self.journal:  # left by a previous run: replay as soon as Redis answers
-                log.warning(
-                    "%d journalled writes from a previous run: replaying once Redis answers",
-                    len(self.journal),
-                )
-                self._redis_failed.set()
-            self._tasks.append(asyncio.create_task(self._recovery_loop(), name="store-recovery"))
+        if self.recovery is not None:
+            await self.recovery.start()
             self._tasks.append(asyncio.create_task(self.loop_lag.run(), name="store-loop-lag"))
         self._tasks.append(asyncio.create_task(self._sweep_loop(), name="store-sweep"))
 
@@ -167,12 +158,14 @@ class TieredStore:
         """Refuse further writes, stop background tasks, try (for at most `close_timeout`) to
         replay what the journal holds, and keep the rest in it for the next start."""
         self._closing = True
-        await cancel_and_wait(*self._tasks, self._checker, self._marker)
+        await cancel_and_wait(*self._tasks, self._checker)
         self._tasks.clear()
-        if self.journal and self.redis is not None:
+        if self.recovery is not None:
+            await self.recovery.stop()
             with contextlib.suppress(StoreUnavailable, TimeoutError):
                 async with asyncio.timeout(self.close_timeout):
-                    await self._recover()
+                    if await self.recovery.recover_now():
+                        await self.recovery.leave()
         pending = len(self.journal)
         await self.journal.close()
         if pending and self.journal.durable:
@@ -222,24 +215,29 @@ class TieredStore:
             if pending is not None:
                 return (
                     pending.value
-                    if pending.value is not None and pending.value.remaining() > 0
+                    if pending.value is not None and pending.value.remaining(self.clock.now()) > 0
                     else None
                 )
-        redis = self.redis
-        if redis is None:
+        redis, recovery = self.redis, self.recovery
+        if redis is None or recovery is None:
             return None
         if self.breaker.state != CLOSED:
             raise StoreUnavailable(
                 "Redis is unreachable and the memory tier does not hold this key",
                 self._retry_after(),
             )
+        authoritative = key.startswith(self.authoritative_prefixes)
         token = self.guard.watch(key)
         try:
-            value = await self._redis_call(lambda: redis.get(key))
+            if authoritative and redis.epoch_travels:
+                value, epoch = await self.redis_call(lambda: redis.get_with_epoch(key))
+                recovery.epoch_seen(epoch)
+            else:
+                value = await self.redis_call(lambda: redis.get(key))
         except StoreBusy:
             raise  # backpressure for this request only: Redis is fine
         except StoreUnavailable as exc:
-            self._on_redis_failure(exc)
+            recovery.failed(exc)
             if not self.reads.bypass:  # bypassed for coherence only: the fallback serves memory
                 held = self.memory.get(key)
                 if held is not None:
@@ -250,8 +248,8 @@ class TieredStore:
             clean = self.guard.unwatch(key, token)
         if value is TOMBSTONE:
             value = None  # deleted: a final answer
-        elif value is None and key.startswith(self.authoritative_prefixes):
-            await self._check_fleet_settled()
+        elif value is None and authoritative:
+            await recovery.check_miss()
         if record is not None:
             record("redis", value is not None)
         if value is not None and clean and not self.reads.bypass:
@@ -274,15 +272,17 @@ class TieredStore:
         expires_at: float | None = None,
         replace: bool = False,
         sole: bool = False,
+        after: int = 0,
     ) -> StoredValue:
         """Write through to Redis; in an outage (or while Redis refuses writes) write to memory
         and journal it. Raises StoreBusy when no connection was free in time (nothing written),
         and with `replace` (an update) SessionNotFound if the key was deleted meanwhile. `sole`:
-        a new random key nobody else knows yet, so its echo needs no check (see `invalidate`)."""
+        a new random key nobody else knows yet, so its echo needs no check (see `invalidate`).
+        `after`: the version this write replaces (an update's is always newer)."""
         value = StoredValue(
             payload,
-            version if version is not None else new_version(),
-            expires_at if expires_at is not None else time.time() + ttl,
+            version if version is not None else self.clock.version(after),
+            expires_at if expires_at is not None else self.clock.now() + ttl,
             decoded,
         )
         if self.redis is not None:
@@ -315,23 +315,26 @@ class TieredStore:
 
     async def _write(self, key: str, value: StoredValue, replace: bool) -> bool:
         """True if written to Redis, False if journalled for replay."""
-        if self.breaker.closed and self.writes_refused is None:
-            redis = self.redis
-            assert redis is not None
+        redis, recovery = self.redis, self.recovery
+        assert redis is not None and recovery is not None
+        item = ReplayItem(key, value.version, value.expires_at, value)
+        if self.breaker.closed and recovery.writes_refused is None:
+            switches = recovery.switches
             try:
-                written = await self._redis_call(lambda: redis.set(key, value, replace=replace))
+                written = await self.redis_call(lambda: redis.set(key, value, replace=replace))
             except StoreBusy:
                 raise
             except StoreUnavailable as exc:
-                self._on_store_error(exc)
+                recovery.store_error(exc)
             else:
                 if not written:
                     self.memory.pop(key)
                     raise SessionNotFound("deleted")
+                recovery.acknowledged(item, switches)
                 return True
         if self._closing:
             raise StoreUnavailable("shutting down: writes are no longer accepted", 1.0)
-        await self._journal(ReplayItem(key, value.version, value.expires_at, value))
+        await self._journal(item)
         return False
 
     async def delete(self, key: str) -> bool:
@@ -341,15 +344,18 @@ class TieredStore:
         held = self.memory.pop(key)
         if self.redis is None:
             return held is not None
-        version = new_version()
+        recovery = self.recovery
+        assert recovery is not None
         if self.writes_refused is not None and held is None and self.breaker.closed:
             held = await self.get_uncached(key)  # Redis still answers reads: does it exist?
             if held is None and not self.journal.get(key):
                 return False
+        version = self.clock.version(held.version if held is not None else 0)
         if self.breaker.closed and self.writes_refused is None:
-            expires_at = held.expires_at if held is not None else time.time()
+            expires_at = held.expires_at if held is not None else self.clock.now()
             redis = self.redis
             retried: list[bool] = []
+            switches = recovery.switches
 
             async def attempt() -> bool:
                 retried.append(True)
@@ -357,14 +363,16 @@ class TieredStore:
 
             try:
                 # A retried delete finds its own tombstone if the first attempt landed: deleted.
-                deleted = await self._redis_call(attempt) or len(retried) > 1
+                deleted = await self.redis_call(attempt) or len(retried) > 1
             except StoreBusy:
                 raise
             except StoreUnavailable as exc:
-                self._on_store_error(exc)
+                recovery.store_error(exc)
             else:
-                if not deleted and key.startswith(self.authoritative_prefixes):
-                    await self._check_fleet_settled()
+                if deleted:
+                    recovery.acknowledged(ReplayItem(key, version, expires_at, None), switches)
+                elif key.startswith(self.authoritative_prefixes):
+                    await recovery.check_miss()
                 return deleted
         return await self._journal_delete(key, version, held)
 
@@ -378,7 +386,7 @@ class TieredStore:
         if held is None and pending is not None and pending.value is None:
             return False  # already deleted during this outage
         known = held if held is not None else pending.value  # type: ignore[union-attr]
-        expires_at = known.expires_at if known else time.time()
+        expires_at = known.expires_at if known else self.clock.now()
         await self._journal(ReplayItem(key, version, expires_at, None))
         return True
 
@@ -468,22 +476,59 @@ class TieredStore:
         self.coherent = True
         self._update_bypass()
 
-    def drop_untracked(self) -> int:
-        """Flush memory after tracking was lost while Redis stayed reachable; returns how many."""
+    async def drop_untracked(self) -> int:
+        """Flush memory after tracking was lost while Redis stayed reachable; returns how many.
+        The fleet is synced first: a lost connection may be a Redis that restarted without its
+        data, and what memory holds is then re-seeded before it is dropped."""
+        if self.recovery is not None:
+            try:
+                await self.recovery.sync()
+            except StoreUnavailable as exc:
+                self.report_unavailable(exc)
         if self.coherent or self.fallback_active:
             return 0  # tracking is back, or the fallback serves memory (flushed at failback)
         return self.flush_memory("tracking_lost")
 
     def report_unavailable(self, exc: StoreUnavailable) -> None:
         """Something other than a store call found Redis unreachable: fall back now."""
-        if self.breaker.closed and not isinstance(exc, StoreBusy | WritesRefused):
-            self._on_redis_failure(exc)
+        if self.recovery is not None:
+            self.recovery.report_unavailable(exc)
+
+    async def master_switched(self, reason: str) -> None:
+        """Sentinel announced a new master (see `sentinel_watch`)."""
+        if self.recovery is not None:
+            await self.recovery.master_switched(reason)
+
+    # -- what recovery asks of the memory tier (recovery.StoreSide) -----------------------------
+
+    def held_sessions(self) -> list[ReplayItem]:
+        """Live values under the authoritative prefixes, as writes to re-seed Redis with."""
+        now, held = self.clock.now(), self.memory.keys()
+        return [
+            ReplayItem(key, value.version, value.expires_at, value)
+            for key in held
+            if key.startswith(self.authoritative_prefixes)
+            and (value := self.memory.peek(key)) is not None
+            and value.remaining(now) > 0
+        ]
+
+    def replayed(self, key: str) -> None:
+        """The journal no longer holds `key`: its memory copy may be evicted again."""
+        self.memory.unpin(key)
+
+    def fallback_changed(self) -> None:
+        self._update_bypass()
 
     def add_expiry_listener(self, prefix: str, callback: ExpiryCallback) -> None:
         """Call `callback(key, value)` when a memory entry under `prefix` is found expired."""
         self._expiry_listeners.append((prefix, callback))
 
     # -- status ------------------------------------------------------------------------------
+
+    @property
+    def failover(self) -> Failover:
+        """The outage state (pure): fallback, refusal, their counts and starts."""
+        return self.recovery.failover if self.recovery is not None else _NO_OUTAGE
 
     @property
     def fallback_active(self) -> bool:
@@ -500,8 +545,8 @@ class TieredStore:
 
     @property
     def writes_refused(self) -> str | None:
-        """Why Redis answers but refuses writes (readonly, oom, misconf), or None: reads still go
-        to Redis, writes are journalled until one is accepted again."""
+        """Why Redis answers but refuses writes (readonly, oom, misconf, noreplicas), or None:
+        reads still go to Redis, writes are journalled until one is accepted again."""
         return self.failover.writes_refused
 
     @property
@@ -563,7 +608,7 @@ class TieredStore:
                 values: list[StoredValue | None] | None = None
                 try:
                     if self.breaker.closed:  # else a fallback: our own writes are what we serve
-                        values = await self._redis_call(partial(self.redis.get_many, keys))
+                        values = await self.redis_call(partial(self.redis.get_many, keys))
                 except StoreUnavailable as exc:
                     self.report_unavailable(exc)  # as any failed call: fallback serves our writes
                 finally:
@@ -631,46 +676,10 @@ class TieredStore:
         pin its memory copy: it may be the only one this side of the replay."""
         await self.journal.record(item)
         self.memory.pin(item.key)
+        assert self.recovery is not None
+        self.recovery.journalled()
 
-    def _on_store_error(self, exc: StoreUnavailable) -> None:
-        """A write failed: a refusal (Redis answers, will not write) or an outage."""
-        if isinstance(exc, WritesRefused) and exc.reason != "noauth":
-            self._on_writes_refused(exc.reason)
-        else:
-            self._on_redis_failure(exc)
-
-    def _on_writes_refused(self, reason: str) -> None:
-        if not self.failover.refused(reason):
-            return
-        self._set_refused_gauges()
-        message = f"Redis refuses writes ({reason}): journalling writes, reads still from Redis"
-        log.warning(message)
-        self._event("writes_refused", message, reason=reason)
-        self._redis_failed.set()
-
-    def _writes_accepted(self) -> None:
-        ended = self.failover.accepted()
-        if ended is None:
-            return
-        reason, seconds = ended
-        self._set_refused_gauges()
-        message = f"Redis accepts writes again after {seconds:.1f}s ({reason})"
-        log.info(message)
-        self._event("writes_accepted", message, reason=reason)
-
-    def _on_redis_failure(self, exc: StoreUnavailable) -> None:
-        self.breaker.failure()
-        self._set_backend_up(False)
-        if self.failover.failed():
-            self._update_bypass()
-            self._failovers_child.inc()
-            log.warning("%s: serving from memory, journalling writes", exc)
-            self._event("failover", f"{exc}; serving from memory", reason=exc.code)
-            if self._marker is None or self._marker.done():
-                self._marker = asyncio.ensure_future(self._mark_outage())
-        self._redis_failed.set()
-
-    async def _redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
+    async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
         """Run one Redis command (idempotent: writes carry their version). A timeout alone proves
         little under load, so it is checked by one PING shared by all callers: if Redis answers,
         the command is tried once more, and a second timeout counts only if our own loop ran on
@@ -728,181 +737,7 @@ class TieredStore:
     async def recover_now(self) -> bool:
         """Probe Redis now instead of at the next interval; True once it answers and the journal
         is replayed (fallback over, writes accepted)."""
-        if self.redis is None:
-            return False
-        if self._healthy():
-            return True
-        try:
-            await self._recover()
-        except StoreUnavailable as exc:
-            self._on_store_error(exc)
-        return self._healthy()
-
-    def _healthy(self) -> bool:
-        return (
-            self.breaker.closed
-            and not self.fallback_active
-            and self.writes_refused is None
-            and not self.journal
-        )
-
-    async def _recovery_loop(self) -> None:
-        while True:
-            raise_if_cancelled()  # redis-py may have swallowed a cancel during the last attempt
-            await self._redis_failed.wait()
-            if self.breaker.closed and self.writes_refused is not None:
-                await asyncio.sleep(self.breaker.retry_interval)  # refusing: a write per interval
-            else:
-                await asyncio.sleep(max(self.breaker.seconds_until_probe(), 0.01))
-            if not self.breaker.allow():
-                continue
-            try:
-                await self._recover()
-            except StoreUnavailable as exc:
-                self._on_store_error(exc)
-            except Exception:  # a bug here must not end recovery for good
-                log.exception("unexpected error while recovering the Redis tier")
-                self.breaker.failure()
-
-    async def _recover(self) -> None:
-        assert self.redis is not None
-        async with self._recover_lock:  # the loop and recover_now() must not replay twice
-            if self._healthy():
-                return
-            await self.redis.ping()
-            if self.fallback_active:
-                # Sockets pooled before the outage are dead: drop them now, rather than have
-                # each fail once on first use and look like a new outage.
-                await self.redis.reset_connections()
-            if self.writes_refused is not None and not self.journal:
-                await self.redis.probe_write()  # WritesRefused while still refusing
-            # Writes go to Redis again from here on; the replay cannot overwrite them (versions).
-            self.breaker.success()
-            self._set_backend_up(True)
-            replayed, skipped, sent = await self._replay()
-            if not self.breaker.closed:
-                return  # a live write failed during the replay: stay in fallback
-            if self.fallback_active:
-                await self._reseed_if_emptied(sent)
-            self._redis_failed.clear()
-            if self.writes_refused is not None:
-                self._writes_accepted()
-            if self.fallback_active:
-                self._fail_back(replayed, skipped)
-            if self.journal:  # journalled during the awaits above: the loop replays those too
-                self._redis_failed.set()
-
-    async def _replay(self) -> tuple[int, int, dict[str, int]]:
-        """Replay the journal: how many were written and skipped (older), and the version sent
-        for each key. While it runs, a marker in Redis tells other replicas that a miss may be
-        one of these writes (they answer 503, not 404)."""
-        assert self.redis is not None
-        if not self.journal:
-            return 0, 0, {}
-        await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
-        sent: dict[str, int] = {}
-        replayed, skipped = await self._replay_batches(sent)
-        await self.redis.unmark_replaying(self.replica_id)
-        return replayed, skipped, sent
-
-    async def _replay_batches(self, sent: dict[str, int]) -> tuple[int, int]:
-        assert self.redis is not None
-        replayed = skipped = 0
-        marked = time.monotonic()
-        while self.journal:
-            if time.monotonic() - marked > REPLAY_MARK_SECONDS / 3:
-                await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
-                marked = time.monotonic()
-            batch = self.journal.peek(REPLAY_BATCH)
-            results = await self.redis.replay(batch)
-            self.journal.discard(batch)
-            for item in batch:
-                sent[item.key] = item.version
-                if self.journal.get(item.key) is None:
-                    self.memory.unpin(item.key)
-            written = sum(results)
-            replayed += written
-            skipped += len(results) - written
-            self._replayed_child.inc(len(results))
-        return replayed, skipped
-
-    async def _mark_outage(self) -> None:
-        """Best effort, at failover: if this replica lost Redis while others still reach it (a
-        partition, a false timeout), the replay marker makes their misses 503, not 404. Under the
-        recovery lock, so it never lands after the replay's own unmark."""
-        assert self.redis is not None
-        with contextlib.suppress(StoreUnavailable):
-            async with self._recover_lock:
-                if self.fallback_active:
-                    await self.redis.mark_replaying(self.replica_id, REPLAY_MARK_SECONDS)
-
-    async def _note_redis_identity(self) -> None:
-        """Remember which Redis process this is, and leave a marker key in its data: a restart
-        that lost the data shows as a new run id with the marker gone."""
-        assert self.redis is not None
-        self._redis_run_id = await self.redis.run_id()
-        await self.redis.set_marker()
-
-    async def _reseed_if_emptied(self, replayed: dict[str, int]) -> None:
-        """Redis restarted without its data (a new run id, the marker gone; an operator's FLUSHALL
-        keeps the run id and is respected): write back the sessions this tier holds, before the
-        failback flush drops them. Version-checked: never over a newer value or a tombstone.
-        Not what the replay just sent in the same version (`replayed`: key -> version): Redis
-        was given those already, and writing them twice doubled a recovery's Redis work."""
-        assert self.redis is not None
-        previous = self._redis_run_id
-        current = await self.redis.run_id()
-        emptied = not await self.redis.has_marker() and (current != previous or current is None)
-        await self._note_redis_identity()
-        if not emptied:
-            return
-        held = self.memory.keys()
-        items = [
-            ReplayItem(key, value.version, value.expires_at, value)
-            for key in held
-            if key.startswith(self.authoritative_prefixes)
-            and (value := self.memory.peek(key)) is not None
-            and value.remaining() > 0
-            and replayed.get(key) != value.version
-        ]
-        written = 0
-        for start in range(0, len(items), REPLAY_BATCH):
-            written += sum(await self.redis.replay(items[start : start + REPLAY_BATCH]))
-        self._reseeded_child.inc(written)
-        message = f"Redis came back empty: re-seeded {written} sessions from the memory tier"
-        log.warning(message)
-        self._event("reseeded", message, sessions=written)
-
-    async def _check_fleet_settled(self) -> None:
-        """StoreUnavailable if a miss may still be another replica's unreplayed write: shortly
-        after this replica's own outage, or while any replica's replay marker is live."""
-        now = time.monotonic()
-        if self.failover.in_grace():
-            raise StoreUnavailable("Redis is back; replicas may still be replaying", 1.0)
-        checked_at, replaying = self._fleet_checked
-        if now - checked_at > FLEET_CHECK_TTL:
-            assert self.redis is not None
-            try:
-                replaying = await self.redis.fleet_replaying()
-            except StoreUnavailable:
-                replaying = False  # the read itself just worked: not worth an outage
-            self._fleet_checked = (now, replaying)
-        if replaying:
-            raise StoreUnavailable("another replica is replaying its outage journal", 1.0)
-
-    def _fail_back(self, replayed: int, skipped: int) -> None:
-        outage = self.failover.failed_back()
-        self._update_bypass()
-        # Another replica may have changed keys this tier still holds; Redis is the truth again.
-        flushed = self.flush_memory("flush")
-        message = f"Redis back after {outage:.1f}s: replayed {replayed}, skipped {skipped} older"
-        log.info(message)
-        self._event("replay_done", message, replayed=replayed, skipped=skipped, dropped=0)
-        self._event(
-            "failback",
-            f"Redis reachable again; memory tier flushed ({flushed} entries)",
-            outage_seconds=round(outage, 3),
-        )
+        return self.recovery is not None and await self.recovery.recover_now()
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -924,27 +759,9 @@ class TieredStore:
         if count:
             self._invalidation_children[reason].inc(count)
 
-    def _set_refused_gauges(self) -> None:
-        for reason, child in self._refused_children.items():
-            child.set(1 if reason == self.writes_refused else 0)
-
-    def _set_backend_up(self, up: bool) -> None:
-        self._backend_up_child.set(1 if up else 0)
-
-    def _event(self, type: str, message: str, **details: object) -> None:
-        if self.events is not None:
-            self.events.record(type, message, **details)
-
     def _bind_metrics(self, metrics: Metrics) -> None:
         """Pre-bind children; gauges mirroring in-process state read it at scrape time (no I/O)."""
         self._evictions_child = metrics.cache_evictions.labels("memory")
-        self._failovers_child = metrics.store_failovers
-        self._replayed_child = metrics.store_replayed
-        self._reseeded_child = metrics.store_reseeded
-        self._backend_up_child = metrics.store_backend_up.labels("redis")
-        self._refused_children = {
-            reason: metrics.store_writes_refused.labels(reason) for reason in REFUSAL_REASONS
-        }
         self._invalidation_children = {
             reason: metrics.cache_invalidations.labels(reason) for reason in INVALIDATION_REASONS
         }
@@ -955,6 +772,10 @@ class TieredStore:
         metrics.store_fallback_active.set_function(lambda: 1 if self.fallback_active else 0)
         metrics.store_replay_pending.set_function(lambda: len(self.journal))
         metrics.store_replay_max.set_function(lambda: self.journal.max_entries)
+
+
+# Without Redis there is never an outage.
+_NO_OUTAGE = Failover()
 
 
 def _round(value: float | None) -> float | None:

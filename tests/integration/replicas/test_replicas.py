@@ -86,6 +86,11 @@ async def test_flushall_empties_both_memory_tiers(
     for side in (a, b):
         await wait_for(lambda side=side: side.sample("memory_tier_entries") == 0, 1.0)
         assert side.sample("cache_invalidations_total", reason="flush") == 8
+    # The flush took the fleet's records too: once both replicas have reported again (a
+    # heartbeat), a miss is final. Nothing is re-seeded: an operator's FLUSHALL is respected.
+    for side in (a, b):
+        await wait_for(lambda side=side: side.sample("store_fleet_settled") == 1, 2.0)
+        assert side.sample("store_reseeded_total") == 0
     for sid in sids:
         assert (await a.read(sid))[0] == 404 and (await b.read(sid))[0] == 404
 

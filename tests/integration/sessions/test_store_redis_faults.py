@@ -212,6 +212,40 @@ async def test_an_out_of_memory_redis_refuses_writes_and_loses_none(
     client.close()
 
 
+async def test_too_few_replicas_refuses_writes_but_reads_and_updates_go_on(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """`min-replicas-to-write` unmet: Redis answers NOREPLICAS to writes and still serves reads.
+    That is a refusal, not an outage: reads of sessions this replica does not hold come from
+    Redis (no 503), an update or a delete of a live session is journalled (never a 404), and
+    everything is replayed once writes are accepted again."""
+    client = redis_server.client()
+    async with open_layer(redis_url) as layer:
+        sessions = [await layer.manager.create({"n": n}) for n in range(6)]
+        client.config_set("min-replicas-to-write", 1)  # and this server has none
+        try:
+            await layer.store.clear_memory()
+            for session in sessions:  # from Redis: no fallback, no 503
+                assert (await layer.manager.get(session.id)).data == session.data
+            await layer.manager.update(sessions[0].id, {"n": 0, "updated": True})
+            assert layer.store.status().writes_refused == "noreplicas"
+            assert layer.sample("store_fallback_active") == 0
+            await layer.manager.delete(sessions[1].id)
+            created = await layer.manager.create({"during": "noreplicas"})
+            await layer.store.clear_memory()
+            assert (await layer.manager.get(sessions[2].id)).data == sessions[2].data
+        finally:
+            client.config_set("min-replicas-to-write", 0)
+        assert await layer.store.recover_now()
+        await layer.store.clear_memory()
+        assert (await layer.manager.get(sessions[0].id)).data == {"n": 0, "updated": True}
+        with pytest.raises(SessionNotFound):
+            await layer.manager.get(sessions[1].id)
+        assert (await layer.manager.get(created.id)).data == {"during": "noreplicas"}
+        assert layer.sample("store_failovers_total") == 0
+    client.close()
+
+
 async def test_a_delete_acknowledged_anywhere_is_final(
     redis_server: RedisServer, redis_url: str
 ) -> None:

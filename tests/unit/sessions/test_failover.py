@@ -7,17 +7,15 @@ from exporter.sessions.failover import Failover
 
 class Clocks:
     def __init__(self) -> None:
-        self.monotonic = 100.0
         self.wall = 1_000_000.0
 
     def advance(self, seconds: float) -> None:
-        self.monotonic += seconds
         self.wall += seconds
 
 
-def machine(grace: float = 2.0) -> tuple[Failover, Clocks]:
+def machine() -> tuple[Failover, Clocks]:
     clocks = Clocks()
-    return Failover(grace, lambda: clocks.monotonic, lambda: clocks.wall), clocks
+    return Failover(lambda: clocks.wall), clocks
 
 
 def test_one_outage_is_one_failover_however_many_calls_fail() -> None:
@@ -30,20 +28,6 @@ def test_one_outage_is_one_failover_however_many_calls_fail() -> None:
     assert state.failed_back() == 3.0
     assert (state.mode, state.fallback_since) == ("redis", None)
     assert state.failed() is True and state.failovers == 2  # the next outage counts
-
-
-def test_the_fleet_grace_starts_at_failback_and_ends_by_itself() -> None:
-    state, clocks = machine(grace=2.0)
-    assert not state.in_grace()
-    state.failed()
-    clocks.advance(10)
-    assert not state.in_grace()  # not during the outage: the fallback answers then
-    state.failed_back()
-    assert state.in_grace()
-    clocks.advance(1.99)
-    assert state.in_grace()
-    clocks.advance(0.02)
-    assert not state.in_grace()
 
 
 def test_refusing_writes_is_its_own_state_beside_the_fallback() -> None:

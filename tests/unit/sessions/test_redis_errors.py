@@ -30,6 +30,11 @@ from exporter.sessions.redis_store import RedisStore, _unavailable, refusal_reas
         (OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), "oom"),
         (ResponseError("MISCONF Redis is configured to save RDB snapshots, but..."), "misconf"),
         (AuthenticationError("Authentication required."), "noauth"),
+        (ResponseError("NOREPLICAS Not enough good replicas to write."), "noreplicas"),
+        (
+            ResponseError("ERR Error running script: -NOREPLICAS Not enough good replicas"),
+            "noreplicas",
+        ),
         (ResponseError("ERR Error running script (call to f_1): -OOM command not allowed"), "oom"),
         (ResponseError("WRONGTYPE Operation against a key holding the wrong kind"), None),
         (ConnectionError("Connection refused"), None),

@@ -1,0 +1,175 @@
+"""What the replicas sharing one Redis tell each other: pure records and decisions, no I/O.
+
+Two things live in Redis beside the sessions (`RedisStore.fleet_sync` reads and writes them):
+
+- the **data epoch**: a marker naming the data Redis holds (a token, the run id of the Redis
+  process that held it when the epoch began, and whether it began because the previous marker was
+  gone). A Redis that restarted without its data, a new Sentinel master, a restart from the
+  append-only file: each begins a new epoch, and every replica sees it at its next sync;
+- the **members**: one record per replica (the epoch it has settled in, whether it is settled,
+  when it last wrote). Settled = its outage journal is replayed, what it had to re-seed is
+  re-seeded, and it is neither in fallback nor journalling refused writes.
+
+A miss (a session Redis does not hold) is a final 404 only when no replica may still hold that
+session unreplayed: `FleetView.doubt` says why not otherwise (the API answers 503 + Retry-After).
+
+    >>> view = FleetView("a", stale_after=2.0, forget_after=10.0)
+    >>> epoch = Epoch("e1", "run1", lost=False)
+    >>> view.update(epoch, {"b": Member("e1", True, 100.0)}, now=100.5)
+    >>> view.settle("e1"); view.doubt(now=100.6) is None
+    True
+    >>> view.update(Epoch("e2", "run2", lost=True), {}, now=101.0)  # Redis came back empty
+    >>> view.doubt(now=101.1)
+    'this replica has not settled in the current data epoch yet'
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from enum import Enum
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class Epoch:
+    token: str
+    run_id: str  # '' when unknown (a Cluster node that did not say)
+    lost: bool  # began because the previous marker was gone: the data went with it
+
+    @classmethod
+    def begin(cls, run_id: str, *, lost: bool) -> Epoch:
+        return cls(secrets.token_hex(8), run_id, lost)
+
+    def encode(self) -> bytes:
+        return f"{self.token}|{self.run_id}|{int(self.lost)}".encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> Epoch | None:
+        if raw is None:
+            return None
+        token, _, rest = raw.decode("ascii", "replace").partition("|")
+        run_id, _, lost = rest.partition("|")
+        return cls(token, run_id, lost == "1")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    epoch: str  # the token of the epoch it last settled in
+    settled: bool
+    at: float  # Redis time of the record, seconds
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"epoch": self.epoch, "settled": self.settled, "at": self.at})
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Member | None:
+        """None for a record this version cannot read (treated as an unsettled member)."""
+        try:
+            fields = orjson.loads(raw)
+            return cls(str(fields["epoch"]), bool(fields["settled"]), float(fields["at"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+
+
+class EpochChange(Enum):
+    """What a replica does when it finds Redis in an epoch other than the one it settled in."""
+
+    FIRST = "first"  # nothing settled yet (a new process): take it as it is
+    KEPT = "kept"  # same data, another server or process (failover, restart with persistence):
+    # re-send the writes acknowledged just before, which a new master may lack
+    LOST = "lost"  # Redis restarted without its data: re-seed what this replica holds
+    FLUSHED = "flushed"  # the same Redis process dropped its data (FLUSHALL): respect it
+
+
+def epoch_change(settled: Epoch | None, current: Epoch, run_id_seen: str) -> EpochChange | None:
+    """What to do on finding `current` when this replica last settled in `settled`, the Redis
+    process then having run id `run_id_seen` (None: nothing changed)."""
+    if settled is None:
+        return EpochChange.FIRST
+    if current.token == settled.token:
+        return None
+    if not current.lost:
+        return EpochChange.KEPT
+    same_process = bool(run_id_seen) and current.run_id == run_id_seen
+    return EpochChange.FLUSHED if same_process else EpochChange.LOST
+
+
+def next_epoch(current: Epoch | None, run_id: str) -> Epoch | None:
+    """The epoch to begin, or None to keep `current`: a new one when the marker is gone (the data
+    with it) or when another Redis process now holds the data (its run id changed)."""
+    if current is None:
+        return Epoch.begin(run_id, lost=True)
+    if run_id and current.run_id and run_id != current.run_id:
+        return Epoch.begin(run_id, lost=False)
+    return None
+
+
+@dataclass(slots=True)
+class FleetView:
+    """This replica's view of the fleet, refreshed at every sync; `doubt` is read on each miss."""
+
+    replica: str
+    stale_after: float  # a member's record older than this may hide an outage it is in
+    forget_after: float  # a member silent this long is gone (crashed, scaled down)
+    epoch: Epoch | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    synced_at: float | None = None
+    settled_epoch: str | None = None
+    # When this replica's last outage ended: records written before then cannot say whether
+    # their replica went through the outage too (and journalled writes it has not replayed).
+    recovered_at: float | None = None
+    last_seen: dict[str, float] = field(default_factory=dict)  # member -> when last heard of
+
+    def update(self, epoch: Epoch | None, members: dict[str, Member | None], now: float) -> None:
+        self.epoch = epoch
+        self.members = {  # a record this version cannot read: a member that is not settled
+            replica: member or Member("", False, now)
+            for replica, member in members.items()
+            if replica != self.replica
+        }
+        for replica, member in self.members.items():
+            self.last_seen[replica] = max(self.last_seen.get(replica, 0.0), member.at)
+        self.synced_at = now
+
+    def settle(self, epoch: str) -> None:
+        self.settled_epoch = epoch
+
+    def unsettle(self) -> None:
+        self.settled_epoch = None
+
+    def outage_ended(self, now: float) -> None:
+        self.recovered_at = now
+
+    @property
+    def settled(self) -> bool:
+        return self.epoch is not None and self.settled_epoch == self.epoch.token
+
+    def doubt(self, now: float) -> str | None:
+        """Why a miss may not be final right now, or None when it is."""
+        if self.epoch is None:
+            return "Redis lost its data; replicas are re-seeding"
+        if not self.settled:
+            return "this replica has not settled in the current data epoch yet"
+        for replica, seen in list(self.last_seen.items()):
+            if now - seen >= self.forget_after:
+                del self.last_seen[replica]  # silent too long: gone (its journal waits for it)
+                continue
+            reason = self._doubt_member(replica, now)
+            if reason is not None:
+                return reason
+        return None
+
+    def _doubt_member(self, replica: str, now: float) -> str | None:
+        member = self.members.get(replica)
+        if member is None:
+            return f"replica {replica} has not reported since Redis came back"
+        assert self.epoch is not None
+        if not member.settled or member.epoch != self.epoch.token:
+            return f"replica {replica} is still recovering"
+        if self.recovered_at is not None and member.at < self.recovered_at:
+            return f"replica {replica} has not reported since the last outage"
+        if now - member.at >= self.stale_after:
+            return f"replica {replica} has not reported for {now - member.at:.1f}s"
+        return None

@@ -1,0 +1,559 @@
+"""Recovery: how the tiered store leaves an outage, with the fleet's write guarantee kept.
+
+The protocol is described, state by state, in `docs/recovery.md`; in short:
+
+- **failed** (`failed`): a call found Redis unreachable. Fallback: memory and the journal serve,
+  writes are journalled (acknowledged only once journalled), misses of sessions are 503.
+- **refused** (`refused`): Redis answers but refuses writes (read-only, out of memory, too few
+  replicas, ...). Reads still go to Redis; writes are journalled.
+- **master switched** (`master_switched`): Sentinel announced a new master. Handled as an outage
+  (connections to the old master are dropped, even those in use), and the writes acknowledged in
+  the last seconds (`RecentWrites`) are sent again: the old master may have taken them after the
+  promotion, and a replica loses what it took on its own when it is resynchronised.
+- **recover** (`recover_now`, and the loop every retry interval): Redis answers again. Sync with
+  the fleet first (its clock, the data epoch: a Redis that came back without its data is
+  re-seeded from what memory holds *before* anything is flushed), then replay the journal
+  (version-checked), then settle: writes accepted, fallback over (memory flushed: other replicas
+  may have changed what it holds), this replica's record says settled.
+- **sync** (the heartbeat, every retry interval, and before coherence flushes memory): write
+  this replica's record, read the others' and the epoch, follow Redis's clock.
+- **a miss** (`check_miss`): final only when every replica is settled in the current epoch
+  (`FleetView.doubt`); else 503 + Retry-After.
+
+Everything here talks to Redis through `RedisStore` and to the memory tier through `StoreSide`
+(the tiered store); the decisions themselves are pure (`failover.Failover`, `fleet`,
+`breaker.CircuitBreaker`), and the clock is passed in. Unit tests drive this class with an
+in-process stand-in for Redis (`tests/unit/sessions/test_recovery.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from exporter.clock import FleetClock
+from exporter.errors import StoreBusy, StoreUnavailable, WritesRefused
+from exporter.events import EventLog
+from exporter.metrics import REFUSAL_REASONS, Metrics
+from exporter.sessions.breaker import CircuitBreaker
+from exporter.sessions.failover import Failover
+from exporter.sessions.fleet import Epoch, EpochChange, FleetView, Member, epoch_change, next_epoch
+from exporter.sessions.journal import Journal
+from exporter.sessions.recent_writes import RecentWrites
+from exporter.sessions.redis_store import FleetSnapshot
+from exporter.sessions.store import ReplayItem
+from exporter.tasks import cancel_and_wait, raise_if_cancelled
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REPLAY_BATCH = 256
+# A miss re-reads the fleet's records when the view is older than this (a miss storm costs one
+# read per interval; a miss right after an epoch change does not trust a view from before it).
+MISS_CHECK_TTL = 0.05
+# A replica silent this long is gone (crashed or scaled down): its misses stop being doubted.
+# Until then, a silent replica may be in an outage of its own, journalling writes nobody can see.
+FORGET_AFTER = 10.0
+# Records of replicas silent for much longer are deleted from Redis (the hash stays bounded).
+PRUNE_AFTER = 600.0
+# How long acknowledged writes are kept to be sent again after a Sentinel master switch: the
+# switch is heard at once through the sentinels' pub/sub, or by the 5 s topology check.
+RESEND_WINDOW = 15.0
+
+
+class FleetRedis(Protocol):
+    """What recovery needs of Redis (`RedisStore` provides it)."""
+
+    async def ping(self) -> float: ...
+    async def reset_connections(self, *, in_use: bool = False) -> None: ...
+    async def probe_write(self) -> None: ...
+    async def replay(self, items: Sequence[ReplayItem]) -> list[bool]: ...
+    async def fleet_sync(self, replica: str, record: Member | None) -> FleetSnapshot: ...
+    async def begin_epoch(self, expected: Epoch | None, new: Epoch) -> Epoch | None: ...
+    async def leave_fleet(self, *replicas: str) -> None: ...
+
+
+class StoreSide(Protocol):
+    """What recovery needs of the tiered store: its memory tier, and its way of calling Redis
+    (a timeout while this process's own loop stalled is `StoreBusy`, not an outage)."""
+
+    async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T: ...
+    def held_sessions(self) -> list[ReplayItem]: ...
+    def flush_memory(self, reason: str) -> int: ...
+    def replayed(self, key: str) -> None: ...
+    def fallback_changed(self) -> None: ...
+
+
+class Recovery:
+    def __init__(
+        self,
+        redis: FleetRedis,
+        store: StoreSide,
+        journal: Journal,
+        *,
+        replica_id: str,
+        clock: FleetClock,
+        breaker: CircuitBreaker,
+        metrics: Metrics,
+        events: EventLog | None = None,
+        recent: RecentWrites | None = None,
+    ) -> None:
+        self.redis = redis
+        self.store = store
+        self.journal = journal
+        self.replica_id = replica_id
+        self.clock = clock
+        self.breaker = breaker
+        self.events = events
+        self.recent = recent  # Sentinel only: what a master switch re-sends
+        self.failover = Failover(wall=clock.now)
+        interval = breaker.retry_interval
+        self.view = FleetView(
+            replica_id, stale_after=max(4 * interval, 2.0), forget_after=FORGET_AFTER
+        )
+        self.switches = 0  # Sentinel master switches heard
+        self.closing = False
+        self._settled_epoch: Epoch | None = None
+        self._run_id_seen = ""
+        self._resend: dict[str, ReplayItem] = {}  # acknowledged writes a new master may lack
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Future[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._bind_metrics(metrics)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check Redis once (unreachable: start in fallback), then keep recovering and syncing."""
+        try:
+            await self.redis.ping()
+        except StoreUnavailable as exc:
+            self.failed(exc)
+        else:
+            self._set_backend_up(True)
+            with contextlib.suppress(StoreUnavailable):
+                await self.sync()
+        if self.journal:  # left by a previous run: replay as soon as Redis answers
+            log.warning(
+                "%d journalled writes from a previous run: replaying once Redis answers",
+                len(self.journal),
+            )
+            self._wake.set()
+        self._tasks.append(asyncio.create_task(self._recovery_loop(), name="store-recovery"))
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="store-heartbeat"))
+
+    async def stop(self) -> None:
+        """Stop the loops (the store then replays what it can and closes the journal)."""
+        self.closing = True
+        await cancel_and_wait(*self._tasks, self._refresh)
+        self._tasks.clear()
+
+    async def leave(self) -> None:
+        """Shutting down: delete this replica's record, so no other waits for it to report."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.redis.leave_fleet(self.replica_id)
+
+    # -- what the store reports --------------------------------------------------------------
+
+    @property
+    def fallback_active(self) -> bool:
+        return self.failover.fallback_active
+
+    @property
+    def writes_refused(self) -> str | None:
+        return self.failover.writes_refused
+
+    def failed(self, exc: StoreUnavailable) -> None:
+        """Redis did not answer a call: fall back (once per outage), recover in the background."""
+        self.breaker.failure()
+        self._set_backend_up(False)
+        if self.failover.failed():
+            self.view.unsettle()
+            self.store.fallback_changed()
+            self._failovers_child.inc()
+            log.warning("%s: serving from memory, journalling writes", exc)
+            self._event("failover", f"{exc}; serving from memory", reason=exc.code)
+            self._mark_unsettled()
+        self._wake.set()
+
+    def store_error(self, exc: StoreUnavailable) -> None:
+        """A write failed: a refusal (Redis answers, will not write) or an outage."""
+        if isinstance(exc, WritesRefused) and exc.reason != "noauth":
+            self.refused(exc.reason)
+        else:
+            self.failed(exc)
+
+    def report_unavailable(self, exc: StoreUnavailable) -> None:
+        """Something other than a store call found Redis unreachable: fall back now."""
+        if self.breaker.closed and not isinstance(exc, StoreBusy | WritesRefused):
+            self.failed(exc)
+
+    def refused(self, reason: str) -> None:
+        if not self.failover.refused(reason):
+            return
+        self.view.unsettle()
+        self._set_refused_gauges()
+        message = f"Redis refuses writes ({reason}): journalling writes, reads still from Redis"
+        log.warning(message)
+        self._event("writes_refused", message, reason=reason)
+        self._mark_unsettled()
+        self._wake.set()
+
+    def journalled(self) -> None:
+        """A write went to the journal: it must be replayed within one retry interval, whatever
+        state the rest of recovery is in (a refusal can end while the write is being synced)."""
+        self._wake.set()
+
+    def acknowledged(self, item: ReplayItem, switches_before: int) -> None:
+        """Redis took a write: remember it for a master switch; one that completed after a switch
+        was heard was taken by the old master, so it is sent again now."""
+        if self.recent is None:
+            return
+        self.recent.add(item)
+        if switches_before != self.switches:
+            self._resend[item.key] = item
+            self._wake.set()
+
+    async def master_switched(self, reason: str) -> None:
+        """Sentinel moved the master: stop talking to the old one, and send the last writes again
+        to the new one once it answers."""
+        self.switches += 1
+        if self.recent is not None:
+            for item in self.recent.snapshot():
+                self._resend[item.key] = item
+        message = f"Sentinel switched the master ({reason})"
+        log.warning(message)
+        self._event("master_switched", message, resend=len(self._resend))
+        self.failed(StoreUnavailable(message))
+        with contextlib.suppress(StoreUnavailable):
+            await self.redis.reset_connections(in_use=True)
+
+    # -- recovering --------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return (
+            self.breaker.closed
+            and not self.failover.fallback_active
+            and self.failover.writes_refused is None
+            and not self.journal
+            and not self._resend
+        )
+
+    async def recover_now(self) -> bool:
+        """Probe Redis now instead of at the next interval; True once it answers and every
+        write is replayed (fallback over, writes accepted)."""
+        if self.healthy():
+            return True
+        try:
+            await self._recover()
+        except StoreUnavailable as exc:
+            self.store_error(exc)
+        return self.healthy()
+
+    async def _recovery_loop(self) -> None:
+        interval = self.breaker.retry_interval
+        while True:
+            raise_if_cancelled()  # redis-py may have swallowed a cancel during the last attempt
+            if self.healthy():
+                self._wake.clear()
+                await self._wake.wait()
+            if self.breaker.closed:
+                await asyncio.sleep(interval)  # refusing, or journalled: once per interval
+            else:
+                await asyncio.sleep(max(self.breaker.seconds_until_probe(), 0.01))
+            if not self.breaker.allow():
+                continue
+            try:
+                await self._recover()
+            except StoreUnavailable as exc:
+                self.store_error(exc)
+            except Exception:  # a bug here must not end recovery for good
+                log.exception("unexpected error while recovering the Redis tier")
+                self.breaker.failure()
+
+    async def _recover(self) -> None:
+        async with self._lock:  # the loop, recover_now() and the heartbeat never overlap
+            if self.healthy():
+                return
+            await self.redis.ping()
+            if self.failover.fallback_active:
+                # Sockets pooled before the outage are dead: drop them now, rather than have
+                # each fail once on first use and look like a new outage.
+                await self.redis.reset_connections()
+            if self.failover.writes_refused is not None and not self.journal:
+                await self.redis.probe_write()  # WritesRefused while still refusing
+            # Writes go to Redis again from here on; replays cannot overwrite them (versions).
+            self.breaker.success()
+            self._set_backend_up(True)
+            await self._sync_locked()  # the epoch first: re-seed before anything is flushed
+            replayed, skipped = await self._replay_all()
+            if not self.breaker.closed:
+                return  # a live write failed meanwhile: stay in fallback
+            self._settle_outage(replayed, skipped)
+            if self.view.epoch is not None and self.healthy():
+                self.view.settle(self.view.epoch.token)
+                self._settled_epoch = self.view.epoch
+            await self._report()
+            if self.journal or self._resend:  # written during the awaits above: next round
+                self._wake.set()
+
+    async def _replay_all(self) -> tuple[int, int]:
+        """Replay the writes a new master may lack, then the journal; (written, skipped)."""
+        replayed = skipped = 0
+        while self._resend:
+            batch = list(self._resend.values())[:REPLAY_BATCH]
+            written = sum(await self.redis.replay(batch))
+            for item in batch:
+                if self._resend.get(item.key) is item:
+                    del self._resend[item.key]
+            replayed, skipped = replayed + written, skipped + len(batch) - written
+        while self.journal:
+            batch = self.journal.peek(REPLAY_BATCH)
+            results = await self.redis.replay(batch)
+            self.journal.discard(batch)
+            for item in batch:
+                if self.journal.get(item.key) is None:
+                    self.store.replayed(item.key)
+            written = sum(results)
+            replayed, skipped = replayed + written, skipped + len(results) - written
+            self._replayed_child.inc(len(results))
+        return replayed, skipped
+
+    def _settle_outage(self, replayed: int, skipped: int) -> None:
+        """Every write is in Redis: writes accepted, fallback over (memory flushed)."""
+        was_out = self.failover.fallback_active or self.failover.writes_refused is not None
+        ended = self.failover.accepted()
+        if ended is not None:
+            reason, seconds = ended
+            self._set_refused_gauges()
+            message = f"Redis accepts writes again after {seconds:.1f}s ({reason})"
+            log.info(message)
+            self._event("writes_accepted", message, reason=reason)
+        if self.failover.fallback_active:
+            outage = self.failover.failed_back()
+            self.store.fallback_changed()
+            # Another replica may have changed keys this tier holds; Redis is the truth again.
+            flushed = self.store.flush_memory("flush")
+            message = (
+                f"Redis back after {outage:.1f}s: replayed {replayed}, skipped {skipped} older"
+            )
+            log.info(message)
+            self._event("replay_done", message, replayed=replayed, skipped=skipped, dropped=0)
+            self._event(
+                "failback",
+                f"Redis reachable again; memory tier flushed ({flushed} entries)",
+                outage_seconds=round(outage, 3),
+            )
+        if was_out:
+            self.view.outage_ended(self.clock.now())
+
+    # -- the fleet ---------------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        """Report to the fleet and follow it (epoch changes, Redis's clock): the heartbeat, and
+        what coherence runs before it flushes memory (a lost connection may be a Redis that
+        restarted without its data: re-seed first)."""
+        async with self._lock:
+            reported = self._record()
+            await self._sync_locked()
+            current = self._record()
+            if (current.epoch, current.settled) != (reported.epoch, reported.settled):
+                await self._report()
+
+    async def _sync_locked(self) -> None:
+        # While Redis refuses writes the record cannot be written (everyone journals then).
+        record = self._record() if self.failover.writes_refused is None else None
+        snapshot = await self.store.redis_call(
+            lambda: self.redis.fleet_sync(self.replica_id, record)
+        )
+        self.clock.sync(snapshot.server_time, snapshot.sent, snapshot.received)
+        epoch = snapshot.epoch
+        wanted = next_epoch(epoch, snapshot.run_id)
+        if wanted is not None:
+            expected = epoch
+            epoch = await self.store.redis_call(lambda: self.redis.begin_epoch(expected, wanted))
+        self.view.update(epoch, snapshot.members, self.clock.now())
+        self._members_gauge.set(len(self.view.last_seen))
+        await self._prune(snapshot.members)
+        if epoch is None:
+            return  # removed again meanwhile: the next sync begins one
+        change = epoch_change(self._settled_epoch, epoch, self._run_id_seen)
+        if change is not None:
+            await self._follow(epoch, change)
+        self._run_id_seen = snapshot.run_id or self._run_id_seen
+        if self.healthy():
+            self.view.settle(epoch.token)
+            self._settled_epoch = epoch
+
+    async def _follow(self, epoch: Epoch, change: EpochChange) -> None:
+        """Redis holds another epoch's data than the one this replica settled in."""
+        self.view.unsettle()
+        self._settled_epoch = None
+        if change is EpochChange.FIRST:
+            return
+        if change is EpochChange.FLUSHED:
+            flushed = self.store.flush_memory("flush")
+            message = f"Redis's data was flushed: memory tier dropped too ({flushed} entries)"
+        elif change is EpochChange.KEPT:
+            resend = self.recent.snapshot() if self.recent is not None else []
+            for item in resend:
+                self._resend.setdefault(item.key, item)
+            message = f"Redis's data is held by a new server or process: re-sending {len(resend)}"
+        else:
+            written = await self._reseed()
+            message = f"Redis came back empty: re-seeded {written} sessions from the memory tier"
+        log.warning(message)
+        self._event("epoch_changed", message, change=change.value)
+
+    async def _reseed(self) -> int:
+        """Write back what memory holds (and what was acknowledged lately), version-checked:
+        never over a newer value or a delete. The journal's entries replay by themselves."""
+        journal = self.journal
+        held = self.store.held_sessions()
+        items = {item.key: item for item in held if journal.get(item.key) is None}
+        if self.recent is not None:
+            for item in self.recent.snapshot():
+                items.setdefault(item.key, item)
+        batch = list(items.values())
+        written = 0
+        for start in range(0, len(batch), REPLAY_BATCH):
+            written += sum(await self.redis.replay(batch[start : start + REPLAY_BATCH]))
+        self._reseeded_child.inc(written)
+        self._event("reseeded", f"re-seeded {written} sessions", sessions=written)
+        return written
+
+    def _record(self) -> Member:
+        return Member(
+            self._settled_epoch.token if self._settled_epoch is not None else "",
+            self.view.settled and self.healthy(),
+            self.clock.now(),
+        )
+
+    async def _report(self) -> None:
+        """Write this replica's record now (others stop doubting it at once)."""
+        record = self._record()
+        await self.store.redis_call(lambda: self.redis.fleet_sync(self.replica_id, record))
+
+    def _mark_unsettled(self) -> None:
+        """Best effort, at failover: if Redis still answers others (a partition, a false
+        timeout), their misses become 503 at once instead of when this record goes stale."""
+        if self.closing:
+            return
+        task = asyncio.ensure_future(self._try_report())
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    async def _try_report(self) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self._report()
+
+    def _forget_task(self, task: asyncio.Future[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)  # type: ignore[arg-type]
+
+    async def _prune(self, members: dict[str, Member | None]) -> None:
+        now = self.clock.now()
+        gone = [
+            replica
+            for replica, member in members.items()
+            if member is not None and now - member.at > PRUNE_AFTER
+        ]
+        if gone:
+            await self.redis.leave_fleet(*gone)
+
+    async def check_miss(self) -> None:
+        """StoreUnavailable (503) if a session Redis lacks may still be held unreplayed by a
+        replica (this one included); returns when the miss is final."""
+        synced = self.view.synced_at
+        if synced is None or self.clock.now() - synced > MISS_CHECK_TTL:
+            await self._refresh_view()
+        reason = self.view.doubt(self.clock.now())
+        if reason is not None:
+            raise StoreUnavailable(reason, 1.0)
+
+    def epoch_seen(self, epoch: Epoch | None) -> None:
+        """A read saw the epoch marker (it travels with session reads on one server): another
+        marker than the one this replica settled in means Redis's data changed hands (a restart,
+        a new master): misses are doubtful until a sync has followed it."""
+        settled = self._settled_epoch
+        if epoch is not None and settled is not None and epoch.token == settled.token:
+            return
+        self.view.unsettle()
+        self._kick_sync()
+
+    async def _refresh_view(self) -> None:
+        """One shared read of the fleet for every miss waiting on it (read-only: the heartbeat
+        and recovery do the rest)."""
+        refresh = self._refresh
+        if refresh is None or refresh.done():
+            refresh = self._refresh = asyncio.ensure_future(self._read_view())
+        try:
+            await asyncio.shield(refresh)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable("the fleet's state could not be read", 1.0) from exc
+
+    async def _read_view(self) -> None:
+        snapshot = await self.store.redis_call(lambda: self.redis.fleet_sync(self.replica_id, None))
+        self.clock.sync(snapshot.server_time, snapshot.sent, snapshot.received)
+        self.view.update(snapshot.epoch, snapshot.members, self.clock.now())
+        settled = self._settled_epoch
+        if snapshot.epoch is None or settled is None or snapshot.epoch.token != settled.token:
+            self._kick_sync()
+
+    def _kick_sync(self) -> None:
+        if self.closing or not self.breaker.closed:
+            return  # recovery syncs when Redis answers again
+        task = asyncio.ensure_future(self._try_sync())
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    async def _try_sync(self) -> None:
+        try:
+            await self.sync()
+        except WritesRefused as exc:
+            if exc.reason != "noauth":
+                self.refused(exc.reason)  # the record's write was refused: so are others
+        except StoreUnavailable as exc:
+            self.report_unavailable(exc)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            raise_if_cancelled()
+            await asyncio.sleep(self.breaker.retry_interval)
+            if not self.breaker.closed or self._lock.locked():
+                continue  # recovery reports when it is done
+            try:
+                await self._try_sync()
+            except Exception:
+                log.exception("unexpected error while syncing with the fleet")
+
+    # -- metrics and events ------------------------------------------------------------------
+
+    def _set_backend_up(self, up: bool) -> None:
+        self._backend_up_child.set(1 if up else 0)
+
+    def _set_refused_gauges(self) -> None:
+        for reason, child in self._refused_children.items():
+            child.set(1 if reason == self.failover.writes_refused else 0)
+
+    def _event(self, type: str, message: str, **details: object) -> None:
+        if self.events is not None:
+            self.events.record(type, message, **details)
+
+    def _bind_metrics(self, metrics: Metrics) -> None:
+        self._failovers_child = metrics.store_failovers
+        self._replayed_child = metrics.store_replayed
+        self._reseeded_child = metrics.store_reseeded
+        self._backend_up_child = metrics.store_backend_up.labels("redis")
+        self._refused_children = {
+            reason: metrics.store_writes_refused.labels(reason) for reason in REFUSAL_REASONS
+        }
+        self._members_gauge = metrics.store_fleet_members
+        metrics.store_fleet_settled.set_function(
+            lambda: 1 if self.view.doubt(self.clock.now()) is None else 0
+        )
+        metrics.store_clock_offset.set_function(self.clock.offset)

@@ -1,0 +1,93 @@
+"""The fleet's pure decisions: which epoch to begin, what a replica does on an epoch change, and
+when a miss is final. No Redis: records and clocks are given."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.sessions.fleet import Epoch, EpochChange, FleetView, Member, epoch_change, next_epoch
+
+E1 = Epoch("e1", "run-1", lost=False)
+
+
+def view(**members: Member) -> FleetView:
+    fleet = FleetView("me", stale_after=2.0, forget_after=10.0)
+    fleet.update(E1, dict(members), now=100.0)
+    fleet.settle("e1")
+    return fleet
+
+
+def test_a_missing_marker_begins_a_lost_epoch_and_a_new_server_a_kept_one() -> None:
+    lost = next_epoch(None, "run-2")
+    assert lost is not None and lost.lost and lost.run_id == "run-2"
+    kept = next_epoch(E1, "run-2")  # a failover, or a restart from the append-only file
+    assert kept is not None and not kept.lost and kept.token != E1.token
+    assert next_epoch(E1, "run-1") is None
+    assert next_epoch(E1, "") is None  # a server that did not say: nothing to compare
+
+
+@pytest.mark.parametrize(
+    ("current", "run_id_seen", "change"),
+    [
+        (E1, "run-1", None),
+        (Epoch("e2", "run-2", lost=True), "run-1", EpochChange.LOST),  # restarted empty
+        (Epoch("e2", "run-1", lost=True), "run-1", EpochChange.FLUSHED),  # FLUSHALL
+        (Epoch("e2", "run-2", lost=False), "run-1", EpochChange.KEPT),  # new master
+        # Another replica began the epoch first: this one still re-seeds for itself.
+        (Epoch("e3", "run-2", lost=True), "", EpochChange.LOST),
+    ],
+)
+def test_each_replica_decides_for_itself_what_an_epoch_change_means(
+    current: Epoch, run_id_seen: str, change: EpochChange | None
+) -> None:
+    assert epoch_change(E1, current, run_id_seen) is change
+
+
+def test_a_new_process_takes_the_epoch_as_it_is() -> None:
+    assert epoch_change(None, E1, "") is EpochChange.FIRST
+
+
+def test_a_miss_is_final_only_when_every_member_is_settled_and_fresh() -> None:
+    fleet = view(b=Member("e1", True, 99.5))
+    assert fleet.doubt(now=100.5) is None
+    fleet.update(E1, {"b": Member("e1", False, 100.6)}, now=100.6)  # b is in an outage
+    assert "still recovering" in (fleet.doubt(now=100.7) or "")
+    fleet.update(E1, {"b": Member("e1", True, 101.0)}, now=101.0)
+    assert fleet.doubt(now=101.1) is None
+    assert "has not reported for" in (fleet.doubt(now=103.5) or "")  # silent: maybe partitioned
+
+
+def test_records_from_before_this_replicas_outage_are_not_trusted() -> None:
+    fleet = view(b=Member("e1", True, 99.9))
+    fleet.outage_ended(now=100.2)  # b's record predates it: b may have journalled meanwhile
+    assert "since the last outage" in (fleet.doubt(now=100.3) or "")
+    fleet.update(E1, {"b": Member("e1", True, 100.4)}, now=100.4)
+    assert fleet.doubt(now=100.5) is None
+
+
+def test_a_member_whose_record_vanished_is_awaited_then_forgotten() -> None:
+    fleet = view(b=Member("e1", True, 100.0))
+    fleet.update(E1, {}, now=100.5)  # Redis lost the records (restarted empty)
+    assert "has not reported since Redis came back" in (fleet.doubt(now=100.6) or "")
+    assert fleet.doubt(now=110.1) is None  # silent 10 s: gone (crashed, scaled down)
+    assert "b" not in fleet.last_seen
+
+
+def test_an_epoch_change_unsettles_this_replica_until_it_follows() -> None:
+    fleet = view()
+    fleet.update(Epoch("e2", "run-2", lost=True), {}, now=101.0)
+    assert fleet.doubt(now=101.0) == "this replica has not settled in the current data epoch yet"
+    fleet.update(None, {}, now=101.1)
+    assert fleet.doubt(now=101.1) == "Redis lost its data; replicas are re-seeding"
+
+
+def test_records_and_markers_round_trip_and_unreadable_ones_are_unsettled() -> None:
+    member = Member("e1", True, 123.5)
+    assert Member.decode(member.encode()) == member
+    assert Member.decode(b"not json") is None
+    assert Epoch.decode(E1.encode()) == E1
+    assert Epoch.decode(None) is None
+    fleet = FleetView("me", stale_after=2.0, forget_after=10.0)
+    fleet.update(E1, {"b": None}, now=100.0)  # a record this version cannot read
+    fleet.settle("e1")
+    assert "still recovering" in (fleet.doubt(now=100.0) or "")

@@ -1,0 +1,291 @@
+"""The recovery protocol driven directly, without Redis: a stand-in for the few calls recovery
+makes (`recovery.FleetRedis`, with the same version checks as the Lua scripts) and for the memory
+tier. The real thing is tested against real servers in tests/integration/; here every branch of
+the protocol is reachable in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.clock import FleetClock
+from exporter.errors import StoreUnavailable
+from exporter.events import EventLog
+from exporter.metrics import Metrics
+from exporter.sessions.breaker import CircuitBreaker
+from exporter.sessions.fleet import Epoch, Member
+from exporter.sessions.journal import ReplayJournal
+from exporter.sessions.recent_writes import RecentWrites
+from exporter.sessions.recovery import Recovery
+from exporter.sessions.redis_store import FleetSnapshot
+from exporter.sessions.store import ReplayItem, StoredValue
+
+T = TypeVar("T")
+FAR = 10**10  # an expiry far in the future
+
+
+class Server:
+    """One Redis as recovery sees it: versioned values and tombstones, the marker, the records."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[int, bytes | None]] = {}  # None: a tombstone
+        self.marker: bytes | None = None
+        self.members: dict[str, bytes] = {}
+        self.run_id = "run-1"
+        self.up = True
+        self.refusing = False
+
+    def restart_empty(self) -> None:
+        self.data.clear()
+        self.members.clear()
+        self.marker = None
+        self.run_id += "'"
+
+    def flushall(self) -> None:
+        self.data.clear()
+        self.members.clear()
+        self.marker = None
+
+    def value(self, key: str) -> bytes | None:
+        held = self.data.get(key)
+        return None if held is None else held[1]
+
+
+class FleetRedisDouble:
+    """`recovery.FleetRedis` on a `Server`; unreachable while `server.up` is False."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def _check(self, write: bool = False) -> Server:
+        if not self.server.up:
+            raise StoreUnavailable("Redis unavailable (ConnectionError)")
+        if write and self.server.refusing:
+            from exporter.errors import WritesRefused
+
+            raise WritesRefused("oom")
+        return self.server
+
+    async def ping(self) -> float:
+        self._check()
+        return 0.1
+
+    async def reset_connections(self, *, in_use: bool = False) -> None:
+        pass
+
+    async def probe_write(self) -> None:
+        self._check(write=True)
+
+    async def replay(self, items: Sequence[ReplayItem]) -> list[bool]:
+        server = self._check(write=True)
+        written = []
+        for item in items:
+            current = server.data.get(item.key)
+            if item.value is None:  # a delete always wins
+                done = current is None or current[1] is not None
+                server.data[item.key] = (item.version, None)
+            else:
+                done = current is None or (current[1] is not None and item.version > current[0])
+                if done:
+                    server.data[item.key] = (item.version, item.value.payload)
+            written.append(done)
+        return written
+
+    async def fleet_sync(self, replica: str, record: Member | None) -> FleetSnapshot:
+        server = self._check(write=record is not None)
+        if record is not None:
+            server.members[replica] = record.encode()
+        members = {name: Member.decode(raw) for name, raw in server.members.items()}
+        return FleetSnapshot(Epoch.decode(server.marker), members, server.run_id, 0.0, 0.0, 0.0)
+
+    async def begin_epoch(self, expected: Epoch | None, new: Epoch) -> Epoch | None:
+        server = self._check(write=True)
+        if server.marker == (expected.encode() if expected else None):
+            server.marker = new.encode()
+        return Epoch.decode(server.marker)
+
+    async def leave_fleet(self, *replicas: str) -> None:
+        for replica in replicas:
+            self._check(write=True).members.pop(replica, None)
+
+
+class Memory:
+    """`recovery.StoreSide`: a memory tier as a dict."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, StoredValue] = {}
+        self.flushes = 0
+
+    async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
+        return await command()
+
+    def held_sessions(self) -> list[ReplayItem]:
+        return [ReplayItem(k, v.version, v.expires_at, v) for k, v in self.held.items()]
+
+    def flush_memory(self, reason: str) -> int:
+        count, self.flushes = len(self.held), self.flushes + 1
+        self.held.clear()
+        return count
+
+    def replayed(self, key: str) -> None:
+        pass
+
+    def fallback_changed(self) -> None:
+        pass
+
+
+class Replica:
+    def __init__(self, name: str, server: Server, *, resend: bool = False) -> None:
+        self.server = server
+        self.memory = Memory()
+        self.journal = ReplayJournal(100)
+        metrics = Metrics(CollectorRegistry())
+        self.events = EventLog(100, metrics)
+        # The server's clock is 0.0 in the double: the fleet clock then counts from there.
+        clock = FleetClock(monotonic=asyncio.get_running_loop().time, wall=lambda: 0.0)
+        self.recovery = Recovery(
+            FleetRedisDouble(server),
+            self.memory,
+            self.journal,
+            replica_id=name,
+            clock=clock,
+            breaker=CircuitBreaker(0.05),
+            metrics=metrics,
+            events=self.events,
+            recent=RecentWrites(15.0) if resend else None,
+        )
+
+    def hold(self, key: str, version: int, payload: bytes) -> None:
+        self.memory.held[key] = StoredValue(payload, version, FAR)
+
+    async def final_miss(self) -> bool:
+        """What a session read that found nothing decides (on one server the marker travels
+        with the read: `RedisStore.get_with_epoch`)."""
+        self.recovery.epoch_seen(Epoch.decode(self.server.marker))
+        try:
+            await self.recovery.check_miss()
+        except StoreUnavailable:
+            return False
+        return True
+
+    def event_types(self) -> list[str]:
+        return [event.type for event in self.events.recent(100)]
+
+
+async def settled(*replicas: Replica) -> None:
+    for replica in replicas:
+        await replica.recovery.sync()
+    for replica in replicas:  # each now sees the others' settled records
+        await replica.recovery.sync()
+
+
+async def test_a_redis_that_came_back_empty_is_reseeded_by_every_replica_before_any_flush() -> None:
+    server = Server()
+    a, b = Replica("a", server), Replica("b", server)
+    await settled(a, b)
+    a.hold("s:{1}", 10, b"one")
+    b.hold("s:{2}", 20, b"two")
+    b.hold("s:{3}", 30, b"old copy")
+    server.restart_empty()
+    server.data["s:{3}"] = (31, None)  # deleted after the restart: the delete must stay
+
+    await a.recovery.sync()  # a notices first and begins the new epoch
+    assert not await b.final_miss()  # b has not followed yet: a miss is not final
+    await b.recovery.sync()  # b notices the epoch a began: re-seeds for itself
+    await settled(a, b)
+
+    assert server.value("s:{1}") == b"one" and server.value("s:{2}") == b"two"
+    assert server.data["s:{3}"] == (31, None)  # never resurrected
+    assert a.memory.flushes == b.memory.flushes == 0  # re-seeded, nothing dropped
+    assert "epoch_changed" in b.event_types()
+    assert await a.final_miss() and await b.final_miss()
+
+
+async def test_an_operators_flushall_is_respected_not_reseeded() -> None:
+    server = Server()
+    a = Replica("a", server)
+    await settled(a)
+    a.hold("s:{1}", 10, b"one")
+    server.flushall()  # the same Redis process: its run id did not change
+    await a.recovery.sync()
+    assert server.value("s:{1}") is None and a.memory.held == {}
+
+
+async def test_an_outage_is_replayed_and_other_replicas_records_are_awaited() -> None:
+    server = Server()
+    a, b = Replica("a", server), Replica("b", server)
+    await settled(a, b)
+    server.up = False
+    a.recovery.failed(StoreUnavailable("down"))
+    await a.journal.record(ReplayItem("s:{j}", 5, FAR, StoredValue(b"journalled", 5, FAR)))
+    server.up = True
+    assert await a.recovery.recover_now()
+    assert server.value("s:{j}") == b"journalled"
+    # b's last record predates a's outage: b may have journalled writes of its own meanwhile.
+    assert not await a.final_miss()
+    await b.recovery.sync()
+    await asyncio.sleep(0.06)  # a's view is re-read for the next miss
+    assert await a.final_miss()
+
+
+async def test_a_write_journalled_while_a_refusal_ends_is_replayed_within_an_interval() -> None:
+    server = Server()
+    a = Replica("a", server)
+    await a.recovery.start()
+    try:
+        server.refusing = True
+        a.recovery.refused("oom")
+        server.refusing = False  # the refusal ends while a write is being journalled
+        await a.journal.record(ReplayItem("s:{late}", 7, FAR, StoredValue(b"late", 7, FAR)))
+        a.recovery.journalled()
+        for _ in range(100):
+            if server.value("s:{late}") is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert server.value("s:{late}") == b"late" and not a.journal
+        assert a.recovery.writes_refused is None
+    finally:
+        await a.recovery.stop()
+
+
+async def test_a_master_switch_resends_the_last_acknowledged_writes() -> None:
+    old_master = Server()
+    a = Replica("a", old_master, resend=True)
+    await settled(a)
+    item = ReplayItem("s:{1}", 10, FAR, StoredValue(b"acked by the old master", 10, FAR))
+    switches = a.recovery.switches
+    a.recovery.acknowledged(item, switches)
+    # The new master never got it; its marker was replicated, its run id is its own.
+    new_master = Server()
+    new_master.marker, new_master.run_id = old_master.marker, "run-new"
+    a.recovery.redis = FleetRedisDouble(new_master)
+    await a.recovery.master_switched("10.0.0.1:6379 -> 10.0.0.2:6379")
+    assert a.recovery.fallback_active
+    assert await a.recovery.recover_now()
+    assert new_master.value("s:{1}") == b"acked by the old master"
+    # A write the old master acknowledged after the switch was heard is sent again too.
+    late = ReplayItem("s:{2}", 11, FAR, StoredValue(b"late ack", 11, FAR))
+    a.recovery.acknowledged(late, switches)
+    assert await a.recovery.recover_now()
+    assert new_master.value("s:{2}") == b"late ack"
+
+
+@pytest.mark.parametrize("refusing", [False, True])
+async def test_misses_are_doubted_while_this_replica_is_out(refusing: bool) -> None:
+    server = Server()
+    a = Replica("a", server)
+    await settled(a)
+    assert await a.final_miss()
+    if refusing:
+        a.recovery.refused("noreplicas")
+    else:
+        a.recovery.failed(StoreUnavailable("down"))
+    await asyncio.sleep(0.06)
+    assert not await a.final_miss()
+    assert await a.recovery.recover_now()
+    await asyncio.sleep(0.06)
+    assert await a.final_miss()
