@@ -279,7 +279,7 @@ class Coherence:
 
     def _on_keys(self, keys: list[bytes] | None) -> None:
         if keys is None:  # FLUSHDB / FLUSHALL
-            self.store.flush_memory("flush")
+            self.store.flush_memory("flush", keep_for_reseed=False)  # the operator's choice
             return
         invalidate = self.store.invalidate
         strip = self._strip

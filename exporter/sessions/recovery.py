@@ -82,7 +82,7 @@ class StoreSide(Protocol):
 
     async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T: ...
     def held_sessions(self) -> list[ReplayItem]: ...
-    def flush_memory(self, reason: str) -> int: ...
+    def flush_memory(self, reason: str, *, keep_for_reseed: bool = True) -> int: ...
     def replayed(self, key: str) -> None: ...
     def fallback_changed(self) -> None: ...
 
@@ -116,12 +116,15 @@ class Recovery:
         )
         self.switches = 0  # Sentinel master switches heard
         self.closing = False
-        self._settled_epoch: Epoch | None = None
+        # The data epoch this replica has followed (re-seeded into, re-sent to): its record says
+        # settled in it once nothing of this replica's is left to replay.
+        self._followed: Epoch | None = None
         self._run_id_seen = ""
         self._resend: dict[str, ReplayItem] = {}  # acknowledged writes a new master may lack
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Future[None] | None = None
+        self._kicked: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_metrics(metrics)
 
@@ -294,9 +297,7 @@ class Recovery:
             if not self.breaker.closed:
                 return  # a live write failed meanwhile: stay in fallback
             self._settle_outage(replayed, skipped)
-            if self.view.epoch is not None and self.healthy():
-                self.view.settle(self.view.epoch.token)
-                self._settled_epoch = self.view.epoch
+            self._settle_if_healthy()
             await self._report()
             if self.journal or self._resend:  # written during the awaits above: next round
                 self._wake.set()
@@ -381,22 +382,20 @@ class Recovery:
         await self._prune(snapshot.members)
         if epoch is None:
             return  # removed again meanwhile: the next sync begins one
-        change = epoch_change(self._settled_epoch, epoch, self._run_id_seen)
+        change = epoch_change(self._followed, epoch, self._run_id_seen)
         if change is not None:
-            await self._follow(epoch, change)
+            self.view.unsettle()
+            await self._follow(change)  # if it fails, the next sync follows again
+            self._followed = epoch
         self._run_id_seen = snapshot.run_id or self._run_id_seen
-        if self.healthy():
-            self.view.settle(epoch.token)
-            self._settled_epoch = epoch
+        self._settle_if_healthy()
 
-    async def _follow(self, epoch: Epoch, change: EpochChange) -> None:
-        """Redis holds another epoch's data than the one this replica settled in."""
-        self.view.unsettle()
-        self._settled_epoch = None
+    async def _follow(self, change: EpochChange) -> None:
+        """Redis holds another epoch's data than the one this replica followed."""
         if change is EpochChange.FIRST:
             return
         if change is EpochChange.FLUSHED:
-            flushed = self.store.flush_memory("flush")
+            flushed = self.store.flush_memory("flush", keep_for_reseed=False)
             message = f"Redis's data was flushed: memory tier dropped too ({flushed} entries)"
         elif change is EpochChange.KEPT:
             resend = self.recent.snapshot() if self.recent is not None else []
@@ -426,9 +425,16 @@ class Recovery:
         self._event("reseeded", f"re-seeded {written} sessions", sessions=written)
         return written
 
+    def _settle_if_healthy(self) -> None:
+        """Nothing of this replica's is left to replay: misses may be final (fleet permitting)."""
+        followed, epoch = self._followed, self.view.epoch
+        current = followed is not None and epoch is not None and followed.token == epoch.token
+        if current and epoch is not None and self.healthy():
+            self.view.settle(epoch.token)
+
     def _record(self) -> Member:
         return Member(
-            self._settled_epoch.token if self._settled_epoch is not None else "",
+            self._followed.token if self._followed is not None else "",
             self.view.settled and self.healthy(),
             self.clock.now(),
         )
@@ -479,7 +485,7 @@ class Recovery:
         """A read saw the epoch marker (it travels with session reads on one server): another
         marker than the one this replica settled in means Redis's data changed hands (a restart,
         a new master): misses are doubtful until a sync has followed it."""
-        settled = self._settled_epoch
+        settled = self._followed
         if epoch is not None and settled is not None and epoch.token == settled.token:
             return
         self.view.unsettle()
@@ -500,14 +506,17 @@ class Recovery:
         snapshot = await self.store.redis_call(lambda: self.redis.fleet_sync(self.replica_id, None))
         self.clock.sync(snapshot.server_time, snapshot.sent, snapshot.received)
         self.view.update(snapshot.epoch, snapshot.members, self.clock.now())
-        settled = self._settled_epoch
+        settled = self._followed
         if snapshot.epoch is None or settled is None or snapshot.epoch.token != settled.token:
             self._kick_sync()
 
     def _kick_sync(self) -> None:
+        """Sync soon, once however many reads ask (recovery syncs itself when Redis is back)."""
         if self.closing or not self.breaker.closed:
-            return  # recovery syncs when Redis answers again
-        task = asyncio.ensure_future(self._try_sync())
+            return
+        if self._kicked is not None and not self._kicked.done():
+            return
+        task = self._kicked = asyncio.ensure_future(self._try_sync())
         self._tasks.append(task)
         task.add_done_callback(self._forget_task)
 

@@ -52,6 +52,7 @@ from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.recent_writes import RecentWrites
 from exporter.sessions.recovery import RESEND_WINDOW, Recovery
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore
+from exporter.sessions.reserve import Reserve
 from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus
 from exporter.sessions.write_guard import WriteGuard
 from exporter.tasks import cancel_and_wait, raise_if_cancelled
@@ -141,6 +142,11 @@ class TieredStore:
         self._checker: asyncio.Task[None] | None = None
         self._check_round: asyncio.Future[None] | None = None
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
+        # Sessions dropped from memory for coherence's sake, kept (never served) to re-seed a
+        # Redis that restarts without its data. A key written, deleted or held in memory again
+        # leaves it; one changed elsewhere stays (an invalidation may be our own re-seed's
+        # echo, and an older copy never wins a re-seed against a newer one).
+        self._reserve = Reserve(memory.max_entries, memory.max_bytes)
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_metrics(metrics)
         memory.listen(self._on_memory_expired, self._on_evicted)
@@ -257,6 +263,8 @@ class TieredStore:
             current = self.memory.peek(key)
             if current is None or current.version <= value.version:
                 self.memory.put(key, value)
+                if self._reserve:
+                    self._reserve.drop(key)  # held in memory again
             else:
                 return self.memory.get(key) or value
         return value
@@ -304,6 +312,8 @@ class TieredStore:
             # no room for it: the journal, read first, serves it then.
             with contextlib.suppress(StoreFull):
                 self._fill(key, value, own=True)
+            if self._reserve:
+                self._reserve.drop(key)  # superseded by this write
             if not clean:
                 # Invalidated while the write was in flight: by its own echo, or by another
                 # replica's write landing just after it. Which landed last is unknown: hold ours
@@ -344,6 +354,8 @@ class TieredStore:
         held = self.memory.pop(key)
         if self.redis is None:
             return held is not None
+        if self._reserve:
+            self._reserve.drop(key)
         recovery = self.recovery
         assert recovery is not None
         if self.writes_refused is not None and held is None and self.breaker.closed:
@@ -423,7 +435,7 @@ class TieredStore:
             if held is not None:
                 self._park(key, held)
             return False
-        dropped = self.memory.pop(key) is not None
+        dropped = self._unhold(key)
         if dropped:
             self._count_invalidations(reason, 1)
         return dropped
@@ -448,9 +460,19 @@ class TieredStore:
                 await asyncio.shield(check_round)
         return self.reads.get(key)
 
-    def flush_memory(self, reason: str = "flush") -> int:
-        """Drop the whole memory tier because its coherence is unknown; returns how many."""
+    def flush_memory(self, reason: str = "flush", *, keep_for_reseed: bool = True) -> int:
+        """Drop the whole memory tier because its coherence is unknown; returns how many.
+
+        The sessions it held are kept aside, never served (`keep_for_reseed`): for a Redis
+        without persistence they may be the only copies left, and a later restart re-seeds from
+        them (version-checked, so a stale one loses to a newer copy). Not after an operator's
+        FLUSHALL, which is respected."""
         self.guard.invalidate_all()
+        if keep_for_reseed and self.redis is not None:
+            for key, value in self._held_in_memory().items():
+                self._reserve.keep(key, value)
+        else:
+            self._reserve.clear()
         count = self.memory.clear()
         self._count_invalidations(reason, count)
         return count
@@ -472,7 +494,7 @@ class TieredStore:
         self.guard.invalidate_all()
         self.guard.forget_echoes()
         if not self.coherent and not self.fallback_active:
-            self._count_invalidations("tracking_lost", self.memory.clear())
+            self.flush_memory("tracking_lost")
         self.coherent = True
         self._update_bypass()
 
@@ -502,15 +524,21 @@ class TieredStore:
     # -- what recovery asks of the memory tier (recovery.StoreSide) -----------------------------
 
     def held_sessions(self) -> list[ReplayItem]:
-        """Live values under the authoritative prefixes, as writes to re-seed Redis with."""
+        """Live values under the authoritative prefixes (in memory, or kept aside at a flush),
+        as writes to re-seed Redis with."""
+        values = self._reserve.live(self.clock.now())
+        values.update(self._held_in_memory())
+        return [ReplayItem(key, v.version, v.expires_at, v) for key, v in values.items()]
+
+    def _held_in_memory(self) -> dict[str, StoredValue]:
         now, held = self.clock.now(), self.memory.keys()
-        return [
-            ReplayItem(key, value.version, value.expires_at, value)
+        return {
+            key: value
             for key in held
             if key.startswith(self.authoritative_prefixes)
             and (value := self.memory.peek(key)) is not None
             and value.remaining(now) > 0
-        ]
+        }
 
     def replayed(self, key: str) -> None:
         """The journal no longer holds `key`: its memory copy may be evicted again."""
@@ -642,20 +670,31 @@ class TieredStore:
             return
         del self._parked[key]
         if not read:
-            self.memory.pop(key)  # Redis unreadable yet no fallback: let reads go there
+            self._unhold(key)  # Redis unreadable yet no fallback: let reads go there
             return
         if not clean:
-            self.memory.pop(key)
+            self._unhold(key)
         elif current is not None and current.version == ours.version:
             pass  # Redis holds ours: serve it again (decoded already)
         elif self.journal.get(key) is not None:
             pass  # ours awaits replay, which settles it by version
         else:
             self._count_invalidations("remote", 1)  # another replica's write landed after ours
-            if current is not None and not self.reads.bypass:
+            newer = current is not None and current.version > ours.version
+            if newer and current is not None and not self.reads.bypass:
                 self.memory.put(key, current)
             else:
-                self.memory.pop(key)
+                self._unhold(key)  # or Redis lost ours (a restart): a re-seed may need it
+
+    def _unhold(self, key: str) -> bool:
+        """Stop serving `key` from memory, keeping a session's value aside for a re-seed (see
+        `flush_memory`); whether memory held it."""
+        value = self.memory.pop(key)
+        if value is None:
+            return False
+        if self.redis is not None and key.startswith(self.authoritative_prefixes):
+            self._reserve.keep(key, value)
+        return True
 
     def _update_bypass(self) -> None:
         self.reads.bypass = not self.coherent and not self.fallback_active

@@ -126,7 +126,7 @@ class Memory:
     def held_sessions(self) -> list[ReplayItem]:
         return [ReplayItem(k, v.version, v.expires_at, v) for k, v in self.held.items()]
 
-    def flush_memory(self, reason: str) -> int:
+    def flush_memory(self, reason: str, *, keep_for_reseed: bool = True) -> int:
         count, self.flushes = len(self.held), self.flushes + 1
         self.held.clear()
         return count
