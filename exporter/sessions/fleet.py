@@ -115,7 +115,6 @@ class FleetView:
     forget_after: float  # a member silent this long is gone (crashed, scaled down)
     epoch: Epoch | None = None
     members: dict[str, Member] = field(default_factory=dict)
-    synced_at: float | None = None
     settled_epoch: str | None = None
     # When this replica's last outage ended: records written before then cannot say whether
     # their replica went through the outage too (and journalled writes it has not replayed).
@@ -131,7 +130,6 @@ class FleetView:
         }
         for replica, member in self.members.items():
             self.last_seen[replica] = max(self.last_seen.get(replica, 0.0), member.at)
-        self.synced_at = now
 
     def settle(self, epoch: str) -> None:
         self.settled_epoch = epoch

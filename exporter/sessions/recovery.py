@@ -51,9 +51,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REPLAY_BATCH = 256
-# A miss re-reads the fleet's records when the view is older than this (a miss storm costs one
-# read per interval; a miss right after an epoch change does not trust a view from before it).
-MISS_CHECK_TTL = 0.05
 # A replica silent this long is gone (crashed or scaled down): its misses stop being doubted.
 # Until then, a silent replica may be in an outage of its own, journalling writes nobody can see.
 FORGET_AFTER = 10.0
@@ -72,6 +69,7 @@ class FleetRedis(Protocol):
     async def probe_write(self) -> None: ...
     async def replay(self, items: Sequence[ReplayItem]) -> list[bool]: ...
     async def fleet_sync(self, replica: str, record: Member | None) -> FleetSnapshot: ...
+    async def fleet_view(self) -> tuple[Epoch | None, dict[str, Member | None]]: ...
     async def begin_epoch(self, expected: Epoch | None, new: Epoch) -> Epoch | None: ...
     async def leave_fleet(self, *replicas: str) -> None: ...
 
@@ -473,27 +471,17 @@ class Recovery:
 
     async def check_miss(self) -> None:
         """StoreUnavailable (503) if a session Redis lacks may still be held unreplayed by a
-        replica (this one included); returns when the miss is final."""
-        synced = self.view.synced_at
-        if synced is None or self.clock.now() - synced > MISS_CHECK_TTL:
-            await self._refresh_view()
+        replica (this one included); returns when the miss is final. The fleet is read again
+        after the miss (one round trip shared by the misses waiting on it), so a Redis that just
+        lost its data or changed hands is never taken for the one the view last saw."""
+        await self._refresh_view()
         reason = self.view.doubt(self.clock.now())
         if reason is not None:
             raise StoreUnavailable(reason, 1.0)
 
-    def epoch_seen(self, epoch: Epoch | None) -> None:
-        """A read saw the epoch marker (it travels with session reads on one server): another
-        marker than the one this replica settled in means Redis's data changed hands (a restart,
-        a new master): misses are doubtful until a sync has followed it."""
-        settled = self._followed
-        if epoch is not None and settled is not None and epoch.token == settled.token:
-            return
-        self.view.unsettle()
-        self._kick_sync()
-
     async def _refresh_view(self) -> None:
-        """One shared read of the fleet for every miss waiting on it (read-only: the heartbeat
-        and recovery do the rest)."""
+        """One shared read of the fleet for every miss waiting on it, begun after they missed
+        (read-only: the heartbeat and recovery do the rest)."""
         refresh = self._refresh
         if refresh is None or refresh.done():
             refresh = self._refresh = asyncio.ensure_future(self._read_view())
@@ -503,12 +491,11 @@ class Recovery:
             raise StoreUnavailable("the fleet's state could not be read", 1.0) from exc
 
     async def _read_view(self) -> None:
-        snapshot = await self.store.redis_call(lambda: self.redis.fleet_sync(self.replica_id, None))
-        self.clock.sync(snapshot.server_time, snapshot.sent, snapshot.received)
-        self.view.update(snapshot.epoch, snapshot.members, self.clock.now())
-        settled = self._followed
-        if snapshot.epoch is None or settled is None or snapshot.epoch.token != settled.token:
-            self._kick_sync()
+        epoch, members = await self.store.redis_call(self.redis.fleet_view)
+        self.view.update(epoch, members, self.clock.now())
+        followed = self._followed
+        if epoch is None or followed is None or epoch.token != followed.token:
+            self._kick_sync()  # the view doubts meanwhile: this replica has not followed it
 
     def _kick_sync(self) -> None:
         """Sync soon, once however many reads ask (recovery syncs itself when Redis is back)."""

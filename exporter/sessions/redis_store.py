@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -196,9 +196,6 @@ class RedisStore:
         self.last_latency_ms: float | None = None
         # Session keys are written together with their entry in the cross-replica index.
         self.index = index
-        # One server holds the sessions and the epoch marker: a session read fetches both in one
-        # MGET, so a miss knows at once whether Redis's data changed hands (not on a Cluster).
-        self.epoch_travels = not isinstance(client, RedisCluster)
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
         self._put_unless_deleted = client.register_script(PUT_UNLESS_DELETED)
 
@@ -213,20 +210,6 @@ class RedisStore:
         if raw is None:
             return None
         return decode_value(raw) or TOMBSTONE  # type: ignore[arg-type]
-
-    async def get_with_epoch(self, key: str) -> tuple[StoredValue | None, Epoch | None]:
-        """`get`, and the data epoch's marker read in the same command (`epoch_travels` only)."""
-        started = time.perf_counter()
-        try:
-            found = await self.client.mget(self.prefix + key, self.prefix + FLEET_EPOCH)
-            raw, marker = cast(list[bytes | None], found)
-        except REDIS_FAILURES as exc:
-            raise _unavailable(exc) from None
-        self.last_latency_ms = (time.perf_counter() - started) * 1000
-        epoch = Epoch.decode(marker)
-        if raw is None:
-            return None, epoch
-        return decode_value(raw) or TOMBSTONE, epoch
 
     async def set(self, key: str, value: StoredValue, *, replace: bool = False) -> bool:
         """Write `value`; with `replace` (an update of a value read before) only if the key was
@@ -391,6 +374,15 @@ class RedisStore:
             sent,
             received,
         )
+
+    async def fleet_view(self) -> tuple[Epoch | None, dict[str, Member | None]]:
+        """The epoch marker and every replica's record, in one round trip (what a miss checks)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self.prefix + FLEET_EPOCH)
+        pipe.hgetall(self.prefix + FLEET_MEMBERS)
+        marker, raw_members = await self._call(pipe.execute())
+        members = {_text(name): Member.decode(raw) for name, raw in raw_members.items()}
+        return Epoch.decode(marker), members
 
     async def begin_epoch(self, expected: Epoch | None, new: Epoch) -> Epoch | None:
         """Replace the marker `expected` (None: no marker) with `new`, unless another replica

@@ -235,11 +235,7 @@ class TieredStore:
         authoritative = key.startswith(self.authoritative_prefixes)
         token = self.guard.watch(key)
         try:
-            if authoritative and redis.epoch_travels:
-                value, epoch = await self.redis_call(lambda: redis.get_with_epoch(key))
-                recovery.epoch_seen(epoch)
-            else:
-                value = await self.redis_call(lambda: redis.get(key))
+            value = await self.redis_call(lambda: redis.get(key))
         except StoreBusy:
             raise  # backpressure for this request only: Redis is fine
         except StoreUnavailable as exc:
