@@ -92,14 +92,18 @@ class FleetSample:
 @dataclass(frozen=True, slots=True)
 class FaultWindow:
     """From the nemesis starting a fault to its healing (the server back, the clock reset).
-    `redis_serves_reads`: Redis kept answering reads throughout (OOM, NOREPLICAS), so a read
-    answered 503 meanwhile was refused for no reason a user can see."""
+
+    `affects_redis`: the fault takes Redis, or its writes, away from the replicas, which may
+    take a moment to notice it (a clock step or a replica's crash does not). `redis_serves_reads`:
+    Redis kept answering reads throughout (OOM, NOREPLICAS), so a read answered 503 meanwhile was
+    refused for no reason a user can see."""
 
     kind: str
     target: str
     started: float
     ended: float
     redis_serves_reads: bool = False
+    affects_redis: bool = True
 
     def covers(self, at: float) -> bool:
         return self.started <= at <= self.ended

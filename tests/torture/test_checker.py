@@ -27,10 +27,14 @@ TTL = 60.0
 
 
 class Script:
-    """A history written by hand: each call records one operation taking 10 ms from `at`."""
+    """A history written by hand: each call records one operation taking 10 ms from `at`.
+    Unless `settled` is False, both replicas report failback with an empty journal throughout
+    (from 0 to 100 s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settled: bool = True) -> None:
         self.history = History(replicas=["A", "B"])
+        if settled:
+            settled_fleet(self, 0, 100)
 
     def write(
         self,
@@ -170,7 +174,8 @@ def test_a_session_read_after_its_ttl_outlived_it() -> None:
 
 
 def test_a_final_read_without_an_answer_cannot_vouch_for_the_write() -> None:
-    verdict = Script().create("s", 1, at=1).create("t", 2, at=1).final("s", status=503).check()
+    script = Script(settled=False).create("s", 1, at=1).create("t", 2, at=1)
+    verdict = script.final("s", status=503).check()
     assert sorted(kinds(verdict)) == [AnomalyKind.UNVERIFIED, AnomalyKind.UNVERIFIED]
 
 
@@ -185,20 +190,19 @@ def settled_fleet(script: Script, start: float, end: float) -> Script:
 
 
 def test_a_503_once_every_replica_has_failed_back_is_late() -> None:
-    script = settled_fleet(Script().create("s", 1, at=1), 0, 20)
+    script = Script().create("s", 1, at=1)
     verdict = script.read("s", at=5, status=503).final("s", 1).check()
     assert kinds(verdict) == [AnomalyKind.LATE_503]
     assert verdict.late_503s == 1
 
 
 def test_a_final_read_answered_503_after_failback_is_late_and_unverified() -> None:
-    script = settled_fleet(Script().create("s", 1, at=1), 0, 20)
-    verdict = script.final("s", status=503).check()
+    verdict = Script().create("s", 1, at=1).final("s", status=503).check()
     assert sorted(kinds(verdict)) == [AnomalyKind.LATE_503, AnomalyKind.UNVERIFIED]
 
 
 def test_a_read_refused_while_redis_served_reads_is_unserved() -> None:
-    script = Script().create("s", 1, at=1).read("s", at=3, status=503)
+    script = Script(settled=False).create("s", 1, at=1).read("s", at=3, status=503)
     script.history.faults.append(FaultWindow("noreplicas", "redis", 2, 4, redis_serves_reads=True))
     assert kinds(script.final("s", 1).check()) == [AnomalyKind.UNSERVED_READ]
 
@@ -212,7 +216,7 @@ def test_an_incident_fails_the_run() -> None:
 
 
 def test_an_answered_failed_write_cannot_land_after_a_later_acknowledged_one() -> None:
-    script = Script().create("s", 1, at=1).update("s", 2, at=2, status=503)
+    script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=2, status=503)
     verdict = script.update("s", 3, at=3).final("s", 2).check()
     assert kinds(verdict) == [AnomalyKind.OLDER]
 
@@ -223,16 +227,17 @@ def test_an_answered_failed_write_cannot_land_after_a_later_acknowledged_one() -
 def test_an_indeterminate_update_may_have_happened_or_not() -> None:
     for status in (503, 500, None):
         for final in (1, 2):
-            script = Script().create("s", 1, at=1).update("s", 2, at=2, status=status)
+            script = Script(settled=False).create("s", 1, at=1)
+            script.update("s", 2, at=2, status=status)
             verdict = script.final("s", final).check()
             assert verdict.valid, (status, final, verdict.anomalies)
 
 
 def test_an_indeterminate_delete_may_have_happened_or_not() -> None:
     for status in (503, None):
-        script = Script().create("s", 1, at=1).delete("s", at=2, status=status)
+        script = Script(settled=False).create("s", 1, at=1).delete("s", at=2, status=status)
         assert script.final("s", status=404).check().valid
-        script = Script().create("s", 1, at=1).delete("s", at=2, status=status)
+        script = Script(settled=False).create("s", 1, at=1).delete("s", at=2, status=status)
         assert script.final("s", 1).check().valid
 
 
@@ -244,7 +249,7 @@ def test_a_write_without_an_answer_may_land_after_later_writes() -> None:
 
 
 def test_an_indeterminate_create_is_never_looked_for() -> None:
-    script = Script().write(Kind.CREATE, "s", 1, at=1, status=503, ttl=TTL)
+    script = Script(settled=False).write(Kind.CREATE, "s", 1, at=1, status=503, ttl=TTL)
     verdict = script.final("s", status=404).check()
     assert verdict.valid and verdict.indeterminate == 1
 
@@ -276,7 +281,7 @@ def test_reads_of_another_clients_session_may_trail_its_latest_write() -> None:
 
 
 def test_a_503_during_a_fault_or_before_every_replica_has_failed_back_is_allowed() -> None:
-    script = Script().create("s", 1, at=1)
+    script = Script(settled=False).create("s", 1, at=1)
     for replica, settled_from in (("A", 3.0), ("B", 6.0)):
         for tenth in range(100):
             at = tenth / 10
@@ -319,3 +324,25 @@ def test_interval_helpers() -> None:
     assert subtract([(0, 10)], (2, 3)) == [(0, 2), (3, 10)]
     assert subtract([(0, 1)], (2, 3)) == [(0, 1)]
     assert subtract([(2, 3)], (0, 10)) == []
+
+
+def test_a_fault_that_leaves_redis_alone_excuses_no_503() -> None:
+    script = Script().create("s", 1, at=1)
+    script.history.faults.append(FaultWindow("clock-step", "A", 2, 8, affects_redis=False))
+    verdict = script.read("s", at=5, status=503).final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.LATE_503]
+
+
+def test_a_stale_read_before_the_fleet_recovered_is_excused_and_reported() -> None:
+    """The README: no coherence between memory tiers during an outage. Once every replica has
+    failed back, a stale read counts."""
+    script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=2)
+    for replica in script.history.replicas:
+        script.history.samples.append(FleetSample(replica, 0, 0.01, False))
+        script.history.samples.append(FleetSample(replica, 5, 5.01, True))
+    script.read("s", at=3, value=1, client=1).read("s", at=6, value=1, client=1)
+    verdict = script.final("s", 2).check()
+    assert kinds(verdict) == [AnomalyKind.STALE, AnomalyKind.STALE]
+    assert [a.op.invoked for a in verdict.counted if a.op] == [6]
+    assert [a.op.invoked for a in verdict.excused if a.op] == [3]
+    assert "not counted (documented limits): stale read 1" in verdict.summary()
