@@ -72,7 +72,7 @@ async def run_round(
                 await asyncio.to_thread(deployment.heal)
                 progress(f"  [{trial.now:7.2f}] {step.fault} {step.kwargs}")
                 await FAULTS[step.fault](trial, **step.kwargs)
-            return await trial.finish(outlive_ttl=plan_round.ttl < 30)
+            return await trial.finish()
     finally:
         if fleet is not None:
             fleet.remove()

@@ -36,6 +36,7 @@ from tests.torture.load import Load, LoadShape, send
 from tests.torture.recorder import Recorder
 
 RESULTS = Path(__file__).resolve().parents[2] / ".cache" / "torture"
+KEEP_RESULTS = 40  # runs kept in RESULTS, newest first (a history is a few megabytes)
 SAMPLE_EVERY = 0.1
 FINAL_READERS = 8
 
@@ -215,7 +216,15 @@ class Trial:
             self.title, verdict, history, rerun=self.rerun, dump=str(kept), logs=logs
         )
         (kept / "report.txt").write_text(text + "\n")
+        prune(RESULTS, KEEP_RESULTS)
         return Outcome(verdict, history, text)
+
+
+def prune(results: Path, keep: int) -> None:
+    """Remove all but the newest `keep` runs' histories and logs."""
+    runs = sorted((path for path in results.iterdir() if path.is_dir()), reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def settled_state(persistence: dict[str, Any]) -> tuple[bool, str]:
