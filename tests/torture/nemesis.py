@@ -1,5 +1,8 @@
-"""The faults, each an async function that injects one, lets the load run through it, heals it
-and records the whole as a fault window of the trial's history. Scenario tests call them by
+"""The faults, each an async function that injects one, lets the load run through it, undoes it
+and records that as a fault window of the trial's history; then it waits, load still running,
+until the deployment has converged (`heal`: a failed-over master back as a replica, the cluster
+`ok`). That wait is outside the window: once the fault is undone, a 503 from a fleet that reports
+itself recovered counts. Scenario tests call them by
 name; the random schedule (`schedule.py`) calls them through `FAULTS`.
 
 Blocking work (starting a redis-server, waiting for a role change) runs in a worker thread so
@@ -53,7 +56,7 @@ async def redis_kill(trial: Trial, down_for: float = 1.0) -> None:
         server.kill()
         await trial.run_for(down_for)
         await asyncio.to_thread(server.start)
-        await heal(trial)
+    await heal(trial)
 
 
 async def redis_restart(trial: Trial, down_for: float = 0.5) -> None:
@@ -63,7 +66,7 @@ async def redis_restart(trial: Trial, down_for: float = 0.5) -> None:
         await asyncio.to_thread(server.stop)
         await trial.run_for(down_for)
         await asyncio.to_thread(server.start)
-        await heal(trial)
+    await heal(trial)
 
 
 async def redis_restart_empty(trial: Trial, down_for: float = 1.0) -> None:
@@ -75,7 +78,7 @@ async def redis_restart_empty(trial: Trial, down_for: float = 1.0) -> None:
         server.kill()
         await trial.run_for(down_for)
         await asyncio.to_thread(deployment.restart_empty)
-        await heal(trial)
+    await heal(trial)
 
 
 async def redis_pause(trial: Trial, paused_for: float = 1.5) -> None:
@@ -87,7 +90,7 @@ async def redis_pause(trial: Trial, paused_for: float = 1.5) -> None:
             await trial.run_for(paused_for)
         finally:
             server.resume()
-        await heal(trial)
+    await heal(trial)
 
 
 async def redis_restarts(trial: Trial, times: int = 6, down_for: float = 0.4) -> None:
@@ -135,7 +138,7 @@ async def master_kill(trial: Trial) -> None:
             f"no replica took over from {server_name(old)}",
         )
         await asyncio.to_thread(old.start)
-        await heal(trial)
+    await heal(trial)
 
 
 def promoted(deployment: Sentinel | Cluster, old: RedisServer) -> bool:
@@ -162,7 +165,7 @@ async def cluster_failover(trial: Trial) -> None:
             TAKEOVER_WITHIN,
             f"{server_name(replica)} did not take over",
         )
-        await heal(trial)
+    await heal(trial)
 
 
 # --- writes refused while reads are served -----------------------------------------------------
@@ -257,7 +260,7 @@ async def replica_kill_mid_outage(trial: Trial, name: str) -> None:
         await restart_replica(trial, name, "after SIGKILL during the outage")
         await trial.run_for(0.5)
         await asyncio.to_thread(server.start)
-        await heal(trial)
+    await heal(trial)
 
 
 async def journal_full_then_kill(trial: Trial, name: str) -> None:
@@ -279,7 +282,7 @@ async def journal_full_then_kill(trial: Trial, name: str) -> None:
         disk.free()
         if not started:
             await restart_replica(trial, name, "once the disk had room again")
-        await heal(trial)
+    await heal(trial)
 
 
 # --- clocks ------------------------------------------------------------------------------------
