@@ -19,8 +19,8 @@ NPM_DIR ?= .cache/npm
 BENCH_JSON ?= .cache/bench-results.json
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-repeat bench lint dashboards mixin system-deps bench-deps npm-deps clean \
-	speedups clean-speedups lock upgrade test-lowest
+.PHONY: run test test-repeat torture bench lint dashboards mixin system-deps bench-deps npm-deps \
+	clean speedups clean-speedups lock upgrade test-lowest
 
 $(RUN_STAMP): $(LOCKED)
 	$(DEPS) sync --extra speed
@@ -66,6 +66,13 @@ npm-deps: system-deps $(NPM_STAMP)
 
 test: system-deps $(DEV_STAMP) $(NPM_STAMP)  ## the whole test suite against real redis-server, prometheus and MCP servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A long randomized fault run (tests/torture/, docs/torture.md): SEED names the schedule (default:
+# from the clock, printed first), MINUTES its length, ROUND one round of it, DEPLOYMENT forces one.
+# Exits 1 with the report of every failed round; histories and logs stay in .cache/torture/.
+torture: system-deps $(DEV_STAMP)  ## random faults under load, judged by the checker: make torture SEED=7 MINUTES=30
+	$(BIN)/python -m tests.torture $(if $(SEED),--seed $(SEED)) --minutes $(or $(MINUTES),3) \
+		$(if $(ROUND),--round $(ROUND)) $(if $(DEPLOYMENT),--deployment $(DEPLOYMENT))
 
 # Every run on a fresh clone of HEAD; LOAD=1 keeps the CPUs busy beside it. Counts, never retries.
 test-repeat:  ## the whole suite N times (default 20) on fresh clones: make test-repeat N=20 [LOAD=1]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the Debian packages we need are installed: python3-venv, and for the tests redis-server,
-# prometheus (which brings promtool), nodejs and npm (the pinned npm packages in tests/npm) and
-# chromium (a real browser's EventSource). As root they are installed with apt-get; otherwise we say
+# prometheus (which brings promtool), nodejs and npm (the pinned npm packages in tests/npm),
+# chromium (a real browser's EventSource) and faketime (libfaketime: the torture tests step one
+# replica's wall clock). As root they are installed with apt-get; otherwise we say
 # what to run.
 set -euo pipefail
 
@@ -21,6 +22,7 @@ bench)
     command -v node >/dev/null || missing+=(nodejs)
     command -v npm >/dev/null || missing+=(npm)
     command -v chromium >/dev/null || missing+=(chromium)
+    command -v faketime >/dev/null || missing+=(faketime)
     ;;
 esac
 "${PYTHON:-python3}" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)

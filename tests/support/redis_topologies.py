@@ -1,5 +1,7 @@
-"""Multi-node Redis deployments on loopback for the scale-out tests: a 3-master Cluster and a
-Sentinel watching one master. Each node is a real redis-server process that a test can kill."""
+"""Multi-node Redis deployments on loopback for the scale-out and torture tests: a Cluster of 3
+masters (optionally each with a replica, for failovers) and a master watched by sentinels
+(optionally with a replica and a quorum of sentinels, for failovers). Each node is a real
+redis-server process that a test can kill."""
 
 from __future__ import annotations
 
@@ -8,16 +10,21 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import redis
+
 from tests.support.redis_server import RedisServer, free_port, missing_dependency, wait_until
 
 
 class RedisCluster:
-    """Three masters, no replicas; `url` is the exporter's `redis+cluster://` syntax."""
+    """`size` masters, each with `replicas` replicas (none by default); `url` is the exporter's
+    `redis+cluster://` syntax. `nodes` holds every node, masters first as created; roles move
+    with failovers: `masters()` and `replicas_of()` ask the cluster."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = 3, replicas: int = 0, node_timeout_ms: int = 2000) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
+        self.replicas = replicas
         self.nodes: list[RedisServer] = []
-        for index in range(size):
+        for index in range(size * (1 + replicas)):
             port = free_port()
             node_dir = self.workdir / str(index)
             node_dir.mkdir()
@@ -27,9 +34,11 @@ class RedisCluster:
                 "--cluster-config-file",
                 str(node_dir / "nodes.conf"),
                 "--cluster-node-timeout",
-                "2000",
+                str(node_timeout_ms),
                 "--cluster-port",
                 str(free_port()),
+                "--repl-diskless-sync-delay",  # a replica's full sync starts at once
+                "0",
             )
             self.nodes.append(RedisServer(port=port, extra_args=extra, workdir=node_dir))
 
@@ -48,7 +57,7 @@ class RedisCluster:
                 "create",
                 *addresses,
                 "--cluster-replicas",
-                "0",
+                str(self.replicas),
                 "--cluster-yes",
             ],
             check=True,
@@ -63,48 +72,162 @@ class RedisCluster:
             node.client().cluster("info").get("cluster_state") == "ok" for node in self.nodes
         )
 
+    def masters(self) -> list[RedisServer]:
+        """The nodes that are masters now (by their own account)."""
+        return [node for node in self.nodes if _running(node) and role(node) == "master"]
+
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        return [
+            node
+            for node in self.nodes
+            if _running(node) and role(node) == "slave" and master_port(node) == master.port
+        ]
+
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
 
 
 class RedisSentinel:
-    """One master watched by one sentinel; `url` is `redis+sentinel://host:port/<master>`."""
+    """A master watched by sentinels; `url` is `redis+sentinel://host:port,.../<master>`.
+
+    By default one master and one sentinel (quorum 1). With `replicas` (replicas of the master)
+    and several `sentinels` (quorum: a majority) it can fail over, planned (`SENTINEL FAILOVER`)
+    or not (the master killed); `master` stays the server started as master, `current_master()`
+    asks the sentinels which one it is now. `extra_args` go to every data server.
+    """
 
     MASTER_NAME = "sessions"
 
-    def __init__(self) -> None:
-        self.master = RedisServer()
-        self.port = free_port()
+    def __init__(self, replicas: int = 0, sentinels: int = 1, down_after_ms: int = 2000) -> None:
+        # A replica's full sync starts at once (diskless sync waits 5 s for more replicas).
+        fast_sync = ("--repl-diskless-sync-delay", "0")
+        self.master = RedisServer(extra_args=fast_sync)
+        self.replicas = [RedisServer(extra_args=fast_sync) for _ in range(replicas)]
+        self.ports = [free_port() for _ in range(sentinels)]
+        self.port = self.ports[0]
+        self.down_after_ms = down_after_ms
         self.workdir = Path(tempfile.mkdtemp(prefix="redis-sentinel-"))
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def url(self) -> str:
-        return f"redis+sentinel://127.0.0.1:{self.port}/{self.MASTER_NAME}"
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+sentinel://{hosts}/{self.MASTER_NAME}"
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.master, *self.replicas]
+
+    def set_extra_args(self, *args: str) -> None:
+        for server in self.servers:
+            server.extra_args += args
 
     def start(self) -> RedisSentinel:
         self.master.start()
-        config = self.workdir / "sentinel.conf"
-        config.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndir {self.workdir}\n"
-            f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master.port} 1\n"
-            f"sentinel down-after-milliseconds {self.MASTER_NAME} 2000\n"
-        )
-        self.process = subprocess.Popen(
-            ["redis-server", str(config), "--sentinel"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        sentinel = RedisServer(port=self.port)
-        wait_until(lambda: sentinel.client().execute_command("SENTINEL", "MASTERS"), timeout=15)
+        for replica in self.replicas:
+            replica.extra_args += ("--replicaof", "127.0.0.1", str(self.master.port))
+            replica.start()
+            wait_until(lambda replica=replica: _linked(replica), timeout=15)
+        for index in range(len(self.ports)):
+            config = self.workdir / f"sentinel-{index}.conf"
+            config.write_text(self._config(index))
+            process = subprocess.Popen(
+                ["redis-server", str(config), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.processes.append(process)
+        wait_until(self._ready, timeout=30)
         return self
 
+    def _config(self, index: int) -> str:
+        """Sentinel `index`'s configuration. Each is told its id, the replicas and the other
+        sentinels, so they need not discover each other (hello messages every 2 s, INFO every
+        10 s) before they can agree on a failover."""
+        name = self.MASTER_NAME
+        quorum = len(self.ports) // 2 + 1
+        lines = [
+            f"port {self.ports[index]}",
+            "bind 127.0.0.1",
+            f"dir {self.workdir}",
+            f"sentinel myid {_sentinel_id(index)}",
+            f"sentinel monitor {name} 127.0.0.1 {self.master.port} {quorum}",
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+            f"sentinel failover-timeout {name} 10000",
+        ]
+        lines += [f"sentinel known-replica {name} 127.0.0.1 {r.port}" for r in self.replicas]
+        lines += [
+            f"sentinel known-sentinel {name} 127.0.0.1 {port} {_sentinel_id(other)}"
+            for other, port in enumerate(self.ports)
+            if other != index
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _ready(self) -> bool:
+        """Every sentinel knows the master, every replica and every other sentinel."""
+        for port in self.ports:
+            client = RedisServer(port=port).client()
+            try:
+                replicas = client.sentinel_slaves(self.MASTER_NAME)
+                others = client.sentinel_sentinels(self.MASTER_NAME)
+            finally:
+                client.close()
+            if not isinstance(replicas, list) or not isinstance(others, list):
+                return False
+            if len(replicas) < len(self.replicas) or len(others) < len(self.ports) - 1:
+                return False
+        return True
+
+    def sentinel_client(self) -> redis.Redis:
+        return RedisServer(port=self.port).client()
+
+    def current_master(self) -> RedisServer:
+        """The data server the sentinels name as master now."""
+        client = self.sentinel_client()
+        try:
+            address = client.sentinel_get_master_addr_by_name(self.MASTER_NAME)
+        finally:
+            client.close()
+        assert isinstance(address, tuple), address
+        return next(server for server in self.servers if server.port == int(address[1]))
+
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(5)
-        self.master.stop()
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(5)
+        for server in self.servers:
+            server.stop()
+
+
+def _sentinel_id(index: int) -> str:
+    return f"{index + 1:040x}"
+
+
+def _running(server: RedisServer) -> bool:
+    return server.process is not None and server.process.poll() is None
+
+
+def _info(server: RedisServer) -> dict[str, object]:
+    client = server.client()
+    try:
+        return dict(client.info("replication"))
+    finally:
+        client.close()
+
+
+def role(server: RedisServer) -> str:
+    """`master` or `slave`, as the server's INFO says."""
+    return str(_info(server)["role"])
+
+
+def master_port(server: RedisServer) -> int:
+    return int(str(_info(server)["master_port"]))
+
+
+def _linked(replica: RedisServer) -> bool:
+    return _info(replica).get("master_link_status") == "up"
 
 
 def require_redis_tools() -> None:

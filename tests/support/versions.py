@@ -15,6 +15,7 @@ PROGRAMS = {
     "chromium": "--version",
     "node": "--version",
     "npm": "--version",
+    "faketime": "--version",  # libfaketime: the torture tests step a replica's wall clock
 }
 PACKAGES = ("redis", "hiredis", "aiohttp", "prometheus-client", "mcp", "uvloop")
 

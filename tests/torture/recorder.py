@@ -1,0 +1,50 @@
+"""Writes a `History` as the run goes: one clock (seconds since the run began, on the test
+process's monotonic clock) for the load, the fleet monitor and the nemesis alike."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from tests.torture.history import FaultWindow, FleetSample, History, Incident, Op
+
+
+class Recorder:
+    def __init__(self, replicas: list[str]) -> None:
+        self.epoch = time.monotonic()
+        self.history = History(replicas=list(replicas))
+
+    def now(self) -> float:
+        return time.monotonic() - self.epoch
+
+    def op(self, op: Op) -> None:
+        self.history.ops.append(op)
+
+    def final_read(self, op: Op) -> None:
+        self.history.final_reads.append(op)
+
+    def sample(self, sample: FleetSample) -> None:
+        self.history.samples.append(sample)
+
+    def incident(self, replica: str, what: str) -> None:
+        self.history.incidents.append(Incident(self.now(), replica, what))
+
+    @asynccontextmanager
+    async def fault(
+        self,
+        kind: str,
+        target: str,
+        *,
+        redis_serves_reads: bool = False,
+        affects_redis: bool = True,
+    ) -> AsyncIterator[None]:
+        """Record the block as a fault window, from its start to its healing."""
+        started = self.now()
+        try:
+            yield
+        finally:
+            window = FaultWindow(
+                kind, target, started, self.now(), redis_serves_reads, affects_redis
+            )
+            self.history.faults.append(window)

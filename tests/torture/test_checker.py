@@ -1,0 +1,348 @@
+"""The checker on hand-made histories: each rule rejects the anomaly it names, and lets pass what
+the guarantee allows (indeterminate writes either way, reads racing a write, expiry, outages)."""
+
+from __future__ import annotations
+
+import math
+
+from tests.torture.checker import (
+    AnomalyKind,
+    Verdict,
+    check,
+    intersect,
+    settled_intervals,
+    subtract,
+)
+from tests.torture.history import (
+    COLD_CLIENT,
+    FaultWindow,
+    FleetSample,
+    History,
+    Incident,
+    Kind,
+    Op,
+)
+
+TTL = 60.0
+
+
+class Script:
+    """A history written by hand: each call records one operation taking 10 ms from `at`.
+    Unless `settled` is False, both replicas report failback with an empty journal throughout
+    (from 0 to 100 s)."""
+
+    def __init__(self, settled: bool = True) -> None:
+        self.history = History(replicas=["A", "B"])
+        if settled:
+            settled_fleet(self, 0, 100)
+
+    def write(
+        self,
+        kind: Kind,
+        session: str,
+        value: int | None,
+        at: float,
+        status: int | None,
+        client: int = 1,
+        ttl: float | None = None,
+    ) -> Script:
+        op = Op(client, kind, session, value, at, at + 0.01, "A", status, ttl=ttl)
+        self.history.ops.append(op)
+        return self
+
+    def create(
+        self, session: str, value: int, at: float, status: int | None = 201, client: int = 1
+    ) -> Script:
+        return self.write(Kind.CREATE, session, value, at, status, client, ttl=TTL)
+
+    def update(
+        self, session: str, value: int, at: float, status: int | None = 200, client: int = 1
+    ) -> Script:
+        return self.write(Kind.UPDATE, session, value, at, status, client)
+
+    def delete(self, session: str, at: float, status: int | None = 204, client: int = 1) -> Script:
+        return self.write(Kind.DELETE, session, None, at, status, client)
+
+    def read(
+        self,
+        session: str,
+        at: float,
+        value: int | None = None,
+        status: int | None = 200,
+        client: int = 2,
+        took: float = 0.01,
+    ) -> Script:
+        op = Op(client, Kind.READ, session, value, at, at + took, "B", status)
+        self.history.ops.append(op)
+        return self
+
+    def final(
+        self, session: str, value: int | None = None, status: int = 200, at: float = 30.0
+    ) -> Script:
+        op = Op(COLD_CLIENT, Kind.READ, session, value, at, at + 0.01, "cold", status)
+        self.history.final_reads.append(op)
+        return self
+
+    def check(self) -> Verdict:
+        return check(self.history)
+
+
+def kinds(verdict: Verdict) -> list[AnomalyKind]:
+    return [anomaly.kind for anomaly in verdict.anomalies]
+
+
+# --- what must be rejected -------------------------------------------------------------------
+
+
+def test_an_acknowledged_session_missing_at_the_end_is_lost() -> None:
+    verdict = Script().create("s", 1, at=1).update("s", 2, at=2).final("s", status=404).check()
+    assert kinds(verdict) == [AnomalyKind.LOST]
+    assert verdict.wrong == 1 and not verdict.valid
+    assert "update v=2" in verdict.anomalies[0].detail
+
+
+def test_an_older_value_than_the_last_acknowledged_update_is_wrong() -> None:
+    verdict = Script().create("s", 1, at=1).update("s", 2, at=2).final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.OLDER]
+    assert verdict.wrong == 1
+
+
+def test_an_acknowledged_delete_must_not_come_back() -> None:
+    verdict = Script().create("s", 1, at=1).delete("s", at=2).final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.RESURRECTED]
+    assert verdict.wrong == 1
+
+
+def test_a_value_never_written_is_wrong_at_the_end_and_during_the_load() -> None:
+    script = Script().create("s", 1, at=1).create("t", 2, at=1.5).read("s", at=2, value=2)
+    verdict = script.final("s", 999).final("t", 2).check()
+    assert sorted(kinds(verdict)) == [AnomalyKind.PHANTOM, AnomalyKind.PHANTOM]
+    assert verdict.wrong == 1  # only the final one is an acknowledged write found wrong
+
+
+def test_a_value_read_before_its_write_began_is_phantom() -> None:
+    script = Script().create("s", 1, at=1).read("s", at=2, value=3).update("s", 3, at=5)
+    verdict = script.final("s", 3).check()
+    assert kinds(verdict) == [AnomalyKind.PHANTOM]
+
+
+def test_a_client_never_reads_older_than_its_own_acknowledged_write() -> None:
+    script = Script().create("s", 1, at=1).update("s", 2, at=2)
+    verdict = script.read("s", at=3, value=1, client=1).final("s", 2).check()
+    assert kinds(verdict) == [AnomalyKind.STALE]
+    assert verdict.wrong == 0
+
+
+def test_a_client_never_reads_older_than_it_has_read_before() -> None:
+    script = Script().create("s", 1, at=1).update("s", 2, at=2)
+    script.read("s", at=3, value=2).read("s", at=4, value=1)
+    assert kinds(script.final("s", 2).check()) == [AnomalyKind.STALE]
+
+
+def test_the_client_that_deleted_a_session_never_reads_it_again() -> None:
+    script = Script().create("s", 1, at=1).delete("s", at=2)
+    verdict = script.read("s", at=3, value=1, client=1).final("s", status=404).check()
+    assert kinds(verdict) == [AnomalyKind.RESURRECTED]
+    assert verdict.wrong == 0
+
+
+def test_a_404_for_a_live_acknowledged_session_is_false() -> None:
+    script = Script().create("s", 1, at=1).read("s", at=2, status=404)
+    verdict = script.final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.FALSE_404]
+    assert verdict.false_404s == 1
+
+
+def test_a_put_answered_404_on_a_live_session_is_a_false_404() -> None:
+    script = Script().create("s", 1, at=1).update("s", 2, at=2, status=404)
+    verdict = script.final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.FALSE_404]
+    assert verdict.indeterminate == 1
+
+
+def test_a_delete_answered_404_on_a_live_session_is_a_false_404() -> None:
+    script = Script().create("s", 1, at=1).delete("s", at=2, status=404)
+    assert kinds(script.final("s", 1).check()) == [AnomalyKind.FALSE_404]
+
+
+def test_a_session_read_after_its_ttl_outlived_it() -> None:
+    script = Script().create("s", 1, at=1).read("s", at=1 + TTL + 1, value=1)
+    verdict = script.check()  # no final read: the cold replica came too late
+    assert AnomalyKind.OUTLIVED in kinds(verdict)
+    late = Script().create("s", 1, at=-TTL)
+    assert kinds(late.final("s", 1).check()) == [AnomalyKind.OUTLIVED]
+
+
+def test_a_final_read_without_an_answer_cannot_vouch_for_the_write() -> None:
+    script = Script(settled=False).create("s", 1, at=1).create("t", 2, at=1)
+    verdict = script.final("s", status=503).check()
+    assert sorted(kinds(verdict)) == [AnomalyKind.UNVERIFIED, AnomalyKind.UNVERIFIED]
+
+
+def settled_fleet(script: Script, start: float, end: float) -> Script:
+    """Both replicas report failback with an empty journal every 100 ms from `start` on."""
+    for replica in script.history.replicas:
+        at = start
+        while at < end:
+            script.history.samples.append(FleetSample(replica, at, at + 0.005, True))
+            at += 0.1
+    return script
+
+
+def test_a_503_once_every_replica_has_failed_back_is_late() -> None:
+    script = Script().create("s", 1, at=1)
+    verdict = script.read("s", at=5, status=503).final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.LATE_503]
+    assert verdict.late_503s == 1
+
+
+def test_a_final_read_answered_503_after_failback_is_late_and_unverified() -> None:
+    verdict = Script().create("s", 1, at=1).final("s", status=503).check()
+    assert sorted(kinds(verdict)) == [AnomalyKind.LATE_503, AnomalyKind.UNVERIFIED]
+
+
+def test_a_read_refused_while_redis_served_reads_is_unserved() -> None:
+    script = Script(settled=False).create("s", 1, at=1).read("s", at=3, status=503)
+    script.history.faults.append(FaultWindow("noreplicas", "redis", 2, 4, redis_serves_reads=True))
+    assert kinds(script.final("s", 1).check()) == [AnomalyKind.UNSERVED_READ]
+
+
+def test_an_incident_fails_the_run() -> None:
+    script = Script()
+    script.history.incidents.append(Incident(3.0, "A", "did not start again within 20 s"))
+    verdict = script.check()
+    assert kinds(verdict) == [AnomalyKind.INCIDENT]
+    assert "did not start again" in verdict.anomalies[0].describe()
+
+
+def test_an_answered_failed_write_cannot_land_after_a_later_acknowledged_one() -> None:
+    script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=2, status=503)
+    verdict = script.update("s", 3, at=3).final("s", 2).check()
+    assert kinds(verdict) == [AnomalyKind.OLDER]
+
+
+# --- what must pass --------------------------------------------------------------------------
+
+
+def test_an_indeterminate_update_may_have_happened_or_not() -> None:
+    for status in (503, 500, None):
+        for final in (1, 2):
+            script = Script(settled=False).create("s", 1, at=1)
+            script.update("s", 2, at=2, status=status)
+            verdict = script.final("s", final).check()
+            assert verdict.valid, (status, final, verdict.anomalies)
+
+
+def test_an_indeterminate_delete_may_have_happened_or_not() -> None:
+    for status in (503, None):
+        script = Script(settled=False).create("s", 1, at=1).delete("s", at=2, status=status)
+        assert script.final("s", status=404).check().valid
+        script = Script(settled=False).create("s", 1, at=1).delete("s", at=2, status=status)
+        assert script.final("s", 1).check().valid
+
+
+def test_a_write_without_an_answer_may_land_after_later_writes() -> None:
+    script = Script().create("s", 1, at=1).update("s", 2, at=2, status=None)
+    script.update("s", 3, at=3).read("s", at=4, value=3, client=1)
+    verdict = script.read("s", at=5, value=2, client=1).final("s", 2).check()
+    assert verdict.valid, verdict.anomalies
+
+
+def test_an_indeterminate_create_is_never_looked_for() -> None:
+    script = Script(settled=False).write(Kind.CREATE, "s", 1, at=1, status=503, ttl=TTL)
+    verdict = script.final("s", status=404).check()
+    assert verdict.valid and verdict.indeterminate == 1
+
+
+def test_a_read_racing_a_write_may_see_either_value() -> None:
+    for value in (1, 2):
+        script = Script().create("s", 1, at=1).update("s", 2, at=2)
+        script.read("s", at=1.995, value=value, client=1, took=0.1)
+        assert script.final("s", 2).check().valid
+
+
+def test_a_404_before_the_create_was_acknowledged_or_after_a_delete_began_is_true() -> None:
+    script = Script().create("s", 1, at=1).read("s", at=1.005, status=404)
+    script.delete("s", at=2, status=None).read("s", at=2.005, status=404)
+    assert script.final("s", 1).check().valid
+
+
+def test_a_session_past_its_ttl_may_be_gone() -> None:
+    script = Script().create("s", 1, at=1).read("s", at=1 + TTL, status=404)
+    assert script.final("s", status=404, at=1 + TTL).check().valid
+
+
+def test_reads_of_another_clients_session_may_trail_its_latest_write() -> None:
+    script = Script().create("s", 1, at=1).update("s", 2, at=2)
+    verdict = script.read("s", at=2.0105, value=1, client=2).final("s", 2).check()
+    assert verdict.valid
+    assert verdict.stale_elsewhere == 1
+    assert math.isclose(verdict.stale_elsewhere_max_lag, 0.0005, abs_tol=1e-9)
+
+
+def test_a_503_during_a_fault_or_before_every_replica_has_failed_back_is_allowed() -> None:
+    script = Script(settled=False).create("s", 1, at=1)
+    for replica, settled_from in (("A", 3.0), ("B", 6.0)):
+        for tenth in range(100):
+            at = tenth / 10
+            sample = FleetSample(replica, at, at + 0.005, at >= settled_from)
+            script.history.samples.append(sample)
+    script.history.faults.append(FaultWindow("redis-kill", "redis", 7, 8))
+    script.read("s", at=5, status=503).read("s", at=7.5, status=503)
+    verdict = script.read("s", at=8.5, status=503).final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.LATE_503]  # the one at 8.5 only
+    assert verdict.anomalies[0].op is not None and verdict.anomalies[0].op.invoked == 8.5
+
+
+def test_a_clean_history_passes_and_is_counted() -> None:
+    script = Script().create("s", 1, at=1).update("s", 2, at=2).read("s", at=3, value=2)
+    script.create("t", 3, at=1).delete("t", at=2).read("t", at=3, status=404)
+    verdict = script.final("s", 2).final("t", status=404).check()
+    assert verdict.valid
+    assert verdict.acknowledged == {Kind.CREATE: 2, Kind.UPDATE: 1, Kind.DELETE: 1}
+    assert verdict.reads == 2 and verdict.final_reads == 2
+    assert "acknowledged 4 writes" in verdict.summary()
+
+
+# --- the settled-fleet arithmetic ------------------------------------------------------------
+
+
+def test_settled_intervals_need_every_replica_and_no_fault() -> None:
+    samples = [
+        FleetSample("A", 0, 0.1, False),
+        FleetSample("A", 1, 1.1, True),
+        FleetSample("A", 5, 5.1, None),
+        FleetSample("B", 0, 0.1, True),
+    ]
+    faults = [FaultWindow("pause", "redis", 2, 3)]
+    assert settled_intervals(samples, ["A", "B"], faults) == [(1.1, 2), (3, 5)]
+    assert settled_intervals(samples, ["A", "B", "C"], []) == []
+
+
+def test_interval_helpers() -> None:
+    assert intersect([(0, 5), (6, 9)], [(4, 7)]) == [(4, 5), (6, 7)]
+    assert subtract([(0, 10)], (2, 3)) == [(0, 2), (3, 10)]
+    assert subtract([(0, 1)], (2, 3)) == [(0, 1)]
+    assert subtract([(2, 3)], (0, 10)) == []
+
+
+def test_a_fault_that_leaves_redis_alone_excuses_no_503() -> None:
+    script = Script().create("s", 1, at=1)
+    script.history.faults.append(FaultWindow("clock-step", "A", 2, 8, affects_redis=False))
+    verdict = script.read("s", at=5, status=503).final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.LATE_503]
+
+
+def test_a_stale_read_before_the_fleet_recovered_is_excused_and_reported() -> None:
+    """The README: no coherence between memory tiers during an outage. Once every replica has
+    failed back, a stale read counts."""
+    script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=2)
+    for replica in script.history.replicas:
+        script.history.samples.append(FleetSample(replica, 0, 0.01, False))
+        script.history.samples.append(FleetSample(replica, 5, 5.01, True))
+    script.read("s", at=3, value=1, client=1).read("s", at=6, value=1, client=1)
+    verdict = script.final("s", 2).check()
+    assert kinds(verdict) == [AnomalyKind.STALE, AnomalyKind.STALE]
+    assert [a.op.invoked for a in verdict.counted if a.op] == [6]
+    assert [a.op.invoked for a in verdict.excused if a.op] == [3]
+    assert "not counted (documented limits): stale read 1" in verdict.summary()
