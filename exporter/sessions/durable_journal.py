@@ -147,7 +147,7 @@ class DurableJournal:
         self._live_damaged = False  # the live file holds damage: set it aside before appending
         self._corrupt_files: list[Path] = []  # set aside in the directory, absorbed or not
         self._unabsorbed: list[Path] = []  # set aside, records not in the live file yet
-        self._compact_after = 0.0  # monotonic: no rewrite before (it failed, or had no room)
+        self._compact_after = 0.0  # monotonic: none before (the last one failed); 0: none did
         self._probed_at = 0.0
         self._items: OrderedDict[str, ReplayItem] = OrderedDict()
         self._sizes: dict[str, int] = {}
@@ -497,12 +497,12 @@ class DurableJournal:
             try:
                 await asyncio.to_thread(self._compact, list(self._items.values()))
             except OSError as exc:  # the old file is intact: compaction is only an optimisation
+                # Logged once per run of failures: a full disk may last, the retries with it.
+                level = logging.DEBUG if self._compact_after else logging.WARNING
                 self._compact_after = time.monotonic() + COMPACT_RETRY
-                log.warning(
-                    "journal %s: compaction postponed (%s); the journal is intact",
-                    self.path,
-                    describe(exc),
-                )
+                log.log(level, "journal %s: compaction postponed (%s)", self.path, describe(exc))
+            else:
+                self._compact_after = 0.0
 
     def _fail(self, batch: list[_Pending], failure: StoreUnavailable) -> None:
         failure.retry_after = self.retry_after
@@ -524,10 +524,10 @@ class DurableJournal:
         self._sizes[item.key] = size
 
     def _wants_compaction(self) -> bool:
-        if not self._items:  # a truncation in place: needs no space, always worth it
-            return self._end > len(FILE_MAGIC) or bool(self._unabsorbed)
         if time.monotonic() < self._compact_after:
             return False
+        if not self._items:  # a truncation in place: needs no space
+            return self._end > len(FILE_MAGIC) or bool(self._unabsorbed)
         superseded = self._end - len(FILE_MAGIC) - self.bytes
         return bool(self._unabsorbed) or superseded > self.bytes + COMPACT_SLACK
 
