@@ -119,7 +119,7 @@ def open_journal(
     except JournalLocked as exc:
         raise ConfigError("--journal-dir", str(exc)) from None
     except OSError as exc:
-        raise ConfigError("--journal-dir", f"cannot read the outage journal: {exc}") from None
+        raise ConfigError("--journal-dir", f"cannot open the outage journal: {exc}") from None
     report_journal(journal, metrics, events)
     return journal
 

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 
 from exporter.errors import JournalFull, SessionNotFound
+from exporter.sessions.durable_journal import DurableJournal
 from exporter.sessions.session import session_key
 from tests.integration.web.test_cli_serve import exporter_command
 from tests.support.full_disk import small_disk
@@ -412,3 +413,27 @@ async def test_a_damaged_journal_replays_every_intact_write_and_reports_the_lost
     async with open_layer(persistent_redis.url) as cold:
         with pytest.raises(SessionNotFound):
             await cold.manager.get(lost)
+
+
+def test_a_journal_directory_in_use_stops_the_start_up_in_one_line(tmp_path: Path) -> None:
+    held = DurableJournal.open(tmp_path / "journal")  # this process holds the directory
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXPORTER_")}
+    try:
+        result = subprocess.run(
+            [
+                *exporter_command(),
+                *("--listen", f"127.0.0.1:{free_port()}", "--redis-url", "redis://127.0.0.1:1"),
+                *("--journal-dir", str(tmp_path / "journal")),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        held._release()
+    assert result.returncode == 2, result.stderr
+    assert f"invalid setting --journal-dir: journal directory {tmp_path / 'journal'} is in use" in (
+        result.stderr
+    )
+    assert f"(pid {os.getpid()})" in result.stderr and "Traceback" not in result.stderr
