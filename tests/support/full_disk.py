@@ -40,11 +40,10 @@ class SmallDisk:
         """Take all free space but about `leave` bytes (tmpfs counts whole 4 KiB pages)."""
         stats = os.statvfs(self.path)
         budget = stats.f_bavail * stats.f_frsize - leave
-        with open(self.path / FILLER, "ab") as filler:
+        with open(self.path / FILLER, "ab", buffering=0) as filler:  # no buffer left to flush
             while budget > 0:
                 try:
                     budget -= filler.write(b"\0" * min(CHUNK, budget))
-                    filler.flush()
                 except OSError as exc:
                     if exc.errno != errno.ENOSPC:
                         raise
