@@ -13,7 +13,7 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +91,11 @@ class Exporter:
         self.process.send_signal(signum)
         return self.process.wait(20)
 
+    def kill(self) -> None:
+        """SIGKILL unless stopped already: what a failed test leaves running."""
+        if self.process is not None and self.process.poll() is None:
+            self.stop(signal.SIGKILL)
+
     async def fallback_active(self, http: aiohttp.ClientSession) -> bool:
         async with http.get(f"{self.base}/api/session-metrics/persistence") as response:
             return bool((await response.json())["redis"]["fallback_active"])
@@ -141,6 +146,21 @@ async def write_during_an_outage(
             assert response.status == 204, await response.text()
             acked.latest.pop(sid)
             acked.deleted.add(sid)
+
+
+@pytest.fixture
+def exporters() -> Iterator[Callable[..., Exporter]]:
+    """`exporters(redis_url, journal, stderr=None)`: an Exporter killed at the end of the test if
+    it still runs (a failed assertion must not leave processes, or files on a mounted disk)."""
+    made: list[Exporter] = []
+
+    def make(redis_url: str, journal: Path, stderr: Path | None = None) -> Exporter:
+        made.append(Exporter(redis_url, journal, stderr))
+        return made[-1]
+
+    yield make
+    for exporter in made:
+        exporter.kill()
 
 
 @pytest.fixture
@@ -319,7 +339,7 @@ async def write_until_refused(
 
 
 async def test_a_full_journal_disk_then_a_sigkill_loses_no_acknowledged_write(
-    persistent_redis: RedisServer, tmp_path: Path
+    persistent_redis: RedisServer, tmp_path: Path, exporters: Callable[..., Exporter]
 ) -> None:
     """The issue's scenario: the journal's disk fills during an outage, the replica is killed,
     started again on the still-full disk, then with space freed."""
@@ -328,7 +348,7 @@ async def test_a_full_journal_disk_then_a_sigkill_loses_no_acknowledged_write(
     with small_disk(256 * 1024) as disk:
         journal = disk.path / "journal"
         async with aiohttp.ClientSession() as http:
-            exporter = Exporter(persistent_redis.url, journal, stderr)
+            exporter = exporters(persistent_redis.url, journal, stderr)
             await exporter.start(http)
             before = []
             for n in range(20):
@@ -346,7 +366,7 @@ async def test_a_full_journal_disk_then_a_sigkill_loses_no_acknowledged_write(
                 assert await exporter.metric(http, failures) >= 3
                 exporter.stop(signal.SIGKILL)
 
-                full = Exporter(persistent_redis.url, journal, stderr)
+                full = exporters(persistent_redis.url, journal, stderr)
                 await full.start(http)  # on the still-full disk: the journal loads read-only
                 assert await full.pending(http) == len(journalled)
                 assert await full.metric(http, "session_exporter_store_journal_writable") == 0
@@ -365,7 +385,7 @@ async def test_a_full_journal_disk_then_a_sigkill_loses_no_acknowledged_write(
                 full.stop(signal.SIGKILL)
             finally:
                 persistent_redis.start()
-            freed = Exporter(persistent_redis.url, journal, stderr)
+            freed = exporters(persistent_redis.url, journal, stderr)
             await freed.start(http)
             try:
                 await wait_for_async(lambda: _replayed(freed, http), 10)
@@ -376,10 +396,10 @@ async def test_a_full_journal_disk_then_a_sigkill_loses_no_acknowledged_write(
 
 
 async def test_a_damaged_journal_replays_every_intact_write_and_reports_the_lost_one(
-    persistent_redis: RedisServer, tmp_path: Path
+    persistent_redis: RedisServer, tmp_path: Path, exporters: Callable[..., Exporter]
 ) -> None:
     acked = Acknowledged()
-    exporter = Exporter(persistent_redis.url, tmp_path / "journal")
+    exporter = exporters(persistent_redis.url, tmp_path / "journal")
     async with aiohttp.ClientSession() as http:
         await exporter.start(http)
         persistent_redis.kill()
@@ -399,7 +419,7 @@ async def test_a_damaged_journal_replays_every_intact_write_and_reports_the_lost
         path.write_bytes(bytes(data))
         del acked.latest[lost]
 
-        restarted = Exporter(persistent_redis.url, tmp_path / "journal")
+        restarted = exporters(persistent_redis.url, tmp_path / "journal")
         await restarted.start(http)
         try:
             await wait_for_async(lambda: _replayed(restarted, http), 10)
