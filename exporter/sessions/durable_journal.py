@@ -17,8 +17,9 @@ these differences, which make a 2xx for a write mean the write survives a crash 
 Each step, and what a crash (or a failed write) there leaves on disk (files: `journal_files`):
 
 - *Append*: the batch is written at the end of the last good record (`pwrite`, no O_APPEND),
-  then fdatasync'ed, then acknowledged. Killed before the sync returns: a torn tail (a prefix of
-  a record), never acknowledged, cut off at the next start. A failed write or sync: the file is
+  then fdatasync'ed, then acknowledged. Killed before the sync returns: whole records never
+  acknowledged (replayed like the others: harmless, a retry would write them too) and a torn
+  tail (a prefix of a record), cut off at the next start. A failed write or sync: the file is
   truncated back to the last good record at once; if even that fails, every later append first
   retries the truncation and is refused while it fails. No append ever follows a torn one.
 - *Damage* (a flipped byte, a lost block: per-record CRC-32): found at start-up. Every intact
@@ -27,8 +28,9 @@ Each step, and what a crash (or a failed write) there leaves on disk (files: `jo
   file takes the appends. Until the live journal has absorbed its records, the set-aside file is
   loaded again at every start; then it is renamed `...replayed` and kept for inspection. The
   damage is counted (`corrupt_records`, `corrupt_bytes`, `condition().corrupt_files`).
-- *Compaction* drops superseded and replayed records: when the journal empties, the live file is
-  truncated in place (no space needed); otherwise the live entries are rewritten to a temporary
+- *Compaction* drops superseded and replayed records, once the journal empties or its file holds
+  more than twice its live bytes (+4 MiB), and to absorb set-aside files. An empty journal's file
+  is truncated in place (no space needed); otherwise the live entries are rewritten to a temporary
   file (fsync, rename, directory fsync), only when the filesystem shows room for it, so it never
   takes the space appends need. A failed rewrite removes its temporary file; the old file is
   intact. A crash between a replay and the compaction replays those entries again at the next
@@ -299,8 +301,10 @@ class DurableJournal:
         self._kick()
 
     def condition(self) -> JournalCondition:
-        """Whether the disk takes appends, and how many damaged files are set aside."""
-        return JournalCondition(self.write_error, len(self._corrupt_files))
+        """Whether the disk takes appends, and how many damaged files are set aside (a damaged
+        live file that could not be set aside yet counts too)."""
+        damaged = len(self._corrupt_files) + self._live_damaged
+        return JournalCondition(self.write_error, damaged)
 
     def listen(self, listener: ChangeListener) -> None:
         """Call `listener(change)` for every refused append and when appends work again."""

@@ -32,20 +32,17 @@ def report_journal(journal: DurableJournal, metrics: Metrics, events: EventLog |
         for reason in JOURNAL_FAILURE_REASONS
     }
 
+    directory = str(journal.directory)
+
     def on_change(change: JournalChange) -> None:
         if change.writes:
             failures.get(change.reason, failures["other"]).inc(change.writes)
         if events is not None and change.kind == "unwritable":
-            events.record(
-                "journal_unwritable",
-                _unwritable(journal, change.error),
-                **_where(journal),
-                reason=change.reason,
-            )
+            message = _unwritable(change.error)
+            events.record("journal_unwritable", message, directory=directory, reason=change.reason)
         elif events is not None and change.kind == "writable":
-            events.record(
-                "journal_writable", "the outage journal takes writes again", **_where(journal)
-            )
+            message = "the outage journal takes writes again"
+            events.record("journal_writable", message, directory=directory)
 
     journal.listen(on_change)
     if events is None:
@@ -56,23 +53,18 @@ def report_journal(journal: DurableJournal, metrics: Metrics, events: EventLog |
             f"the outage journal held {journal.corrupt_records} damaged region(s)"
             f" ({journal.corrupt_bytes} bytes): those writes are lost; {journal.loaded} intact"
             " entries are replayed, the damaged file is kept for inspection",
-            **_where(journal),
+            directory=directory,
             regions=journal.corrupt_records,
             bytes=journal.corrupt_bytes,
             loaded=journal.loaded,
         )
     if journal.write_error:
-        events.record(
-            "journal_unwritable", _unwritable(journal, journal.write_error), **_where(journal)
-        )
+        message = _unwritable(journal.write_error)
+        events.record("journal_unwritable", message, directory=directory)
 
 
-def _unwritable(journal: DurableJournal, error: str) -> str:
+def _unwritable(error: str) -> str:
     return (
         f"the outage journal's disk refuses writes ({error}): during a Redis outage writes are"
         " answered 503 until it takes them again"
     )
-
-
-def _where(journal: DurableJournal) -> dict[str, object]:
-    return {"directory": str(journal.directory)}

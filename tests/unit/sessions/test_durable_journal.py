@@ -16,6 +16,7 @@ import pytest
 
 from exporter.errors import JournalFull, JournalLocked, JournalUnwritable, StoreUnavailable
 from exporter.sessions.durable_journal import LOG_NAME, DurableJournal, JournalChange
+from exporter.sessions.journal import JournalCondition
 from exporter.sessions.journal_format import FILE_MAGIC, decode_records, encode_record
 from exporter.sessions.store import ReplayItem, StoredValue
 from tests.support.full_disk import small_disk
@@ -397,18 +398,22 @@ async def test_a_read_only_disk_refuses_writes_until_it_takes_them_again() -> No
         directory = disk.path / "journal"
         first = DurableJournal.open(directory)
         await first.record(put("a", 1))
+        await first.record(put("x", 1))
         first._release()
+        path = directory / LOG_NAME
+        path.write_bytes(path.read_bytes()[:-1] + b"!")  # x damaged: the file must be set aside
         disk.read_only(True)
 
         journal = DurableJournal.open(directory, retry_after=0.05)
-        assert journal.get("a") == put("a", 1)
-        assert journal.condition().write_error == os.strerror(30)  # EROFS
+        assert journal.get("a") == put("a", 1) and journal.get("x") is None
+        assert journal.condition() == JournalCondition(os.strerror(30), 1)  # EROFS; not renamed
         with pytest.raises(JournalUnwritable) as refused:
             await journal.record(put("b", 2))
         assert refused.value.code == "store_busy" and journal.write_failures == {"read_only": 1}
 
         disk.read_only(False)
         await wait_for(lambda: journal.condition().writable, 10)  # the probe, with no write
+        assert (directory / (LOG_NAME + ".corrupt-1")).exists()  # set aside by the probe
         await journal.record(put("b", 3))
         await journal.close()
         assert [item.key for item in DurableJournal.open(directory).peek(10)] == ["a", "b"]
