@@ -396,30 +396,34 @@ async def test_a_full_journal_disk_then_a_sigkill_loses_no_acknowledged_write(
 
 
 async def test_a_damaged_journal_replays_every_intact_write_and_reports_the_lost_one(
-    persistent_redis: RedisServer, tmp_path: Path, exporters: Callable[..., Exporter]
+    redis_server: RedisServer,
+    redis_url: str,
+    tmp_path: Path,
+    exporters: Callable[..., Exporter],
 ) -> None:
+    """Writes journalled during an outage (a replica cut off from Redis), bytes flipped in the
+    middle of its journal, then an exporter started on it."""
     acked = Acknowledged()
-    exporter = exporters(persistent_redis.url, tmp_path / "journal")
-    async with aiohttp.ClientSession() as http:
-        await exporter.start(http)
-        persistent_redis.kill()
-        try:
-            for n in range(30):
-                async with http.post(f"{exporter.base}/api/sessions", json={"data": {"n": n}}) as r:
-                    assert r.status == 201
-                    acked.latest[(await r.json())["id"]] = {"n": n}
-            exporter.stop(signal.SIGKILL)
-        finally:
-            persistent_redis.start()
-        lost = list(acked.latest)[12]  # a record in the middle, with intact ones after it
-        path = tmp_path / "journal" / "journal.log"
-        data = bytearray(path.read_bytes())
-        at = data.index(session_key(lost).encode()) + 40
-        data[at : at + 4] = bytes(byte ^ 0xFF for byte in data[at : at + 4])
-        path.write_bytes(bytes(data))
-        del acked.latest[lost]
+    journal = tmp_path / "journal"
+    async with (
+        redis_proxy(redis_server.port) as proxy,
+        open_layer(proxy.url, journal_dir=str(journal)) as cut,
+    ):
+        proxy.cut()
+        for n in range(30):
+            session = await cut.manager.create({"n": n})
+            acked.latest[session.id] = session.data
+        assert len(cut.store.journal) == 30  # closed still cut off: kept for the next start
+    lost = list(acked.latest)[12]  # a record in the middle, with intact ones after it
+    path = journal / "journal.log"
+    data = bytearray(path.read_bytes())
+    at = data.index(session_key(lost).encode()) + 40
+    data[at : at + 4] = bytes(byte ^ 0xFF for byte in data[at : at + 4])
+    path.write_bytes(bytes(data))
+    del acked.latest[lost]
 
-        restarted = exporters(persistent_redis.url, tmp_path / "journal")
+    async with aiohttp.ClientSession() as http:
+        restarted = exporters(redis_url, journal)
         await restarted.start(http)
         try:
             await wait_for_async(lambda: _replayed(restarted, http), 10)
@@ -429,8 +433,8 @@ async def test_a_damaged_journal_replays_every_intact_write_and_reports_the_lost
             assert "journal_corrupt" in await restarted.health_issues(http)
         finally:
             restarted.stop(signal.SIGTERM)
-    await acked.verify(persistent_redis.url)
-    async with open_layer(persistent_redis.url) as cold:
+    await acked.verify(redis_url)
+    async with open_layer(redis_url) as cold:
         with pytest.raises(SessionNotFound):
             await cold.manager.get(lost)
 
