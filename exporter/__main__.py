@@ -198,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ListenError as exc:
         log.error("%s", exc)
         return EXIT_LISTEN
+    except ConfigError as exc:  # found while starting: a journal directory in use, unreadable
+        log.error("%s", exc)
+        return EXIT_CONFIG
     return 0
 
 

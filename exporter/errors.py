@@ -53,6 +53,13 @@ class JournalFull(StoreBusy):
     code = "store_busy"
 
 
+class JournalUnwritable(StoreBusy):
+    """The outage journal's disk refused the write (full, failing, read-only): refused (503 +
+    Retry-After) before it is acknowledged; writes are taken again once the disk takes them."""
+
+    code = "store_busy"
+
+
 class WritesRefused(StoreUnavailable):
     """Redis answers but refuses writes (`reason`: readonly, oom, misconf, noauth): reads it
     answers are still served; writes are journalled as in an outage."""
@@ -146,7 +153,7 @@ ERROR_KINDS: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     # A wrong file key or a node Figma cannot render is the caller's, like an unknown session id.
     (SessionNotFound, ErrorKind("not_found", 404)),
     (UpstreamNotFound, ErrorKind("not_found", 404)),
-    (StoreBusy, ErrorKind("busy", 503)),  # JournalFull too
+    (StoreBusy, ErrorKind("busy", 503)),  # JournalFull, JournalUnwritable too
     (UpstreamInvalid, ErrorKind("invalid", 400)),
     (InvalidRequest, ErrorKind("invalid", 400)),
     (StoreTimeout, ErrorKind("timeout", 503)),

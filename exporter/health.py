@@ -52,6 +52,8 @@ ROW_OF = {
     "cache_hit_poor": "cache",
     "replay_backlog_high": "resources",
     "memory_tier_full": "resources",
+    "journal_unwritable": "journal",
+    "journal_corrupt": "journal_damage",
 }
 
 
@@ -83,6 +85,8 @@ class HealthThresholds:
     replay_backlog_ratio: float = 0.80
     memory_fill_ratio: float = 0.90
     resource_penalty: float = 10
+    journal_unwritable_penalty: float = 20
+    journal_corrupt_penalty: float = 10
     healthy_min: float = 80
     degraded_min: float = 60
     poor_min: float = 40
@@ -119,6 +123,10 @@ class ComponentInputs:
     memory_fill_ratio: float | None = None
     # A component none of whose services is configured (figma without token or MCP URL).
     disabled: bool = False
+    # The outage journal: why its disk refuses writes (None: it takes them), and how many
+    # damaged journal files are set aside in its directory.
+    journal_write_error: str | None = None
+    journal_corrupt_files: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +211,7 @@ def find_issues(
     latency = _latency(inputs, thresholds, component)
     if latency is not None:
         found.append(latency)
-    for check in (_errors, _cache, _replay_backlog, _memory_fill):
+    for check in (_errors, _cache, _replay_backlog, _memory_fill, _journal_unwritable, _corrupt):
         issue = check(inputs, thresholds)
         if issue is not None:
             found.append(issue)
@@ -388,6 +396,36 @@ def _memory_fill(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
         ratio,
         t.memory_fill_ratio,
         t.resource_penalty,
+    )
+
+
+def _journal_unwritable(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    error = inputs.journal_write_error
+    if error is None:
+        return None
+    return Issue(
+        "journal_unwritable",
+        "critical",
+        f"the outage journal's disk refuses writes ({error}); during a Redis outage writes are "
+        "answered 503 until it takes them again",
+        0.0,
+        1.0,
+        t.journal_unwritable_penalty,
+    )
+
+
+def _corrupt(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    count = inputs.journal_corrupt_files
+    if count <= 0:
+        return None
+    return Issue(
+        "journal_corrupt",
+        "warning",
+        f"{count} damaged outage journal file(s) set aside (journal.log.corrupt-*): their intact "
+        "writes are replayed, the damaged ones are lost; inspect, then remove the files",
+        float(count),
+        0.0,
+        t.journal_corrupt_penalty,
     )
 
 

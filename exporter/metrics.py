@@ -55,6 +55,8 @@ ERROR_TYPES = (
 )
 # Why a Redis that answers refuses writes (see redis_store.REFUSALS).
 REFUSAL_REASONS = ("readonly", "oom", "misconf", "noauth", "noreplicas")
+# Why the outage journal's disk refused a write (see durable_journal.FAILURE_REASONS).
+JOURNAL_FAILURE_REASONS = ("no_space", "read_only", "io_error", "other")
 CACHE_TIERS = ("memory", "redis")
 CACHE_RESULTS = ("hit", "miss")
 EVICTION_TIERS = ("memory",)
@@ -94,6 +96,8 @@ HEALTH_ISSUE_CODES = (
     "cache_hit_poor",
     "replay_backlog_high",
     "memory_tier_full",
+    "journal_unwritable",
+    "journal_corrupt",
 )
 EVENT_TYPES = (
     "session_created",
@@ -116,6 +120,9 @@ EVENT_TYPES = (
     "tracking_restored",
     "epoch_changed",
     "master_switched",
+    "journal_corrupt",
+    "journal_unwritable",
+    "journal_writable",
 )
 
 # Operation latencies span a memory hit (tens of µs) to an upstream call (seconds). Every latency
@@ -289,9 +296,33 @@ class Metrics:
             "This host's wall clock minus Redis's (expiry and write versions follow Redis's clock;"
             " only displayed times follow the host's).",
         )
+        self._declare_journal()
         self.coherence_tracking_active = self._gauge(
             "coherence_tracking_active",
             "1 while Redis invalidation tracking keeps the memory tier coherent.",
+        )
+
+    def _declare_journal(self) -> None:
+        self.store_journal_writable = self._gauge(
+            "store_journal_writable",
+            "1 while the outage journal's disk takes writes; 0 from a refused write (disk full,"
+            " failing, read-only) until it takes them again.",
+        )
+        self.store_journal_write_failures = self._counter(
+            "store_journal_write_failures",
+            "Writes the outage journal's disk refused, by reason: answered 503, never"
+            " acknowledged.",
+            ("reason",),
+        )
+        self.store_journal_corrupt_files = self._gauge(
+            "store_journal_corrupt_files",
+            "Damaged outage-journal files set aside in the journal directory (their intact"
+            " records are replayed), until an operator removes them.",
+        )
+        self.store_journal_corrupt_bytes = self._gauge(
+            "store_journal_corrupt_bytes",
+            "Bytes of damaged records found in the outage journal at start-up: writes that"
+            " cannot be replayed.",
         )
 
     def _declare_upstreams(self) -> None:
@@ -396,6 +427,8 @@ class Metrics:
         _touch(self.cache_invalidations, INVALIDATION_REASONS)
         _touch(self.store_backend_up, BACKENDS)
         _touch(self.store_writes_refused, REFUSAL_REASONS)
+        _touch(self.store_journal_write_failures, JOURNAL_FAILURE_REASONS)
+        self.store_journal_writable.set(1)  # no journal on disk: the in-memory one always takes
         self.store_backend_up.labels("memory").set(1)
         for service, endpoints in UPSTREAM_ENDPOINTS.items():
             for endpoint in endpoints:

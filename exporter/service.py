@@ -76,6 +76,9 @@ HEALTH_TRIGGERS = frozenset(
         "upstream_up",
         "upstream_rate_limited",
         "replay_dropped",
+        "journal_corrupt",
+        "journal_unwritable",
+        "journal_writable",
     }
 )
 # `?refresh=true` is open to anyone: within this many seconds of the last probe round it answers
@@ -263,6 +266,7 @@ class SessionMetricsService:
         """What the health table judges, per component, from the latest readings."""
         services = self.availability()
         store = self.sessions.store.status()
+        journal = self.sessions.store.journal.condition()
         cache = self._cache_window()
         session, figma = self.sessions.instrumentation, self.figma.instrumentation
         return {
@@ -273,6 +277,8 @@ class SessionMetricsService:
                 cache_hit_ratio=cache["session"].hit_ratio,
                 replay_backlog_ratio=fraction(store.replay_pending, store.replay_max),
                 memory_fill_ratio=memory_fill(store),
+                journal_write_error=journal.write_error,
+                journal_corrupt_files=journal.corrupt_files,
             ),
             "figma": ComponentInputs(
                 services={"figma_api": services["figma_api"], "mcp_server": services["mcp_server"]},

@@ -23,6 +23,7 @@ from exporter.metrics import Metrics
 from exporter.sessions.breaker import CircuitBreaker
 from exporter.sessions.coherence import Coherence
 from exporter.sessions.durable_journal import DurableJournal
+from exporter.sessions.journal_reporting import report_journal
 from exporter.sessions.manager import SessionManager
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.redis_client import (
@@ -98,7 +99,9 @@ def build_store(
         redis_tier,
         breaker=CircuitBreaker(settings.redis_retry_interval),
         replay_max_entries=settings.replay_max_entries,
-        journal=open_journal(Path(directory), settings) if directory and client else None,
+        journal=open_journal(Path(directory), settings, metrics, events)
+        if directory and client
+        else None,
         close_timeout=settings.shutdown_timeout,
         metrics=metrics,
         events=events,
@@ -107,8 +110,12 @@ def build_store(
     )
 
 
-def open_journal(directory: Path, settings: Settings) -> DurableJournal:
-    """The durable outage journal in `directory` (locked: one process per directory)."""
+def open_journal(
+    directory: Path, settings: Settings, metrics: Metrics, events: EventLog | None
+) -> DurableJournal:
+    """The durable outage journal in `directory` (locked: one process per directory), reported
+    in `metrics` and `events`. Opens on a full or read-only disk (refusing writes until it can
+    take them); a journal that cannot be read stops the start-up."""
     try:
         journal = DurableJournal.open(
             directory,
@@ -117,12 +124,9 @@ def open_journal(directory: Path, settings: Settings) -> DurableJournal:
         )
     except JournalLocked as exc:
         raise ConfigError("--journal-dir", str(exc)) from None
-    if journal.corrupt_records:
-        log.error(
-            "outage journal in %s: %d damaged records set aside, not replayed",
-            directory,
-            journal.corrupt_records,
-        )
+    except OSError as exc:
+        raise ConfigError("--journal-dir", f"cannot open the outage journal: {exc}") from None
+    report_journal(journal, metrics, events)
     return journal
 
 

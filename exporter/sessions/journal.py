@@ -5,7 +5,11 @@ during an outage costs one replay), bounded. A full journal refuses the write (`
 503 + Retry-After) before it is acknowledged; it never drops an entry it accepted.
 
 `ReplayJournal` keeps entries in this process only: they survive a Redis failure, not a crash of
-the process. `DurableJournal` (`--journal-dir`) keeps the same contract on disk.
+the process. `DurableJournal` (`--journal-dir`) keeps the same contract on disk. Each reports its
+`condition()` (can it take writes; damaged files set aside) for health checks and metrics.
+
+A journal keeps what it is given: it never compares an entry's `version` or `expires_at` with a
+clock (their meaning belongs to the store), so an expired entry stays until it is replayed.
 
     >>> import asyncio
     >>> journal = ReplayJournal(max_entries=1)
@@ -17,10 +21,26 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.errors import JournalFull
 from exporter.sessions.store import ReplayItem
+
+
+@dataclass(frozen=True, slots=True)
+class JournalCondition:
+    """How a journal is doing now: attributes read, no I/O (health checks, scrapes)."""
+
+    write_error: str | None = None  # why its disk refuses appends (None: it takes them)
+    corrupt_files: int = 0  # damaged journal files set aside in its directory, kept for a look
+
+    @property
+    def writable(self) -> bool:
+        return self.write_error is None
+
+
+HEALTHY = JournalCondition()
 
 
 class Journal(Protocol):
@@ -37,6 +57,7 @@ class Journal(Protocol):
     async def record(self, item: ReplayItem) -> None: ...
     def peek(self, limit: int) -> list[ReplayItem]: ...
     def discard(self, items: list[ReplayItem]) -> None: ...
+    def condition(self) -> JournalCondition: ...
     async def close(self) -> None: ...
 
 
@@ -82,6 +103,10 @@ class ReplayJournal:
 
     def clear(self) -> None:
         self._items.clear()
+
+    def condition(self) -> JournalCondition:
+        """Always writable (memory), never damaged (nothing is read back)."""
+        return HEALTHY
 
     async def close(self) -> None:
         """Nothing to keep: what is still here is lost with the process (no --journal-dir)."""

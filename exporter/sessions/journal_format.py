@@ -3,11 +3,17 @@
 A journal file is `FILE_MAGIC` followed by records. Each record is a sync marker, the body's
 length and its CRC-32, then the body (kind, versions, expiries, key, payload). The marker lets a
 reader skip a damaged region and find the next intact record; the checksum means a torn or
-flipped record is reported, never replayed as garbage:
+flipped record is reported, never replayed as garbage.
+
+What follows the last intact record is either a *torn tail* (an append cut short by a crash or a
+full disk: a prefix of the magic or of a record, whose declared length runs past the end; it was
+never acknowledged and is cut off) or damage (anything else: reported like damage in the middle):
 
     >>> item = ReplayItem("s:a", 7, 9e9, StoredValue(b"{}", 7, 9e9))
     >>> decode_records(FILE_MAGIC + encode_record(item)).items == [item]
     True
+    >>> decode_records(FILE_MAGIC + encode_record(item)[:-3]).torn_tail  # cut off, not damage
+    47
 """
 
 from __future__ import annotations
@@ -28,12 +34,17 @@ MAX_BODY = 1 << 30  # a length above this is damage, not a record
 
 @dataclass(slots=True)
 class Decoded:
-    """What a journal file holds: its intact records in order, and what could not be read."""
+    """What a journal file holds: its intact records in order, and what could not be read.
+
+    `intact_end` is where the torn tail (if any) starts: the end of the last intact record, else
+    of the magic, else 0. Appends go there once the tail is cut off."""
 
     items: list[ReplayItem] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     corrupt_regions: int = 0
     corrupt_bytes: int = 0
+    torn_tail: int = 0
+    intact_end: int = 0
 
 
 def encode_record(item: ReplayItem) -> bytes:
@@ -52,7 +63,10 @@ def decode_records(data: bytes) -> Decoded:
     out = Decoded()
     bad_from: int | None = None
     if data.startswith(FILE_MAGIC):
-        pos = len(FILE_MAGIC)
+        pos = out.intact_end = len(FILE_MAGIC)
+    elif FILE_MAGIC.startswith(data):  # empty, or the first append was cut inside the magic
+        out.torn_tail = len(data)
+        return out
     else:  # a damaged header: whatever precedes the first intact record is damage
         bad_from, pos = 0, 0
     while pos < len(data):
@@ -68,10 +82,25 @@ def decode_records(data: bytes) -> Decoded:
         item, end = parsed
         out.items.append(item)
         out.sizes.append(end - pos)
-        pos = end
+        pos = out.intact_end = end
     if bad_from is not None:
-        _count_damage(out, bad_from, len(data))
+        if _is_torn(data, bad_from):
+            out.torn_tail = len(data) - bad_from
+        else:
+            _count_damage(out, bad_from, len(data))
     return out
+
+
+def _is_torn(data: bytes, start: int) -> bool:
+    """Whether `data[start:]` (the end of the file, no intact record in it) is an append cut
+    short: a prefix of a record header, or a header whose body runs past the end of the file.
+    Anything else there (a complete record failing its checksum, zeros) is damage."""
+    tail = data[start:]
+    if len(tail) < _HEAD.size:
+        return SYNC.startswith(tail[: len(SYNC)])
+    sync, length, _ = _HEAD.unpack_from(tail)
+    declared: int = length
+    return sync == SYNC and _BODY.size <= declared <= MAX_BODY and _HEAD.size + declared > len(tail)
 
 
 def _count_damage(out: Decoded, start: int, end: int) -> None:

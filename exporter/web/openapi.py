@@ -125,7 +125,7 @@ NOT_FOUND = error_reply("unknown or expired session")
 STORE_DOWN = error_reply(
     "Redis unreachable and the memory tier does not hold the session, a miss while replicas may"
     " still replay their outage journals, no Redis connection free in time (store_busy), or the"
-    " outage journal full (store_busy)",
+    " outage journal full or its disk refusing writes (store_busy)",
     retry=True,
 )
 STORE_FULL = error_reply(

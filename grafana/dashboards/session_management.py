@@ -313,6 +313,7 @@ def persistence() -> list[PanelBuilder]:
             maximum=1,
             width=8,
         ),
+        *journal(),
         timeseries_panel(
             "Memory tier entries",
             "Entries held by the memory tier and its entry limit.",
@@ -330,6 +331,62 @@ def persistence() -> list[PanelBuilder]:
                 (f"session_exporter_memory_tier_max_bytes{{{SEL}}}", "{{instance}} limit"),
             ],
             unit="bytes",
+        ),
+    ]
+
+
+def journal() -> list[PanelBuilder]:
+    """The outage journal's disk (--journal-dir): whether it takes writes, what it refused, and
+    damaged journal files set aside."""
+    return [
+        stat_panel(
+            "Outage journal",
+            "Whether each replica's outage journal takes writes (a full, failing or read-only disk "
+            "refuses them: during a Redis outage writes then get 503), and whether damaged journal "
+            "files are set aside in its directory (their intact writes replayed, the damaged ones "
+            "lost; remove the files once inspected).",
+            [
+                (
+                    f"max by (instance) (1 - session_exporter_store_journal_writable{{{SEL}}})"
+                    " + 2 * max by (instance) "
+                    f"(session_exporter_store_journal_corrupt_files{{{SEL}}} > bool 0)",
+                    "{{instance}}",
+                )
+            ],
+            unit="none",
+            mappings=value_map(
+                {
+                    0: ("takes writes", "green"),
+                    1: ("disk refuses writes", "red"),
+                    2: ("damaged files set aside", "orange"),
+                    3: ("refuses writes; damaged files", "red"),
+                }
+            ),
+            width=8,
+        ),
+        timeseries_panel(
+            "Outage journal writes refused",
+            "Writes the outage journal's disk refused, per second by reason (no_space, read_only, "
+            "io_error, other): each was answered 503, never acknowledged.",
+            [
+                (
+                    _rate(
+                        "session_exporter_store_journal_write_failures_total", "instance, reason"
+                    ),
+                    "{{instance}} {{reason}}",
+                )
+            ],
+            unit="ops",
+            width=8,
+        ),
+        stat_panel(
+            "Damaged journal records",
+            "Bytes of damaged records each replica found in its outage journal at start-up: "
+            "acknowledged writes that could not be replayed.",
+            [(f"session_exporter_store_journal_corrupt_bytes{{{SEL}}}", "{{instance}}")],
+            unit="bytes",
+            thresholds=steps(("green", None), ("red", 1)),
+            width=8,
         ),
     ]
 

@@ -92,6 +92,22 @@ TABLE = [
         id="backlog-or-memory-counts-once",
     ),
     pytest.param(
+        ComponentInputs(journal_write_error="No space left on device"),
+        20,
+        ["journal_unwritable"],
+        id="journal-disk-refuses-writes",
+    ),
+    pytest.param(ComponentInputs(journal_corrupt_files=0), 0, [], id="no-journal-set-aside"),
+    pytest.param(
+        ComponentInputs(journal_corrupt_files=1), 10, ["journal_corrupt"], id="journal-set-aside"
+    ),
+    pytest.param(
+        ComponentInputs(services={"redis": "down"}, journal_write_error="Read-only file system"),
+        50,
+        ["redis_down", "journal_unwritable"],
+        id="outage-with-a-read-only-journal-is-poor",
+    ),
+    pytest.param(
         ComponentInputs(
             services={"redis": "down", "figma_api": "down"},
             p95_latency_ms=600,
@@ -280,3 +296,12 @@ def test_rate_limited_is_its_own_state_not_down() -> None:
     assert codes == ["figma_api_rate_limited"]
     assert report.overall.score == 100 - HealthThresholds().figma_api_rate_limited_penalty
     assert "figma_api_rate_limited" in HEALTH_ISSUE_CODES
+
+
+def test_journal_issues_say_why_and_what_to_do() -> None:
+    inputs = ComponentInputs(journal_write_error="No space left on device", journal_corrupt_files=2)
+    unwritable, corrupt = find_issues(inputs)
+    assert (unwritable.code, unwritable.severity) == ("journal_unwritable", "critical")
+    assert "No space left on device" in unwritable.message and "503" in unwritable.message
+    assert (corrupt.code, corrupt.severity, corrupt.value) == ("journal_corrupt", "warning", 2.0)
+    assert "journal.log.corrupt-" in corrupt.message and "remove" in corrupt.message

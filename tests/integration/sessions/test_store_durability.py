@@ -2,8 +2,9 @@
 
 Real processes: the exporter as its console script (SIGKILLed or SIGTERMed during a Redis outage
 and started again on the same --journal-dir), real redis-server processes (killed, restarted
-with and without persistence, full). Every test counts the writes answered 2xx and checks each
-afterwards from a cold replica (a fresh session layer: nothing in its memory tier).
+with and without persistence, full), a real full disk under the journal (a size-capped tmpfs).
+Every test counts the writes answered 2xx and checks each afterwards from a cold replica (a fresh
+session layer: nothing in its memory tier).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +21,10 @@ import aiohttp
 import pytest
 
 from exporter.errors import JournalFull, SessionNotFound
+from exporter.sessions.durable_journal import DurableJournal
 from exporter.sessions.session import session_key
 from tests.integration.web.test_cli_serve import exporter_command
+from tests.support.full_disk import small_disk
 from tests.support.redis_server import RedisServer, free_port, start_redis
 from tests.support.session_metrics import running_app
 from tests.support.sessions import open_layer, redis_proxy, wait_for
@@ -51,6 +54,7 @@ class Exporter:
 
     redis_url: str
     journal: Path
+    stderr: Path | None = None  # appended to; else discarded
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -66,7 +70,11 @@ class Exporter:
             *("--journal-dir", str(self.journal), "--redis-retry-interval", "0.2"),
             *("--shutdown-timeout", "1"),
         ]
-        self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        if self.stderr is None:
+            self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        else:
+            with self.stderr.open("ab") as log:
+                self.process = subprocess.Popen(command, env=env, stderr=log)
 
         async def ready() -> bool:
             assert self.process is not None and self.process.poll() is None, "exited"
@@ -83,6 +91,11 @@ class Exporter:
         self.process.send_signal(signum)
         return self.process.wait(20)
 
+    def kill(self) -> None:
+        """SIGKILL unless stopped already: what a failed test leaves running."""
+        if self.process is not None and self.process.poll() is None:
+            self.stop(signal.SIGKILL)
+
     async def fallback_active(self, http: aiohttp.ClientSession) -> bool:
         async with http.get(f"{self.base}/api/session-metrics/persistence") as response:
             return bool((await response.json())["redis"]["fallback_active"])
@@ -90,6 +103,20 @@ class Exporter:
     async def pending(self, http: aiohttp.ClientSession) -> int:
         async with http.get(f"{self.base}/api/session-metrics/persistence") as response:
             return int((await response.json())["replay"]["pending"])
+
+    async def metric(self, http: aiohttp.ClientSession, sample: str) -> float:
+        """One sample of /metrics, by its name and labels as exposed (`name{label="value"}`)."""
+        async with http.get(f"{self.base}/metrics") as response:
+            text = await response.text()
+        values = [
+            line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(sample + " ")
+        ]
+        assert values, f"no sample {sample}"
+        return float(values[0])
+
+    async def health_issues(self, http: aiohttp.ClientSession) -> set[str]:
+        async with http.get(f"{self.base}/api/session-metrics/health-check") as response:
+            return {issue["code"] for issue in (await response.json())["issues"]}
 
 
 async def wait_for_async(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -119,6 +146,21 @@ async def write_during_an_outage(
             assert response.status == 204, await response.text()
             acked.latest.pop(sid)
             acked.deleted.add(sid)
+
+
+@pytest.fixture
+def exporters() -> Iterator[Callable[..., Exporter]]:
+    """`exporters(redis_url, journal, stderr=None)`: an Exporter killed at the end of the test if
+    it still runs (a failed assertion must not leave processes, or files on a mounted disk)."""
+    made: list[Exporter] = []
+
+    def make(redis_url: str, journal: Path, stderr: Path | None = None) -> Exporter:
+        made.append(Exporter(redis_url, journal, stderr))
+        return made[-1]
+
+    yield make
+    for exporter in made:
+        exporter.kill()
 
 
 @pytest.fixture
@@ -158,6 +200,10 @@ async def test_the_exporter_dying_during_an_outage_loses_no_acknowledged_write(
         finally:
             restarted.stop(signal.SIGTERM)
     await acked.verify(persistent_redis.url)
+
+
+async def _has_issue(exporter: Exporter, http: aiohttp.ClientSession, code: str) -> bool:
+    return code in await exporter.health_issues(http)
 
 
 async def _replayed(exporter: Exporter, http: aiohttp.ClientSession) -> bool:
@@ -251,3 +297,167 @@ async def test_a_recovery_into_an_empty_redis_sends_each_session_once(
     assert sorted(sent) == sorted(everyone)  # each once
     acked = Acknowledged({s.id: s.data for s in held + journalled}, set())
     await acked.verify(redis_url)
+
+
+async def write_until_refused(
+    http: aiohttp.ClientSession, base: str, before: list[str], acked: Acknowledged
+) -> set[str]:
+    """Creates, updates and deletes during an outage until the journal refuses three in a row,
+    each refusal a 503 `store_busy` with Retry-After. Returns the sessions journalled."""
+    journalled: set[str] = set()
+    live, refused_in_a_row, n = list(before), 0, 0
+    while refused_in_a_row < 3:
+        n += 1
+        assert n < 5000, "the journal never refused a write"
+        if n % 4 == 3 and len(live) > 5:
+            sid = live.pop(0)
+            method, url, body = "DELETE", f"{base}/api/sessions/{sid}", None
+        elif n % 4 == 2:
+            sid = live[n % len(live)]
+            method, url, body = "PUT", f"{base}/api/sessions/{sid}", {"data": {"u": n}}
+        else:
+            sid, method, url, body = "", "POST", f"{base}/api/sessions", {"data": {"n": n}}
+        async with http.request(method, url, json=body) as response:
+            if response.status == 503:
+                assert (await response.json())["error"]["code"] == "store_busy"
+                assert float(response.headers["Retry-After"]) >= 1
+                refused_in_a_row += 1
+                continue
+            assert response.status in (200, 201, 204), await response.text()
+            refused_in_a_row = 0
+            if method == "POST":
+                sid = (await response.json())["id"]
+                live.append(sid)
+            if method == "DELETE":
+                acked.latest.pop(sid)
+                acked.deleted.add(sid)
+            else:
+                assert body is not None
+                acked.latest[sid] = body["data"]
+            journalled.add(sid)
+    return journalled
+
+
+async def test_a_full_journal_disk_then_a_sigkill_loses_no_acknowledged_write(
+    persistent_redis: RedisServer, tmp_path: Path, exporters: Callable[..., Exporter]
+) -> None:
+    """The issue's scenario: the journal's disk fills during an outage, the replica is killed,
+    started again on the still-full disk, then with space freed."""
+    acked = Acknowledged()
+    stderr = tmp_path / "stderr.log"
+    with small_disk(256 * 1024) as disk:
+        journal = disk.path / "journal"
+        async with aiohttp.ClientSession() as http:
+            exporter = exporters(persistent_redis.url, journal, stderr)
+            await exporter.start(http)
+            before = []
+            for n in range(20):
+                async with http.post(f"{exporter.base}/api/sessions", json={"data": {"b": n}}) as r:
+                    assert r.status == 201
+                    before.append((await r.json())["id"])
+                    acked.latest[before[-1]] = {"b": n}
+            disk.fill(leave=48 * 1024)
+            persistent_redis.kill()
+            try:
+                journalled = await write_until_refused(http, exporter.base, before, acked)
+                unwritable = "journal_unwritable"  # re-checked at once, by its event
+                await wait_for_async(lambda: _has_issue(exporter, http, unwritable), 10)
+                failures = 'session_exporter_store_journal_write_failures_total{reason="no_space"}'
+                assert await exporter.metric(http, failures) >= 3
+                exporter.stop(signal.SIGKILL)
+
+                full = exporters(persistent_redis.url, journal, stderr)
+                await full.start(http)  # on the still-full disk: the journal loads read-only
+                assert await full.pending(http) == len(journalled)
+                assert await full.metric(http, "session_exporter_store_journal_writable") == 0
+                assert "journal_unwritable" in await full.health_issues(http)
+                some = next(iter(journalled - acked.deleted))
+                async with http.get(f"{full.base}/api/sessions/{some}") as response:
+                    assert (await response.json())["data"] == acked.latest[some]
+                big = {"data": {"blob": "x" * 8192}}  # more than any page's slack
+                async with http.post(f"{full.base}/api/sessions", json=big) as response:
+                    assert response.status == 503
+                    assert (await response.json())["error"]["code"] == "store_busy"
+                disk.free()
+                async with http.post(f"{full.base}/api/sessions", json=big) as response:
+                    assert response.status == 201  # taken again, without a restart
+                    acked.latest[(await response.json())["id"]] = big["data"]
+                full.stop(signal.SIGKILL)
+            finally:
+                persistent_redis.start()
+            freed = exporters(persistent_redis.url, journal, stderr)
+            await freed.start(http)
+            try:
+                await wait_for_async(lambda: _replayed(freed, http), 10)
+            finally:
+                assert freed.stop(signal.SIGTERM) == 0
+    await acked.verify(persistent_redis.url)
+    assert "Traceback" not in stderr.read_text()
+
+
+async def test_a_damaged_journal_replays_every_intact_write_and_reports_the_lost_one(
+    redis_server: RedisServer,
+    redis_url: str,
+    tmp_path: Path,
+    exporters: Callable[..., Exporter],
+) -> None:
+    """Writes journalled during an outage (a replica cut off from Redis), bytes flipped in the
+    middle of its journal, then an exporter started on it."""
+    acked = Acknowledged()
+    journal = tmp_path / "journal"
+    async with (
+        redis_proxy(redis_server.port) as proxy,
+        open_layer(proxy.url, journal_dir=str(journal)) as cut,
+    ):
+        proxy.cut()
+        for n in range(30):
+            session = await cut.manager.create({"n": n})
+            acked.latest[session.id] = session.data
+        assert len(cut.store.journal) == 30  # closed still cut off: kept for the next start
+    lost = list(acked.latest)[12]  # a record in the middle, with intact ones after it
+    path = journal / "journal.log"
+    data = bytearray(path.read_bytes())
+    at = data.index(session_key(lost).encode()) + 40
+    data[at : at + 4] = bytes(byte ^ 0xFF for byte in data[at : at + 4])
+    path.write_bytes(bytes(data))
+    del acked.latest[lost]
+
+    async with aiohttp.ClientSession() as http:
+        restarted = exporters(redis_url, journal)
+        await restarted.start(http)
+        try:
+            await wait_for_async(lambda: _replayed(restarted, http), 10)
+            corrupt = 'session_exporter_events_total{type="journal_corrupt"}'
+            assert await restarted.metric(http, corrupt) == 1
+            assert await restarted.metric(http, "session_exporter_store_journal_corrupt_files") == 1
+            assert "journal_corrupt" in await restarted.health_issues(http)
+        finally:
+            restarted.stop(signal.SIGTERM)
+    await acked.verify(redis_url)
+    async with open_layer(redis_url) as cold:
+        with pytest.raises(SessionNotFound):
+            await cold.manager.get(lost)
+
+
+def test_a_journal_directory_in_use_stops_the_start_up_in_one_line(tmp_path: Path) -> None:
+    held = DurableJournal.open(tmp_path / "journal")  # this process holds the directory
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXPORTER_")}
+    try:
+        result = subprocess.run(
+            [
+                *exporter_command(),
+                *("--listen", f"127.0.0.1:{free_port()}", "--redis-url", "redis://127.0.0.1:1"),
+                *("--journal-dir", str(tmp_path / "journal")),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        held._release()
+    assert result.returncode == 2, result.stderr
+    assert f"invalid setting --journal-dir: journal directory {tmp_path / 'journal'} is in use" in (
+        result.stderr
+    )
+    assert f"(pid {os.getpid()})" in result.stderr and "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""The durable outage journal, on real files: crash safety, damage detection, locking, refusal."""
+"""The durable outage journal, on real files: crash safety, damage detection, locking, refusal;
+and on a real full (or read-only) disk: a size-capped tmpfs (tests/support/full_disk.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import JournalFull, JournalLocked, StoreUnavailable
-from exporter.sessions.durable_journal import LOG_NAME, DurableJournal
+from exporter.errors import JournalFull, JournalLocked, JournalUnwritable, StoreUnavailable
+from exporter.sessions.durable_journal import LOG_NAME, DurableJournal, JournalChange
+from exporter.sessions.journal import JournalCondition
 from exporter.sessions.journal_format import FILE_MAGIC, decode_records, encode_record
 from exporter.sessions.store import ReplayItem, StoredValue
+from tests.support.full_disk import small_disk
+from tests.support.sessions import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -120,21 +124,32 @@ async def test_concurrent_records_share_fsyncs(tmp_path: Path) -> None:
     await journal.close()
 
 
-async def test_a_truncated_tail_is_reported_and_not_replayed(tmp_path: Path) -> None:
+async def test_a_torn_tail_is_cut_off_and_appends_follow_the_last_intact_record(
+    tmp_path: Path,
+) -> None:
     journal = DurableJournal.open(tmp_path)
     for n in range(5):
         await journal.record(put(f"k{n}", n + 1, b"p" * 50))
     await journal.close()
     path = tmp_path / LOG_NAME
     data = path.read_bytes()
-    path.write_bytes(data[:-20])  # a torn last write
+    path.write_bytes(data[:-20])  # a torn last write: never acknowledged, not damage
 
     reopened = DurableJournal.open(tmp_path)
-    assert reopened.corrupt_records == 1
+    assert (reopened.corrupt_records, reopened.torn_bytes) == (
+        0,
+        len(encode_record(put("k4", 5, b"p" * 50))) - 20,
+    )
     assert [item.key for item in reopened.peek(10)] == ["k0", "k1", "k2", "k3"]
-    assert list(tmp_path.glob(LOG_NAME + ".corrupt-*")), "the damaged file is kept aside"
-    await reopened.close()
-    assert DurableJournal.open(tmp_path).corrupt_records == 0  # rewritten clean
+    assert path.stat().st_size == len(data) - len(encode_record(put("k4", 5, b"p" * 50)))
+    await reopened.record(put("after", 9))
+    reopened._release()  # as if killed: no compaction
+
+    again = DurableJournal.open(tmp_path)
+    assert (again.corrupt_records, again.torn_bytes) == (0, 0)
+    assert [item.key for item in again.peek(10)] == ["k0", "k1", "k2", "k3", "after"]
+    assert not list(tmp_path.glob(LOG_NAME + ".corrupt-*")) and again.condition().corrupt_files == 0
+    await again.close()
 
 
 async def test_a_flipped_byte_skips_only_the_damaged_record(tmp_path: Path) -> None:
@@ -151,7 +166,16 @@ async def test_a_flipped_byte_skips_only_the_damaged_record(tmp_path: Path) -> N
     reopened = DurableJournal.open(tmp_path)
     assert reopened.corrupt_records == 1 and reopened.corrupt_bytes > 0
     assert [item.key for item in reopened.peek(10)] == ["k0", "k2"]
-    await reopened.close()
+    kept = tmp_path / (LOG_NAME + ".corrupt-1")
+    assert kept.read_bytes() == bytes(data), "the damaged file is kept as it was"
+    assert reopened.condition().corrupt_files == 1
+    await reopened.close()  # the live file now holds k0 and k2: the set-aside one is absorbed
+
+    again = DurableJournal.open(tmp_path)
+    assert again.corrupt_records == 0 and [item.key for item in again.peek(10)] == ["k0", "k2"]
+    assert not kept.exists() and kept.with_name(kept.name + ".replayed").exists()
+    assert again.condition().corrupt_files == 1  # until an operator removes it
+    await again.close()
 
 
 def test_decoding_garbage_finds_no_records() -> None:
@@ -163,9 +187,11 @@ async def test_a_failed_disk_write_is_not_acknowledged(tmp_path: Path) -> None:
     journal = DurableJournal.open(tmp_path)
     await journal.record(put("a", 1))
     os.close(journal._fd)  # the next append fails (EBADF), as a disk error would
-    with pytest.raises(StoreUnavailable, match="journal write failed"):
+    with pytest.raises(StoreUnavailable, match="journal write failed") as refused:
         await journal.record(put("b", 2))
+    assert refused.value.code == "store_busy" and refused.value.retry_after > 0
     assert journal.get("b") is None and len(journal) == 1
+    assert journal.write_failures == {"other": 1}
     journal._fd = -1
     journal._release()
 
@@ -257,3 +283,155 @@ def test_a_journal_dir_cannot_be_shared_by_two_processes(tmp_path: Path) -> None
     finally:
         proc.communicate("")
     DurableJournal.open(tmp_path)._release()  # free again once the holder exited
+
+
+# -- on a real full or read-only disk -----------------------------------------------------------
+
+DISK = 64 * 1024  # 16 pages of tmpfs: the lock file takes one, the journal the rest
+
+
+async def test_a_write_torn_by_a_full_disk_is_cut_off_and_costs_no_intact_entry() -> None:
+    with small_disk(DISK) as disk:
+        directory = disk.path / "journal"
+        journal = DurableJournal.open(directory, retry_after=0.05)
+        changes: list[JournalChange] = []
+        journal.listen(changes.append)
+        acked: dict[str, ReplayItem] = {}
+        refused: list[JournalUnwritable] = []
+
+        async def writer(w: int) -> None:  # concurrent: the disk fills in the middle of a batch
+            for n in range(1000):
+                item = put(f"k{w}-{n}", n + 1, b"x" * 300)
+                try:
+                    await journal.record(item)
+                except JournalUnwritable as exc:
+                    refused.append(exc)
+                    return
+                acked[item.key] = item
+
+        await asyncio.gather(*(writer(w) for w in range(8)))
+        assert refused and {(exc.code, exc.retry_after) for exc in refused} == {
+            ("store_busy", 0.05)
+        }
+        assert journal.condition().write_error == os.strerror(28)  # ENOSPC
+        assert changes[0].kind == "unwritable" and changes[0].reason == "no_space"
+        assert journal.write_failures["no_space"] >= len(refused)
+        # Nothing of a refused batch stays: the file ends with the last acknowledged record.
+        records = sum(len(encode_record(item)) for item in acked.values())
+        assert (directory / LOG_NAME).stat().st_size == len(FILE_MAGIC) + records
+
+        disk.free()
+        later = [put(f"later{n}", 1) for n in range(20)]
+        for item in later:  # the next write tries the disk again: accepted
+            await journal.record(item)
+        assert journal.condition().writable and changes[-1].kind == "writable"
+        journal._release()  # killed: no flush, no compaction
+
+        reopened = DurableJournal.open(directory)
+        assert (reopened.corrupt_records, reopened.torn_bytes) == (0, 0)
+        assert {item.key: item for item in reopened.peek(10_000)} == {
+            **acked,
+            **{item.key: item for item in later},
+        }
+        await reopened.close()
+
+
+async def test_a_damaged_journal_opens_read_only_on_a_full_disk_and_loses_no_intact_entry() -> None:
+    with small_disk(DISK) as disk:
+        directory = disk.path / "journal"
+        journal = DurableJournal.open(directory)
+        items = [put(f"k{n}", n + 1, b"p" * 50) for n in range(5)]
+        for item in items:
+            await journal.record(item)
+        journal._release()
+        path = directory / LOG_NAME
+        data = bytearray(path.read_bytes())
+        data[len(FILE_MAGIC) + len(encode_record(items[0])) + 30] ^= 0x40  # inside k1's payload
+        path.write_bytes(bytes(data) + encode_record(put("torn", 9))[:25])  # and a torn tail
+        disk.fill()
+
+        full = DurableJournal.open(directory)  # no rewrite needed to start
+        intact = ["k0", "k2", "k3", "k4"]
+        assert [item.key for item in full.peek(10)] == intact
+        assert (full.corrupt_records, full.condition().corrupt_files) == (1, 1)
+        with pytest.raises(JournalUnwritable):
+            await full.record(put("refused", 1))
+        full._release()  # killed again, the disk still full
+
+        disk.free()
+        freed = DurableJournal.open(directory)  # the set-aside entries are still there
+        assert [item.key for item in freed.peek(10)] == intact
+        await freed.record(put("new", 1))
+        freed.discard(freed.peek(10)[:-1])  # replayed, all but the new one
+        await freed.compact()
+        assert sorted(p.name for p in directory.glob(LOG_NAME + "*")) == [
+            LOG_NAME,
+            LOG_NAME + ".corrupt-1.replayed",
+        ]
+        await freed.close()
+
+        final = DurableJournal.open(directory)
+        assert [item.key for item in final.peek(10)] == ["new"] and final.corrupt_records == 0
+        assert final.condition().corrupt_files == 1
+        await final.close()
+
+
+async def test_a_journal_set_aside_and_never_replayed_is_replayed(tmp_path: Path) -> None:
+    """What an earlier version left when its rewrite failed: the damaged file, no journal.log."""
+    items = [put(f"k{n}", n + 1) for n in range(3)]
+    records = [encode_record(item) for item in items]
+    damaged = FILE_MAGIC + records[0] + b"\x00" * 40 + records[1] + records[2]
+    (tmp_path / (LOG_NAME + ".corrupt-1733490000000000000")).write_bytes(damaged)
+
+    journal = DurableJournal.open(tmp_path)
+    assert journal.peek(10) == items and journal.corrupt_records == 1
+    journal.discard(journal.peek(10))
+    await journal.close()
+    assert [p.name for p in tmp_path.glob(LOG_NAME + ".corrupt-*")] == [
+        LOG_NAME + ".corrupt-1733490000000000000.replayed"
+    ]
+    assert len(DurableJournal.open(tmp_path)) == 0
+
+
+async def test_a_read_only_disk_refuses_writes_until_it_takes_them_again() -> None:
+    with small_disk(DISK) as disk:
+        directory = disk.path / "journal"
+        first = DurableJournal.open(directory)
+        await first.record(put("a", 1))
+        await first.record(put("x", 1))
+        first._release()
+        path = directory / LOG_NAME
+        path.write_bytes(path.read_bytes()[:-1] + b"!")  # x damaged: the file must be set aside
+        disk.read_only(True)
+
+        journal = DurableJournal.open(directory, retry_after=0.05)
+        assert journal.get("a") == put("a", 1) and journal.get("x") is None
+        assert journal.condition() == JournalCondition(os.strerror(30), 1)  # EROFS; not renamed
+        with pytest.raises(JournalUnwritable) as refused:
+            await journal.record(put("b", 2))
+        assert refused.value.code == "store_busy" and journal.write_failures == {"read_only": 1}
+
+        disk.read_only(False)
+        await wait_for(lambda: journal.condition().writable, 10)  # the probe, with no write
+        assert (directory / (LOG_NAME + ".corrupt-1")).exists()  # set aside by the probe
+        await journal.record(put("b", 3))
+        await journal.close()
+        assert [item.key for item in DurableJournal.open(directory).peek(10)] == ["a", "b"]
+
+
+async def test_compaction_waits_for_room_and_never_leaves_a_temporary_file() -> None:
+    with small_disk(DISK) as disk:
+        directory = disk.path / "journal"
+        journal = DurableJournal.open(directory)
+        for n in range(20):
+            await journal.record(put("hot", n, b"x" * 500))
+        size = (directory / LOG_NAME).stat().st_size
+        disk.fill()
+        await journal.compact()  # no room for the rewrite: postponed
+        assert sorted(p.name for p in directory.iterdir()) == ["LOCK", LOG_NAME]
+        assert (directory / LOG_NAME).stat().st_size == size
+        disk.free()
+        await journal.compact()
+        hot = len(FILE_MAGIC) + len(encode_record(put("hot", 19, b"x" * 500)))
+        assert (directory / LOG_NAME).stat().st_size == hot
+        await journal.close()
