@@ -182,6 +182,7 @@ class Coherence:
         self.losses = 0
         self.lost_since: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._moved = asyncio.Event()
         self._gauge = metrics.coherence_tracking_active
         self._strip = len(self.key_prefix)
 
@@ -236,6 +237,7 @@ class Coherence:
 
     async def _establish(self) -> None:
         await self._close_channels()
+        self._moved.clear()  # a move announced from here on is after this lookup: it counts
         async with asyncio.timeout(self.timeout * 4):
             nodes = await self.deployment.primaries()
         channels = [NodeChannel(node, self.prefixes) for node in nodes]
@@ -255,6 +257,7 @@ class Coherence:
         ]
         if self.deployment.kind != "standalone":
             tasks.append(asyncio.create_task(self._watch_topology()))
+            tasks.append(asyncio.create_task(self._watch_moved()))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -262,6 +265,17 @@ class Coherence:
             raise ChannelLost("invalidation channel ended")
         finally:
             await cancel_and_wait(*tasks)
+
+    def primaries_moved(self) -> None:
+        """The primaries changed (Sentinel announced a new master): stop trusting the channels
+        at once, and track the new ones. Until then the memory tier is bypassed: the old master
+        hears nothing of the writes the new one takes."""
+        self.store.coherence_lost()
+        self._moved.set()
+
+    async def _watch_moved(self) -> None:
+        await self._moved.wait()  # cleared before the primaries were looked up
+        raise ChannelLost("the primaries moved")
 
     async def _watch_topology(self) -> None:
         """Cluster primaries or the Sentinel master may move: then track the new ones."""

@@ -10,7 +10,7 @@ tasks and closes everything.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +217,7 @@ async def open_session_layer(
                 if deployment.kind == SENTINEL:
                     watch = SentinelWatch(
                         deployment,
-                        store.master_switched,
+                        _on_switch(store, tracker),
                         retry_interval=settings.redis_retry_interval,
                         timeout=settings.redis_timeout * 4,
                     )
@@ -236,3 +236,15 @@ async def open_session_layer(
     finally:
         if deployment is not None:
             await deployment.aclose()
+
+
+def _on_switch(store: TieredStore, tracker: Coherence | None) -> Callable[[str], Awaitable[None]]:
+    """A Sentinel master switch: the store stops writing to the old master, and tracking moves
+    to the new one (memory bypassed until it has)."""
+
+    async def switched(reason: str) -> None:
+        if tracker is not None:
+            tracker.primaries_moved()
+        await store.master_switched(reason)
+
+    return switched

@@ -59,16 +59,27 @@ class Member:
     epoch: str  # the token of the epoch it last settled in
     settled: bool
     at: float  # Redis time of the record, seconds
+    since: float = 0.0  # when it last became settled (its replay done): Redis time, seconds
+    left: bool = False  # shut down cleanly, its journal empty: nobody waits for it
 
     def encode(self) -> bytes:
-        return orjson.dumps({"epoch": self.epoch, "settled": self.settled, "at": self.at})
+        fields = {"epoch": self.epoch, "settled": self.settled, "at": self.at, "since": self.since}
+        if self.left:
+            fields["left"] = True
+        return orjson.dumps(fields)
 
     @classmethod
     def decode(cls, raw: bytes) -> Member | None:
         """None for a record this version cannot read (treated as an unsettled member)."""
         try:
             fields = orjson.loads(raw)
-            return cls(str(fields["epoch"]), bool(fields["settled"]), float(fields["at"]))
+            return cls(
+                str(fields["epoch"]),
+                bool(fields["settled"]),
+                float(fields["at"]),
+                float(fields.get("since", 0.0)),
+                bool(fields.get("left", False)),
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
 
@@ -116,8 +127,10 @@ class FleetView:
     epoch: Epoch | None = None
     members: dict[str, Member] = field(default_factory=dict)
     settled_epoch: str | None = None
-    # When this replica's last outage ended: records written before then cannot say whether
-    # their replica went through the outage too (and journalled writes it has not replayed).
+    # When this replica's last outage began and ended: a record written before it began cannot
+    # say whether its replica went through the outage too (and journalled writes it has not
+    # replayed); one written since says where that replica stood after.
+    outage_began: float | None = None
     recovered_at: float | None = None
     last_seen: dict[str, float] = field(default_factory=dict)  # member -> when last heard of
 
@@ -129,13 +142,20 @@ class FleetView:
             if replica != self.replica
         }
         for replica, member in self.members.items():
-            self.last_seen[replica] = max(self.last_seen.get(replica, 0.0), member.at)
+            if member.left:
+                self.last_seen.pop(replica, None)
+            else:
+                self.last_seen[replica] = max(self.last_seen.get(replica, 0.0), member.at)
 
     def settle(self, epoch: str) -> None:
         self.settled_epoch = epoch
 
     def unsettle(self) -> None:
         self.settled_epoch = None
+
+    def outage_started(self, now: float) -> None:
+        if self.outage_began is None or (self.recovered_at or 0.0) >= self.outage_began:
+            self.outage_began = now  # a new outage (not a further failure of the same one)
 
     def outage_ended(self, now: float) -> None:
         self.recovered_at = now
@@ -144,30 +164,36 @@ class FleetView:
     def settled(self) -> bool:
         return self.epoch is not None and self.settled_epoch == self.epoch.token
 
-    def doubt(self, now: float) -> str | None:
-        """Why a miss may not be final right now, or None when it is."""
+    def doubt(self, now: float, read_at: float | None = None) -> str | None:
+        """Why a miss, of a read made at `read_at` (Redis time), may not be final right now, or
+        None when it is. A replica that settled after the read began may have replayed the
+        session after the read missed it."""
         if self.epoch is None:
             return "Redis lost its data; replicas are re-seeding"
         if not self.settled:
             return "this replica has not settled in the current data epoch yet"
+        if read_at is not None and self.recovered_at is not None and self.recovered_at >= read_at:
+            return "this replica recovered while the read was under way"
         for replica, seen in list(self.last_seen.items()):
             if now - seen >= self.forget_after:
                 del self.last_seen[replica]  # silent too long: gone (its journal waits for it)
                 continue
-            reason = self._doubt_member(replica, now)
+            reason = self._doubt_member(replica, now, read_at)
             if reason is not None:
                 return reason
         return None
 
-    def _doubt_member(self, replica: str, now: float) -> str | None:
+    def _doubt_member(self, replica: str, now: float, read_at: float | None) -> str | None:
         member = self.members.get(replica)
         if member is None:
             return f"replica {replica} has not reported since Redis came back"
         assert self.epoch is not None
         if not member.settled or member.epoch != self.epoch.token:
             return f"replica {replica} is still recovering"
-        if self.recovered_at is not None and member.at < self.recovered_at:
+        if self.outage_began is not None and member.at < self.outage_began:
             return f"replica {replica} has not reported since the last outage"
         if now - member.at >= self.stale_after:
             return f"replica {replica} has not reported for {now - member.at:.1f}s"
+        if read_at is not None and member.since >= read_at:
+            return f"replica {replica} finished replaying while the read was under way"
         return None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
@@ -80,6 +81,10 @@ class StoreSide(Protocol):
 
     async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T: ...
     def held_sessions(self) -> list[ReplayItem]: ...
+    def expect_echoes(self, items: list[ReplayItem]) -> list[bool]: ...
+    def echoes_missed(
+        self, items: list[ReplayItem], expected: list[bool], sent: list[bool]
+    ) -> None: ...
     def flush_memory(self, reason: str, *, keep_for_reseed: bool = True) -> int: ...
     def replayed(self, key: str) -> None: ...
     def fallback_changed(self) -> None: ...
@@ -117,6 +122,7 @@ class Recovery:
         # The data epoch this replica has followed (re-seeded into, re-sent to): its record says
         # settled in it once nothing of this replica's is left to replay.
         self._followed: Epoch | None = None
+        self._settled_since: float | None = None  # when its record last turned settled
         self._run_id_seen = ""
         self._resend: dict[str, ReplayItem] = {}  # acknowledged writes a new master may lack
         self._wake = asyncio.Event()
@@ -154,9 +160,11 @@ class Recovery:
         self._tasks.clear()
 
     async def leave(self) -> None:
-        """Shutting down: delete this replica's record, so no other waits for it to report."""
+        """Shutting down with nothing left to replay: say so, so no other waits for this replica
+        to report. (A record that vanishes means Redis lost the records: then it is awaited.)"""
+        record = dataclasses.replace(self._record(), left=True)
         with contextlib.suppress(StoreUnavailable):
-            await self.redis.leave_fleet(self.replica_id)
+            await self.redis.fleet_sync(self.replica_id, record)
 
     # -- what the store reports --------------------------------------------------------------
 
@@ -174,6 +182,7 @@ class Recovery:
         self._set_backend_up(False)
         if self.failover.failed():
             self.view.unsettle()
+            self.view.outage_started(self.clock.now())
             self.store.fallback_changed()
             self._failovers_child.inc()
             log.warning("%s: serving from memory, journalling writes", exc)
@@ -197,6 +206,7 @@ class Recovery:
         if not self.failover.refused(reason):
             return
         self.view.unsettle()
+        self.view.outage_started(self.clock.now())
         self._set_refused_gauges()
         message = f"Redis refuses writes ({reason}): journalling writes, reads still from Redis"
         log.warning(message)
@@ -300,19 +310,34 @@ class Recovery:
             if self.journal or self._resend:  # written during the awaits above: next round
                 self._wake.set()
 
+    async def _send(self, items: list[ReplayItem]) -> list[bool]:
+        """Replay `items` (version-checked in Redis); whether each was written. What a replay
+        wrote only reached Redis now: a master switch soon after must re-send it too."""
+        expected = self.store.expect_echoes(items)
+        sent = [False] * len(items)
+        try:
+            sent = await self.redis.replay(items)
+        finally:
+            self.store.echoes_missed(items, expected, sent)
+        if self.recent is not None:
+            for item, written in zip(items, sent, strict=True):
+                if written:
+                    self.recent.add(item)
+        return sent
+
     async def _replay_all(self) -> tuple[int, int]:
         """Replay the writes a new master may lack, then the journal; (written, skipped)."""
         replayed = skipped = 0
         while self._resend:
             batch = list(self._resend.values())[:REPLAY_BATCH]
-            written = sum(await self.redis.replay(batch))
+            written = sum(await self._send(batch))
             for item in batch:
                 if self._resend.get(item.key) is item:
                     del self._resend[item.key]
             replayed, skipped = replayed + written, skipped + len(batch) - written
         while self.journal:
             batch = self.journal.peek(REPLAY_BATCH)
-            results = await self.redis.replay(batch)
+            results = await self._send(batch)
             self.journal.discard(batch)
             for item in batch:
                 if self.journal.get(item.key) is None:
@@ -418,7 +443,7 @@ class Recovery:
         batch = list(items.values())
         written = 0
         for start in range(0, len(batch), REPLAY_BATCH):
-            written += sum(await self.redis.replay(batch[start : start + REPLAY_BATCH]))
+            written += sum(await self._send(batch[start : start + REPLAY_BATCH]))
         self._reseeded_child.inc(written)
         self._event("reseeded", f"re-seeded {written} sessions", sessions=written)
         return written
@@ -431,10 +456,17 @@ class Recovery:
             self.view.settle(epoch.token)
 
     def _record(self) -> Member:
+        settled = self.view.settled and self.healthy()
+        now = self.clock.now()
+        if not settled:
+            self._settled_since = None
+        elif self._settled_since is None:
+            self._settled_since = now
         return Member(
             self._followed.token if self._followed is not None else "",
-            self.view.settled and self.healthy(),
-            self.clock.now(),
+            settled,
+            now,
+            self._settled_since or 0.0,
         )
 
     async def _report(self) -> None:
@@ -469,13 +501,15 @@ class Recovery:
         if gone:
             await self.redis.leave_fleet(*gone)
 
-    async def check_miss(self) -> None:
-        """StoreUnavailable (503) if a session Redis lacks may still be held unreplayed by a
-        replica (this one included); returns when the miss is final. The fleet is read again
-        after the miss (one round trip shared by the misses waiting on it), so a Redis that just
-        lost its data or changed hands is never taken for the one the view last saw."""
+    async def check_miss(self, read_at: float) -> None:
+        """StoreUnavailable (503) if a session Redis lacked, in a read begun at `read_at` (fleet
+        clock), may still be held unreplayed by a replica (this one included); returns when the
+        miss is final. The fleet is read again after the miss (one round trip shared by the
+        misses waiting on it), so a Redis that just lost its data or changed hands is never
+        taken for the one the view last saw, nor a replica that finished replaying meanwhile for
+        one that had replayed before the read."""
         await self._refresh_view()
-        reason = self.view.doubt(self.clock.now())
+        reason = self.view.doubt(self.clock.now(), read_at)
         if reason is not None:
             raise StoreUnavailable(reason, 1.0)
 

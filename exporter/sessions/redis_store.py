@@ -13,6 +13,7 @@ one timeout, and the tiered store's breaker then stops calling it.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ end
 # delete_if_newer(key, version, live, fallback pxat ms). A delete always wins over a value, older
 # or newer: it was acknowledged. A live delete (made now) of a missing or deleted key returns 0
 # (not found); a replayed one leaves a tombstone even over a missing key, so a replayed write from
-# another replica cannot resurrect the session.
+# another replica cannot resurrect the session. Returns the tombstone's expiry (ms) when it wrote
+# one: the session's own, which the replica that deleted it may not have known.
 _DELETE_IF_NEWER_FN = """
 local function delete_if_newer(key, version, live, pxat)
   local cur = redis.call('GET', key)
@@ -86,7 +88,7 @@ local function delete_if_newer(key, version, live, pxat)
     return 0
   end
   redis.call('SET', key, version .. ':' .. pxat .. ':d', 'PXAT', pxat)
-  return 1
+  return tonumber(pxat)
 end
 """
 
@@ -226,18 +228,16 @@ class RedisStore:
         await self._call(self.client.set(self.prefix + key, encoded, pxat=pxat))
         return True
 
-    async def delete(self, key: str, version: int, expires_at: float) -> bool:
-        """Delete a live value now (leaving a tombstone); False if there was none."""
+    async def delete(self, key: str, version: int, expires_at: float) -> float | None:
+        """Delete a live value now, leaving a tombstone until the session's own expiry (seconds,
+        returned); None if there was no live value."""
+        args = [version, 1, expires_ms(expires_at)]
         if self.index is not None and self.index.covers(key):
-            args = [version, 1, expires_ms(expires_at)]
             deleted = self.index.delete(self.prefix + key, DELETE_IF_NEWER, args, key)
-            return bool(await self._call(deleted))
-        result = await self._call(
-            self._delete_if_newer(
-                keys=[self.prefix + key], args=[version, 1, expires_ms(expires_at)]
-            )
-        )
-        return bool(result)
+            result = await self._call(deleted)
+        else:
+            result = await self._call(self._delete_if_newer(keys=[self.prefix + key], args=args))
+        return int(result) / 1000 if result else None
 
     async def replay(self, items: Sequence[ReplayItem]) -> list[bool]:
         """Apply journalled writes in one pipeline; True where written, False where older."""
@@ -432,6 +432,9 @@ REFUSALS = {
 }
 
 
+_REFUSAL_CODE = re.compile(r"(?:^|-|error: )(" + "|".join(REFUSALS) + r")\b")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -448,12 +451,10 @@ def refusal_reason(exc: BaseException) -> str | None:
         return "oom"
     if not isinstance(exc, ResponseError):
         return None
-    message = str(exc)
-    for prefix, reason in REFUSALS.items():
-        # Errors raised inside a script keep their code, possibly after "ERR ... -".
-        if message.startswith(prefix) or f"-{prefix} " in message:
-            return reason
-    return None
+    # The code leads the message, or follows "ERR ... -" (raised inside a script) or "...caused
+    # error: " (a command of a pipeline).
+    found = _REFUSAL_CODE.search(str(exc))
+    return REFUSALS[found.group(1)] if found else None
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:

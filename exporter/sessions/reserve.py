@@ -1,21 +1,24 @@
-"""Sessions the memory tier stopped serving, kept to re-seed a Redis that lost its data.
+"""What a replica keeps to re-seed a Redis that lost its data: values memory stopped serving, and
+the deletes it made.
 
 With Redis running without persistence, the replicas' memory tiers hold the only other copies of
-its sessions. The tier drops entries for coherence's sake (at failback, when tracking is lost,
-on another replica's change), and the next restart would then lose them. So those values are
-kept here, never served: a re-seed writes them back version-checked, so a stale copy never wins
-over a newer one, and at worst re-seeds an older value instead of losing the session. Bounded
-like the tier (entries and payload bytes), oldest dropped first; expired values are skipped.
+its sessions. The tier drops entries for coherence's sake (at failback, when tracking is lost),
+and the next restart would then lose them; so those values are kept here, never served. A delete
+is kept here too, until the session's own expiry: its tombstone goes with Redis's data, and a
+re-seed that wrote the session back without it would bring a deleted session back. A re-seed
+writes everything back version-checked (a newer value or a delete always wins). A key changed
+by another replica leaves the reserve: that replica holds the newer truth. Bounded like the tier
+(entries and bytes), oldest dropped first; expired entries are skipped.
 
     >>> reserve = Reserve(max_entries=2, max_bytes=1 << 20)
-    >>> for key in "abc": reserve.keep(key, StoredValue(b"x", 1, 100.0))
+    >>> for key in "abc": reserve.keep(ReplayItem(key, 1, 100.0, None))
     >>> sorted(reserve.live(now=50.0))
     ['b', 'c']
 """
 
 from __future__ import annotations
 
-from exporter.sessions.store import StoredValue
+from exporter.sessions.store import ReplayItem
 
 
 class Reserve:
@@ -23,29 +26,33 @@ class Reserve:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._values: dict[str, StoredValue] = {}
+        self._items: dict[str, ReplayItem] = {}
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._items)
 
-    def keep(self, key: str, value: StoredValue) -> None:
-        self.drop(key)
-        self._values[key] = value
-        self.bytes += value.size
-        while len(self._values) > self.max_entries or self.bytes > self.max_bytes:
-            self.drop(next(iter(self._values)))
+    def keep(self, item: ReplayItem) -> None:
+        self.drop(item.key)
+        self._items[item.key] = item
+        self.bytes += _size(item)
+        while len(self._items) > self.max_entries or self.bytes > self.max_bytes:
+            self.drop(next(iter(self._items)))
 
     def drop(self, key: str) -> None:
-        value = self._values.pop(key, None)
-        if value is not None:
-            self.bytes -= value.size
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.bytes -= _size(item)
 
-    def live(self, now: float) -> dict[str, StoredValue]:
-        """The values not expired at `now` (the expired ones are forgotten)."""
-        for key in [key for key, value in self._values.items() if value.remaining(now) <= 0]:
+    def live(self, now: float) -> dict[str, ReplayItem]:
+        """The writes and deletes not expired at `now` (the expired ones are forgotten)."""
+        for key in [key for key, item in self._items.items() if item.expires_at <= now]:
             self.drop(key)
-        return dict(self._values)
+        return dict(self._items)
 
     def clear(self) -> None:
-        self._values.clear()
+        self._items.clear()
         self.bytes = 0
+
+
+def _size(item: ReplayItem) -> int:
+    return len(item.key) + (item.value.size if item.value is not None else 0)

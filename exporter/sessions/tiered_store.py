@@ -65,6 +65,8 @@ PARK_BATCH = 256
 # The longest a read waits for its key's parked write to be checked (rounds are one pipeline).
 PARK_WAIT = 0.5
 SWEEP_INTERVAL = 1.0
+# How long a delete is remembered when the session's expiry is unknown here (see `delete`).
+TOMBSTONE_GUESS = 86_400.0
 # A PING that timed out while our own loop stalled proves nothing: it is sent again, this often
 # in all, before the request gets StoreBusy (a stall under it each time: we cannot tell).
 PING_ATTEMPTS = 3
@@ -142,10 +144,8 @@ class TieredStore:
         self._checker: asyncio.Task[None] | None = None
         self._check_round: asyncio.Future[None] | None = None
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
-        # Sessions dropped from memory for coherence's sake, kept (never served) to re-seed a
-        # Redis that restarts without its data. A key written, deleted or held in memory again
-        # leaves it; one changed elsewhere stays (an invalidation may be our own re-seed's
-        # echo, and an older copy never wins a re-seed against a newer one).
+        # What a re-seed needs beyond memory (see reserve.py): sessions dropped for coherence's
+        # sake, and the deletes made here.
         self._reserve = Reserve(memory.max_entries, memory.max_bytes)
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_metrics(metrics)
@@ -233,7 +233,7 @@ class TieredStore:
                 self._retry_after(),
             )
         authoritative = key.startswith(self.authoritative_prefixes)
-        token = self.guard.watch(key)
+        token, read_at = self.guard.watch(key), self.clock.now()
         try:
             value = await self.redis_call(lambda: redis.get(key))
         except StoreBusy:
@@ -251,7 +251,7 @@ class TieredStore:
         if value is TOMBSTONE:
             value = None  # deleted: a final answer
         elif value is None and authoritative:
-            await recovery.check_miss()
+            await recovery.check_miss(read_at)
         if record is not None:
             record("redis", value is not None)
         if value is not None and clean and not self.reads.bypass:
@@ -363,25 +363,30 @@ class TieredStore:
             expires_at = held.expires_at if held is not None else self.clock.now()
             redis = self.redis
             retried: list[bool] = []
-            switches = recovery.switches
+            switches, deleting_at = recovery.switches, self.clock.now()
 
-            async def attempt() -> bool:
+            async def attempt() -> float | None:
                 retried.append(True)
                 return await redis.delete(key, version, expires_at)
 
             try:
-                # A retried delete finds its own tombstone if the first attempt landed: deleted.
-                deleted = await self.redis_call(attempt) or len(retried) > 1
+                until = await self.redis_call(attempt)
             except StoreBusy:
                 raise
             except StoreUnavailable as exc:
                 recovery.store_error(exc)
             else:
-                if deleted:
-                    recovery.acknowledged(ReplayItem(key, version, expires_at, None), switches)
+                if until is None and len(retried) > 1:
+                    # A retry found the tombstone its first attempt left: deleted, its expiry
+                    # unknown here (held: the session's own; else a day, to be safe).
+                    until = expires_at if held is not None else deleting_at + TOMBSTONE_GUESS
+                if until is not None:
+                    tombstone = ReplayItem(key, version, until, None)
+                    recovery.acknowledged(tombstone, switches)
+                    self._reserve.keep(tombstone)  # a Redis that loses it must get it again
                 elif key.startswith(self.authoritative_prefixes):
-                    await recovery.check_miss()
-                return deleted
+                    await recovery.check_miss(deleting_at)
+                return until is not None
         return await self._journal_delete(key, version, held)
 
     async def _journal_delete(self, key: str, version: int, held: StoredValue | None) -> bool:
@@ -395,7 +400,9 @@ class TieredStore:
             return False  # already deleted during this outage
         known = held if held is not None else pending.value  # type: ignore[union-attr]
         expires_at = known.expires_at if known else self.clock.now()
-        await self._journal(ReplayItem(key, version, expires_at, None))
+        tombstone = ReplayItem(key, version, expires_at, None)
+        await self._journal(tombstone)
+        self._reserve.keep(tombstone)  # a Redis that loses it must get it again
         return True
 
     async def clear_memory(self, prefix: str | None = None) -> int:
@@ -431,7 +438,9 @@ class TieredStore:
             if held is not None:
                 self._park(key, held)
             return False
-        dropped = self._unhold(key)
+        dropped = self.memory.pop(key) is not None
+        if self._reserve:
+            self._reserve.drop(key)  # changed elsewhere: whoever changed it holds the newer truth
         if dropped:
             self._count_invalidations(reason, 1)
         return dropped
@@ -465,8 +474,8 @@ class TieredStore:
         FLUSHALL, which is respected."""
         self.guard.invalidate_all()
         if keep_for_reseed and self.redis is not None:
-            for key, value in self._held_in_memory().items():
-                self._reserve.keep(key, value)
+            for item in self._held_in_memory().values():
+                self._reserve.keep(item)
         else:
             self._reserve.clear()
         count = self.memory.clear()
@@ -520,21 +529,34 @@ class TieredStore:
     # -- what recovery asks of the memory tier (recovery.StoreSide) -----------------------------
 
     def held_sessions(self) -> list[ReplayItem]:
-        """Live values under the authoritative prefixes (in memory, or kept aside at a flush),
-        as writes to re-seed Redis with."""
-        values = self._reserve.live(self.clock.now())
-        values.update(self._held_in_memory())
-        return [ReplayItem(key, v.version, v.expires_at, v) for key, v in values.items()]
+        """What this replica knows of its sessions, to re-seed Redis with: the live values in
+        memory, and from the reserve what memory stopped serving and the deletes made here."""
+        items = self._reserve.live(self.clock.now())
+        items.update(self._held_in_memory())
+        return list(items.values())
 
-    def _held_in_memory(self) -> dict[str, StoredValue]:
+    def _held_in_memory(self) -> dict[str, ReplayItem]:
         now, held = self.clock.now(), self.memory.keys()
         return {
-            key: value
+            key: ReplayItem(key, value.version, value.expires_at, value)
             for key in held
             if key.startswith(self.authoritative_prefixes)
             and (value := self.memory.peek(key)) is not None
             and value.remaining(now) > 0
         }
+
+    def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
+        """Replayed writes echo like our own writes: so expected, they are checked, not taken
+        for another replica's (which would drop what the reserve keeps for a re-seed)."""
+        return [self.guard.expect_echo(item.key, self.coherent) for item in items]
+
+    def echoes_missed(
+        self, items: list[ReplayItem], expected: list[bool], sent: list[bool]
+    ) -> None:
+        """Replayed writes skipped as older (or never sent) echo nothing."""
+        for item, echo, written in zip(items, expected, sent, strict=True):
+            if echo and not written:
+                self.guard.echo_arrived(item.key)
 
     def replayed(self, key: str) -> None:
         """The journal no longer holds `key`: its memory copy may be evicted again."""
@@ -669,7 +691,7 @@ class TieredStore:
             self._unhold(key)  # Redis unreadable yet no fallback: let reads go there
             return
         if not clean:
-            self._unhold(key)
+            self.memory.pop(key)  # changed again elsewhere meanwhile: that replica holds it
         elif current is not None and current.version == ours.version:
             pass  # Redis holds ours: serve it again (decoded already)
         elif self.journal.get(key) is not None:
@@ -689,7 +711,7 @@ class TieredStore:
         if value is None:
             return False
         if self.redis is not None and key.startswith(self.authoritative_prefixes):
-            self._reserve.keep(key, value)
+            self._reserve.keep(ReplayItem(key, value.version, value.expires_at, value))
         return True
 
     def _update_bypass(self) -> None:

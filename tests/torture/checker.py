@@ -25,8 +25,9 @@ What is wrong (each an `Anomaly`):
   "memory tiers must never serve a session another replica changed or deleted" says otherwise:
   one of the two has to give, and `OUTAGE_EXCUSE` is where the checker takes sides);
 - a 503 for a request made while every fleet replica reported failback with an empty journal and
-  no fault was going on (`LATE_503`), a read answered 503 while Redis was serving reads
-  (`UNSERVED_READ`), and anything the harness itself saw go wrong (`INCIDENT`).
+  no fault was going on (`LATE_503`), a read answered 503 while Redis was serving reads of a
+  session last written before the refusal began (`UNSERVED_READ`), and anything the harness
+  itself saw go wrong (`INCIDENT`).
 
 Reads of another client's session may trail its latest write by the coherence window (the
 README's "not guaranteed"): they are counted, `stale_elsewhere`, not judged.
@@ -383,6 +384,10 @@ def count_stale_elsewhere(log: SessionLog, read: Op, position: int, verdict: Ver
 
 def judge_503s(history: History, settled: list[Interval]) -> Iterator[Anomaly]:
     serving = [fault for fault in history.faults if fault.redis_serves_reads]
+    writes_ended: dict[str | None, list[float]] = defaultdict(list)
+    for op in history.ops:
+        if op.is_write:
+            writes_ended[op.session].append(op.completed)
     answered = [(op, False) for op in history.ops] + [(op, True) for op in history.final_reads]
     for op, final in answered:
         if op.status != 503:
@@ -390,10 +395,16 @@ def judge_503s(history: History, settled: list[Interval]) -> Iterator[Anomaly]:
         if any(start <= op.invoked and op.completed <= end for start, end in settled):
             detail = f"every replica had failed back with an empty journal: {op.describe()}"
             yield Anomaly(AnomalyKind.LATE_503, final, op.session, detail, op)
-        if op.kind is Kind.READ and any(fault.covers(op.invoked) for fault in serving):
-            fault = next(fault for fault in serving if fault.covers(op.invoked))
-            detail = f"during {fault.kind} on {fault.target}: {op.describe()}"
-            yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op)
+        if op.kind is not Kind.READ:
+            continue
+        for fault in serving:
+            # Redis serves what it holds: a session written while it refused writes may be in
+            # a replica's journal only, and a 503 is the honest answer for it then.
+            written_since = any(ended >= fault.started for ended in writes_ended[op.session])
+            if fault.covers(op.invoked) and not written_since:
+                detail = f"during {fault.kind} on {fault.target}: {op.describe()}"
+                yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op)
+                break
 
 
 Interval = tuple[float, float]
@@ -417,15 +428,21 @@ def settled_intervals(
 
 
 def replica_settled(samples: list[FleetSample]) -> list[Interval]:
+    """From the answer of a sample that showed the replica settled to the request of the last
+    one that still did: between that and the next sample, which showed it unsettled, nobody
+    knows when it fell out (a 503 there may be the start of a fault the monitor saw later)."""
     intervals: list[Interval] = []
     start: float | None = None
+    last: float | None = None
     for sample in sorted(samples, key=lambda sample: sample.invoked):
-        if sample.settled and start is None:
-            start = sample.completed
-        elif not sample.settled and start is not None:
-            if sample.invoked > start:
-                intervals.append((start, sample.invoked))
-            start = None
+        if sample.settled:
+            if start is None:
+                start = sample.completed
+            last = sample.invoked
+        elif start is not None and last is not None:
+            if last > start:
+                intervals.append((start, last))
+            start = last = None
     if start is not None:
         intervals.append((start, math.inf))
     return intervals

@@ -224,6 +224,14 @@ def test_an_answered_failed_write_cannot_land_after_a_later_acknowledged_one() -
 # --- what must pass --------------------------------------------------------------------------
 
 
+def test_a_session_written_while_redis_refused_writes_may_be_refused_a_read() -> None:
+    """Its write is in a replica's journal, not in Redis: the honest answer elsewhere is 503."""
+    script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=2.5)
+    script.read("s", at=3, status=503)
+    script.history.faults.append(FaultWindow("noreplicas", "redis", 2, 4, redis_serves_reads=True))
+    assert kinds(script.final("s", 2).check()) == []
+
+
 def test_an_indeterminate_update_may_have_happened_or_not() -> None:
     for status in (503, 500, None):
         for final in (1, 2):
@@ -311,11 +319,12 @@ def test_settled_intervals_need_every_replica_and_no_fault() -> None:
     samples = [
         FleetSample("A", 0, 0.1, False),
         FleetSample("A", 1, 1.1, True),
-        FleetSample("A", 5, 5.1, None),
+        FleetSample("A", 4, 4.1, True),
+        FleetSample("A", 5, 5.1, None),  # fell out somewhere after the request at 4
         FleetSample("B", 0, 0.1, True),
     ]
     faults = [FaultWindow("pause", "redis", 2, 3)]
-    assert settled_intervals(samples, ["A", "B"], faults) == [(1.1, 2), (3, 5)]
+    assert settled_intervals(samples, ["A", "B"], faults) == [(1.1, 2), (3, 4)]
     assert settled_intervals(samples, ["A", "B", "C"], []) == []
 
 

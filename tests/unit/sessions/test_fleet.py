@@ -59,9 +59,10 @@ def test_a_miss_is_final_only_when_every_member_is_settled_and_fresh() -> None:
 
 def test_records_from_before_this_replicas_outage_are_not_trusted() -> None:
     fleet = view(b=Member("e1", True, 99.9))
-    fleet.outage_ended(now=100.2)  # b's record predates it: b may have journalled meanwhile
+    fleet.outage_started(now=100.0)  # b's record predates it: b may be journalling too
+    fleet.outage_ended(now=100.2)
     assert "since the last outage" in (fleet.doubt(now=100.3) or "")
-    fleet.update(E1, {"b": Member("e1", True, 100.4)}, now=100.4)
+    fleet.update(E1, {"b": Member("e1", True, 100.1)}, now=100.4)  # b settled during ours
     assert fleet.doubt(now=100.5) is None
 
 
@@ -73,6 +74,14 @@ def test_a_member_whose_record_vanished_is_awaited_then_forgotten() -> None:
     assert "b" not in fleet.last_seen
 
 
+def test_a_member_that_left_cleanly_is_not_awaited() -> None:
+    fleet = view(b=Member("e1", True, 100.0))
+    fleet.update(E1, {"b": Member("e1", True, 100.2, left=True)}, now=100.5)
+    assert fleet.doubt(now=100.6) is None and "b" not in fleet.last_seen
+    fleet.update(E1, {}, now=101.0)  # its record pruned later: still not awaited
+    assert fleet.doubt(now=101.1) is None
+
+
 def test_an_epoch_change_unsettles_this_replica_until_it_follows() -> None:
     fleet = view()
     fleet.update(Epoch("e2", "run-2", lost=True), {}, now=101.0)
@@ -82,8 +91,8 @@ def test_an_epoch_change_unsettles_this_replica_until_it_follows() -> None:
 
 
 def test_records_and_markers_round_trip_and_unreadable_ones_are_unsettled() -> None:
-    member = Member("e1", True, 123.5)
-    assert Member.decode(member.encode()) == member
+    for member in (Member("e1", True, 123.5, 120.0), Member("e1", True, 124.0, 120.0, left=True)):
+        assert Member.decode(member.encode()) == member
     assert Member.decode(b"not json") is None
     assert Epoch.decode(E1.encode()) == E1
     assert Epoch.decode(None) is None

@@ -139,6 +139,14 @@ class Memory:
     def replayed(self, key: str) -> None:
         pass
 
+    def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
+        return [False] * len(items)
+
+    def echoes_missed(
+        self, items: list[ReplayItem], expected: list[bool], sent: list[bool]
+    ) -> None:
+        pass
+
     def fallback_changed(self) -> None:
         pass
 
@@ -167,10 +175,12 @@ class Replica:
     def hold(self, key: str, version: int, payload: bytes) -> None:
         self.memory.held[key] = StoredValue(payload, version, FAR)
 
-    async def final_miss(self) -> bool:
-        """What a session read that found nothing decides."""
+    async def final_miss(self, read_at: float | None = None) -> bool:
+        """What a session read that found nothing, begun at `read_at` (now), decides."""
+        if read_at is None:
+            read_at = self.recovery.clock.now()
         try:
-            await self.recovery.check_miss()
+            await self.recovery.check_miss(read_at)
         except StoreUnavailable:
             return False
         return True
@@ -235,6 +245,19 @@ async def test_an_outage_is_replayed_and_other_replicas_records_are_awaited() ->
     assert not await a.final_miss()
     await b.recovery.sync()
     assert await a.final_miss()
+
+
+async def test_a_miss_read_before_another_replica_finished_replaying_is_not_final() -> None:
+    server = Server()
+    a, b = Replica("a", server), Replica("b", server)
+    await settled(a, b)
+    b.recovery.refused("oom")  # b journals a create meanwhile
+    await b.recovery.sync()  # its record says unsettled
+    read_at = a.recovery.clock.now()  # a's read of that session begins, finds nothing...
+    await asyncio.sleep(0.01)
+    assert await b.recovery.recover_now()  # ...b replays it and reports settled just after
+    assert not await a.final_miss(read_at)  # the miss may predate b's replay: 503
+    assert await a.final_miss()  # a read begun now is final
 
 
 async def test_a_write_journalled_while_a_refusal_ends_is_replayed_within_an_interval() -> None:

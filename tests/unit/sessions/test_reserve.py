@@ -1,19 +1,24 @@
-"""The reserve keeps what memory stopped serving, bounded like the tier, for a re-seed."""
+"""The reserve keeps what memory stopped serving and the deletes made, for a re-seed."""
 
 from __future__ import annotations
 
 from exporter.sessions.reserve import Reserve
-from exporter.sessions.store import StoredValue
+from exporter.sessions.store import ReplayItem, StoredValue
+
+
+def item(key: str, payload: bytes | None, expires_at: float = 100.0) -> ReplayItem:
+    value = StoredValue(payload, 1, expires_at) if payload is not None else None
+    return ReplayItem(key, 1, expires_at, value)
 
 
 def test_bounded_by_entries_and_bytes_oldest_first_and_expired_forgotten() -> None:
-    reserve = Reserve(max_entries=3, max_bytes=10)
-    reserve.keep("a", StoredValue(b"1234", 1, 100.0))
-    reserve.keep("b", StoredValue(b"1234", 1, 100.0))
-    reserve.keep("c", StoredValue(b"1234", 1, 10.0))  # 12 bytes: "a" goes
-    assert sorted(reserve.live(now=5.0)) == ["b", "c"] and reserve.bytes == 8
-    reserve.keep("b", StoredValue(b"12", 2, 100.0))  # a newer copy replaces, counted once
-    assert reserve.bytes == 6
+    reserve = Reserve(max_entries=3, max_bytes=12)
+    reserve.keep(item("a", b"1234"))  # 5 bytes with its key
+    reserve.keep(item("b", b"1234"))
+    reserve.keep(item("c", b"1234", expires_at=10.0))  # 15 bytes: "a" goes
+    assert sorted(reserve.live(now=5.0)) == ["b", "c"] and reserve.bytes == 10
+    reserve.keep(item("b", None))  # a delete replaces the value, counted once
+    assert reserve.bytes == 6 and reserve.live(now=5.0)["b"].value is None
     assert sorted(reserve.live(now=50.0)) == ["b"]  # "c" expired at 10
     reserve.drop("b")
     assert len(reserve) == 0 and reserve.bytes == 0
