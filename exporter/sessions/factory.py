@@ -20,6 +20,7 @@ from exporter.errors import ConfigError, JournalLocked
 from exporter.events import EventLog
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
+from exporter.sessions import journal_files
 from exporter.sessions.breaker import CircuitBreaker
 from exporter.sessions.coherence import Coherence
 from exporter.sessions.durable_journal import DurableJournal
@@ -38,7 +39,7 @@ from exporter.sessions.sentinel_watch import SentinelWatch
 from exporter.sessions.session import NAMESPACE
 from exporter.sessions.session_index import SessionIndex
 from exporter.sessions.store import ENTRY_OVERHEAD
-from exporter.sessions.tiered_store import TieredStore
+from exporter.sessions.tiered_store import TieredStore, new_replica_id
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,22 @@ def build_store(
             "no --journal-dir: writes accepted during a Redis outage are kept in this process only"
             " and lost if it dies before Redis is back"
         )
+    journal = (
+        open_journal(Path(directory), settings, metrics, events) if directory and client else None
+    )
     return TieredStore(
         memory,
         redis_tier,
         breaker=CircuitBreaker(settings.redis_retry_interval),
         replay_max_entries=settings.replay_max_entries,
-        journal=open_journal(Path(directory), settings, metrics, events)
-        if directory and client
+        journal=journal,
+        # A replica restarted on its journal takes over its record in the fleet: the others
+        # wait for it to replay, not for a stranger's record to be forgotten.
+        replica_id=journal_files.identity(journal.directory, new_replica_id())
+        if journal is not None
+        else None,
+        fleet_members=journal_files.FleetMembersFile(journal.directory)
+        if journal is not None
         else None,
         close_timeout=settings.shutdown_timeout,
         metrics=metrics,

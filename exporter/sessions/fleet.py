@@ -147,6 +147,14 @@ class FleetView:
             else:
                 self.last_seen[replica] = max(self.last_seen.get(replica, 0.0), member.at)
 
+    def recall(self, members: list[str], now: float) -> None:
+        """Replicas known before this process started (kept beside its journal): awaited like
+        members that went silent, so a restart while Redis lost the records still waits for
+        them to re-seed what they hold."""
+        for replica in members:
+            if replica != self.replica:
+                self.last_seen.setdefault(replica, now)
+
     def settle(self, epoch: str) -> None:
         self.settled_epoch = epoch
 

@@ -9,6 +9,11 @@ Called at start-up or from the journal's worker thread; no state of its own. The
                                          has absorbed them (a compaction, or a replay emptying it)
     journal.log.corrupt-<n>.replayed     the same once absorbed: kept for inspection, never read
     journal.log.tmp                      a compaction under way: never read, removed at start
+    replica-id                           this journal's replica in the fleet (`fleet.py`): a
+                                         process restarted on the directory takes over its record
+    fleet-members                        the other replicas it last knew of, one id a line: a
+                                         process restarted while Redis lost the fleet's records
+                                         still waits for them to re-seed
 
 `<n>` is a sequence number (one more than any before it), not a time: the files are read in that
 order, and a stepped wall clock must not reorder them.
@@ -32,6 +37,8 @@ LOCK_NAME = "LOCK"
 TMP_NAME = LOG_NAME + ".tmp"
 CORRUPT_PREFIX = LOG_NAME + ".corrupt-"
 REPLAYED_SUFFIX = ".replayed"
+IDENTITY_NAME = "replica-id"
+MEMBERS_NAME = "fleet-members"
 
 
 def lock(directory: Path) -> int:
@@ -150,3 +157,39 @@ def sync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def identity(directory: Path, new: str) -> str:
+    """The replica id kept in `directory`, or `new` stored there (and `new` if the disk takes
+    nothing: the fleet then waits for the old record a while, as for a replica without one)."""
+    path = directory / IDENTITY_NAME
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        kept = path.read_text(encoding="ascii").strip()
+        if kept.isalnum():
+            return kept
+    with contextlib.suppress(OSError):
+        tmp = path.with_name(IDENTITY_NAME + ".tmp")
+        tmp.write_text(new + "\n", encoding="ascii")
+        os.replace(tmp, path)
+    return new
+
+
+class FleetMembersFile:
+    """The other replicas' ids, kept beside the journal (`recovery.FleetMemory`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / MEMBERS_NAME
+
+    def load(self) -> list[str]:
+        """The ids `keep` last stored (none if unreadable)."""
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            lines = self.path.read_text(encoding="ascii").split()
+            return [line for line in lines if line.isalnum()]
+        return []
+
+    def keep(self, members: list[str]) -> None:
+        """Store them (best effort: a full disk keeps the old list, which is only a hint)."""
+        with contextlib.suppress(OSError):
+            tmp = self.path.with_name(MEMBERS_NAME + ".tmp")
+            tmp.write_text("".join(member + "\n" for member in members), encoding="ascii")
+            os.replace(tmp, self.path)

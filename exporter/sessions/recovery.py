@@ -60,6 +60,9 @@ PRUNE_AFTER = 600.0
 # How long acknowledged writes are kept to be sent again after a Sentinel master switch: the
 # switch is heard at once through the sentinels' pub/sub, or by the 5 s topology check.
 RESEND_WINDOW = 15.0
+# The longest a journalled write waits for this replica's record to say "unsettled" before it is
+# acknowledged (only the first of a spell waits: see `journalled`).
+UNSETTLE_WAIT = 0.5
 
 
 class FleetRedis(Protocol):
@@ -73,6 +76,13 @@ class FleetRedis(Protocol):
     async def fleet_view(self) -> tuple[Epoch | None, dict[str, Member | None]]: ...
     async def begin_epoch(self, expected: Epoch | None, new: Epoch) -> Epoch | None: ...
     async def leave_fleet(self, *replicas: str) -> None: ...
+
+
+class FleetMemory(Protocol):
+    """Where a replica keeps the ids of the others across its restarts (beside its journal)."""
+
+    def load(self) -> list[str]: ...
+    def keep(self, members: list[str]) -> None: ...
 
 
 class StoreSide(Protocol):
@@ -103,6 +113,7 @@ class Recovery:
         metrics: Metrics,
         events: EventLog | None = None,
         recent: RecentWrites | None = None,
+        members: FleetMemory | None = None,
     ) -> None:
         self.redis = redis
         self.store = store
@@ -117,6 +128,11 @@ class Recovery:
         self.view = FleetView(
             replica_id, stale_after=max(4 * interval, 2.0), forget_after=FORGET_AFTER
         )
+        self.members = members  # where the ids of the other replicas are kept across restarts
+        self._kept_members: frozenset[str] = frozenset()
+        if members is not None:
+            self.view.recall(members.load(), clock.now())
+            self._kept_members = frozenset(self.view.last_seen)
         self.switches = 0  # Sentinel master switches heard
         self.closing = False
         # The data epoch this replica has followed (re-seeded into, re-sent to): its record says
@@ -128,6 +144,9 @@ class Recovery:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Future[None] | None = None
+        self._record_lock = asyncio.Lock()
+        self._claims_settled = False  # the last record written says settled
+        self._unsettling: asyncio.Future[None] | None = None
         self._kicked: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_metrics(metrics)
@@ -162,9 +181,12 @@ class Recovery:
     async def leave(self) -> None:
         """Shutting down with nothing left to replay: say so, so no other waits for this replica
         to report. (A record that vanishes means Redis lost the records: then it is awaited.)"""
-        record = dataclasses.replace(self._record(), left=True)
         with contextlib.suppress(StoreUnavailable):
-            await self.redis.fleet_sync(self.replica_id, record)
+            await self._write_record(
+                lambda record: self.redis.fleet_sync(
+                    self.replica_id, dataclasses.replace(record, left=True)
+                )
+            )
 
     # -- what the store reports --------------------------------------------------------------
 
@@ -214,10 +236,21 @@ class Recovery:
         self._mark_unsettled()
         self._wake.set()
 
-    def journalled(self) -> None:
-        """A write went to the journal: it must be replayed within one retry interval, whatever
-        state the rest of recovery is in (a refusal can end while the write is being synced)."""
+    async def journalled(self) -> None:
+        """A write went to the journal; called before it is acknowledged. It must be replayed
+        within one retry interval, whatever state the rest of recovery is in (a refusal can end
+        while the write is being synced). And the fleet must not take this replica for settled
+        meanwhile: a miss elsewhere would be a final 404 for it. So a record claiming settled is
+        replaced first (one attempt, shared, bounded: if Redis cannot take it, the others are in
+        an outage too and doubt that record anyway)."""
         self._wake.set()
+        if self._claims_settled:
+            self._mark_unsettled()
+        pending = self._unsettling
+        if pending is not None and not pending.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(UNSETTLE_WAIT):
+                    await asyncio.shield(pending)
 
     def acknowledged(self, item: ReplayItem, switches_before: int) -> None:
         """Redis took a write: remember it for a master switch; one that completed after a switch
@@ -390,10 +423,12 @@ class Recovery:
 
     async def _sync_locked(self) -> None:
         # While Redis refuses writes the record cannot be written (everyone journals then).
-        record = self._record() if self.failover.writes_refused is None else None
-        snapshot = await self.store.redis_call(
-            lambda: self.redis.fleet_sync(self.replica_id, record)
-        )
+        if self.failover.writes_refused is None:
+            snapshot = await self._report()
+        else:
+            snapshot = await self.store.redis_call(
+                lambda: self.redis.fleet_sync(self.replica_id, None)
+            )
         self.clock.sync(snapshot.server_time, snapshot.sent, snapshot.received)
         epoch = snapshot.epoch
         wanted = next_epoch(epoch, snapshot.run_id)
@@ -402,6 +437,7 @@ class Recovery:
             epoch = await self.store.redis_call(lambda: self.redis.begin_epoch(expected, wanted))
         self.view.update(epoch, snapshot.members, self.clock.now())
         self._members_gauge.set(len(self.view.last_seen))
+        await self._keep_members()
         await self._prune(snapshot.members)
         if epoch is None:
             return  # removed again meanwhile: the next sync begins one
@@ -469,17 +505,30 @@ class Recovery:
             self._settled_since or 0.0,
         )
 
-    async def _report(self) -> None:
+    async def _report(self) -> FleetSnapshot:
         """Write this replica's record now (others stop doubting it at once)."""
-        record = self._record()
-        await self.store.redis_call(lambda: self.redis.fleet_sync(self.replica_id, record))
+        return await self._write_record(
+            lambda record: self.redis.fleet_sync(self.replica_id, record)
+        )
+
+    async def _write_record(self, write: Callable[[Member], Awaitable[T]]) -> T:
+        """Every write of this replica's record, one at a time, each with the state as it is
+        when it is sent: a settled record sent before a write was journalled must never land
+        after the unsettled one."""
+        async with self._record_lock:
+            record = self._record()
+            result = await self.store.redis_call(lambda: write(record))
+            self._claims_settled = record.settled
+            return result
 
     def _mark_unsettled(self) -> None:
-        """Best effort, at failover: if Redis still answers others (a partition, a false
-        timeout), their misses become 503 at once instead of when this record goes stale."""
+        """Best effort, when this replica starts journalling: if Redis still answers others (a
+        partition, a false timeout, a stale socket), their misses become 503 at once instead of
+        when this record goes stale."""
+        self._claims_settled = False  # one attempt per settled spell
         if self.closing:
             return
-        task = asyncio.ensure_future(self._try_report())
+        task = self._unsettling = asyncio.ensure_future(self._try_report())
         self._tasks.append(task)
         task.add_done_callback(self._forget_task)
 
@@ -490,6 +539,12 @@ class Recovery:
     def _forget_task(self, task: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):
             self._tasks.remove(task)  # type: ignore[arg-type]
+
+    async def _keep_members(self) -> None:
+        known = frozenset(self.view.last_seen)
+        if self.members is not None and known != self._kept_members:
+            self._kept_members = known
+            await asyncio.to_thread(self.members.keep, sorted(known))
 
     async def _prune(self, members: dict[str, Member | None]) -> None:
         now = self.clock.now()

@@ -50,7 +50,7 @@ from exporter.sessions.journal import Journal, ReplayJournal
 from exporter.sessions.memory_reads import MemoryReads
 from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.recent_writes import RecentWrites
-from exporter.sessions.recovery import RESEND_WINDOW, Recovery
+from exporter.sessions.recovery import RESEND_WINDOW, FleetMemory, Recovery
 from exporter.sessions.redis_store import TOMBSTONE, RedisStore
 from exporter.sessions.reserve import Reserve
 from exporter.sessions.store import CacheRecorder, ReplayItem, StoredValue, StoreStatus
@@ -75,6 +75,11 @@ ExpiryCallback = Callable[[str, StoredValue], None]
 T = TypeVar("T")
 
 
+def new_replica_id() -> str:
+    """This replica's name in the fleet's records (see fleet.py)."""
+    return secrets.token_hex(8)
+
+
 class TieredStore:
     def __init__(
         self,
@@ -92,6 +97,8 @@ class TieredStore:
         tracked_prefixes: tuple[str, ...] = (),
         clock: FleetClock | None = None,
         resend_after_switch: bool = False,
+        replica_id: str | None = None,
+        fleet_members: FleetMemory | None = None,
     ) -> None:
         """`resend_after_switch`: Sentinel, whose master switches may lose the last writes the
         old master took (see `recent_writes`)."""
@@ -111,7 +118,7 @@ class TieredStore:
         # Keys whose misses must be authoritative (sessions; not cached Figma responses): after
         # an outage a miss may be another replica's not-yet-replayed write.
         self.authoritative_prefixes = authoritative_prefixes
-        self.replica_id = secrets.token_hex(8)
+        self.replica_id = replica_id or new_replica_id()
         self._ping_probe: asyncio.Future[bool] | None = None
         self.loop_lag = LoopLag()
         # Outages, refusals, the fleet: None without Redis (nothing to recover).
@@ -127,6 +134,7 @@ class TieredStore:
                 metrics=metrics,
                 events=events,
                 recent=RecentWrites(RESEND_WINDOW) if resend_after_switch else None,
+                members=fleet_members,
             )
         # What memory may answer: `reads.get(key)` is the hot path's first step (no I/O, nothing
         # recorded; on None, continue with `confirmed`, then `get_uncached`). Compilable. While
@@ -734,7 +742,7 @@ class TieredStore:
         await self.journal.record(item)
         self.memory.pin(item.key)
         assert self.recovery is not None
-        self.recovery.journalled()
+        await self.recovery.journalled()
 
     async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
         """Run one Redis command (idempotent: writes carry their version). A timeout alone proves

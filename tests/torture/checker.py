@@ -26,8 +26,9 @@ What is wrong (each an `Anomaly`):
   one of the two has to give, and `OUTAGE_EXCUSE` is where the checker takes sides);
 - a 503 for a request made while every fleet replica reported failback with an empty journal and
   no fault was going on (`LATE_503`), a read answered 503 while Redis was serving reads of a
-  session last written before the refusal began (`UNSERVED_READ`), and anything the harness
-  itself saw go wrong (`INCIDENT`).
+  live session last written before the refusal began (`UNSERVED_READ`; a miss of a deleted or
+  expired one is as doubtful as one of a session another replica journalled), and anything the
+  harness itself saw go wrong (`INCIDENT`).
 
 Reads of another client's session may trail its latest write by the coherence window (the
 README's "not guaranteed"): they are counted, `stale_elsewhere`, not judged.
@@ -209,7 +210,7 @@ def check(history: History, slack: float = DEFAULT_SLACK) -> Verdict:
     count_operations(history, verdict)
     verdict.anomalies.extend(judge_final_reads(history, sessions))
     verdict.anomalies.extend(excuse_outages(judge_load(history.ops, sessions, verdict), settled))
-    verdict.anomalies.extend(judge_503s(history, settled))
+    verdict.anomalies.extend(judge_503s(history, settled, sessions))
     verdict.anomalies.extend(
         Anomaly(AnomalyKind.INCIDENT, False, None, f"{i.replica} at {i.at:.3f}: {i.what}")
         for i in history.incidents
@@ -382,12 +383,24 @@ def count_stale_elsewhere(log: SessionLog, read: Op, position: int, verdict: Ver
     verdict.stale_elsewhere_max_lag = max(verdict.stale_elsewhere_max_lag, lag)
 
 
-def judge_503s(history: History, settled: list[Interval]) -> Iterator[Anomaly]:
+def judge_503s(
+    history: History, settled: list[Interval], sessions: dict[str, SessionLog]
+) -> Iterator[Anomaly]:
     serving = [fault for fault in history.faults if fault.redis_serves_reads]
     writes_ended: dict[str | None, list[float]] = defaultdict(list)
     for op in history.ops:
         if op.is_write:
             writes_ended[op.session].append(op.completed)
+
+    def live(op: Op) -> bool:
+        """The session certainly existed: created, not deleted nor expired before the read."""
+        log = sessions.get(op.session or "")
+        return (
+            log is not None
+            and op.completed < log.live_until
+            and not log.delete_begun(op.completed, other_than=op)
+        )
+
     answered = [(op, False) for op in history.ops] + [(op, True) for op in history.final_reads]
     for op, final in answered:
         if op.status != 503:
@@ -401,7 +414,7 @@ def judge_503s(history: History, settled: list[Interval]) -> Iterator[Anomaly]:
             # Redis serves what it holds: a session written while it refused writes may be in
             # a replica's journal only, and a 503 is the honest answer for it then.
             written_since = any(ended >= fault.started for ended in writes_ended[op.session])
-            if fault.covers(op.invoked) and not written_since:
+            if fault.covers(op.invoked) and not written_since and live(op):
                 detail = f"during {fault.kind} on {fault.target}: {op.describe()}"
                 yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op)
                 break

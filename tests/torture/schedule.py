@@ -20,7 +20,10 @@ ROUND_SECONDS = 60.0  # of load per round in long runs
 ROUND_OVERHEAD = 12.0  # start-up, recovery and read-back per round, in the time budget
 
 # Faults each deployment can take: a deployment without replicas cannot fail over, and an empty
-# restart only makes sense where one server holds the data.
+# restart only makes sense where one server holds the data. On Redis without persistence, a kill
+# is a loss of its data, so a replica killed with it (mid-outage, or on a full journal disk) is
+# a double failure: what only that replica held, and Redis had, is gone; the write guarantee is
+# for single failures. Those two run on the persistent deployments.
 COMMON = ("redis-pause", "redis-oom", "redis-noreplicas", "replica-kill", "clock-step")
 FAULTS_BY_DEPLOYMENT: dict[str, tuple[str, ...]] = {
     "standalone": (
@@ -31,7 +34,7 @@ FAULTS_BY_DEPLOYMENT: dict[str, tuple[str, ...]] = {
         "replica-kill-mid-outage",
         "journal-full-kill",
     ),
-    "volatile": (*COMMON, "redis-kill", "replica-kill-mid-outage", "journal-full-kill"),
+    "volatile": (*COMMON, "redis-kill"),
     "sentinel": (*COMMON, "sentinel-failover", "master-kill"),
     "cluster": (*COMMON, "cluster-failover", "master-kill"),
 }

@@ -260,6 +260,20 @@ async def test_a_miss_read_before_another_replica_finished_replaying_is_not_fina
     assert await a.final_miss()  # a read begun now is final
 
 
+async def test_a_journalled_write_is_acknowledged_only_once_the_fleet_sees_it_unsettled() -> None:
+    """A write journalled as recovery settles (its Redis call failed on a stale socket, or it
+    began in the fallback): the record that said settled is replaced before the write is
+    acknowledged, so another replica's miss of it is never a final 404."""
+    server = Server()
+    a, b = Replica("a", server), Replica("b", server)
+    await settled(a, b)
+    await a.journal.record(ReplayItem("s:{new}", 9, FAR, StoredValue(b"journalled", 9, FAR)))
+    await a.recovery.journalled()
+    assert not await b.final_miss()
+    assert await a.recovery.recover_now()
+    assert server.value("s:{new}") == b"journalled" and await b.final_miss()
+
+
 async def test_a_write_journalled_while_a_refusal_ends_is_replayed_within_an_interval() -> None:
     server = Server()
     a = Replica("a", server)
@@ -269,7 +283,7 @@ async def test_a_write_journalled_while_a_refusal_ends_is_replayed_within_an_int
         a.recovery.refused("oom")
         server.refusing = False  # the refusal ends while a write is being journalled
         await a.journal.record(ReplayItem("s:{late}", 7, FAR, StoredValue(b"late", 7, FAR)))
-        a.recovery.journalled()
+        await a.recovery.journalled()
         for _ in range(100):
             if server.value("s:{late}") is not None:
                 break
