@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import OPTIONS, Settings, parse_settings, readme_with_table, redact_url
+from exporter.config import OPTIONS, Settings, parse_settings, readme_with_table
 from exporter.errors import ConfigError
+from exporter.redaction import redact as redact_url
 
 
 def test_defaults_work_on_a_laptop() -> None:
@@ -64,7 +65,7 @@ def test_redis_url_with_password_is_never_echoed() -> None:
     assert "hunter2" not in str(error.value)
     settings = parse_settings({"redis_url": "redis://:hunter2@localhost:6379/0"})
     assert "hunter2" not in repr(settings)
-    assert settings.redis_url_redacted == "redis://:***@localhost:6379/0"
+    assert settings.redis_url_redacted == "redis://***@localhost:6379/0"
 
 
 def test_secrets_are_hidden_from_repr() -> None:
@@ -74,7 +75,7 @@ def test_secrets_are_hidden_from_repr() -> None:
 
 def test_redact_url_leaves_passwordless_urls_alone() -> None:
     assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
-    assert redact_url("redis://default:pw@h:1/0") == "redis://default:***@h:1/0"
+    assert redact_url("redis://default:pw@h:1/0") == "redis://***@h:1/0"
 
 
 def test_every_setting_has_a_flag_and_an_env_var() -> None:
