@@ -153,14 +153,17 @@ def secrets_of(settings: Settings) -> list[str]:
 
 def startup_failure(exc: BaseException, settings: Settings) -> str | None:
     """One line for a start-up failure the operator must fix, or None for a real bug."""
+    if isinstance(exc, ConfigError):  # a setting found unusable only when used
+        return str(exc)
     if isinstance(exc, JournalLocked):
         return f"--journal-dir: {exc}"
     if isinstance(exc, OSError) and exc.strerror:
-        where = f" ({exc.filename})" if exc.filename else ""
-        journal = settings.journal_dir
-        if journal and str(exc.filename or "").startswith(journal.rstrip("/")):
-            return f"--journal-dir {journal}: {exc.strerror}{where}"
-        return f"cannot start: {exc.strerror}{where}"
+        filename = str(exc.filename or "")
+        journal = (settings.journal_dir or "").rstrip("/")
+        if journal and filename.startswith(journal):
+            inside = f" ({filename})" if filename.rstrip("/") != journal else ""
+            return f"--journal-dir {journal}: {exc.strerror}{inside}"
+        return f"cannot start: {exc.strerror}" + (f" ({filename})" if filename else "")
     return None
 
 
