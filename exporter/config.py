@@ -368,15 +368,16 @@ class Settings:
         "text",
         _choice(LOG_FORMATS),
         "`text`, or `json`: one object per line with `time`, `level`, `logger`, `message`"
-        " and the record's structured fields; secrets and URL passwords are masked as `***`"
-        " in both",
+        " and the record's structured fields; secrets, a URL's userinfo and its secret query"
+        " options (`password`, `sentinel_password`, `token`...) are masked as `***` in both",
     )
     access_log: bool = setting(
         False,
         _boolean,
         "one line per request on logger `exporter.access` (fields `method`, `path` without"
-        " query string, `status`, `duration_ms`, `remote`, `user_agent`), in the"
-        " `--log-format`; `--access-log` alone means true",
+        " query string and with a session id replaced by `sha256:` and 12 hex digits of its"
+        " digest, `status`, `duration_ms`, `remote`, `user_agent`), in the `--log-format`;"
+        " `--access-log` alone means true",
         switch=True,
     )
     web_config_file: str | None = setting(

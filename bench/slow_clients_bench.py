@@ -1,0 +1,137 @@
+"""Normal GETs while 2,000 clients send their request heads at 1 byte/s, against idle.
+
+The exporter runs as a process under `ulimit -n 1024` with its default client limits (request
+head deadline 10 s, the connection cap derived from the 1,024 descriptors), as in the audit that
+found the slow-loris problem. A second process (`python -m bench.slow_clients`) keeps 2,000
+connections from 20 loopback addresses sending one byte a second, reconnecting each one the
+exporter closes, as an attacker would. This process sends normal GETs (`GET /api/sessions/{id}`,
+a new connection each, one at a time) and records their latency and failures.
+
+Phases alternate, idle then flood, twice; the figure is the median over the flood phases of the
+p99, against the median of the idle phases' p99 measured in the same run (goal: at most 2x).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import requests
+
+from bench.support import Result, free_port, median
+
+SLOW_CLIENTS = 2000
+OPEN_FILES = 1024
+GETS_PER_PHASE = 400
+ROUNDS = 2
+WARM_UP = 4.0  # seconds for the flood to open its 2,000 connections
+
+
+def _limit_open_files() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+
+
+@contextmanager
+def exporter(port: int) -> Iterator[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXPORTER_")}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            preexec_fn=_limit_open_files,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if requests.get(base + "/-/ready", timeout=0.5).ok:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"exporter did not start: {log.read().decode()[-2000:]}")
+                time.sleep(0.05)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(15)
+
+
+@contextmanager
+def flood(port: int) -> Iterator[None]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.slow_clients", str(port), str(SLOW_CLIENTS)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(WARM_UP)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def normal_gets(port: int, path: str, count: int) -> tuple[list[float], int]:
+    """Latencies (ms) of `count` GETs, each on a new connection, and how many failed."""
+    latencies: list[float] = []
+    failures = 0
+    for _ in range(count):
+        started = time.perf_counter()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", path)
+            ok = connection.getresponse().status == 200
+            connection.close()
+        except OSError:
+            ok = False
+        if ok:
+            latencies.append((time.perf_counter() - started) * 1000)
+        else:
+            failures += 1
+    return latencies, failures
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("inf")
+
+
+def run(rounds: int = ROUNDS) -> list[Result]:
+    port = free_port()
+    idle: list[float] = []
+    flooded: list[float] = []
+    failed = sent = 0
+    with exporter(port) as base:
+        session = requests.post(f"{base}/api/sessions", json={"data": {"u": 1}}, timeout=5).json()
+        path = f"/api/sessions/{session['id']}"
+        for _ in range(rounds):
+            latencies, _ = normal_gets(port, path, GETS_PER_PHASE)
+            idle.append(p99(latencies))
+            with flood(port):
+                latencies, failures = normal_gets(port, path, GETS_PER_PHASE)
+            flooded.append(p99(latencies))
+            failed, sent = failed + failures, sent + GETS_PER_PHASE
+    value, baseline = median(flooded), median(idle)
+    return [
+        Result(
+            f"GET p99 under {SLOW_CLIENTS} slow clients (1 B/s) vs idle, ulimit -n {OPEN_FILES}",
+            value,
+            baseline,
+            "ms",
+            "<= 2x",
+            value <= 2 * baseline and failed == 0,
+            f"p99 ms idle {[round(v, 2) for v in idle]}, flood {[round(v, 2) for v in flooded]};"
+            f" {failed} of {sent} GETs failed under the flood",
+        )
+    ]
