@@ -171,14 +171,13 @@ class ExporterRequestHandler(RequestHandler):
                 self._protection.limits.header_timeout, self._head_too_slow
             )
 
-    async def finish_response(
-        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        try:
-            return await super().finish_response(request, resp, start_time)
-        finally:
-            if self._protection is not None and not self._messages:
-                self._protection.guard.waiting(self)
+    def log_access(
+        self, request: BaseRequest, response: web.StreamResponse, time: float | None
+    ) -> None:
+        """Called once a response is written (a sync hook: no coroutine more per request)."""
+        super().log_access(request, response, time)
+        if self._protection is not None and not self._messages:
+            self._protection.guard.waiting(self)  # answered: idle, may make room again
 
     def drop(self, reason: str) -> None:
         """Close this connection now for `reason` (counted and logged)."""

@@ -3,10 +3,12 @@ setting), never a traceback: held by another process, or not writable."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
 
+from exporter.sessions.durable_journal import DurableJournal
 from tests.support.exporter_process import ExporterProcess
 from tests.support.redis_server import free_port, missing_dependency
 
@@ -40,17 +42,18 @@ def not_writable(directory: Path) -> list[str]:
     return [str(setpriv), *NO_OVERRIDE]
 
 
-def test_a_journal_directory_held_by_another_process_or_not_writable(tmp_path: Path) -> None:
+async def test_a_journal_directory_held_by_another_process_or_not_writable(
+    tmp_path: Path,
+) -> None:
     held, read_only = tmp_path / "held", tmp_path / "read-only"
-    holder = ExporterProcess(tmp_path, journal_args(held), name="holder").start()
+    holder = DurableJournal.open(held)  # as another exporter process would hold it
     try:
-        holder.wait_ready()
         second = ExporterProcess(tmp_path, journal_args(held), name="second").start()
         wrapper = not_writable(read_only)
         barred = ExporterProcess(tmp_path, journal_args(read_only), name="barred", wrapper=wrapper)
         barred.start()
-        assert_one_line_exit_2(second, "in use by another process")
-        assert_one_line_exit_2(barred, "Permission denied")
+        await asyncio.to_thread(assert_one_line_exit_2, second, "in use by another process")
+        await asyncio.to_thread(assert_one_line_exit_2, barred, "Permission denied")
     finally:
         read_only.chmod(0o755)
-        assert holder.stop() == 0
+        await holder.close()
