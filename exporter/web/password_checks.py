@@ -6,8 +6,10 @@
 Why a thread of its own: one bcrypt check at cost 12 is about 250 ms of CPU. On asyncio's default
 executor the checks queued with the journal's writes (`asyncio.to_thread`), so 32 connections
 sending wrong passwords held acknowledged writes for seconds. One worker keeps bcrypt to one core
-whatever arrives; at most `max_pending` checks wait for it, and a check that does not fit is
-refused at once (`ChecksBusy`, answered 503) without hashing anything.
+whatever arrives, at the lowest CPU priority (on Linux a thread has its own nice value), so that
+where cores are scarce the event loop and the journal run first; at most `max_pending` checks
+wait for it, and a check that does not fit is refused (`ChecksBusy`, answered 503) without hashing
+anything.
 
 Outcomes, right and wrong, are remembered under a digest of user, hash and password (never the
 password itself), in two bounded maps, so that a flood of wrong passwords cannot push the right
@@ -21,7 +23,10 @@ as the configured ones, so it costs exactly what a wrong password costs (no user
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +41,15 @@ DEFAULT_COST = 10
 MAX_PENDING = 32
 ACCEPTED_REMEMBERED = 256
 REFUSED_REMEMBERED = 1024
+
+
+LOWEST_PRIORITY = 19  # nice
+
+
+def _lower_priority() -> None:
+    """Run this worker thread at the lowest CPU priority (Linux: per-thread nice values)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
 
 
 class ChecksBusy(Exception):
@@ -62,10 +76,13 @@ class PasswordChecker:
 
     def __init__(self, *, max_pending: int = MAX_PENDING) -> None:
         self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bcrypt")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="bcrypt", initializer=_lower_priority
+        )
         self._accepted: OrderedDict[bytes, None] = OrderedDict()
         self._refused: OrderedDict[bytes, None] = OrderedDict()
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
+        self.closed = False
 
     @property
     def pending(self) -> int:
@@ -120,6 +137,7 @@ class PasswordChecker:
 
     def close(self) -> None:
         """Stop: waiting checks are refused (`ChecksBusy`), the running one is not waited for."""
+        self.closed = True
         self._executor.shutdown(wait=False, cancel_futures=True)
         for running in list(self._in_flight.values()):
             running.cancel()

@@ -104,6 +104,7 @@ class ExporterRequestHandler(RequestHandler):
         self._head_deadline: asyncio.TimerHandle | None = None
         self._body_deadline: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None  # a request body still to come
+        self._refused = False
 
     def handle_error(
         self,
@@ -134,25 +135,30 @@ class ExporterRequestHandler(RequestHandler):
     # -- slow and greedy clients -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._protection is not None:
+            peer = transport.get_extra_info("peername")
+            self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+            admission = self._protection.admit(self, self.address)
+            if admission.evict is not None:
+                admission.evict.drop("total_limit")
+            if not admission.admitted:  # closed before aiohttp sets anything up: cheap
+                self._protection.dropped(admission.reason or "total_limit", self.address)
+                self._refused = True
+                transport.close()
+                return
         super().connection_made(transport)
-        if self._protection is None:
-            return
-        peer = transport.get_extra_info("peername")
-        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        admission = self._protection.admit(self, self.address)
-        if admission.evict is not None:
-            admission.evict.drop("total_limit")
-        if not admission.admitted:
-            self._protection.dropped(admission.reason or "total_limit", self.address)
-            self.force_close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._refused:
+            return  # aiohttp never knew this connection
         self._cancel_deadlines()
         if self._protection is not None:
             self._protection.guard.closed(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         heads = self._request_count
         super().data_received(data)
         if self._protection is None or self._force_close or self._close:

@@ -16,6 +16,7 @@ Passwords are checked by `PasswordChecker` (bcrypt on its own thread, bounded: s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -45,7 +46,10 @@ log = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
 RELOAD_CHECK = 1.0
 REALM = 'Basic realm="session-metrics-exporter", charset="UTF-8"'
-BUSY_RETRY_AFTER = "1"
+# A login refused because too many are being checked is answered after the Retry-After it
+# announces: a client flooding logins then sends one a second per connection, instead of
+# spinning the event loop on instant refusals (the wait costs nothing but the open connection).
+BUSY_RETRY_AFTER = 1.0
 Signature = tuple[tuple[str, int, int], ...]
 
 
@@ -170,10 +174,12 @@ async def unauthorised(state: WebConfigState, request: web.Request) -> web.Respo
         if await state.authorised(config, header):
             return None
     except ChecksBusy:
+        if not state.checker.closed:  # stopping: answer at once
+            await asyncio.sleep(BUSY_RETRY_AFTER)
         return json_response(
             error_body("auth_busy", "too many logins are being checked; retry shortly"),
             503,
-            {"Retry-After": BUSY_RETRY_AFTER},
+            {"Retry-After": f"{BUSY_RETRY_AFTER:.0f}"},
         )
     return json_response(
         error_body("unauthorized", "this exporter needs a basic-auth login"),
