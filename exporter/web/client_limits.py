@@ -39,7 +39,7 @@ _MESSAGES = {
     "client_limit": "refused a connection from %s: it already holds %d"
     " (--web-max-connections-per-client)",
     "total_limit": "closed or refused a connection from %s: %d connections open"
-    " (--web-max-connections; the one waiting longest makes room)",
+    " (--web-max-connections; the address holding the most makes room)",
 }
 
 
