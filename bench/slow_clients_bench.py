@@ -31,7 +31,7 @@ from bench.support import Result, free_port, median
 
 SLOW_CLIENTS = 2000
 OPEN_FILES = 1024
-GETS_PER_PHASE = 400
+GETS_PER_PHASE = 1000
 ROUNDS = 3
 WARM_UP = 12.0  # seconds: past the 10 s head deadline, so the flood is in its steady state
 
