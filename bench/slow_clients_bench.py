@@ -1,15 +1,16 @@
 """Normal GETs while 2,000 clients send their request heads at 1 byte/s, against idle.
 
-The exporter runs as a process under `ulimit -n 1024` with its default client limits (request
-head deadline 10 s, the connection cap derived from the 1,024 descriptors), as in the audit that
-found the slow-loris problem. A second process (`python -m bench.slow_clients`) keeps 2,000
-connections from 20 loopback addresses sending one byte a second, reconnecting each one the
-exporter closes, as an attacker would. This process sends normal GETs (`GET /api/sessions/{id}`,
-a new connection each, one at a time) and records their latency and failures.
+The exporter runs as a process with its default client limits (request head deadline 10 s, the
+connection cap derived from its open-files limit): under `ulimit -n 1024`, as in the audit that
+found the slow-loris problem (the cap, 768, is reached: about a thousand connections a second are
+refused or closed), and with the machine's own limit (the cap is not reached). A second process
+(`python -m bench.slow_clients`) keeps 2,000 connections from 20 loopback addresses sending one
+byte a second, reconnecting each one the exporter closes, as an attacker would. This process sends
+normal GETs (`GET /api/sessions/{id}`, a new connection each, one at a time) and records their
+latency and failures.
 
-Phases alternate, idle then flood, three times; the figure is the median over the flood phases
-of the p99, against the median of the idle phases' p99 measured in the same run (goal: at most
-2x).
+Phases alternate, idle then flood, three times; the figure is the median over the flood phases of
+the p99, against the median of the idle phases' p99 measured in the same run (goal: at most 2x).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _limit_open_files() -> None:
 
 
 @contextmanager
-def exporter(port: int) -> Iterator[str]:
+def exporter(port: int, limited: bool = True) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_EXPORTER_")}
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
@@ -49,7 +50,7 @@ def exporter(port: int) -> Iterator[str]:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,
-            preexec_fn=_limit_open_files,
+            preexec_fn=_limit_open_files if limited else None,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -117,11 +118,15 @@ def p99(values: list[float]) -> float:
 
 
 def run(rounds: int = ROUNDS) -> list[Result]:
+    return [compare(rounds, limited=True), compare(rounds, limited=False)]
+
+
+def compare(rounds: int, limited: bool) -> Result:
     port = free_port()
     idle: list[float] = []
     flooded: list[float] = []
     failed = sent = 0
-    with exporter(port) as base:
+    with exporter(port, limited) as base:
         session = requests.post(f"{base}/api/sessions", json={"data": {"u": 1}}, timeout=5).json()
         path = f"/api/sessions/{session['id']}"
         for _ in range(rounds):
@@ -133,16 +138,15 @@ def run(rounds: int = ROUNDS) -> list[Result]:
             failed, sent = failed + failures, sent + GETS_PER_PHASE
         drops = dropped(base)
     value, baseline = median(flooded), median(idle)
-    return [
-        Result(
-            f"GET p99 under {SLOW_CLIENTS} slow clients (1 B/s) vs idle, ulimit -n {OPEN_FILES}",
-            value,
-            baseline,
-            "ms",
-            "<= 2x",
-            value <= 2 * baseline and failed == 0,
-            f"p99 ms idle {[round(v, 2) for v in idle]}, flood {[round(v, 2) for v in flooded]};"
-            f" {failed} of {sent} GETs failed under the flood; connections the exporter closed or"
-            f" refused: {', '.join(f'{k} {v:.0f}' for k, v in drops.items())}",
-        )
-    ]
+    files = f"ulimit -n {OPEN_FILES}" if limited else "the machine's open-files limit"
+    return Result(
+        f"GET p99 under {SLOW_CLIENTS} slow clients (1 B/s) vs idle, {files}",
+        value,
+        baseline,
+        "ms",
+        "<= 2x",
+        value <= 2 * baseline and failed == 0,
+        f"p99 ms idle {[round(v, 2) for v in idle]}, flood {[round(v, 2) for v in flooded]};"
+        f" {failed} of {sent} GETs failed under the flood; connections the exporter closed or"
+        f" refused: {', '.join(f'{k} {v:.0f}' for k, v in drops.items())}",
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 import orjson
@@ -40,6 +41,14 @@ from exporter.web.api_error import RequestBodyTimeout, error_body, json_response
 from exporter.web.client_limits import ServerProtection
 
 log = logging.getLogger("exporter.http")
+# Deadlines end at a random point of their last tenth: connections opened together (a flood, or a
+# burst of clients after a restart) then do not all time out in the same event-loop iteration.
+DEADLINE_SPREAD = 0.1
+
+
+def _spread(seconds: float) -> float:
+    return seconds * (1.0 - DEADLINE_SPREAD * random.random())
+
 
 URI_TOO_LONG = 414
 
@@ -174,7 +183,7 @@ class ExporterRequestHandler(RequestHandler):
         elif self._head_deadline is None:  # the start of a request head
             loop = asyncio.get_running_loop()
             self._head_deadline = loop.call_later(
-                self._protection.limits.header_timeout, self._head_too_slow
+                _spread(self._protection.limits.header_timeout), self._head_too_slow
             )
 
     def log_access(
@@ -198,7 +207,7 @@ class ExporterRequestHandler(RequestHandler):
         if self._body is not None and self._protection is not None:
             loop = asyncio.get_running_loop()
             self._body_deadline = loop.call_later(
-                self._protection.limits.body_timeout, self._body_too_slow, self._body
+                _spread(self._protection.limits.body_timeout), self._body_too_slow, self._body
             )
 
     def _head_too_slow(self) -> None:
