@@ -44,10 +44,11 @@ log = logging.getLogger("exporter.http")
 # Deadlines end at a random point of their last tenth: connections opened together (a flood, or a
 # burst of clients after a restart) then do not all time out in the same event-loop iteration.
 DEADLINE_SPREAD = 0.1
+_jitter = random.Random()  # its own: the global generator's state belongs to the application
 
 
 def _spread(seconds: float) -> float:
-    return seconds * (1.0 - DEADLINE_SPREAD * random.random())
+    return seconds * (1.0 - DEADLINE_SPREAD * _jitter.random())
 
 
 URI_TOO_LONG = 414
