@@ -8,7 +8,7 @@ file (git revision, time, machine, every figure) for comparing commits.
     python -m bench                  # everything, under 3 minutes
     python -m bench store failover   # some sections: store, http, metrics, coherence,
                                      # aiohttp-session, journal, memory, gc, failover,
-                                     # encode
+                                     # encode, slow-clients, logins
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -35,8 +35,10 @@ from bench import (
     gc_bench,
     http_bench,
     journal_bench,
+    login_bench,
     memory_bench,
     metrics_bench,
+    slow_clients_bench,
     store_bench,
 )
 from bench.support import RedisProcess, Result
@@ -52,6 +54,8 @@ SECTIONS = (
     "gc",
     "failover",
     "encode",
+    "slow-clients",
+    "logins",
 )
 DEFAULT_JSON = Path(".cache/bench-results.json")
 
@@ -101,6 +105,8 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "gc": gc_bench.run,  # a fresh interpreter, like memory's RSS figure
         "failover": lambda: run_async(failover_bench.run()),  # its own Redis too
         "encode": lambda: run_async(encode_bench.run()),
+        "slow-clients": slow_clients_bench.run,  # its own exporter process under ulimit -n 1024
+        "logins": lambda: run_async(login_bench.run()),  # its own exporter process too
     }
 
 

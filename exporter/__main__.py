@@ -14,24 +14,31 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import yaml
 
 from exporter.build import version_line
 from exporter.config import OPTIONS, Settings, parse_settings
-from exporter.errors import ConfigError
+from exporter.errors import ConfigError, JournalLocked
 from exporter.gc_tuning import tune_collector
 from exporter.logging_setup import configure_logging
+from exporter.redaction import url_secrets
 from exporter.service import thresholds_from_settings
 
 log = logging.getLogger("exporter")
 EXIT_CONFIG = 2
 EXIT_LISTEN = 1
+# Settings holding URLs: their secrets are the password and secret options inside, not the URL.
+URL_SETTINGS = frozenset({"redis_url", "figma_api_url", "mcp_url"})
 
 
 class ListenError(Exception):
     """The listen address cannot be bound (in use, not permitted)."""
+
+
+class StartupError(Exception):
+    """Start-up failed for a reason the operator must fix (a journal directory that is read-only,
+    not ours, or held by another process): one line, exit code 2, like a bad setting."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="YAML file of settings (keys as the flags, with _ or -)"
     )
     for option in OPTIONS:
-        # A switch (`--access-log`) may stand alone or take a value (`--access-log false`).
+        # A switch (`--access-log`) may stand alone or take a value (`--access-log false`); a
+        # repeatable flag (`--web-allowed-host a --web-allowed-host b`) collects a list.
         extra: dict[str, Any] = {"nargs": "?", "const": "true"} if option.switch else {}
+        if option.repeatable:
+            extra = {"action": "append"}
         parser.add_argument(
             option.flag,
             dest=option.name,
@@ -127,18 +137,40 @@ def server_ssl_context_for(path: str) -> None:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """The values the log must never show (the Redis URL's password is caught as userinfo)."""
-    values = [settings.figma_token, settings.admin_token]
-    if settings.redis_url:
-        password = urlsplit(settings.redis_url).password
-        values.append(password)
-    return [value for value in values if value]
+    """The values the log must never show: every secret setting, and the passwords and secret
+    query options inside URL settings (masked even where a library quotes them without the URL)."""
+    values: list[str] = []
+    for option in OPTIONS:
+        value = getattr(settings, option.name)
+        if not isinstance(value, str) or not value:
+            continue
+        if option.name in URL_SETTINGS:
+            values += url_secrets(value)
+        elif option.secret:
+            values.append(value)
+    return values
+
+
+def startup_failure(exc: BaseException, settings: Settings) -> str | None:
+    """One line for a start-up failure the operator must fix, or None for a real bug."""
+    if isinstance(exc, ConfigError):  # a setting found unusable only when used
+        return str(exc)
+    if isinstance(exc, JournalLocked):
+        return f"--journal-dir: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        filename = str(exc.filename or "")
+        journal = (settings.journal_dir or "").rstrip("/")
+        if journal and filename.startswith(journal):
+            inside = f" ({filename})" if filename.rstrip("/") != journal else ""
+            return f"--journal-dir {journal}: {exc.strerror}{inside}"
+        return f"cannot start: {exc.strerror}" + (f" ({filename})" if filename else "")
+    return None
 
 
 async def serve(settings: Settings) -> None:
     from exporter.web import create_app
     from exporter.web.keys import LIFECYCLE, WEB_CONFIG
-    from exporter.web.server import make_runner, site
+    from exporter.web.server import make_runner, raise_open_files_limit, site
 
     # Handlers first: a SIGTERM that arrives while starting still shuts down cleanly.
     stop = asyncio.Event()
@@ -147,15 +179,23 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     app = create_app(settings)
     tune_collector(settings.gc_young_threshold)  # before any connection or task exists
+    raise_open_files_limit()  # before the runner sizes its connection cap from it
     runner = make_runner(
         app, access=settings.access_log, shutdown_timeout=settings.shutdown_timeout
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except Exception as exc:
+        failure = startup_failure(exc, settings)
+        if failure is None:
+            raise
+        await runner.cleanup()
+        raise StartupError(failure) from None
     host, port = settings.listen
     web_config = app.get(WEB_CONFIG)
     ssl_context = web_config.ssl_context if web_config is not None else None
     try:
-        await site(runner, host, port, ssl_context).start()
+        await site(runner, host, port, ssl_context, settings.web_header_timeout).start()
     except OSError as exc:
         await runner.cleanup()
         raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
@@ -198,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ListenError as exc:
         log.error("%s", exc)
         return EXIT_LISTEN
-    except ConfigError as exc:  # found while starting: a journal directory in use, unreadable
+    except (StartupError, ConfigError) as exc:  # found while starting (a journal in use)
         log.error("%s", exc)
         return EXIT_CONFIG
     return 0

@@ -17,9 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from exporter.errors import ConfigError
+from exporter.redaction import redact
 
 ENV_PREFIX = "SESSION_EXPORTER_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -46,6 +47,7 @@ class Option:
     help: str  # Markdown: the README table shows it as is, `--help` without the markup
     secret: bool = False
     switch: bool = False  # a boolean flag that may stand alone
+    repeatable: bool = False  # a flag that may be given several times (values accumulate)
     shown_default: str = "(none)"  # the README's default column
 
     @property
@@ -72,37 +74,25 @@ def setting(
     *,
     secret: bool = False,
     switch: bool = False,
+    repeatable: bool = False,
     shown_default: str | None = None,
 ) -> Any:
     """A `Settings` field carrying everything its flag, env var, YAML key and README row need.
 
     A callable `default` is a factory (for mutable defaults). Secrets are left out of `repr`.
     """
-    metadata = {"parse": parse, "help": help, "secret": secret, "switch": switch}
+    metadata = {
+        "parse": parse,
+        "help": help,
+        "secret": secret,
+        "switch": switch,
+        "repeatable": repeatable,
+    }
     if shown_default is not None:
         metadata["shown_default"] = shown_default
     if callable(default):
         return field(default_factory=default, repr=not secret, metadata=metadata)
     return field(default=default, repr=not secret, metadata=metadata)
-
-
-def redact_userinfo(url: str) -> str:
-    """The URL without any user name or password: what may be logged of an HTTP URL."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    hosts = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, "***@" + hosts, parts.path, parts.query, parts.fragment))
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    # The host part as written: Cluster/Sentinel URLs list several host:port pairs.
-    hosts = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + hosts, parts.path, parts.query, parts.fragment))
 
 
 def _number(kind: type, *, minimum: float = 0, exclusive: bool = True) -> Callable[[str, Any], Any]:
@@ -121,7 +111,7 @@ def _number(kind: type, *, minimum: float = 0, exclusive: bool = True) -> Callab
 
 def _listen(name: str, raw: Any) -> tuple[str, int]:
     host, sep, port = str(raw).rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(name, f"expected HOST:PORT with a port in 1-65535, got {raw!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
 
@@ -203,6 +193,36 @@ def _boolean(name: str, raw: Any) -> bool:
 _seconds = _number(float)
 _seconds_or_zero = _number(float, exclusive=False)
 _count = _number(int)
+_count_or_zero = _number(int, exclusive=False)
+# A host name (or `.suffix` for a domain and its subdomains, or `*`), without scheme or port.
+_HOST_NAME = re.compile(r"\*|\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
+
+
+def _host_names(name: str, raw: Any) -> tuple[str, ...]:
+    """Names from a list (YAML, a repeated flag) and/or comma-separated text."""
+    items = raw if isinstance(raw, list | tuple) else [raw]
+    names: list[str] = []
+    for item in items:
+        for piece in str(item).split(","):
+            host = piece.strip().lower()
+            if host.startswith("*."):  # the usual wildcard spelling of `.domain`
+                host = host[1:]
+            if not host:
+                continue
+            if not _HOST_NAME.fullmatch(host):
+                raise ConfigError(
+                    name,
+                    f"expected host names without scheme or port (or .domain, or *), got {host!r}",
+                )
+            names.append(host)
+    return tuple(dict.fromkeys(names))
+
+
+def _optional_count(name: str, raw: Any) -> int | None:
+    if isinstance(raw, str) and raw.strip().lower() in ("", "auto"):
+        return None
+    parsed: int = _count(name, raw)
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,15 +368,16 @@ class Settings:
         "text",
         _choice(LOG_FORMATS),
         "`text`, or `json`: one object per line with `time`, `level`, `logger`, `message`"
-        " and the record's structured fields; secrets and URL passwords are masked as `***`"
-        " in both",
+        " and the record's structured fields; secrets, a URL's userinfo and its secret query"
+        " options (`password`, `sentinel_password`, `token`...) are masked as `***` in both",
     )
     access_log: bool = setting(
         False,
         _boolean,
         "one line per request on logger `exporter.access` (fields `method`, `path` without"
-        " query string, `status`, `duration_ms`, `remote`, `user_agent`), in the"
-        " `--log-format`; `--access-log` alone means true",
+        " query string and with a session id replaced by `sha256:` and 12 hex digits of its"
+        " digest, `status`, `duration_ms`, `remote`, `user_agent`), in the `--log-format`;"
+        " `--access-log` alone means true",
         switch=True,
     )
     web_config_file: str | None = setting(
@@ -366,11 +387,48 @@ class Settings:
         " auth, response headers), re-read when it changes; see"
         " [docs/web-config.md](docs/web-config.md)",
     )
+    web_allowed_host: tuple[str, ...] = setting(
+        (),
+        _host_names,
+        "more `Host` names the exporter answers to, besides IP addresses, `localhost` and the"
+        " `--listen` host: the names clients and a reverse proxy use (`exporter.example.com`;"
+        " `.example.com` for a domain and its subdomains; `*` for any, only behind a proxy that"
+        " checks `Host` itself); repeatable or comma-separated. Other names get `403`"
+        " `host_not_allowed` on every route but `/metrics`, `/-/healthy` and `/-/ready`"
+        " (DNS rebinding)",
+        repeatable=True,
+    )
+    web_header_timeout: float = setting(
+        10.0,
+        _seconds,
+        "seconds a client has from the first byte of a request to the end of its headers (and"
+        " for a TLS handshake); a slower one gets `408` and is closed",
+    )
+    web_body_timeout: float = setting(
+        30.0,
+        _seconds,
+        "seconds a client has from the end of a request's headers to the end of its body; a"
+        " slower one gets `408` and is closed",
+    )
+    web_max_connections: int | None = setting(
+        None,
+        _optional_count,
+        "open client connections in total; at the limit a new one replaces the connection idle"
+        " or sending its headers for longest, or is refused if none is",
+        shown_default="auto: ¾ of the open-files limit, at most 16384",
+    )
+    web_max_connections_per_client: int = setting(
+        256,
+        _count_or_zero,
+        "open connections from one client address (IP); more are refused; 0 = no limit (raise"
+        " it behind a reverse proxy or NAT, where many clients share one address)",
+    )
 
     @property
     def redis_url_redacted(self) -> str | None:
-        """The Redis URL with any password replaced, safe to log and show."""
-        return redact_url(self.redis_url) if self.redis_url else None
+        """The Redis URL with its password, token and secret query options masked (`redact`):
+        what the start-up log lines and the persistence report show."""
+        return redact(self.redis_url) if self.redis_url else None
 
     @property
     def figma_cache_budget(self) -> int:
@@ -392,8 +450,8 @@ def _shown(value: Any) -> str:
         return "(none)"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, tuple):  # the listen address
-        return ":".join(map(str, value))
+    if isinstance(value, tuple):  # the listen address; an empty list
+        return ":".join(map(str, value)) if value else "(none)"
     return str(value)
 
 

@@ -1,8 +1,10 @@
 """The event log: a bounded ring of typed events with increasing ids.
 
 Producers (stores, managers, the service) call `record`; consumers (the JSON API, SSE) read
-`since(last_id)` or subscribe to be woken. Persistence to a Redis stream is layered on top by the
-service through `add_listener`, so this module does no I/O.
+`since(last_id)` or subscribe to be woken. Messages and text details pass through
+`exporter.redaction.redact` on the way in (an error text may quote a URL with its password).
+Persistence to a Redis stream is layered on top by the service through `add_listener`, so this
+module does no I/O.
 
     >>> from prometheus_client import CollectorRegistry
     >>> log = EventLog(2, Metrics(CollectorRegistry()))
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.metrics import EVENT_TYPES, Metrics
+from exporter.redaction import redact
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ class EventLog:
         """Append an event; `type` must be one of metrics.EVENT_TYPES (labels stay bounded)."""
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
-        event = Event(next(self._ids), type, message, time.time(), details)
+        event = Event(next(self._ids), type, redact(message), time.time(), _redacted(details))
         self._events.append(event)
         self._counters[type].inc()
         for listener in self._listeners:
@@ -90,7 +93,12 @@ class EventLog:
     def ingest(self, event: Event) -> Event:
         """Append an event another replica recorded (read from the shared stream): listeners are
         told, counters are not (it was counted by the replica where it happened)."""
-        local = dataclasses.replace(event, id=next(self._ids))
+        local = dataclasses.replace(
+            event,
+            id=next(self._ids),
+            message=redact(event.message),
+            details=_redacted(event.details),
+        )
         self._events.append(local)
         for listener in self._listeners:
             listener(local)
@@ -98,3 +106,9 @@ class EventLog:
 
     def __len__(self) -> int:
         return len(self._events)
+
+
+def _redacted(details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: redact(value) if isinstance(value, str) else value for key, value in details.items()
+    }

@@ -1,40 +1,34 @@
 """Log output: text or one JSON object per line (python-json-logger), secrets redacted in both.
 
     >>> redact("connecting to redis://:hunter2@db:6379/0", ("tok",))
-    'connecting to redis://:***@db:6379/0'
+    'connecting to redis://***@db:6379/0'
 
 Redaction is a handler filter, so it covers every logger, the access log and libraries alike:
-it replaces the known secret values (Redis password, Figma token, admin token) and any URL's
-userinfo password, in the message, in string fields and in a formatted traceback.
+it applies `exporter.redaction.redact` (the known secret values, any URL's userinfo password and
+secret query options) to the message, to string fields and to a formatted traceback.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from exporter.redaction import MASK, redact
+
+__all__ = ["MASK", "RedactingFilter", "configure_logging", "make_formatter", "redact"]
+
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "{asctime}{levelname}{name}{message}"
 JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
-MASK = "***"
-# scheme://user:password@ → scheme://user:***@ (the user stays: it says which account).
-_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):[^/\s@]+@")
 # Libraries that log every request at INFO (the MCP SDK's HTTP client logs each call and probe).
 CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "mcp")
 # Attributes every LogRecord has: everything else on a record is a structured field.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return _USERINFO.sub(rf"\1:{MASK}@", text)
 
 
 class RedactingFilter(logging.Filter):

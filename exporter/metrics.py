@@ -123,7 +123,11 @@ EVENT_TYPES = (
     "journal_corrupt",
     "journal_unwritable",
     "journal_writable",
+    "web_config_reloaded",
+    "web_config_rejected",
 )
+# Why the web server closed or refused a connection (exporter/web/client_limits.py).
+CONNECTION_DROP_REASONS = ("header_timeout", "body_timeout", "client_limit", "total_limit")
 
 # Operation latencies span a memory hit (tens of µs) to an upstream call (seconds). Every latency
 # threshold of the alerts is a bucket boundary, so comparing a quantile with it is exact: 0.1 s and
@@ -175,6 +179,7 @@ class Metrics:
         self._declare_screenshots()
         self._declare_health()
         self._declare_service()
+        self._declare_web_server()
         self._initialise_series()
 
     def _counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -414,6 +419,23 @@ class Metrics:
         )
         register_runtime_collectors(self.registry)
 
+    def _declare_web_server(self) -> None:
+        self.web_config_last_reload_successful = self._gauge(
+            "web_config_last_reload_successful",
+            "1 when the last read of --web-config-file was applied (or none is used), 0 when it"
+            " was refused and the last good configuration stays in force.",
+        )
+        self.http_connections = self._gauge("http_connections", "Open client connections.")
+        self.http_max_connections = self._gauge(
+            "http_max_connections", "Open client connections allowed in total."
+        )
+        self.http_connections_dropped = self._counter(
+            "http_connections_dropped",
+            "Client connections closed or refused to protect the server: request head or body"
+            " too slow, too many from one address, or too many in total.",
+            ("reason",),
+        )
+
     def _initialise_series(self) -> None:
         for manager, operations in OPERATIONS.items():
             for operation in operations:
@@ -453,6 +475,8 @@ class Metrics:
             for code in HEALTH_ISSUE_CODES:
                 self.health_issues.labels(component, code)
         _touch(self.events, EVENT_TYPES)
+        _touch(self.http_connections_dropped, CONNECTION_DROP_REASONS)
+        self.web_config_last_reload_successful.set(1)
         self.build_info.info(
             {"version": _version(), "revision": _revision(), "python": platform.python_version()}
         )

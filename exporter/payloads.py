@@ -156,7 +156,12 @@ class MemoryTier(Struct):
 class RedisState(Struct):
     configured: bool
     connected: bool
-    url: Annotated[str | None, Meta(description="the Redis URL with any password replaced by ***")]
+    url: Annotated[
+        str | None,
+        Meta(
+            description="the Redis URL with its userinfo and secret query options replaced by ***"
+        ),
+    ]
     latency_ms: float | None
     breaker_state: str
     fallback_active: bool

@@ -127,6 +127,8 @@ def load_web_config(path: str) -> WebConfig:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(FLAG, f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(FLAG, f"{path} is not UTF-8 text") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -147,6 +149,21 @@ def parse_web_config(raw: Any, base: Path) -> WebConfig:
         users=_users(_mapping(top.get("basic_auth_users"), "basic_auth_users")),
         headers=_headers(_mapping(top.get("http_server_config"), "http_server_config")),
     )
+
+
+def check_reload(current: WebConfig, new: WebConfig, *, serving_tls: bool) -> None:
+    """Refuse a re-read file that would take away a protection the running server has.
+
+    Turning basic auth or TLS off takes a restart: a file rewritten in place is empty for a
+    moment (or holds only `basic_auth_users:`), and that moment must not open the exporter.
+    """
+    if current.auth_required and not new.auth_required:
+        raise _error(
+            "basic_auth_users",
+            "no users, but basic auth is on: turning authentication off takes a restart",
+        )
+    if serving_tls and new.tls is None:
+        raise _error("tls_server_config", "missing, but TLS is on: turning TLS off takes a restart")
 
 
 def _tls(raw: Mapping[str, Any], base: Path) -> TlsConfig:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import aiohttp
 
 from exporter import __version__
-from exporter.config import Settings, redact_userinfo
+from exporter.config import Settings
 from exporter.events import EventLog
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import Metrics
+from exporter.redaction import redact
 from exporter.sessions.factory import SessionLayer
 from exporter.upstreams.figma_client import FigmaClient, RateLimit
 from exporter.upstreams.figma_manager import FigmaSessionManager
@@ -168,7 +169,7 @@ def _log_configuration(
     if figma is None:
         log.info("Figma API disabled (no --figma-token or --figma-oauth-token)")
     else:
-        log.info("Figma API at %s", redact_userinfo(settings.figma_api_url))
+        log.info("Figma API at %s", redact(settings.figma_api_url))
     if mcp is None:
         log.info("MCP server disabled (no --mcp-url)")
     else:

@@ -7,7 +7,9 @@ Every HTTP exchange is counted once in `session_exporter_upstream_requests_total
 `UpstreamInvalid` → 400, others → 502), with Figma's own `err` text (sanitised, bounded).
 The token (personal access token as `X-Figma-Token`, or OAuth as `Authorization: Bearer`) is sent
 only to the configured API origin (never to image download URLs, never across a redirect) and
-appears in no message.
+appears in no message. Image downloads go only to Figma's image hosts or the API's own origin
+(`exporter.upstreams.image_hosts`), each redirect checked the same way, at most MAX_REDIRECTS of
+them; the body is bounded by `max_response_bytes`.
 
 `timeout` bounds the whole call, retries and waits included: a timed-out attempt is not repeated
 (Figma's advice is a smaller request, and files, nodes and images share its most limited tier);
@@ -31,9 +33,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+import yarl
 
 from exporter.errors import (
     UpstreamError,
@@ -43,6 +47,8 @@ from exporter.errors import (
     UpstreamUnavailable,
 )
 from exporter.metrics import Metrics
+from exporter.redaction import redact
+from exporter.upstreams.image_hosts import MAX_REDIRECTS, image_url_allowed
 from exporter.upstreams.retry import RetryPolicy, parse_retry_after
 from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class
 
@@ -63,6 +69,7 @@ DATA_ENDPOINTS = ("files", "nodes", "images")
 # Values of X-Figma-Rate-Limit-Type and X-Figma-Plan-Tier kept as they are; others are "other".
 RATE_LIMIT_TYPES = ("low", "high")
 PLAN_TIERS = ("enterprise", "org", "pro", "starter", "student")
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ERR_TEXT_LIMIT = 200
 ERR_BODY_LIMIT = 16 * 1024
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
@@ -124,9 +131,7 @@ def figma_err_text(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
             if isinstance(body.get(key), str):
                 text = body[key]
                 break
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    text = redact(text, secrets)
     text = " ".join(_UNPRINTABLE.sub(" ", text).split())
     return text if len(text) <= ERR_TEXT_LIMIT else text[: ERR_TEXT_LIMIT - 1] + "…"
 
@@ -232,14 +237,30 @@ class FigmaClient:
         return str(url)
 
     async def download(self, url: str) -> RenderedImage:
-        """Fetch a rendered image from the URL Figma returned (no token: it is pre-signed)."""
+        """Fetch a rendered image from the URL Figma returned (no token: it is pre-signed), only
+        from Figma's image hosts or the API's origin, following at most MAX_REDIRECTS redirects
+        that stay there."""
 
-        async def read(response: aiohttp.ClientResponse) -> RenderedImage:
+        async def read(response: aiohttp.ClientResponse) -> RenderedImage | str:
+            if response.status in REDIRECTS:
+                location = response.headers.get("Location")
+                if not location:
+                    raise UpstreamError(SERVICE, "image download redirected without a Location")
+                return str(response.url.join(yarl.URL(location)))
             data = await self._read_bounded(response, "image")
             content_type = response.content_type or "application/octet-stream"
             return RenderedImage(data, content_type)
 
-        return await self._request("image_download", url, {}, read, auth=False)
+        for _ in range(MAX_REDIRECTS + 1):
+            if not image_url_allowed(url, self.base_url):
+                raise UpstreamError(
+                    SERVICE, f"image URL on a host that is not Figma's: {_host(url)}"
+                )
+            result = await self._request("image_download", url, {}, read, auth=False)
+            if isinstance(result, RenderedImage):
+                return result
+            url = result
+        raise UpstreamError(SERVICE, f"image download redirected more than {MAX_REDIRECTS} times")
 
     async def me(self) -> dict[str, Any]:
         """`GET /v1/me`, one attempt and no retries (needs scope `current_user:read`)."""
@@ -315,11 +336,15 @@ class FigmaClient:
                     params=params or None,
                     headers=self._headers if auth else None,
                     timeout=aiohttp.ClientTimeout(total=remaining),
-                    allow_redirects=not auth,  # a redirect must never carry the token elsewhere
+                    # Never followed by aiohttp: a redirect must not carry the token elsewhere,
+                    # and an image redirect is checked against the image hosts (`download`).
+                    allow_redirects=False,
                 ) as response:
                     status = status_class(response.status)
                     self._note_data_status(endpoint, response.status)
-                    if response.status >= 300:
+                    if not auth and response.status in REDIRECTS:
+                        status = "2xx"  # a hop we follow (`read` says where); the next is counted
+                    elif response.status >= 300:
                         raise await self._http_error(endpoint, response)
                     try:
                         return await read(response)
@@ -437,6 +462,15 @@ class FigmaClient:
         if not isinstance(body, dict):
             raise UpstreamError(SERVICE, "Figma API returned JSON that is not an object")
         return body
+
+
+def _host(url: str) -> str:
+    """The host of `url` for a message (never the URL: signed URLs carry credentials)."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    return _UNPRINTABLE.sub("?", host or "(none)")[:100]
 
 
 def _number(value: float) -> str:

@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 
 import orjson
 
-from exporter.errors import UpstreamUnavailable
+from exporter.errors import UpstreamError, UpstreamUnavailable
 from exporter.instrumentation import Instrumentation
 from exporter.metrics import SCREENSHOT_OUTCOMES, SCREENSHOT_SOURCES, Metrics
 from exporter.sessions.store import right_sized
-from exporter.upstreams.figma_client import FORMAT_TYPES, FigmaClient
+from exporter.upstreams.figma_client import FORMAT_TYPES, SERVICE, FigmaClient
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.response_cache import (
     CachedImage,
@@ -41,8 +41,12 @@ from exporter.upstreams.single_flight import SingleFlight
 # Figma file keys are alphanumeric (22 characters today); node ids are `1:2`, `I1:2;3:4` (instances)
 # or `1-2` as in URLs. Anything else never reaches a URL path or a cache key.
 FILE_KEY = re.compile(r"[A-Za-z0-9]{1,128}")
-NODE_ID = re.compile(r"I?\d+[:-]\d+(?:;\d+[:-]\d+)*")
+# ASCII digits only: `\d` accepts any Unicode digit (fullwidth, Arabic-Indic...).
+NODE_ID = re.compile(r"I?[0-9]+[:-][0-9]+(?:;[0-9]+[:-][0-9]+)*")
 MAX_NODE_IDS = 100
+# What storage may call any file; anything else must be the requested format's own type (a
+# download that answers JSON or HTML is not an image, whatever it holds).
+GENERIC_TYPES = ("application/octet-stream", "binary/octet-stream")
 FORMATS = tuple(FORMAT_TYPES)
 SCALE_RANGE = (0.01, 4.0)
 MAX_DEPTH = 100
@@ -412,6 +416,10 @@ class FigmaSessionManager:
         async def capture() -> CachedImage:
             url = await figma.render_image(file_key, node_id, format=format, scale=scale)
             rendered = await figma.download(url)
+            if rendered.content_type not in (FORMAT_TYPES[format], *GENERIC_TYPES):
+                raise UpstreamError(
+                    SERVICE, f"the {format} image download answered {rendered.content_type[:60]}"
+                )
             return CachedImage.of(_content_type(rendered.content_type, format), rendered.data)
 
         return capture
@@ -432,6 +440,6 @@ class FigmaSessionManager:
 
 def _content_type(served: str, format: str) -> str:
     """The download's content type unless it is generic (S3 sometimes says octet-stream)."""
-    if served and served not in ("application/octet-stream", "binary/octet-stream"):
+    if served and served not in GENERIC_TYPES:
         return served
     return FORMAT_TYPES[format]

@@ -38,3 +38,8 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+
+
+class RequestBodyTimeout(TimeoutError):
+    """The request body did not arrive within `--web-body-timeout` (set on the body stream by
+    `exporter.web.request_handler`, raised by the handler's read, answered 408)."""

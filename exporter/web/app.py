@@ -14,11 +14,18 @@ from exporter.runtime import open_runtime
 from exporter.web import figma_routes, landing, openapi, ops_routes, sse
 from exporter.web import session_metrics_routes as seed
 from exporter.web import session_routes as sessions
+from exporter.web.allowed_hosts import AllowedHosts
 from exporter.web.handling import AnswerNow, Handler, instrumented_routes
 from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, WEB_CONFIG, Lifecycle
 from exporter.web.web_auth import WebConfigState, add_headers
 
 SEED = seed.PREFIX
+# Routes answered whatever the `Host` (exporter.web.allowed_hosts): Prometheus scrapes by any name
+# it was given (a compose service, a DNS name), probes by pod IP or name, and none of these
+# reveals a secret or changes anything. Every other route, reads included, is refused to a `Host`
+# the exporter does not know: sessions, Figma files fetched with our token, the persistence
+# report's Redis address, the event stream.
+ANY_HOST_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
 
 
 def routes(metrics: Metrics) -> list[web.RouteDef]:
@@ -53,12 +60,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     Tests pass a fresh `CollectorRegistry` and read values back from it.
     """
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
-    web_config = WebConfigState(settings.web_config_file) if settings.web_config_file else None
+    web_config = (
+        WebConfigState(settings.web_config_file, metrics) if settings.web_config_file else None
+    )
     # No middlewares: each route's handler is wrapped once (exporter.web.handling says why).
     app = web.Application(client_max_size=settings.max_body_bytes)
     if web_config is not None:
         app[WEB_CONFIG] = web_config
         app.on_response_prepare.append(add_headers(web_config))
+        app.on_shutdown.append(lambda _: _close_web_config(web_config))
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[LIFECYCLE] = Lifecycle()
@@ -67,17 +77,32 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.on_shutdown.append(_mark_stopping)
     app.on_shutdown.append(sse.close_streams)
     answers_now: dict[Handler, AnswerNow] = {sessions.get_session: sessions.held_session}
-    app.add_routes(instrumented_routes(routes(metrics), metrics, web_config, answers_now))
+    hosts = AllowedHosts(settings.listen[0], settings.web_allowed_host)
+    app.add_routes(
+        instrumented_routes(
+            routes(metrics), metrics, web_config, answers_now, hosts, ANY_HOST_PATHS
+        )
+    )
     return app
+
+
+async def _close_web_config(web_config: WebConfigState) -> None:
+    """At shutdown: logins still waiting for bcrypt are answered 503 at once, not waited for."""
+    web_config.close()
 
 
 async def _runtime_context(app: web.Application) -> AsyncIterator[None]:
     lifecycle = app[LIFECYCLE]
+    web_config = app.get(WEB_CONFIG)
     async with open_runtime(app[SETTINGS], app[METRICS]) as runtime:
         lifecycle.runtime = runtime
+        if web_config is not None:  # reloads are recorded as events while the log exists
+            web_config.events = runtime.events
         lifecycle.ready = True
         yield
         lifecycle.ready = False
+        if web_config is not None:
+            web_config.events = None
         lifecycle.runtime = None
 
 

@@ -60,7 +60,7 @@ def _ids(raw: str | None, *, required: bool) -> list[str] | None:
 def _depth(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DEPTH:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_DEPTH:
         raise _invalid(f"depth must be an integer from 1 to {MAX_DEPTH}")
     return int(raw)
 

@@ -1,6 +1,7 @@
 """How every request is handled around its route's handler, in one frame: timing and the HTTP
-metrics, the login check (with a web config), the cross-site refusal of state-changing requests,
-and the rendering of every error as JSON.
+metrics, the `Host` check (DNS rebinding, `exporter.web.allowed_hosts`), the login check (with a
+web config), the cross-site refusal of state-changing requests, and the rendering of every error
+as JSON.
 
 Why not aiohttp middlewares: each layer is a partial and a coroutine, and once any middleware
 exists aiohttp adds its own `_fix_request_current_app` layer too. Measured in-process on the
@@ -25,12 +26,15 @@ from aiohttp.http_exceptions import ContentEncodingError
 
 from exporter.errors import ExporterError, StoreUnavailable, UpstreamError, error_kind
 from exporter.metrics import Metrics
-from exporter.web.api_error import ApiError, error_body, json_response
+from exporter.web.allowed_hosts import AllowedHosts
+from exporter.web.api_error import ApiError, RequestBodyTimeout, error_body, json_response
 from exporter.web.cross_site import STATE_CHANGING, is_cross_site
 from exporter.web.request_metrics import HTTP_METHODS, RequestMetrics, RouteChildren
+from exporter.web.throttled_log import ThrottledLog
 from exporter.web.web_auth import WebConfigState, unauthorised
 
 log = logging.getLogger(__name__)
+HOST_REFUSED = ThrottledLog(logging.getLogger("exporter.http"))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A route's synchronous first try: its response, or None to run the handler.
@@ -69,6 +73,28 @@ def payload_error_response(request: web.Request, exc: web.RequestPayloadError) -
     return response
 
 
+def body_timeout_response() -> web.Response:
+    """The body did not arrive in time (`exporter.web.client_limits`): 408, then close."""
+    message = "request body not received in time"
+    response = json_response(error_body("request_timeout", message), 408)
+    response.force_close()
+    return response
+
+
+def host_refusal(request: web.Request) -> web.Response:
+    """403 for a `Host` this exporter does not answer to; never echoes it back."""
+    host = request.headers.get("Host", "")
+    shown = "".join(c if c.isascii() and c.isprintable() else "?" for c in host[:100])
+    HOST_REFUSED.log(
+        "refused a request for Host %r from %s: not an IP address, localhost, the --listen"
+        " host or a --web-allowed-host name (DNS rebinding, or a name to add)",
+        shown,
+        request.remote,
+    )
+    message = "this Host is not one the exporter answers to; see --web-allowed-host"
+    return json_response(error_body("host_not_allowed", message), 403)
+
+
 def _exporter_error_response(exc: ExporterError) -> web.Response:
     """Status and code from `exporter.errors.ERROR_KINDS`; Retry-After when the error has one."""
     kind = error_kind(exc)
@@ -85,10 +111,12 @@ def _exporter_error_response(exc: ExporterError) -> web.Response:
 
 
 class Guards:
-    """What runs before a handler: the login check (with a web config) and the cross-site check."""
+    """What runs before a handler: the `Host` check, the login check (with a web config) and the
+    cross-site check."""
 
-    def __init__(self, auth: WebConfigState | None) -> None:
+    def __init__(self, auth: WebConfigState | None, hosts: AllowedHosts | None = None) -> None:
         self.auth = auth
+        self.hosts = hosts
 
     async def refusal(self, request: web.Request) -> web.Response | None:
         """The answer that stops `request` before its handler, or None to go on."""
@@ -112,13 +140,15 @@ def instrumented(
     *,
     unmatched: bool,
     answer_now: AnswerNow | None = None,
+    any_host: bool = False,
 ) -> Handler:
     """`handler` timed, counted under its route (or `unmatched`), guarded, errors as JSON.
 
     With `answer_now`, a synchronous first try: its response is used when it gives one (no
-    handler coroutine is created), else `handler` runs."""
+    handler coroutine is created), else `handler` runs. `any_host` routes skip the `Host` check."""
     refusal = guards.refusal
     check = guards.auth is not None
+    hosts = None if any_host or guards.hosts is None or guards.hosts.any else guards.hosts
     # One wrapper per route: its resource is fixed, so its children are cached here by method
     # (GET and HEAD share a handler); unusual methods are not cached, to stay bounded.
     by_method: dict[str, RouteChildren] = {}
@@ -127,7 +157,9 @@ def instrumented(
         started = _perf_counter()
         response: web.StreamResponse | None = None
         try:
-            if check or request.method in STATE_CHANGING:
+            if hosts is not None and not hosts.allows(request.headers.get("Host")):
+                response = host_refusal(request)
+            elif check or request.method in STATE_CHANGING:
                 response = await refusal(request)
             if response is None and answer_now is not None:
                 response = answer_now(request)
@@ -135,6 +167,8 @@ def instrumented(
                 response = await handler(request)
         except web.RequestPayloadError as exc:
             response = payload_error_response(request, exc)
+        except RequestBodyTimeout:
+            response = body_timeout_response()
         except Exception as exc:  # every error leaves as JSON, never as a traceback
             response = exception_response(exc)
         seconds = _perf_counter() - started
@@ -158,10 +192,13 @@ def instrumented_routes(
     metrics: Metrics,
     auth: WebConfigState | None,
     answers_now: dict[Handler, AnswerNow] | None = None,
+    hosts: AllowedHosts | None = None,
+    any_host_paths: frozenset[str] = frozenset(),
 ) -> list[web.RouteDef]:
     """`routes` with each handler wrapped by `instrumented` (with its synchronous first try from
-    `answers_now`, if it has one), then the catch-all for the rest."""
-    request_metrics, guards, fast = RequestMetrics(metrics), Guards(auth), answers_now or {}
+    `answers_now`, if it has one), then the catch-all for the rest. `hosts` is checked on every
+    route but those of `any_host_paths`."""
+    request_metrics, guards, fast = RequestMetrics(metrics), Guards(auth, hosts), answers_now or {}
     wrapped = [
         web.RouteDef(
             route.method,
@@ -172,6 +209,7 @@ def instrumented_routes(
                 guards,
                 unmatched=False,
                 answer_now=fast.get(route.handler),
+                any_host=route.path in any_host_paths,
             ),
             route.kwargs,
         )

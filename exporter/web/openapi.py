@@ -420,7 +420,11 @@ def document() -> dict[str, Any]:
             "version": __version__,
             "description": "Instrumented session managers (memory + Redis, Figma API + MCP) "
             "with a JSON API, "
-            'Server-Sent Events and Prometheus metrics. Errors are {"error": {"code", "message"}}.',
+            'Server-Sent Events and Prometheus metrics. Errors are {"error": {"code", "message"}}.'
+            " Any route but /metrics, /-/healthy and /-/ready answers 403 `host_not_allowed` to a"
+            " Host the exporter does not answer to (--web-allowed-host); with basic auth, 401"
+            " `unauthorized` (503 `auth_busy` while too many logins are being checked); a request"
+            " body slower than --web-body-timeout gets 408 `request_timeout`.",
         },
         "paths": {**_ops_paths(), **_session_paths(), **_figma_paths(), **_seed_paths()},
         "components": {

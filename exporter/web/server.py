@@ -1,129 +1,64 @@
-"""The HTTP server around the app: parser errors as JSON, the access log, TLS.
+"""The HTTP server around the app: its connections (`exporter.web.request_handler`), the access
+log, TLS, and the listening socket.
 
-aiohttp's HTTP parser answers malformed requests (a URL over 8 KiB, a bad Content-Length, an
-invalid method token, a non-UTF-8 path) before any handler runs, as plain text that echoes the
-input, and logs a traceback for each. `RequestHandler.handle_error` is aiohttp's documented hook
-for that answer; the runner below installs a handler whose answer is our JSON error with a fixed
-message, and whose log is one warning line.
+The access log never shows a session id (they are bearer credentials): the path segment after
+`/api/sessions/` is replaced by `sha256:` and the first 12 hex digits of its SHA-256, which
+still lets an operator follow one session (hash the id they hold) without exposing it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
+import resource
 import ssl
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.http_exceptions import (
-    BadHttpMessage,
-    BadHttpMethod,
-    ContentEncodingError,
-    InvalidHeader,
-    InvalidURLError,
-    LineTooLong,
-)
-from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from exporter.web.responses import error_body, json_response
+from exporter.web.client_limits import ClientLimits, ServerProtection
+from exporter.web.keys import METRICS, SETTINGS
+from exporter.web.request_handler import ExporterRequestHandler, ExporterServer
 
-log = logging.getLogger("exporter.http")
 access_log = logging.getLogger("exporter.access")
-
-URI_TOO_LONG = 414
-
-
-def classify_parser_error(status: int, exc: BaseException | None) -> tuple[int, str, str]:
-    """(status, code, message) for an error aiohttp's parser raised; never echoes the input."""
-    if isinstance(exc, LineTooLong):
-        return _line_too_long(exc)
-    if isinstance(exc, BadHttpMethod):
-        return 400, "bad_method", "invalid request method"
-    if isinstance(exc, InvalidURLError):
-        return 400, "bad_url", "invalid request target"
-    if isinstance(exc, InvalidHeader):
-        return 400, "bad_header", "invalid request header"
-    if isinstance(exc, ContentEncodingError):  # br or zstd without their optional decoder
-        return 415, "unsupported_content_encoding", "Content-Encoding not supported"
-    if isinstance(exc, BadHttpMessage):
-        return 400, "bad_request", "malformed HTTP request"
-    if status >= 500:
-        return 500, "internal", "internal server error"
-    return status, "bad_request", "malformed HTTP request"
+SESSIONS_PREFIX = "/api/sessions/"
+BACKLOG = 1024  # pending connections the kernel queues (capped by net.core.somaxconn)
 
 
-def _line_too_long(exc: LineTooLong) -> tuple[int, str, str]:
-    """The request target is the over-long line that starts with `/` or a scheme (the C parser
-    hands us the target itself) or that the pure-Python parser calls the status line; anything
-    else is a header."""
-    line = exc.args[0] if exc.args else b""
-    head = bytes(line[:8]) if isinstance(line, bytes | bytearray) else str(line)[:8].encode()
-    if head.startswith((b"/", b"http:", b"https:", b"*")) or str(line).startswith("Status line"):
-        return URI_TOO_LONG, "uri_too_long", "request target too long"
-    return 431, "header_too_long", "request header too long"
+def loggable_path(path: str) -> str:
+    """`path` with a session id replaced by a short digest of it (see the module docstring).
 
-
-class JsonErrorRequestHandler(RequestHandler):
-    """A RequestHandler whose parser-error answers are JSON and whose log is one line."""
-
-    def handle_error(
-        self,
-        request: BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if request.writer.output_size > 0:
-            raise ConnectionError("response already started; cannot send an error")
-        status, code, text = classify_parser_error(status, exc)
-        if status >= 500:
-            log.error("unhandled error answering %s", request.remote, exc_info=exc)
-        else:  # the client's fault: one line, the exception class only (its text echoes input)
-            # Non-HTTP bytes (TLS to the plain port, scanners) are noise: debug, as aiohttp does.
-            level = logging.DEBUG if isinstance(exc, BadHttpMethod) else logging.WARNING
-            log.log(
-                level,
-                "rejected malformed request from %s: %s (%s)",
-                request.remote,
-                code,
-                type(exc).__name__ if exc else "unknown",
-            )
-        response = json_response(error_body(code, text), status)
-        response.force_close()
-        return response
-
-
-class _JsonErrorServer(Server):
-    def __call__(self) -> RequestHandler:
-        return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
-
-
-class ExporterRunner(web.AppRunner):
-    """AppRunner whose connections use JsonErrorRequestHandler."""
-
-    async def _make_server(self) -> Server:
-        server = await super()._make_server()
-        server.__class__ = _JsonErrorServer  # same state; only the handler factory differs
-        return server
+    >>> loggable_path("/api/sessions/Zx8f_secret-id/metrics")
+    '/api/sessions/sha256:c4cdf0ee764a/metrics'
+    """
+    if not path.startswith(SESSIONS_PREFIX) or len(path) == len(SESSIONS_PREFIX):
+        return path
+    session_id, slash, rest = path[len(SESSIONS_PREFIX) :].partition("/")
+    digest = hashlib.sha256(session_id.encode()).hexdigest()[:12]
+    return f"{SESSIONS_PREFIX}sha256:{digest}{slash}{rest}"
 
 
 class AccessLogger(AbstractAccessLogger):
     """One record per request with structured fields; the path without its query string (a
-    query may carry a session id or token)."""
+    query may carry a session id or token) and without a session id (`loggable_path`)."""
 
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
+        path = loggable_path(request.path)
         self.logger.info(
             "%s %s %d",
             request.method,
-            request.path,
+            path,
             response.status,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 3),
                 "remote": request.remote,
@@ -132,14 +67,104 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
+class ExporterRunner(web.AppRunner):
+    """AppRunner whose connections are `ExporterRequestHandler`s sharing one protection."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        protection: ServerProtection[ExporterRequestHandler] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self.protection = protection
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        server.__class__ = ExporterServer  # same state; only the handler factory differs
+        assert isinstance(server, ExporterServer)
+        server.protection = self.protection
+        return server
+
+
+def open_files_limit() -> int:
+    """The soft limit of open file descriptors (RLIMIT_NOFILE)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard one (as Go programs do at start-up), so the
+    connection cap can be generous; returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):  # not permitted here: keep what we have
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return open_files_limit()
+
+
 def make_runner(app: web.Application, *, access: bool = False, **kwargs: Any) -> ExporterRunner:
-    """The runner `serve` and the tests use; `access` turns on the access log."""
+    """The runner `serve` and the tests use, with the app's client limits; `access` turns on the
+    access log."""
+    limits = ClientLimits.from_settings(app[SETTINGS], open_files_limit())
+    protection = ServerProtection[ExporterRequestHandler](limits, app[METRICS])
     if access:
-        return ExporterRunner(app, access_log=access_log, access_log_class=AccessLogger, **kwargs)
-    return ExporterRunner(app, access_log=None, **kwargs)
+        kwargs |= {"access_log": access_log, "access_log_class": AccessLogger}
+    else:
+        kwargs["access_log"] = None
+    return ExporterRunner(app, protection=protection, **kwargs)
+
+
+class ExporterSite(web.TCPSite):
+    """TCPSite with a longer listen backlog and a TLS handshake bounded like a request head.
+
+    aiohttp's TCPSite does not pass `ssl_handshake_timeout` (asyncio's default is 60 s, during
+    which a handshake holds a descriptor that no connection cap counts), so `start` is
+    aiohttp's own with that one argument more."""
+
+    __slots__ = ("_handshake_timeout",)
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=BACKLOG)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        if self._ssl_context is None:
+            return await super().start()
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
 
 
 def site(
-    runner: web.BaseRunner, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    runner: web.BaseRunner,
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout: float = 10.0,
 ) -> web.TCPSite:
-    return web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    return ExporterSite(
+        runner, host, port, ssl_context=ssl_context, handshake_timeout=handshake_timeout
+    )

@@ -5,8 +5,13 @@ none, and they reveal only up/ready. Everything else (`/metrics`, the API, the l
 stream) needs a `basic_auth_users` login when users are configured.
 
 The file (and the certificate files it names) is checked for changes at most once per
-RELOAD_CHECK seconds, on requests: a changed valid file takes effect, new TLS key pairs included;
-an invalid one is logged and the previous configuration stays.
+RELOAD_CHECK seconds, on requests. A changed valid file takes effect, new TLS key pairs included.
+A file that cannot be read or validated, or that would turn basic auth or TLS off (an in-place
+rewrite is empty for a moment), is refused: the last good configuration stays in force, with one
+error line, `session_exporter_web_config_last_reload_successful` 0 and a `web_config_rejected`
+event. Authentication never fails open.
+
+Passwords are checked by `PasswordChecker` (bcrypt on its own thread, bounded: see there).
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hashlib
 import logging
 import os
 import ssl
@@ -22,42 +26,53 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import bcrypt
 from aiohttp import web
 
 from exporter.errors import ConfigError
+from exporter.events import EventLog
+from exporter.metrics import Metrics
 from exporter.web.api_error import error_body, json_response
-from exporter.web_config import WebConfig, load_certificates, load_web_config, server_ssl_context
+from exporter.web.password_checks import ChecksBusy, PasswordChecker, dummy_hash
+from exporter.web_config import (
+    WebConfig,
+    check_reload,
+    load_certificates,
+    load_web_config,
+    server_ssl_context,
+)
 
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})
 RELOAD_CHECK = 1.0
 REALM = 'Basic realm="session-metrics-exporter", charset="UTF-8"'
-# Successful checks are remembered (bcrypt costs tens of ms; Prometheus sends the same login on
-# every scrape). Keyed by a digest of user, hash and password, never the password itself.
-CACHE_MAX = 256
-# Compared against for unknown users, so a wrong user name costs the same time as a wrong password.
-_DUMMY_HASH = bcrypt.hashpw(b"unused", bcrypt.gensalt(4))
+# A login refused because too many are being checked is answered after the Retry-After it
+# announces: a client flooding logins then sends one a second per connection, instead of
+# spinning the event loop on instant refusals (the wait costs nothing but the open connection).
+BUSY_RETRY_AFTER = 1.0
+Signature = tuple[tuple[str, int, int], ...]
 
 
 class WebConfigState:
-    """The current WebConfig, its SSL context, and change detection."""
+    """The configuration in force, its SSL context, change detection and the password checks."""
 
     def __init__(
-        self, path: str, clock: Callable[[], float] = time.monotonic
+        self, path: str, metrics: Metrics, clock: Callable[[], float] = time.monotonic
     ) -> None:  # raises ConfigError: start-up stops on an invalid file
         self.path = path
         self.config = load_web_config(path)
         self.ssl_context: ssl.SSLContext | None = (
             server_ssl_context(self.config.tls) if self.config.tls else None
         )
+        self.metrics = metrics
+        self.events: EventLog | None = None  # set while the runtime runs (exporter.web.app)
+        self.checker = PasswordChecker()
+        self._dummy = dummy_hash(self.config.users.values())
         self._clock = clock
         self._checked = clock()
         self._signature = self._files_signature(self.config)
-        self._verified: set[bytes] = set()
 
-    def _files_signature(self, config: WebConfig) -> tuple[tuple[str, int, int], ...]:
+    def _files_signature(self, config: WebConfig) -> Signature:
         files = [Path(self.path)]
         if config.tls is not None:
             files += [config.tls.cert_file, config.tls.key_file]
@@ -83,38 +98,53 @@ class WebConfigState:
         signature = self._files_signature(self.config)
         if signature == self._signature:
             return
-        self._signature = signature
+        self._signature = signature  # a refused file is reported once, not on every request
         try:
             config = load_web_config(self.path)
+            check_reload(self.config, config, serving_tls=self.ssl_context is not None)
             if config.tls is not None and self.ssl_context is not None:
                 load_certificates(self.ssl_context, config.tls)
         except ConfigError as exc:
-            log.error("web config not reloaded, keeping the previous one: %s", exc)
+            self._refused(str(exc))
             return
-        if (config.tls is None) != (self.ssl_context is None):
-            log.warning("web config: turning TLS on or off takes a restart; the rest is applied")
+        except Exception as exc:  # any surprise keeps the last good configuration too
+            self._refused(f"{type(exc).__name__} while reading it")
+            return
+        if config.tls is not None and self.ssl_context is None:
+            log.warning("web config: turning TLS on takes a restart; the rest is applied")
+        self._apply(config)
+
+    def _apply(self, config: WebConfig) -> None:
         self.config = config
+        self._dummy = dummy_hash(config.users.values())
         self._signature = self._files_signature(config)
-        self._verified.clear()
+        self.checker.forget()
+        self.metrics.web_config_last_reload_successful.set(1)
         log.info("web config reloaded from %s", self.path)
+        if self.events is not None:
+            self.events.record(
+                "web_config_reloaded", f"web configuration reloaded from {self.path}"
+            )
+
+    def _refused(self, reason: str) -> None:
+        self.metrics.web_config_last_reload_successful.set(0)
+        log.error("web config not reloaded, keeping the last good one: %s", reason)
+        if self.events is not None:
+            self.events.record(
+                "web_config_rejected",
+                f"web configuration {self.path} refused, the last good one stays: {reason}",
+            )
 
     async def authorised(self, config: WebConfig, header: str | None) -> bool:
+        """Whether `header` holds a valid login; ChecksBusy when too many checks are waiting."""
         credentials = _basic_credentials(header)
         if credentials is None:
             return False
         user, password = credentials
-        hashed = config.users.get(user)
-        digest = hashlib.sha256(b"\0".join((user.encode(), hashed or b"", password))).digest()
-        if hashed is not None and digest in self._verified:
-            return True
-        # bcrypt is CPU-bound for tens of ms: off the event loop.
-        ok = await asyncio.to_thread(bcrypt.checkpw, password, hashed or _DUMMY_HASH)
-        if ok and hashed is not None:
-            if len(self._verified) >= CACHE_MAX:
-                self._verified.clear()
-            self._verified.add(digest)
-            return True
-        return False
+        return await self.checker.check(user, password, config.users.get(user), self._dummy)
+
+    def close(self) -> None:
+        self.checker.close()
 
 
 def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
@@ -134,19 +164,28 @@ def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
 
 
 async def unauthorised(state: WebConfigState, request: web.Request) -> web.Response | None:
-    """The 401 for a request that needs a login and has no valid one, else None."""
+    """The 401 (or 503 when password checks are backed up) for a request that needs a login and
+    has no valid one, else None."""
     config = state.current()
-    if (
-        config.auth_required
-        and request.path not in OPEN_PATHS
-        and not await state.authorised(config, request.headers.get("Authorization"))
-    ):
+    if not config.auth_required or request.path in OPEN_PATHS:
+        return None
+    header = request.headers.get("Authorization")
+    try:
+        if await state.authorised(config, header):
+            return None
+    except ChecksBusy:
+        if not state.checker.closed:  # stopping: answer at once
+            await asyncio.sleep(BUSY_RETRY_AFTER)
         return json_response(
-            error_body("unauthorized", "this exporter needs a basic-auth login"),
-            401,
-            {"WWW-Authenticate": REALM},
+            error_body("auth_busy", "too many logins are being checked; retry shortly"),
+            503,
+            {"Retry-After": f"{BUSY_RETRY_AFTER:.0f}"},
         )
-    return None
+    return json_response(
+        error_body("unauthorized", "this exporter needs a basic-auth login"),
+        401,
+        {"WWW-Authenticate": REALM},
+    )
 
 
 def add_headers(

@@ -11,6 +11,8 @@ Faults are queued per endpoint and consumed one per request, or made permanent w
     double.fail("files", Fault("429", retry_after=0.05))      # next /v1/files answers 429
     double.fail("me", Fault("500"), times=None)               # every /v1/me answers 500
     double.image_size = 10 * 1024 * 1024                      # the 10 MB image
+    double.image_location = "http://elsewhere/x.png"           # /v1/images answers this URL
+    double.download_redirect = "http://elsewhere/y.png"        # downloads answer 302 to it once
     double.requests["files"]                                  # requests seen per endpoint
     double.reset()
 
@@ -114,6 +116,10 @@ class FigmaDouble:
         self.violations: list[str] = []
         self.checked = 0
         self.image_size = PNG_BYTES
+        # A hostile or broken answer: the URL every rendered image is said to be at, and where a
+        # download redirects to (302, once: a request carrying `?hop` is served).
+        self.image_location: str | None = None
+        self.download_redirect: str | None = None
         self.requests: Counter[str] = Counter()
         self.bytes_served = 0
         self.tokens_seen: list[str | None] = []
@@ -144,6 +150,7 @@ class FigmaDouble:
         self.tokens_seen.clear()
         self.bytes_served = 0
         self.image_size = PNG_BYTES
+        self.image_location = self.download_redirect = None
 
     async def start(self) -> FigmaDouble:
         app = web.Application(middlewares=[self._check_spec] if self.spec is not None else [])
@@ -297,7 +304,7 @@ class FigmaDouble:
         images = {
             i: None
             if i.endswith(":404")
-            else f"{self.url}/_images/{key}/{i.replace(':', '-')}.{fmt}"
+            else self.image_location or f"{self.url}/_images/{key}/{i.replace(':', '-')}.{fmt}"
             for i in ids
         }
         return web.json_response({"err": None, "images": images, "status": 200})
@@ -305,6 +312,8 @@ class FigmaDouble:
     async def _download(self, request: web.Request) -> web.Response:
         if (early := await self._begin(request, "image_download", auth=False)) is not None:
             return early
+        if self.download_redirect is not None and "hop" not in request.query:
+            raise web.HTTPFound(self.download_redirect)
         fmt = request.match_info["name"].rpartition(".")[2]
         body, content_type = image_of_size(fmt, self.image_size)
         self.bytes_served += len(body)

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import OPTIONS, Settings, parse_settings, readme_with_table, redact_url
+from exporter.config import OPTIONS, Settings, parse_settings, readme_with_table
 from exporter.errors import ConfigError
+from exporter.redaction import redact as redact_url
 
 
 def test_defaults_work_on_a_laptop() -> None:
@@ -64,7 +65,7 @@ def test_redis_url_with_password_is_never_echoed() -> None:
     assert "hunter2" not in str(error.value)
     settings = parse_settings({"redis_url": "redis://:hunter2@localhost:6379/0"})
     assert "hunter2" not in repr(settings)
-    assert settings.redis_url_redacted == "redis://:***@localhost:6379/0"
+    assert settings.redis_url_redacted == "redis://***@localhost:6379/0"
 
 
 def test_secrets_are_hidden_from_repr() -> None:
@@ -74,7 +75,7 @@ def test_secrets_are_hidden_from_repr() -> None:
 
 def test_redact_url_leaves_passwordless_urls_alone() -> None:
     assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
-    assert redact_url("redis://default:pw@h:1/0") == "redis://default:***@h:1/0"
+    assert redact_url("redis://default:pw@h:1/0") == "redis://***@h:1/0"
 
 
 def test_every_setting_has_a_flag_and_an_env_var() -> None:
@@ -120,3 +121,38 @@ def test_figma_cache_budget_defaults_to_a_quarter_and_fits_the_memory_tier() -> 
     assert parse_settings({"figma_cache_max_bytes": "123456"}).figma_cache_budget == 123456
     with pytest.raises(ConfigError, match="--figma-cache-max-bytes"):
         parse_settings({"memory_max_bytes": "100000", "figma_cache_max_bytes": "200000"})
+
+
+def test_allowed_hosts_from_a_repeated_flag_a_list_or_commas() -> None:
+    from exporter.__main__ import load_settings
+
+    flags = ["--web-allowed-host", "a.example", "--web-allowed-host", "B.example,*.corp.example"]
+    assert load_settings(flags, {}).web_allowed_host == ("a.example", "b.example", ".corp.example")
+    env = {"SESSION_EXPORTER_WEB_ALLOWED_HOST": "x.example, y.example"}
+    assert load_settings([], env).web_allowed_host == ("x.example", "y.example")
+    assert parse_settings({"web_allowed_host": ["c.example", "*"]}).web_allowed_host == (
+        "c.example",
+        "*",
+    )
+    assert Settings().web_allowed_host == ()
+    for bad in ("http://a.example", "a.example:8080", "a/b", "a b"):
+        with pytest.raises(ConfigError, match="--web-allowed-host"):
+            parse_settings({"web_allowed_host": bad})
+
+
+def test_client_limits_settings() -> None:
+    settings = parse_settings(
+        {
+            "web_header_timeout": "2.5",
+            "web_body_timeout": "4",
+            "web_max_connections": "auto",
+            "web_max_connections_per_client": "0",
+        }
+    )
+    assert (settings.web_header_timeout, settings.web_body_timeout) == (2.5, 4.0)
+    assert settings.web_max_connections is None and settings.web_max_connections_per_client == 0
+    assert parse_settings({"web_max_connections": 500}).web_max_connections == 500
+    with pytest.raises(ConfigError, match="--web-header-timeout"):
+        parse_settings({"web_header_timeout": "0"})
+    with pytest.raises(ConfigError, match="--web-max-connections"):
+        parse_settings({"web_max_connections": "-1"})

@@ -47,8 +47,8 @@ def test_secrets_and_url_passwords_are_masked_everywhere(logged: io.StringIO) ->
     text = logged.getvalue()
     assert SECRET not in text and "pa55word" not in text and "hunter22" not in text
     first, second = records(logged)
-    assert first["message"] == "token ***" and first["url"] == "rediss://app:***@db:6380/0"
-    assert "RuntimeError: failed with *** at redis://:***@h:1" in str(second["exc_info"])
+    assert first["message"] == "token ***" and first["url"] == "rediss://***@db:6380/0"
+    assert "RuntimeError: failed with *** at redis://***@h:1" in str(second["exc_info"])
 
 
 def test_text_format_masks_too() -> None:

@@ -12,7 +12,7 @@ import yaml
 
 from exporter.__main__ import EXIT_CONFIG, main
 from exporter.errors import ConfigError
-from exporter.web_config import load_web_config, parse_web_config
+from exporter.web_config import check_reload, load_web_config, parse_web_config
 from tests.support.tls import make_certificates
 
 HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
@@ -78,3 +78,26 @@ def test_an_invalid_file_exits_2_naming_the_field(
     assert "not valid YAML (line 2)" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="cannot read"):
         load_web_config(str(certs / "absent.yml"))
+
+
+def test_a_reload_may_not_turn_basic_auth_or_tls_off(certs: Path) -> None:
+    """An in-place rewrite is empty for a moment: that moment must not open the exporter."""
+    with_users = parse_web_config({"basic_auth_users": {"prometheus": HASH}}, certs)
+    for emptied in (None, {"basic_auth_users": None}, {"basic_auth_users": {}}):
+        with pytest.raises(ConfigError, match=r"basic_auth_users.*restart"):
+            check_reload(with_users, parse_web_config(emptied, certs), serving_tls=False)
+    with_tls = parse_web_config({**tls(), "basic_auth_users": {"p": HASH}}, certs)
+    without_tls = parse_web_config({"basic_auth_users": {"p": HASH}}, certs)
+    with pytest.raises(ConfigError, match=r"tls_server_config.*restart"):
+        check_reload(with_tls, without_tls, serving_tls=True)
+    # Stronger or equal is fine: users added, users changed, TLS kept.
+    check_reload(parse_web_config(None, certs), with_users, serving_tls=False)
+    check_reload(with_tls, with_tls, serving_tls=True)
+    check_reload(without_tls, with_tls, serving_tls=False)
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_bytes(b"basic_auth_users:\n  \xff\xfe: x\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_web_config(str(path))

@@ -171,7 +171,7 @@ async def test_persistence_hides_the_redis_password() -> None:
         body = await app.client.get(f"{BASE}/persistence")
         text = await body.text()
     assert "hunter2-secret" not in text
-    assert '"url":"redis://:***@127.0.0.1:1/0"' in text
+    assert '"url":"redis://***@127.0.0.1:1/0"' in text
 
 
 async def test_health_check_memory_only_and_refresh() -> None:

@@ -3,10 +3,12 @@ scraped by a real Prometheus; wrong passwords, plain HTTP, client certificates, 
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,6 +149,13 @@ def test_logins_open_probes_and_headers(exporter: Exporter, certs: Certificates)
     good = exporter.get("/metrics", verify=ca, auth=("prometheus", PASSWORD))
     assert good.status_code == 200 and "session_exporter_build_info" in good.text
     assert good.headers["X-Frame-Options"] == "deny"
+    # Over bcrypt's 72 bytes: a wrong password like any other, never a 500 with a traceback.
+    for password in ("x" * 73, PASSWORD + "y" * 100, "\u00e9" * 80):
+        answer = exporter.get("/metrics", verify=ca, auth=("prometheus", password))
+        assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthorized"
+    huge = base64.b64encode(b"nobody:" + b"z" * 5000).decode()
+    answer = exporter.get("/metrics", verify=ca, headers={"Authorization": f"Basic {huge}"})
+    assert answer.status_code == 401
 
 
 def test_a_session_held_in_memory_is_still_behind_the_login(
@@ -219,3 +228,48 @@ def test_client_certificates_when_required(tmp_path: Path, certs: Certificates) 
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(15) == 0
     assert "Traceback" not in running.log.read_text()
+
+
+def _rejections(exporter: Exporter) -> int:
+    return exporter.log.read_text().count("web config not reloaded")
+
+
+def _statuses_until_rejected(exporter: Exporter, ca: str, before: int) -> list[int]:
+    """Anonymous requests, from the rewrite until the exporter has read and refused the file, and
+    a few after: what an attacker racing the rewrite gets."""
+    statuses: list[int] = []
+    deadline = time.monotonic() + 20
+    while _rejections(exporter) == before and time.monotonic() < deadline:
+        for path in ("/metrics", "/api/session-metrics/persistence", "/"):
+            statuses.append(exporter.get(path, verify=ca).status_code)
+        if set(statuses) != {401}:
+            return statuses  # open: no need to wait for the verdict
+    assert _rejections(exporter) > before, "the exporter never re-read the file"
+    return statuses + [exporter.get("/metrics", verify=ca).status_code for _ in range(3)]
+
+
+def test_a_config_rewritten_in_place_never_opens_the_exporter(
+    exporter: Exporter, certs: Certificates, tmp_path: Path
+) -> None:
+    """Truncated to 0 bytes (a non-atomic rewrite) or holding only `basic_auth_users:`: the last
+    good configuration stays in force, with a log line, a metric and an event."""
+    ca, config, login = str(certs.ca), tmp_path / "web.yml", ("prometheus", PASSWORD)
+    for broken in ("", "basic_auth_users:\n"):
+        before = _rejections(exporter)
+        with config.open("w") as handle:  # in place: the same file, emptied, then written
+            handle.write(broken)
+        assert set(_statuses_until_rejected(exporter, ca, before)) == {401}, broken
+        assert exporter.get("/metrics", verify=ca, auth=login).ok  # the old login still works
+    metrics = exporter.get("/metrics", verify=ca, auth=login).text
+    assert "session_exporter_web_config_last_reload_successful 0.0" in metrics
+    realtime = exporter.get("/api/session-metrics/realtime", verify=ca, auth=login).json()
+    rejected = [e for e in realtime["recent_events"] if e["type"] == "web_config_rejected"]
+    assert len(rejected) == 2 and "basic_auth_users" in rejected[-1]["message"]
+    write_config(config, certs)  # a valid file again: applied, and the metric says so
+    wait_until(
+        lambda: (
+            "last_reload_successful 1.0" in exporter.get("/metrics", verify=ca, auth=login).text
+        ),
+        timeout=10,
+        interval=0.2,
+    )

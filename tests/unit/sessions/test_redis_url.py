@@ -8,7 +8,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 
-from exporter.config import ConfigError, redact_url
+from exporter.config import ConfigError
+from exporter.redaction import redact as redact_url
 from exporter.sessions.redis_client import (
     CLUSTER,
     SENTINEL,
@@ -101,10 +102,10 @@ async def test_clients_per_deployment_without_connecting() -> None:
 @pytest.mark.parametrize(
     ("url", "redacted"),
     [
-        ("redis+cluster://:pw@h1:1,h2:2", "redis+cluster://:***@h1:1,h2:2"),
-        ("redis+sentinel://u:pw@s1,s2:26380/m", "redis+sentinel://u:***@s1,s2:26380/m"),
-        ("rediss://u:pw@h:6380/0", "rediss://u:***@h:6380/0"),
-        ("unix://:pw@/run/redis.sock?db=1", "unix://:***@/run/redis.sock?db=1"),
+        ("redis+cluster://:pw@h1:1,h2:2", "redis+cluster://***@h1:1,h2:2"),
+        ("redis+sentinel://u:pw@s1,s2:26380/m", "redis+sentinel://***@s1,s2:26380/m"),
+        ("rediss://u:pw@h:6380/0", "rediss://***@h:6380/0"),
+        ("unix://:pw@/run/redis.sock?db=1", "unix://***@/run/redis.sock?db=1"),
         ("redis://h:1/0", "redis://h:1/0"),
     ],
 )
