@@ -247,7 +247,9 @@ class Recovery:
         if self._claims_settled:
             self._mark_unsettled()
         pending = self._unsettling
-        if pending is not None and not pending.done():
+        # Only while Redis is thought reachable (a refusal, or recovery settling meanwhile): in
+        # an outage the others cannot read Redis either, and a hung one must cost one timeout.
+        if pending is not None and not pending.done() and self.breaker.closed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(UNSETTLE_WAIT):
                     await asyncio.shield(pending)

@@ -6,7 +6,7 @@ its sessions. The tier drops entries for coherence's sake (at failback, when tra
 and the next restart would then lose them; so those values are kept here, never served. A delete
 is kept here too, until the session's own expiry: its tombstone goes with Redis's data, and a
 re-seed that wrote the session back without it would bring a deleted session back. A re-seed
-writes everything back version-checked (a newer value or a delete always wins). A key changed
+writes everything back version-checked (a newer value or a delete always wins). A value changed
 by another replica leaves the reserve: that replica holds the newer truth. Bounded like the tier
 (entries and bytes), oldest dropped first; expired entries are skipped.
 
@@ -42,6 +42,14 @@ class Reserve:
         item = self._items.pop(key, None)
         if item is not None:
             self.bytes -= _size(item)
+
+    def changed_elsewhere(self, key: str) -> None:
+        """Another replica changed `key`: a value kept here is stale, whoever changed it holds
+        the newer truth. A delete stays: nothing newer than a delete can exist (and the change
+        reported may be this very delete's echo)."""
+        item = self._items.get(key)
+        if item is not None and item.value is not None:
+            self.drop(key)
 
     def live(self, now: float) -> dict[str, ReplayItem]:
         """The writes and deletes not expired at `now` (the expired ones are forgotten)."""

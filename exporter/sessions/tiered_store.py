@@ -364,6 +364,7 @@ class TieredStore:
         assert recovery is not None
         if self.writes_refused is not None and held is None and self.breaker.closed:
             held = await self.get_uncached(key)  # Redis still answers reads: does it exist?
+            self.memory.pop(key)  # that read filled memory: a deleted session is not held
             if held is None and not self.journal.get(key):
                 return False
         version = self.clock.version(held.version if held is not None else 0)
@@ -448,7 +449,7 @@ class TieredStore:
             return False
         dropped = self.memory.pop(key) is not None
         if self._reserve:
-            self._reserve.drop(key)  # changed elsewhere: whoever changed it holds the newer truth
+            self._reserve.changed_elsewhere(key)
         if dropped:
             self._count_invalidations(reason, 1)
         return dropped
@@ -540,7 +541,10 @@ class TieredStore:
         """What this replica knows of its sessions, to re-seed Redis with: the live values in
         memory, and from the reserve what memory stopped serving and the deletes made here."""
         items = self._reserve.live(self.clock.now())
-        items.update(self._held_in_memory())
+        for key, item in self._held_in_memory().items():
+            kept = items.get(key)
+            if kept is None or item.version > kept.version:  # the newest; a delete on a tie
+                items[key] = item
         return list(items.values())
 
     def _held_in_memory(self) -> dict[str, ReplayItem]:

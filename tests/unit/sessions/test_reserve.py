@@ -22,3 +22,12 @@ def test_bounded_by_entries_and_bytes_oldest_first_and_expired_forgotten() -> No
     assert sorted(reserve.live(now=50.0)) == ["b"]  # "c" expired at 10
     reserve.drop("b")
     assert len(reserve) == 0 and reserve.bytes == 0
+
+
+def test_a_change_elsewhere_drops_a_value_never_a_delete() -> None:
+    reserve = Reserve(max_entries=10, max_bytes=1000)
+    reserve.keep(item("value", b"1"))
+    reserve.keep(item("deleted", None))
+    reserve.changed_elsewhere("value")
+    reserve.changed_elsewhere("deleted")  # maybe this delete's own echo: it stays
+    assert sorted(reserve.live(now=5.0)) == ["deleted"]
