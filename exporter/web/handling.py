@@ -27,7 +27,7 @@ from exporter.errors import ExporterError, StoreUnavailable, UpstreamError, erro
 from exporter.metrics import Metrics
 from exporter.web.api_error import ApiError, error_body, json_response
 from exporter.web.cross_site import STATE_CHANGING, is_cross_site
-from exporter.web.request_metrics import HTTP_METHODS, RequestMetrics, RouteChildren
+from exporter.web.request_metrics import HTTP_METHODS, RequestMetrics, RouteChildren, declare
 from exporter.web.web_auth import WebConfigState, unauthorised
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,8 @@ def instrumented_routes(
     """`routes` with each handler wrapped by `instrumented` (with its synchronous first try from
     `answers_now`, if it has one), then the catch-all for the rest."""
     request_metrics, guards, fast = RequestMetrics(metrics), Guards(auth), answers_now or {}
+    for route in routes:
+        declare(metrics, route.path, route.method)
     wrapped = [
         web.RouteDef(
             route.method,
