@@ -1,7 +1,8 @@
 """The Session Management dashboard: the seed's dashboard section as provisioned Grafana panels.
 
 Rows, top to bottom: an overview (the seed's colour-coded metric cards and circular health score),
-persistence indicators (Redis, memory fallback, replay, memory tier, per-manager health), then the
+the service-level objectives (`slo_row`: budget, SLI, burn rates, burn-rate alerts), persistence
+indicators (Redis, memory fallback, replay, memory tier, per-manager health), then the
 seed's four analytics tabs: Performance, Cache, Health and Real-time. Together they show every
 metric family the exporter exposes; `tests/unit/test_dashboards.py` checks that none is missing.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
 
+from grafana.dashboards import slo_row
 from grafana.dashboards.panels import (
     DATASOURCE,
     RANGE,
@@ -944,6 +946,7 @@ def build(config: MixinConfig | None = None) -> db.Dashboard:
         dashboard = dashboard.link(link)
     for title, panels in (
         ("Overview", overview(config)),
+        ("SLOs", slo_row.panels(config)),
         ("Persistence", persistence()),
         ("Performance", performance(config)),
         ("Cache", cache()),

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from exporter.metrics import Metrics
 from grafana.dashboards import DASHBOARDS, DIRECTORY, iter_panels, render_all
 from grafana.dashboards.__main__ import main as dashboards_main
+from tests.unit.test_dashboard_lint import FLEET_SERIES
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "prometheus" / "rules"
@@ -159,17 +160,28 @@ def test_every_panel_is_described_with_unit_legend_and_instance_filter() -> None
             for target in panel["targets"]:
                 assert target["refId"] and target["legendFormat"], title
                 assert target["datasource"]["uid"] == "${datasource}", title
-                selectors = re.findall(r"\{([^}]*)\}", target["expr"])
+                selectors = re.findall(r"([\w:]*)\{([^}]*)\}", target["expr"])
                 assert selectors, title
-                for selector in selectors:
-                    if "{{" not in selector:
+                for name, selector in selectors:
+                    if "{{" in selector:
+                        continue
+                    assert 'job=~"$job"' in selector, f"{title}: {target['expr']}"
+                    if not FLEET_SERIES.fullmatch(name):  # the SLOs are the fleet's
                         assert 'instance=~"$instance"' in selector, f"{title}: {target['expr']}"
 
 
 def test_session_management_layout_follows_the_seed() -> None:
     dashboard = load_dashboards()["session-management.json"]
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Overview", "Persistence", "Performance", "Cache", "Health", "Real-time"]
+    assert rows == [
+        "Overview",
+        "SLOs",
+        "Persistence",
+        "Performance",
+        "Cache",
+        "Health",
+        "Real-time",
+    ]
     by_title = {p["title"]: p for p in panels(dashboard)}
     health = by_title["Health score"]
     assert health["type"] == "gauge"
