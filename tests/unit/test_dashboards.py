@@ -235,3 +235,31 @@ def test_dashboard_links_open_real_exporter_routes() -> None:
         assert link["url"].startswith("${exporter_url}/"), link
         path = urlsplit(link["url"].removeprefix("${exporter_url}")).path
         assert path in served, f"{link['title']} opens {path}, which the exporter does not serve"
+
+
+def test_the_slo_row_shows_sli_budget_burn_rates_and_burn_alerts() -> None:
+    from mixin.config import load
+
+    dashboard = load_dashboards()["session-management.json"]
+    rows = [p for p in dashboard["panels"]]
+    start = next(i for i, p in enumerate(rows) if p["type"] == "row" and p["title"] == "SLOs")
+    end = next(i for i, p in enumerate(rows) if i > start and p["type"] == "row")
+    slo_panels = {p["title"]: p for p in rows[start + 1 : end]}
+    assert set(slo_panels) == {
+        "Error budget remaining",
+        "SLI against the objective",
+        "Burn rate over 1h and 6h (FastBurn)",
+        "Burn rate over 1d and 3d (SlowBurn)",
+        "Burn-rate alerts",
+    }
+    exprs = {t: [q["expr"] for q in p["targets"]] for t, p in slo_panels.items()}
+    assert exprs["Error budget remaining"] == [
+        'slo:period_error_budget_remaining:ratio{job=~"$job"}'
+    ]
+    assert any("ALERTS{" in e and 'sloth_severity="page"' in e for e in exprs["Burn-rate alerts"])
+    for tier in load().slo.burn_alerts:
+        panel = next(p for t, p in slo_panels.items() if f"({tier.name})" in t)
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert sorted(s["value"] for s in steps[1:]) == sorted(w.burn_rate for w in tier.windows)
+        for pair in tier.windows:
+            assert any(f"ratio_rate{pair.long}" in q["expr"] for q in panel["targets"])
