@@ -180,7 +180,8 @@ def test_dashboard_variables_expand_in_the_rules_helpers() -> None:
 
 
 def test_the_drill_profile_divides_every_window_and_for_by_its_scale() -> None:
-    """A minute of the shipped rules is a second of a drill; nothing else changes."""
+    """A minute of the shipped rules is a second of a drill; only the session latency objective
+    changes besides (a CI machine is not a production one)."""
     shipped, drill = load(), load(profile="drill")
     assert drill.time_scale == 60
     scale = lambda text: seconds(text) / 60  # noqa: E731
@@ -193,7 +194,12 @@ def test_the_drill_profile_divides_every_window_and_for_by_its_scale() -> None:
         for pair, shipped_pair in zip(ours.windows, theirs.windows, strict=True):
             assert pair.burn_rate == shipped_pair.burn_rate
             assert seconds(pair.long) == scale(shipped_pair.long)
-    assert drill.slo.objectives == shipped.slo.objectives
+    changed = [
+        s for s, t in zip(drill.slo.objectives, shipped.slo.objectives, strict=True) if s != t
+    ]
+    assert [(s.name, s.latency_seconds, s.objective) for s in changed] == [
+        ("SessionLatency", 1.0, 0.99)  # for the CI machine: see mixin/profiles/drill.yml
+    ]
     assert 'ratio_rate5s{job="session-exporter"' in render_alerts(drill)
 
 
