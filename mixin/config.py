@@ -12,11 +12,11 @@ generate its own:
 
 A profile (`mixin/profiles/<name>.yml`) is laid over the defaults. The `drill` profile divides
 every SLO window, the SLO period and every alert's `for:` by its `time_scale`, so the incident
-drills run the same rules a minute to the second:
+drills run the same rules a minute to the second (a `for:` at least `min_for`):
 
     >>> drill = load(profile="drill")
-    >>> drill.slo.windows[0], drill.alert("Down").hold
-    ('5s', '1s')
+    >>> drill.slo.windows[0], drill.alert("Down").hold, drill.alert("MemoryTierFull").hold
+    ('5s', '3s', '5s')
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ class MixinConfig:
     slo: SloConfig
     alerts: dict[str, AlertSetting]
     time_scale: float = 1.0
+    min_for: str = "0s"  # after scaling, a `for:` that is not 0 is at least this long
 
     @property
     def selector(self) -> str:
@@ -199,6 +200,7 @@ def _parse(data: dict[str, Any]) -> MixinConfig:
             for name, value in data["alerts"].items()
         },
         time_scale=float(data.get("time_scale", 1)),
+        min_for=str(data.get("min_for", "0s")),
     )
 
 
@@ -247,6 +249,7 @@ def _validate(config: MixinConfig) -> None:
             raise ValueError(f"{name}: need 0 < high < critical")
     if config.time_scale <= 0:
         raise ValueError("time_scale: must be positive")
+    seconds(config.min_for)
     _validate_slo(config.slo)
     slo = config.slo
     expected = {f"{o.name}{b.name}" for o in slo.objectives for b in slo.burn_alerts}
@@ -284,10 +287,15 @@ def _validate_slo(slo: SloConfig) -> None:
 
 
 def _scaled(config: MixinConfig) -> MixinConfig:
-    """Every SLO window, the period and every `for:` divided by `time_scale`."""
+    """Every SLO window, the period and every `for:` divided by `time_scale` (a `for:` that is
+    not 0 no shorter than `min_for`)."""
 
     def scale(text: str) -> str:
         return duration(seconds(text) / config.time_scale)
+
+    def hold(text: str) -> str:
+        scaled = seconds(text) / config.time_scale
+        return duration(max(scaled, seconds(config.min_for)) if scaled else 0)
 
     slo = config.slo
     burn_alerts = tuple(
@@ -309,7 +317,7 @@ def _scaled(config: MixinConfig) -> MixinConfig:
             burn_alerts=burn_alerts,
         ),
         alerts={
-            name: replace(setting, hold=scale(setting.hold))
+            name: replace(setting, hold=hold(setting.hold))
             for name, setting in config.alerts.items()
         },
     )

@@ -188,8 +188,10 @@ def test_the_drill_profile_divides_every_window_and_for_by_its_scale() -> None:
     assert [seconds(w) for w in drill.slo.windows] == [scale(w) for w in shipped.slo.windows]
     assert seconds(drill.slo.period) == scale(shipped.slo.period)
     for name, setting in shipped.alerts.items():
-        assert seconds(drill.alert(name).hold) == pytest.approx(scale(setting.hold), abs=0.001)
+        expected = scale(setting.hold) and max(scale(setting.hold), seconds(drill.min_for))
+        assert seconds(drill.alert(name).hold) == pytest.approx(expected, abs=0.001), name
         assert drill.alert(name).severity == setting.severity
+    assert drill.alert("Down").hold == "3s" and drill.alert("CacheHitRatioLow").hold == "15s"
     for ours, theirs in zip(drill.slo.burn_alerts, shipped.slo.burn_alerts, strict=True):
         for pair, shipped_pair in zip(ours.windows, theirs.windows, strict=True):
             assert pair.burn_rate == shipped_pair.burn_rate
