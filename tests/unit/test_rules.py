@@ -134,6 +134,11 @@ def test_rule_unit_tests_fail_when_an_alert_fires_one_interval_early(
         for rule in group["rules"]:
             _earlier(rule)
     alerts_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    # Of the SLO tests, the burn-rate ladder is what pins the boundaries (the rest takes seconds).
+    slo_tests = tmp_path / "prometheus" / "tests" / "slo_test.yml"
+    ladder = load(slo_tests)
+    ladder["tests"] = [t for t in ladder["tests"] if "burning its budget" in t["name"]]
+    slo_tests.write_text(yaml.safe_dump(ladder, sort_keys=False), encoding="utf-8")
     tests = [tmp_path / "prometheus" / "tests" / name for name in BOUNDARY_TESTS]
     reports = run_promtool_tests(promtool, tests, tmp_path / "prometheus")
     assert all(not report.endswith("exit 0") for report in reports)
