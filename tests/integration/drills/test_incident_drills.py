@@ -25,6 +25,7 @@ The drill table (incident -> users hurt -> alert -> delay -> cleared) is written
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import shutil
 import time
@@ -136,11 +137,16 @@ async def drill(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Drill
     replicas = [ExporterProcess(name, settings, workdir) for name in ("a", "b")]
     traffic = Traffic([replica.url for replica in replicas])
     watch = AlertWatch(prometheus)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        # Every process stopped, whatever fails (its stop is registered before its start).
+        for stop in (prometheus.stop, redis.stop, mcp.stop, *(r.stop for r in replicas)):
+            stack.push_async_callback(asyncio.to_thread, stop)
+        stack.push_async_callback(figma.close)
         await asyncio.gather(
             *(asyncio.to_thread(start) for start in (prometheus.start, redis.start, mcp.start))
         )
         await asyncio.gather(*(asyncio.to_thread(replica.start) for replica in replicas))
+        stack.push_async_callback(traffic.stop)
         await traffic.start()
         # Scraped once warm: the first requests of a fresh process (connections, first imports)
         # are not what users of a running service see, and rate() starts from the first scrape.
@@ -151,18 +157,11 @@ async def drill(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Drill
         await asyncio.to_thread(
             lambda: wait_until(lambda: not prometheus.api("alerts")["alerts"], timeout=30)
         )
+        stack.callback(watch.stop)
         watch.start()
         state = Drill(prometheus, watch, redis, replicas, figma, mcp, traffic)
         yield state
         _write_table(state.rows)
-    finally:
-        watch.stop()
-        await traffic.stop()
-        await asyncio.gather(*(asyncio.to_thread(replica.stop) for replica in replicas))
-        await figma.close()
-        await asyncio.to_thread(mcp.stop)
-        await asyncio.to_thread(redis.stop)
-        await asyncio.to_thread(prometheus.stop)
 
 
 # -- budgets, from the drill profile's rules ----------------------------------------------------
