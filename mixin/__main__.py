@@ -1,9 +1,11 @@
-"""`python -m mixin [--job NAME] [--runbook-url URL] [--check] [--output DIR]`.
+"""`python -m mixin [--job NAME] [--runbook-url URL] [--profile NAME] [--check] [--output DIR]`.
 
 Regenerates everything the mixin config feeds: the Prometheus rules, the Grafana dashboards and
 the Kubernetes PrometheusRule and dashboard ConfigMap. `--check` writes nothing and exits 1 when
 a committed file differs from what the config generates; `--output` writes the tree elsewhere
-(e.g. another job's copy) instead of over the committed files.
+(e.g. another job's copy) instead of over the committed files. `--profile` lays
+`mixin/profiles/<NAME>.yml` over the config (`drill`: the incident drills' short windows); a
+profile's files are never the committed ones, so it needs `--output`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mixin import ROOT, render_all
-from mixin.config import DEFAULTS, load
+from mixin.config import DEFAULTS, load, profiles
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,11 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=DEFAULTS, help="mixin config YAML")
     parser.add_argument("--job", help="Prometheus job name the exporter is scraped as")
     parser.add_argument("--runbook-url", help="absolute URL of docs/runbook.md")
+    parser.add_argument("--profile", choices=profiles(), help="overlay of mixin/profiles/")
     parser.add_argument("--output", type=Path, default=ROOT, help="root of the written tree")
     parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
     args = parser.parse_args(argv)
+    if args.profile and args.output == ROOT and not args.check:
+        parser.error("--profile needs --output: a profile's files are never the committed ones")
     try:
-        config = load(args.config, job=args.job, runbook_url=args.runbook_url)
+        config = load(args.config, job=args.job, runbook_url=args.runbook_url, profile=args.profile)
     except ValueError as exc:
         parser.error(str(exc))
     files = render_all(config)

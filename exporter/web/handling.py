@@ -29,7 +29,7 @@ from exporter.metrics import Metrics
 from exporter.web.allowed_hosts import AllowedHosts
 from exporter.web.api_error import ApiError, RequestBodyTimeout, error_body, json_response
 from exporter.web.cross_site import STATE_CHANGING, is_cross_site
-from exporter.web.request_metrics import HTTP_METHODS, RequestMetrics, RouteChildren
+from exporter.web.request_metrics import HTTP_METHODS, RequestMetrics, RouteChildren, declare
 from exporter.web.throttled_log import ThrottledLog
 from exporter.web.web_auth import WebConfigState, unauthorised
 
@@ -199,6 +199,8 @@ def instrumented_routes(
     `answers_now`, if it has one), then the catch-all for the rest. `hosts` is checked on every
     route but those of `any_host_paths`."""
     request_metrics, guards, fast = RequestMetrics(metrics), Guards(auth, hosts), answers_now or {}
+    for route in routes:
+        declare(metrics, route.path, route.method)
     wrapped = [
         web.RouteDef(
             route.method,

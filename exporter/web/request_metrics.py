@@ -1,7 +1,7 @@
 """The HTTP request metrics' label children, looked up once per (route, method) and status.
 
 Synchronous, so that `make speedups` can compile it (`exporter.speedups`); `exporter.web.handling`
-calls it from each route's wrapper.
+calls it from each route's wrapper, and `declare` for each route at start-up.
 """
 
 from __future__ import annotations
@@ -13,6 +13,27 @@ from exporter.metrics import Metrics
 
 UNMATCHED = "unmatched"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+# The data plane: the routes users' requests go to, whose errors and latency the service-level
+# objectives count (mixin/config.yml `slo.objectives`, docs/slo.md).
+DATA_PLANE = ("/api/sessions", "/api/figma/")
+# The server errors the API answers (500 internal, 502/504 upstream, 503 unavailable or
+# store_busy, 507 store_full): counted against availability.
+SERVER_ERRORS = (500, 502, 503, 504, 507)
+
+
+def declare(metrics: Metrics, route: str, method: str) -> None:
+    """Create a data-plane route's duration and server-error series at 0 (bounded: 5 statuses
+    per route and method).
+
+    A series that first appears with a value loses it to rate(), which counts from the first
+    sample: without this, the first scrape interval of an outage's 503s would be missing from the
+    availability SLI, and a restarted replica's first requests from the latency SLI.
+    """
+    if not route.startswith(DATA_PLANE):
+        return
+    metrics.http_request_duration.labels(route, method)
+    for status in SERVER_ERRORS:
+        metrics.http_requests.labels(route, method, str(status))
 
 
 def _template(resource: AbstractResource | None) -> str:

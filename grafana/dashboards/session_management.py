@@ -1,7 +1,8 @@
 """The Session Management dashboard: the seed's dashboard section as provisioned Grafana panels.
 
 Rows, top to bottom: an overview (the seed's colour-coded metric cards and circular health score),
-persistence indicators (Redis, memory fallback, replay, memory tier, per-manager health), then the
+the service-level objectives (`slo_row`: budget, SLI, burn rates, burn-rate alerts), persistence
+indicators (Redis, memory fallback, replay, memory tier, per-manager health), then the
 seed's four analytics tabs: Performance, Cache, Health and Real-time. Together they show every
 metric family the exporter exposes; `tests/unit/test_dashboards.py` checks that none is missing.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.models import dashboard as dm
 
+from grafana.dashboards import slo_row
 from grafana.dashboards.panels import (
     DATASOURCE,
     RANGE,
@@ -314,6 +316,7 @@ def persistence() -> list[PanelBuilder]:
             width=8,
         ),
         *journal(),
+        *fleet(),
         timeseries_panel(
             "Memory tier entries",
             "Entries held by the memory tier and its entry limit.",
@@ -386,6 +389,81 @@ def journal() -> list[PanelBuilder]:
             [(f"session_exporter_store_journal_corrupt_bytes{{{SEL}}}", "{{instance}}")],
             unit="bytes",
             thresholds=steps(("green", None), ("red", 1)),
+            width=8,
+        ),
+    ]
+
+
+def fleet() -> list[PanelBuilder]:
+    """The replicas sharing one Redis (docs/recovery.md): whether a miss is a final 404, how
+    many others each hears from, and how far each host's clock is from Redis's."""
+    return [
+        stat_panel(
+            "Misses final",
+            "Whether each replica may answer 404 for a session Redis does not hold: every replica "
+            "has replayed its outage journal and re-seeded into Redis's current data (else such "
+            "misses answer 503 + Retry-After until they have).",
+            [(f"session_exporter_store_fleet_settled{{{SEL}}}", "{{instance}}")],
+            unit="none",
+            mappings=value_map({0: ("503 on misses", "orange"), 1: ("final", "green")}),
+            width=8,
+        ),
+        stat_panel(
+            "Replicas heard from",
+            "Other replicas each one has heard from recently (their records in Redis): all of "
+            "them must have replayed before a miss is final. A crashed replica is forgotten 10 s "
+            "after its last report.",
+            [(f"session_exporter_store_fleet_members{{{SEL}}}", "{{instance}}")],
+            unit="none",
+            width=8,
+        ),
+        timeseries_panel(
+            "Host clock offset from Redis",
+            "Each host's wall clock minus Redis's. Expiry and write order follow Redis's clock, "
+            "so an offset changes neither; it shows a host whose clock needs fixing (only the "
+            "times it displays are off).",
+            [(f"session_exporter_store_clock_offset_seconds{{{SEL}}}", "{{instance}}")],
+            unit="s",
+            minimum=None,
+            width=8,
+        ),
+    ]
+
+
+def web_server() -> list[PanelBuilder]:
+    """Connections and the web configuration: slow or greedy clients, a bad reload."""
+    return [
+        timeseries_panel(
+            "HTTP connections",
+            "Open connections per replica against the cap (--web-max-connections): at the cap "
+            "the address holding the most gives one up.",
+            [
+                (f"session_exporter_http_connections{{{SEL}}}", "{{instance}} open"),
+                (f"session_exporter_http_max_connections{{{SEL}}}", "{{instance}} cap"),
+            ],
+            unit="none",
+            width=8,
+        ),
+        timeseries_panel(
+            "HTTP connections dropped",
+            "Connections closed or refused per second, by reason: a request head or body too "
+            "slow (header_timeout, body_timeout) or a client or the whole server at its cap.",
+            [
+                (
+                    _rate("session_exporter_http_connections_dropped_total", "instance, reason"),
+                    "{{instance}} {{reason}}",
+                )
+            ],
+            unit="ops",
+            width=8,
+        ),
+        stat_panel(
+            "Web configuration",
+            "Whether the last reload of --web-config-file succeeded; a file that could not be "
+            "read or validated leaves the last good one (TLS, logins) in force.",
+            [(f"session_exporter_web_config_last_reload_successful{{{SEL}}}", "{{instance}}")],
+            unit="none",
+            mappings=value_map({0: ("last reload refused", "red"), 1: ("loaded", "green")}),
             width=8,
         ),
     ]
@@ -1001,11 +1079,13 @@ def build(config: MixinConfig | None = None) -> db.Dashboard:
         dashboard = dashboard.link(link)
     for title, panels in (
         ("Overview", overview(config)),
+        ("SLOs", slo_row.panels(config)),
         ("Persistence", persistence()),
         ("Performance", performance(config)),
         ("Cache", cache()),
         ("Health", health()),
         ("Real-time", realtime()),
+        ("Web server", web_server()),
     ):
         dashboard = dashboard.with_row(db.Row(title))
         for panel in panels:

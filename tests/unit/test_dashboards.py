@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from exporter.metrics import Metrics
 from grafana.dashboards import DASHBOARDS, DIRECTORY, iter_panels, render_all
 from grafana.dashboards.__main__ import main as dashboards_main
+from tests.unit.test_dashboard_lint import FLEET_SERIES
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "prometheus" / "rules"
@@ -108,19 +109,6 @@ def test_every_metric_used_by_dashboards_and_rules_is_exported() -> None:
             assert name in samples | SCRAPE_SERIES, f"unknown metric {name} in {expr}"
 
 
-# The web server's self-protection families (issue 28) have no panel yet: the dashboard is being
-# reworked on another branch, which adds them. Remove a name here when its panel exists (the test
-# below fails if a listed family is already shown, so the list cannot go stale).
-NOT_ON_A_PANEL_YET = frozenset(
-    {
-        "session_exporter_web_config_last_reload_successful",
-        "session_exporter_http_connections",
-        "session_exporter_http_max_connections",
-        "session_exporter_http_connections_dropped",
-    }
-)
-
-
 def test_the_dashboard_shows_every_metric_family() -> None:
     """Directly, or through a recording rule the dashboard uses."""
     recording = {rule["record"]: rule["expr"] for rule in rules("recording")}
@@ -133,10 +121,7 @@ def test_the_dashboard_shows_every_metric_family() -> None:
     names = {name for expr in exprs for name in EXPORTER_NAME.findall(expr)}
     families = exposition()
     missing = [family for family, sample_names in families.items() if not sample_names & names]
-    assert not set(missing) - NOT_ON_A_PANEL_YET, f"metric families on no panel: {missing}"
-    assert set(families) >= NOT_ON_A_PANEL_YET, "a family listed as awaiting a panel is gone"
-    shown = NOT_ON_A_PANEL_YET - set(missing)
-    assert not shown, f"on a panel now, remove from NOT_ON_A_PANEL_YET: {shown}"
+    assert not missing, f"metric families on no panel: {missing}"
 
 
 def test_metric_name_check_can_fail() -> None:
@@ -176,17 +161,29 @@ def test_every_panel_is_described_with_unit_legend_and_instance_filter() -> None
             for target in panel["targets"]:
                 assert target["refId"] and target["legendFormat"], title
                 assert target["datasource"]["uid"] == "${datasource}", title
-                selectors = re.findall(r"\{([^}]*)\}", target["expr"])
+                selectors = re.findall(r"([\w:]*)\{([^}]*)\}", target["expr"])
                 assert selectors, title
-                for selector in selectors:
-                    if "{{" not in selector:
+                for name, selector in selectors:
+                    if "{{" in selector:
+                        continue
+                    assert 'job=~"$job"' in selector, f"{title}: {target['expr']}"
+                    if not FLEET_SERIES.fullmatch(name):  # the SLOs are the fleet's
                         assert 'instance=~"$instance"' in selector, f"{title}: {target['expr']}"
 
 
 def test_session_management_layout_follows_the_seed() -> None:
     dashboard = load_dashboards()["session-management.json"]
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Overview", "Persistence", "Performance", "Cache", "Health", "Real-time"]
+    assert rows == [
+        "Overview",
+        "SLOs",
+        "Persistence",
+        "Performance",
+        "Cache",
+        "Health",
+        "Real-time",
+        "Web server",
+    ]
     by_title = {p["title"]: p for p in panels(dashboard)}
     health = by_title["Health score"]
     assert health["type"] == "gauge"
@@ -240,3 +237,31 @@ def test_dashboard_links_open_real_exporter_routes() -> None:
         assert link["url"].startswith("${exporter_url}/"), link
         path = urlsplit(link["url"].removeprefix("${exporter_url}")).path
         assert path in served, f"{link['title']} opens {path}, which the exporter does not serve"
+
+
+def test_the_slo_row_shows_sli_budget_burn_rates_and_burn_alerts() -> None:
+    from mixin.config import load
+
+    dashboard = load_dashboards()["session-management.json"]
+    rows = [p for p in dashboard["panels"]]
+    start = next(i for i, p in enumerate(rows) if p["type"] == "row" and p["title"] == "SLOs")
+    end = next(i for i, p in enumerate(rows) if i > start and p["type"] == "row")
+    slo_panels = {p["title"]: p for p in rows[start + 1 : end]}
+    assert set(slo_panels) == {
+        "Error budget remaining",
+        "SLI against the objective",
+        "Burn rate over 1h and 6h (FastBurn)",
+        "Burn rate over 1d and 3d (SlowBurn)",
+        "Burn-rate alerts",
+    }
+    exprs = {t: [q["expr"] for q in p["targets"]] for t, p in slo_panels.items()}
+    assert exprs["Error budget remaining"] == [
+        'slo:period_error_budget_remaining:ratio{job=~"$job"}'
+    ]
+    assert any("ALERTS{" in e and 'sloth_severity="page"' in e for e in exprs["Burn-rate alerts"])
+    for tier in load().slo.burn_alerts:
+        panel = next(p for t, p in slo_panels.items() if f"({tier.name})" in t)
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert sorted(s["value"] for s in steps[1:]) == sorted(w.burn_rate for w in tier.windows)
+        for pair in tier.windows:
+            assert any(f"ratio_rate{pair.long}" in q["expr"] for q in panel["targets"])

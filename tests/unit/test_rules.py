@@ -1,5 +1,8 @@
 """Prometheus configuration and rules: promtool checks them and runs their unit tests, and every
-alert keeps the contract operators rely on (severity, summary, description, runbook, `for:`)."""
+alert keeps the contract operators rely on (severity, summary, description, runbook, `for:`).
+
+The promtool unit tests (prometheus/tests/) pin every alert at its boundary: a cause alert at its
+`for:`, a burn-rate alert at its burn rate, and the SLO pages against issue 29's "done when"."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,18 @@ RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 RUNBOOK = ROOT / "docs" / "runbook.md"
 SEVERITIES = {"critical", "warning"}
 ANNOTATIONS = {"summary", "description", "runbook_url"}
+BOUNDARY_TESTS = ("alerts_test.yml", "slo_test.yml")  # at the shipped 15 s evaluation interval
+# Sloth's recording rules (github.com/slok/sloth, its generated rules), which SLO dashboards read.
+SLOTH_RECORDS = {
+    "slo:objective:ratio",
+    "slo:error_budget:ratio",
+    "slo:time_period:days",
+    "slo:current_burn_rate:ratio",
+    "slo:period_burn_rate:ratio",
+    "slo:period_error_budget_remaining:ratio",
+    "sloth_slo_info",
+}
+SLOTH_LABELS = {"sloth_id", "sloth_service", "sloth_slo"}
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +61,17 @@ def load(path: Path) -> Any:
 def alerts() -> Iterator[dict[str, Any]]:
     for group in load(PROMETHEUS / "rules" / "alerts.yml")["groups"]:
         yield from group["rules"]
+
+
+def is_burn_rate(rule: dict[str, Any]) -> bool:
+    return "sloth_severity" in rule["labels"]
+
+
+def run_promtool_tests(promtool: str, files: list[Path], cwd: Path) -> list[str]:
+    """`promtool test rules` on each file, in parallel (each takes seconds); the reports."""
+    with ThreadPoolExecutor(max_workers=len(files)) as pool:
+        results = pool.map(lambda f: run(promtool, "test", "rules", str(f), cwd=cwd), files)
+        return [r.stdout + r.stderr + f"\nexit {r.returncode}" for r in results]
 
 
 def seconds(duration: str) -> int:
@@ -73,28 +100,52 @@ def test_promtool_accepts_the_rules(promtool: str) -> None:
 
 
 def test_promtool_rule_unit_tests_pass(promtool: str) -> None:
-    assert {p.name for p in RULE_TESTS} >= {"alerts_test.yml", "recording_test.yml"}
-    result = run(promtool, "test", "rules", *map(str, RULE_TESTS))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(RULE_TESTS)
+    assert {p.name for p in RULE_TESTS} >= {
+        "alerts_test.yml",
+        "recording_test.yml",
+        "slo_test.yml",
+        "slo_history_test.yml",
+    }
+    for report in run_promtool_tests(promtool, RULE_TESTS, ROOT):
+        assert report.endswith("exit 0") and report.count("SUCCESS") == 1, report
+
+
+def _earlier(rule: dict[str, Any]) -> None:
+    """A cause alert's `for:` 15 s shorter; a burn-rate alert's thresholds 6 % lower."""
+    if is_burn_rate(rule):
+        rule["expr"] = re.sub(
+            r"(/ [0-9.e-]+ > )([0-9.]+)",
+            lambda m: f"{m.group(1)}{float(m.group(2)) * 0.94:g}",
+            rule["expr"],
+        )
+    else:
+        rule["for"] = f"{seconds(rule['for']) - 15}s"
 
 
 def test_rule_unit_tests_fail_when_an_alert_fires_one_interval_early(
     promtool: str, tmp_path: Path
 ) -> None:
-    """The boundary tests bite: shorten every `for:` by 15 s and each alert's test must fail."""
+    """The boundary tests bite: shorten every `for:` by 15 s, lower every burn rate by 6 % (under
+    the ladder's points just below each one), and each alert's test must fail."""
     shutil.copytree(PROMETHEUS, tmp_path / "prometheus")
     alerts_file = tmp_path / "prometheus" / "rules" / "alerts.yml"
     document = load(alerts_file)
     for group in document["groups"]:
         for rule in group["rules"]:
-            rule["for"] = f"{seconds(rule['for']) - 15}s"
+            _earlier(rule)
     alerts_file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    result = run(promtool, "test", "rules", "tests/alerts_test.yml", cwd=tmp_path / "prometheus")
-    assert result.returncode != 0
-    report = result.stdout + result.stderr
+    # Of the SLO tests, the burn-rate ladder is what pins the boundaries (the rest takes seconds).
+    slo_tests = tmp_path / "prometheus" / "tests" / "slo_test.yml"
+    ladder = load(slo_tests)
+    ladder["tests"] = [t for t in ladder["tests"] if "burning its budget" in t["name"]]
+    slo_tests.write_text(yaml.safe_dump(ladder, sort_keys=False), encoding="utf-8")
+    tests = [tmp_path / "prometheus" / "tests" / name for name in BOUNDARY_TESTS]
+    reports = run_promtool_tests(promtool, tests, tmp_path / "prometheus")
+    assert all(not report.endswith("exit 0") for report in reports)
+    report = "".join(reports)
     for rule in alerts():
-        assert f"alertname: {rule['alert']}," in report, rule["alert"]
+        name = rule["alert"]
+        assert f"alertname: {name}," in report or f'alertname="{name}"' in report, name
 
 
 def test_every_alert_follows_the_contract() -> None:
@@ -115,8 +166,12 @@ def test_every_alert_follows_the_contract() -> None:
         assert anchor in runbook_anchors, f"{name}: #{anchor} is no section of docs/runbook.md"
 
         assert anchor == name.lower(), name
-        assert seconds(rule["for"]) > 0, f"{name}: `for:` must be chosen, not left at 0"
-    assert len(names) == len(set(names))
+        # A burn-rate alert's windows are its persistence (and a `for:` would let a page start
+        # after the incident ended); every other alert holds on purpose.
+        assert is_burn_rate(rule) or seconds(rule["for"]) > 0, f"{name}: `for:` left at 0"
+    # The two window pairs of a burn-rate alert share its name, told apart by `long`.
+    pairs = [(r["alert"], r["labels"].get("long")) for r in alerts()]
+    assert len(pairs) == len(set(pairs))
 
 
 def test_required_alerts_exist() -> None:
@@ -129,13 +184,38 @@ def test_required_alerts_exist() -> None:
         "SessionExporterReplayDropping",
         "SessionExporterFigmaApiDown",
         "SessionExporterMcpServerDown",
-        "SessionExporterOperationLatencyHigh",
-        "SessionExporterOperationLatencyCritical",
-        "SessionExporterErrorRatioHigh",
+        "SessionExporterMemoryTierFull",
         "SessionExporterCacheHitRatioLow",
-        "SessionExporterHealthDegraded",
-        "SessionExporterHealthCritical",
         "SessionExporterSseClientsAtLimit",
+        *(
+            f"SessionExporter{slo}{speed}Burn"
+            for slo in (
+                "SessionAvailability",
+                "SessionLatency",
+                "FigmaAvailability",
+                "FigmaLatency",
+            )
+            for speed in ("Fast", "Slow")
+        ),
+    }
+
+
+def test_the_health_score_pages_no_one() -> None:
+    """It repeats the cause alerts and lingers (a window of the last 100 operations): issue 29."""
+    for rule in alerts():
+        assert "health" not in rule["expr"], rule["alert"]
+
+
+def test_pages_follow_the_session_slos_and_the_causes_no_slo_can_see() -> None:
+    pages = {r["alert"] for r in alerts() if r["labels"]["severity"] == "critical"}
+    assert pages == {
+        "SessionExporterDown",
+        "SessionExporterAbsent",
+        "SessionExporterRedisUnreachable",
+        "SessionExporterRedisRefusingWrites",
+        "SessionExporterReplayDropping",
+        "SessionExporterSessionAvailabilityFastBurn",
+        "SessionExporterSessionLatencyFastBurn",
     }
 
 
@@ -147,11 +227,11 @@ def test_upstream_down_alerts_only_fire_for_configured_services() -> None:
 
 def test_every_alert_is_tested_at_its_for_boundary() -> None:
     """Silent one evaluation before `for:` has elapsed, firing with labels and annotations at it."""
-    document = load(PROMETHEUS / "tests" / "alerts_test.yml")
-    step = seconds(document["evaluation_interval"])
+    documents = [load(PROMETHEUS / "tests" / name) for name in BOUNDARY_TESTS]
+    (step,) = {seconds(document["evaluation_interval"]) for document in documents}
     firing: dict[str, set[int]] = {}
     silent: dict[str, set[int]] = {}
-    for group in document["tests"]:
+    for group in (test for document in documents for test in document["tests"]):
         for case in group.get("alert_rule_test", []):
             at = seconds(case["eval_time"])
             if case["exp_alerts"]:
@@ -171,8 +251,15 @@ def test_every_alert_is_tested_at_its_for_boundary() -> None:
 
 
 def test_recording_rules_are_named_level_metric_operation() -> None:
+    """Or as Sloth names its SLO rules, so that SLO dashboards made for Sloth read ours."""
     for group in load(PROMETHEUS / "rules" / "recording.yml")["groups"]:
         for rule in group["rules"]:
+            if rule["record"] in SLOTH_RECORDS or rule["record"].startswith("slo:sli_error:"):
+                assert re.fullmatch(r"slo:sli_error:ratio_rate\d+[mhd]", rule["record"]) or (
+                    rule["record"] in SLOTH_RECORDS
+                )
+                assert set(rule["labels"]) >= SLOTH_LABELS, rule
+                continue
             level, metric, operation = rule["record"].split(":")
             assert re.fullmatch(r"[a-z]+(?:_[a-z]+)*", level), rule["record"]
             assert metric.startswith("session_exporter_"), rule["record"]
