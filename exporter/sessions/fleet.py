@@ -13,7 +13,7 @@ Two things live in Redis beside the sessions (`RedisStore.fleet_sync` reads and 
 A miss (a session Redis does not hold) is a final 404 only when no replica may still hold that
 session unreplayed: `FleetView.doubt` says why not otherwise (the API answers 503 + Retry-After).
 
-    >>> view = FleetView("a", stale_after=2.0, forget_after=10.0)
+    >>> view = FleetView("a", forget_after=10.0)
     >>> epoch = Epoch("e1", "run1", lost=False)
     >>> view.update(epoch, {"b": Member("e1", True, 100.0)}, now=100.5)
     >>> view.settle("e1"); view.doubt(now=100.6) is None
@@ -122,7 +122,6 @@ class FleetView:
     """This replica's view of the fleet, refreshed at every sync; `doubt` is read on each miss."""
 
     replica: str
-    stale_after: float  # a member's record older than this may hide an outage it is in
     forget_after: float  # a member silent this long is gone (crashed, scaled down)
     epoch: Epoch | None = None
     members: dict[str, Member] = field(default_factory=dict)
@@ -200,8 +199,6 @@ class FleetView:
             return f"replica {replica} is still recovering"
         if self.outage_began is not None and member.at < self.outage_began:
             return f"replica {replica} has not reported since the last outage"
-        if now - member.at >= self.stale_after:
-            return f"replica {replica} has not reported for {now - member.at:.1f}s"
         if read_at is not None and member.since >= read_at:
             return f"replica {replica} finished replaying while the read was under way"
         return None

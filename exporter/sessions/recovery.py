@@ -124,10 +124,7 @@ class Recovery:
         self.events = events
         self.recent = recent  # Sentinel only: what a master switch re-sends
         self.failover = Failover(wall=clock.now)
-        interval = breaker.retry_interval
-        self.view = FleetView(
-            replica_id, stale_after=max(4 * interval, 2.0), forget_after=FORGET_AFTER
-        )
+        self.view = FleetView(replica_id, forget_after=FORGET_AFTER)
         self.members = members  # where the ids of the other replicas are kept across restarts
         self._kept_members: frozenset[str] = frozenset()
         if members is not None:
