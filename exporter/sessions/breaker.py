@@ -75,3 +75,7 @@ class CircuitBreaker:
         if self.state != OPEN or self.opened_at is None:
             return 0.0
         return max(0.0, self.retry_interval - (self._clock() - self.opened_at))
+
+    def retry_after(self) -> float:
+        """What a 503 tells the client to wait, in seconds: until the next probe, at least 1."""
+        return max(1.0, self.seconds_until_probe())

@@ -9,9 +9,10 @@ Cluster) two dedicated RESP2 connections are opened, outside the client's pool:
   evicts to the listener, batched per event-loop cycle.
 
 A key name → that memory entry is dropped (`TieredStore.invalidate`); a null message (FLUSHDB /
-FLUSHALL) → the whole memory tier is dropped. Our own writes echo back too: the store drops the
-entry and re-reads it in the background (see `TieredStore.invalidate` for why an echo is never
-simply skipped).
+FLUSHALL) → the whole memory tier is dropped. Our own writes echo back too: the store keeps the
+entry but stops serving it (*parks* it) until one GET shows Redis still holds our version, since
+the same notice may also cover another replica's write that landed just after ours (see
+`parking.py`); the echo of a new random key nobody else knows is simply consumed.
 
 When a listener or tracker connection ends, or stops answering PINGs, the store bypasses its memory
 tier at once (reads go to Redis). A PING on the data client then tells a lost channel (flush the
