@@ -81,7 +81,7 @@ test-repeat:  ## the whole suite N times (default 20) on fresh clones: make test
 bench: bench-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run; results also in BENCH_JSON
 	$(BIN)/python -m bench --json $(BENCH_JSON)
 
-# Optional: the hot synchronous modules compiled with mypyc, in place (exporter/speedups.py lists
+# Optional: the hot synchronous modules compiled with mypyc, in place (exporter/app/speedups.py lists
 # them and says why only those). Needs gcc and the Python headers; CI and the default install
 # never build it, and clean-speedups is pure Python again.
 speedups: $(DEV_STAMP)  ## compile the hot modules with mypyc, in place (optional, ≈ 30% off a memory-tier get)

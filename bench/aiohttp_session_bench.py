@@ -1,6 +1,6 @@
-"""aiohttp-session storages under load: exporter.aiohttp_session.TieredStorage vs aiohttp-session's
-own RedisStorage, both behind the same handler (GET /count increments a counter in the session:
-a load and a save per request), in the same run.
+"""aiohttp-session storages under load: exporter.library.aiohttp_session.TieredStorage vs
+aiohttp-session's own RedisStorage, both behind the same handler (GET /count increments a counter in
+the session: a load and a save per request), in the same run.
 
 wrk (`-t1 -c50`) spreads requests over 50 sessions (a Lua script rotates their cookies), in
 interleaved runs, medians compared. Then Redis is SIGKILLed and each server gets one more run

@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from bench.store_bench import DATA, raw_client
 from bench.support import RedisProcess, Result, interleaved, median
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import SessionLayer, open_session_layer
 from exporter.sessions.session import session_key
 

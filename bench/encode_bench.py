@@ -2,8 +2,8 @@
 
 The session GET (the hot route) answers from cached bytes and encodes nothing per request; its
 body as a dict is still measured, with orjson as the baseline, to show why it stays on orjson.
-The reports (exporter.payloads Structs) are measured encoded by msgspec against orjson on the
-equal dictionaries (the bytes are asserted identical first).
+The reports (exporter.monitoring.payloads Structs) are measured encoded by msgspec against orjson on
+the equal dictionaries (the bytes are asserted identical first).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from bench.support import Result, median
-from exporter import payloads
-from exporter.config import parse_settings
-from exporter.metrics import Metrics
-from exporter.runtime import open_runtime
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
+from exporter.monitoring import payloads
+from exporter.monitoring.runtime import open_runtime
 
 NUMBER = 2000
 ROUNDS = 15

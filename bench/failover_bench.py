@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from bench.support import RedisProcess, Result, median
-from exporter.config import Settings
-from exporter.sessions.library import open_session_manager
+from exporter.core.settings import Settings
+from exporter.library.api import open_session_manager
 from exporter.sessions.manager import SessionManager
-from exporter.sessions.store import StoreStatus
-from exporter.sessions.tiered_store import TieredStore
+from exporter.store.contract import StoreStatus
+from exporter.store.tiered_store import TieredStore
 
 WORKERS = 8
 PAUSE = 0.005  # seconds a worker waits after each operation: ~1.5k operations/s in all

@@ -4,7 +4,7 @@ CPython's cyclic garbage collector walks every tracked container in a full (gene
 collection, and starts one by itself whenever a quarter more objects have survived than the last
 one left. While it runs the event loop stands still: every request in flight waits, and a Redis
 reply waiting unread may outlast its timeout. Held sessions cannot form reference cycles, so the
-collector need not walk them (`exporter.sessions.acyclic`): a full collection with the tier full
+collector need not walk them (`exporter.core.acyclic`): a full collection with the tier full
 should cost about what it costs with the tier empty.
 
 Measured in a fresh interpreter (the leftovers of other sections would be walked too): the median
@@ -26,9 +26,9 @@ from prometheus_client import CollectorRegistry
 
 from bench.memory_bench import BODY
 from bench.support import Result, in_fresh_interpreter, median
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
 
 SESSIONS = 100_000

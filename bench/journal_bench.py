@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.support import Result, median
-from exporter.sessions.durable_journal import DurableJournal
-from exporter.sessions.journal import ReplayJournal
-from exporter.sessions.memory_store import MemoryStore
 from exporter.sessions.session import Session
-from exporter.sessions.store import ReplayItem, StoredValue
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.durable_journal import DurableJournal
+from exporter.store.journal import ReplayJournal
+from exporter.store.memory_store import MemoryStore
 
 WRITERS = (64, 256)
 OPS = 12_800

@@ -21,9 +21,9 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from bench.support import Result, in_fresh_interpreter
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
 
 SESSIONS = 20_000

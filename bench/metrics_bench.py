@@ -1,8 +1,8 @@
 """/metrics render time with 100k live sessions vs an empty store.
 
-Both registries hold the full catalogue (exporter.metrics.Metrics) and a session layer; one layer
-holds 100k live sessions. Gauges mirroring the store read in-process counters (O(1)), so render time
-must not grow with the number of sessions. Renders alternate between the two registries.
+Both registries hold the full catalogue (exporter.core.metrics.Metrics) and a session layer; one
+layer holds 100k live sessions. Gauges mirroring the store read in-process counters (O(1)), so
+render time must not grow with the number of sessions. Renders alternate between the two registries.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from bench.support import Result, median
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
 
 SESSIONS = 100_000

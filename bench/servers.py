@@ -8,12 +8,13 @@
     python -m bench.servers counter-redis PORT REDIS_URL
     python -m bench.servers counter-tiered PORT REDIS_URL
         GET /count increments a counter in an aiohttp-session session (a load and a save per
-        request), GET /read only loads it; on RedisStorage or exporter.aiohttp_session.TieredStorage
+        request), GET /read only loads it; on RedisStorage or
+        exporter.library.aiohttp_session.TieredStorage
 
 All use uvloop when installed, no access log, the default aiohttp settings otherwise. The
-exporter's cycle collector is tuned as its command line tunes it (`exporter.gc_tuning`); the others
-keep CPython's defaults (tuned alike, the bare SET handler used 199 µs of CPU per request against
-194 µs untuned, in one series of runs: no gain to withhold from the baseline).
+exporter's cycle collector is tuned as its command line tunes it (`exporter.app.gc_tuning`); the
+others keep CPython's defaults (tuned alike, the bare SET handler used 199 µs of CPU per request
+against 194 µs untuned, in one series of runs: no gain to withhold from the baseline).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def exporter_app(redis_url: str) -> web.Application:
     """The exporter as the command line serves it, its cycle collector tuned alike."""
     from prometheus_client import CollectorRegistry
 
-    from exporter.config import parse_settings
-    from exporter.gc_tuning import tune_collector
+    from exporter.app.gc_tuning import tune_collector
+    from exporter.core.settings import parse_settings
     from exporter.web import create_app
 
     settings = parse_settings({"redis_url": redis_url})
@@ -123,7 +124,7 @@ def counter_app(kind: str, redis_url: str) -> web.Application:
     if kind == "counter-tiered":
         from prometheus_client import CollectorRegistry
 
-        from exporter.aiohttp_session import TieredStorage
+        from exporter.library.aiohttp_session import TieredStorage
 
         storage = TieredStorage(redis_url, registry=CollectorRegistry())
         aiohttp_session.setup(app, storage)

@@ -2,7 +2,7 @@
 measured compiled in this process and pure in a child that imports the compiled modules from
 their `.py`, alternately, three times each.
 
-    python -m bench.speedups_bench exporter.window ...  # the child: µs per instrumented get
+    python -m bench.speedups_bench exporter.core.window ...  # the child: µs per instrumented get
 
 Nothing from exporter is imported at the top: the child must install its finder first.
 """
@@ -60,7 +60,7 @@ def pure_get_us(modules: list[str]) -> float:
 
 
 async def run() -> list[Result]:
-    from exporter import speedups
+    from exporter.app import speedups
 
     if speedups.stale():
         print(

@@ -21,13 +21,13 @@ from redis.backoff import NoBackoff
 
 from bench import speedups_bench
 from bench.support import RedisProcess, Result, interleaved
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
 from exporter.sessions.session import session_key
-from exporter.sessions.session_index import PUT_INDEXED
-from exporter.sessions.store import StoredValue
+from exporter.store.contract import StoredValue
+from exporter.store.session_index import PUT_INDEXED
 
 DATA = {
     "user": "ada",

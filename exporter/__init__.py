@@ -1,7 +1,7 @@
 """session-metrics-exporter: instrumented session managers exported to Prometheus.
 
 As a library (docs/library.md): a tiered session store (memory in front of Redis, surviving Redis
-outages) opened from plain arguments, and `exporter.aiohttp_session.TieredStorage` for
+outages) opened from plain arguments, and `exporter.library.aiohttp_session.TieredStorage` for
 aiohttp-session.
 
     from exporter import open_session_manager
@@ -12,12 +12,12 @@ aiohttp-session.
 
 from __future__ import annotations
 
-from exporter.build import __version__
-from exporter.errors import SessionNotFound, StoreUnavailable
-from exporter.sessions.library import open_session_manager, open_store
+from exporter.core.build import __version__
+from exporter.core.errors import SessionNotFound, StoreUnavailable
+from exporter.library.api import open_session_manager, open_store
 from exporter.sessions.manager import SessionManager
 from exporter.sessions.session import Session
-from exporter.sessions.tiered_store import TieredStore
+from exporter.store.tiered_store import TieredStore
 
 __all__ = [
     "Session",

@@ -1,4 +1,4 @@
-"""`make speedups`: compile exporter.speedups.MODULES with mypyc, in place.
+"""`make speedups`: compile exporter.app.speedups.MODULES with mypyc, in place.
 
 Generated C and objects go to build/mypyc; only the extension modules land beside the sources
 (`make clean-speedups` deletes both).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exporter import speedups
+from exporter.app import speedups
 
 BUILD = Path("build/mypyc")
 

@@ -1,4 +1,4 @@
-"""Write the README's flag table from the settings' declarations (`exporter.config.OPTIONS`).
+"""Write the README's flag table from the settings' declarations (`exporter.core.settings.OPTIONS`).
 
 .venv/bin/python scripts/flag_table.py           # rewrite README.md in place
 .venv/bin/python scripts/flag_table.py --check   # exit 1 if README.md has drifted
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from exporter.config import readme_with_table
+from exporter.core.settings import readme_with_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter import speedups
+from exporter.app import speedups
 from tests.support.redis_server import RedisServer, start_any_redis
 from tests.support.versions import report_lines
 

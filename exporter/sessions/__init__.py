@@ -1,13 +1,3 @@
-"""Sessions: the store contract, the memory and Redis tiers, the tiered store, SessionManager.
-
-Open one from plain arguments (see `library` and docs/library.md):
-
-    async with open_session_manager("redis://127.0.0.1:6379/0", registry=registry) as manager:
-        session = await manager.create({"user": "ada"})
-"""
-
-from __future__ import annotations
-
-from exporter.sessions.library import open_session_manager, open_store
-
-__all__ = ["open_session_manager", "open_store"]
+"""Sessions: the session model, `SessionManager` (create, read, update, delete, list, on the
+tiered store of `exporter.store`), the cross-replica session index's use, and the factory that
+builds a manager and its store from `Settings`."""

@@ -15,31 +15,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.config import Settings
-from exporter.errors import ConfigError, JournalLocked
-from exporter.events import EventLog
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import Metrics
-from exporter.sessions import journal_files
-from exporter.sessions.breaker import CircuitBreaker
-from exporter.sessions.coherence import Coherence
-from exporter.sessions.durable_journal import DurableJournal
-from exporter.sessions.journal_reporting import report_journal
+from exporter.core.errors import ConfigError, JournalLocked
+from exporter.core.event_log import EventLog
+from exporter.core.instrumentation import Instrumentation
+from exporter.core.metrics import Metrics
+from exporter.core.settings import Settings
 from exporter.sessions.manager import SessionManager
-from exporter.sessions.memory_store import MemoryStore
-from exporter.sessions.redis_client import (
+from exporter.sessions.session import NAMESPACE
+from exporter.store import journal_files
+from exporter.store.breaker import CircuitBreaker
+from exporter.store.coherence import Coherence
+from exporter.store.contract import ENTRY_OVERHEAD
+from exporter.store.durable_journal import DurableJournal
+from exporter.store.journal_reporting import report_journal
+from exporter.store.memory_store import MemoryStore
+from exporter.store.redis_client import (
     CLUSTER,
     SENTINEL,
     RedisClient,
     RedisDeployment,
     create_redis_client,
 )
-from exporter.sessions.redis_store import RedisStore
-from exporter.sessions.sentinel_watch import SentinelWatch
-from exporter.sessions.session import NAMESPACE
-from exporter.sessions.session_index import SessionIndex
-from exporter.sessions.store import ENTRY_OVERHEAD
-from exporter.sessions.tiered_store import TieredStore, new_replica_id
+from exporter.store.redis_store import RedisStore
+from exporter.store.sentinel_watch import SentinelWatch
+from exporter.store.session_index import SessionIndex
+from exporter.store.tiered_store import TieredStore, new_replica_id
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ class SessionLayer:
     coherence: Coherence | None = None
     index: SessionIndex | None = None
     sentinel_watch: SentinelWatch | None = None
+
+    @property
+    def session_check(self) -> Callable[[str], Awaitable[object]]:
+        """Whether a session exists (raises SessionNotFound): the Figma routes' `?session_id=`."""
+        return self.manager.get
 
 
 def build_store(

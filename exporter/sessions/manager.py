@@ -18,18 +18,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from exporter.errors import SessionNotFound
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import Metrics
-from exporter.sessions.access_stats import AccessStats
-from exporter.sessions.memory_reads import HeldSessions
-from exporter.sessions.redis_client import REDIS_FAILURES
+from exporter.core.access_stats import AccessStats
+from exporter.core.errors import SessionNotFound
+from exporter.core.instrumentation import Instrumentation
+from exporter.core.metrics import Metrics
+from exporter.sessions.held_sessions import HeldSessions
 from exporter.sessions.session import ID_PATTERN, NAMESPACE, Session, session_key, valid_id
-from exporter.sessions.store import StoredValue
-from exporter.sessions.tiered_store import TieredStore
+from exporter.store.contract import StoredValue
+from exporter.store.redis_client import REDIS_FAILURES
+from exporter.store.tiered_store import TieredStore
 
 if TYPE_CHECKING:
-    from exporter.sessions.session_index import SessionIndex
+    from exporter.store.session_index import SessionIndex
 
 MAX_TTL = 366 * 24 * 3600.0
 _perf_counter = time.perf_counter

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from exporter.sessions.acyclic import untrack
-from exporter.sessions.store import right_sized
+from exporter.core.acyclic import untrack
+from exporter.store.contract import right_sized
 
 # Session keys: `s:{id}` (the generic key/value API's other namespaces use other prefixes).
 NAMESPACE = "s:"

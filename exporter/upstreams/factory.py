@@ -14,18 +14,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
-from exporter import __version__
-from exporter.config import Settings
-from exporter.events import EventLog
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import Metrics
-from exporter.redaction import redact
-from exporter.sessions.factory import SessionLayer
+from exporter.core.build import __version__
+from exporter.core.event_log import EventLog
+from exporter.core.instrumentation import Instrumentation
+from exporter.core.metrics import Metrics
+from exporter.core.redaction import redact
+from exporter.core.settings import Settings
+from exporter.store.redis_client import RedisClient
+from exporter.store.tiered_store import TieredStore
 from exporter.upstreams.figma_client import FigmaClient, RateLimit
-from exporter.upstreams.figma_manager import FigmaSessionManager
+from exporter.upstreams.figma_manager import FigmaSessionManager, SessionCheck
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.probes import Probes, figma_check, mcp_check, redis_check
 from exporter.upstreams.response_cache import NAMESPACE as CACHE_NAMESPACE
@@ -85,9 +87,21 @@ def probe_timeouts(settings: Settings) -> dict[str, float]:
     }
 
 
+class SessionSide(Protocol):
+    """What the Figma layer uses of the session layer (`sessions.factory.SessionLayer`): the
+    store its response cache lives in, the Redis it probes, and the check of `?session_id=`."""
+
+    @property
+    def store(self) -> TieredStore: ...
+    @property
+    def redis(self) -> RedisClient | None: ...
+    @property
+    def session_check(self) -> SessionCheck: ...
+
+
 @asynccontextmanager
 async def open_figma_layer(
-    settings: Settings, metrics: Metrics, events: EventLog, sessions: SessionLayer
+    settings: Settings, metrics: Metrics, events: EventLog, sessions: SessionSide
 ) -> AsyncIterator[FigmaLayer]:
     http = create_http_session(settings)
     mcp: McpClient | None = None
@@ -133,7 +147,7 @@ async def open_figma_layer(
             metrics,
             figma=figma,
             mcp=mcp,
-            session_check=sessions.manager.get,
+            session_check=sessions.session_check,
         )
         checks = {
             "redis": redis_check(sessions.redis) if sessions.redis is not None else None,

@@ -39,15 +39,15 @@ import aiohttp
 import orjson
 import yarl
 
-from exporter.errors import (
+from exporter.core.errors import (
     UpstreamError,
     UpstreamInvalid,
     UpstreamNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from exporter.metrics import Metrics
-from exporter.redaction import redact
+from exporter.core.metrics import Metrics
+from exporter.core.redaction import redact
 from exporter.upstreams.image_hosts import MAX_REDIRECTS, image_url_allowed
 from exporter.upstreams.retry import RetryPolicy, parse_retry_after
 from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class

@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 
 import orjson
 
-from exporter.errors import UpstreamError, UpstreamUnavailable
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import SCREENSHOT_OUTCOMES, SCREENSHOT_SOURCES, Metrics
-from exporter.sessions.store import right_sized
+from exporter.core.errors import UpstreamError, UpstreamUnavailable
+from exporter.core.instrumentation import Instrumentation
+from exporter.core.metrics import SCREENSHOT_OUTCOMES, SCREENSHOT_SOURCES, Metrics
+from exporter.store.contract import right_sized
 from exporter.upstreams.figma_client import FORMAT_TYPES, SERVICE, FigmaClient
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.response_cache import (

@@ -49,8 +49,8 @@ from mcp_types import (
     TextContent,
 )
 
-from exporter.errors import InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from exporter.metrics import Metrics
+from exporter.core.errors import InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from exporter.core.metrics import Metrics
 from exporter.upstreams.figma_client import RenderedImage
 from exporter.upstreams.upstream_metrics import UpstreamRecorder
 

@@ -33,10 +33,10 @@ import redis.exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from exporter.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from exporter.events import EventLog
-from exporter.metrics import PROBE_FAILURE_REASONS, SERVICES, Metrics
-from exporter.tasks import cancel_and_wait, raise_if_cancelled
+from exporter.core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import PROBE_FAILURE_REASONS, SERVICES, Metrics
+from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.upstreams.figma_client import DATA_TIER, ENDPOINT_TIERS, FigmaClient
 from exporter.upstreams.mcp_client import McpClient
 

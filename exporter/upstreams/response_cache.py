@@ -21,8 +21,8 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from exporter.errors import StoreUnavailable
-from exporter.sessions.store import CacheRecorder, StoredValue
+from exporter.core.errors import StoreUnavailable
+from exporter.store.contract import CacheRecorder, StoredValue
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 the `/metrics` series and the JSON summary's counts.
 
 >>> from prometheus_client import CollectorRegistry
->>> from exporter.metrics import Metrics
+>>> from exporter.core.metrics import Metrics
 >>> recorder = UpstreamRecorder(Metrics(CollectorRegistry()), "figma_api")
 >>> recorder.record("files", status_class(200), 0.05)
 >>> recorder.summary()["by_endpoint"]["files"]
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from prometheus_client import Histogram
 
-from exporter.fast_metrics import CounterChild
-from exporter.metrics import STATUS_CLASSES, UPSTREAM_ENDPOINTS, Metrics
+from exporter.core.fast_metrics import CounterChild
+from exporter.core.metrics import STATUS_CLASSES, UPSTREAM_ENDPOINTS, Metrics
 
 OTHER_TOOL = "other_tool"
 

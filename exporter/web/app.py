@@ -8,9 +8,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from exporter.config import Settings
-from exporter.metrics import Metrics
-from exporter.runtime import open_runtime
+from exporter.core.metrics import Metrics
+from exporter.core.settings import Settings
+from exporter.monitoring.runtime import open_runtime
 from exporter.web import figma_routes, landing, openapi, ops_routes, sse
 from exporter.web import session_metrics_routes as seed
 from exporter.web import session_routes as sessions

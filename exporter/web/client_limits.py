@@ -22,8 +22,8 @@ import logging
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from exporter.config import Settings
-from exporter.metrics import CONNECTION_DROP_REASONS, Metrics
+from exporter.core.metrics import CONNECTION_DROP_REASONS, Metrics
+from exporter.core.settings import Settings
 from exporter.web.connection_guard import Admission, ConnectionGuard, auto_max_connections
 from exporter.web.throttled_log import ThrottledLog
 

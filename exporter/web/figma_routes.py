@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.metrics import SCREENSHOT_SOURCES
-from exporter.payloads import Screenshot, ScreenshotRequest
+from exporter.core.metrics import SCREENSHOT_SOURCES
+from exporter.monitoring.payloads import Screenshot, ScreenshotRequest
 from exporter.upstreams.figma_manager import (
     FORMATS,
     MAX_DEPTH,

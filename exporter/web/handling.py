@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
 
-from exporter.errors import ExporterError, StoreUnavailable, UpstreamError, error_kind
-from exporter.metrics import Metrics
+from exporter.core.errors import ExporterError, StoreUnavailable, UpstreamError, error_kind
+from exporter.core.metrics import Metrics
 from exporter.web.allowed_hosts import AllowedHosts
 from exporter.web.api_error import ApiError, RequestBodyTimeout, error_body, json_response
 from exporter.web.cross_site import STATE_CHANGING, is_cross_site
@@ -96,7 +96,7 @@ def host_refusal(request: web.Request) -> web.Response:
 
 
 def _exporter_error_response(exc: ExporterError) -> web.Response:
-    """Status and code from `exporter.errors.ERROR_KINDS`; Retry-After when the error has one."""
+    """Status and code from `exporter.core.errors.ERROR_KINDS`; Retry-After if the error has one."""
     kind = error_kind(exc)
     if kind.status == 500:
         log.error("unexpected %s: %s", type(exc).__name__, exc)

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from exporter.config import Settings
-from exporter.metrics import Metrics
+from exporter.core.metrics import Metrics
+from exporter.core.settings import Settings
 from exporter.web.api_error import ApiError
 
 if TYPE_CHECKING:
-    from exporter.runtime import Runtime
+    from exporter.monitoring.runtime import Runtime
     from exporter.web.web_auth import WebConfigState
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter import __version__
+from exporter.core.build import __version__
 from exporter.web import openapi
 from exporter.web.keys import LIFECYCLE
 

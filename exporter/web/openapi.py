@@ -1,9 +1,9 @@
 """GET /api/openapi.json: the HTTP surface as an OpenAPI 3.1 document.
 
 The component schemas of the typed request and response bodies are derived from their types
-(`exporter.payloads`); the rest (paths, parameters, descriptions, the event stream's framing and
-Figma's passed-through JSON) is written by hand next to the contract in the README's HTTP API
-table. A test
+(`exporter.monitoring.payloads`); the rest (paths, parameters, descriptions, the event stream's
+framing and Figma's passed-through JSON) is written by hand next to the contract in the README's
+HTTP API table. A test
 checks that every route the app serves is described here (and nothing else), and validates real
 responses against these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12); schemathesis runs
 against it too. The landing page builds its links from the same document. It is committed as
@@ -20,7 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter import __version__, payloads
+from exporter.core.build import __version__
+from exporter.monitoring import payloads
 from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
 from exporter.web.responses import json_response
 

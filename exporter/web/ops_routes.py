@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from exporter.payloads import Status
+from exporter.monitoring.payloads import Status
 from exporter.web.keys import LIFECYCLE
 from exporter.web.responses import payload_response
 

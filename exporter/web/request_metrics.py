@@ -1,15 +1,16 @@
 """The HTTP request metrics' label children, looked up once per (route, method) and status.
 
-Synchronous, so that `make speedups` can compile it (`exporter.speedups`); `exporter.web.handling`
-calls it from each route's wrapper, and `declare` for each route at start-up.
+Synchronous, so that `make speedups` can compile it (`exporter.app.speedups`);
+`exporter.web.handling` calls it from each route's wrapper, and `declare` for each route at
+start-up.
 """
 
 from __future__ import annotations
 
 from aiohttp.web import AbstractResource
 
-from exporter.fast_metrics import CounterChild
-from exporter.metrics import Metrics
+from exporter.core.fast_metrics import CounterChild
+from exporter.core.metrics import Metrics
 
 UNMATCHED = "unmatched"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})

@@ -9,7 +9,7 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
-from exporter import payloads
+from exporter.monitoring import payloads
 from exporter.web.api_error import ApiError, error_body, json_response
 from exporter.web.keys import SETTINGS
 

@@ -6,7 +6,7 @@ import hmac
 
 from aiohttp import web
 
-from exporter.service import CLEAR_SCOPES
+from exporter.monitoring.service import CLEAR_SCOPES
 from exporter.web.keys import SETTINGS, get_runtime
 from exporter.web.responses import ApiError, payload_response
 

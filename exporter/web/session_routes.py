@@ -9,8 +9,8 @@ import orjson
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from exporter.errors import SessionNotFound
-from exporter.payloads import SessionAccess, SessionCreate, SessionUpdate
+from exporter.core.errors import SessionNotFound
+from exporter.monitoring.payloads import SessionAccess, SessionCreate, SessionUpdate
 from exporter.sessions.manager import MAX_TTL, SessionManager
 from exporter.web.keys import get_runtime
 from exporter.web.responses import ApiError, payload_response, read_body

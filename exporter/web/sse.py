@@ -14,8 +14,8 @@ import asyncio
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
-from exporter.broadcast import Subscriber, TooManySubscribers, encode
-from exporter.service import SessionMetricsService
+from exporter.monitoring.live_updates import Subscriber, TooManySubscribers, encode
+from exporter.monitoring.service import SessionMetricsService
 from exporter.web.keys import LIFECYCLE, SETTINGS, get_runtime
 from exporter.web.responses import ApiError
 

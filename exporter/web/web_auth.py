@@ -28,12 +28,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from exporter.errors import ConfigError
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.errors import ConfigError
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
 from exporter.web.api_error import error_body, json_response
 from exporter.web.password_checks import ChecksBusy, PasswordChecker, dummy_hash
-from exporter.web_config import (
+from exporter.web.web_config import (
     WebConfig,
     check_reload,
     load_certificates,

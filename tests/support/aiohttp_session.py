@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporter.aiohttp_session import TieredStorage
+from exporter.library.aiohttp_session import TieredStorage
 
 # aiohttp-session 2.12 keys the request with strings; aiohttp 3.14 warns once per key.
 UPSTREAM_WARNING = "ignore:It is recommended to use web.RequestKey"

@@ -16,10 +16,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import SessionLayer
 from exporter.sessions.session import session_key
-from exporter.sessions.store import decode_value
+from exporter.store.contract import decode_value
 from exporter.web import create_app
 from exporter.web.keys import LIFECYCLE
 from tests.support.sessions import wait_for

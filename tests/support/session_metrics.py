@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.runtime import Runtime
+from exporter.core.settings import parse_settings
+from exporter.monitoring.runtime import Runtime
 from exporter.web import create_app
 from exporter.web.keys import LIFECYCLE
 

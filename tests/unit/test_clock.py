@@ -3,7 +3,7 @@ host's wall clock moves nothing; versions only ever grow."""
 
 from __future__ import annotations
 
-from exporter.clock import FleetClock
+from exporter.core.clock import FleetClock
 
 
 class Clocks:

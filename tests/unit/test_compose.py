@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 import yaml
 
-from exporter.__main__ import load_settings
+from exporter.app.cli import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "tests" / "support" / "compose_spec.json"

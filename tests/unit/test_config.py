@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import OPTIONS, Settings, parse_settings, readme_with_table
-from exporter.errors import ConfigError
-from exporter.redaction import redact as redact_url
+from exporter.core.errors import ConfigError
+from exporter.core.redaction import redact as redact_url
+from exporter.core.settings import OPTIONS, Settings, parse_settings, readme_with_table
 
 
 def test_defaults_work_on_a_laptop() -> None:
@@ -124,7 +124,7 @@ def test_figma_cache_budget_defaults_to_a_quarter_and_fits_the_memory_tier() -> 
 
 
 def test_allowed_hosts_from_a_repeated_flag_a_list_or_commas() -> None:
-    from exporter.__main__ import load_settings
+    from exporter.app.cli import load_settings
 
     flags = ["--web-allowed-host", "a.example", "--web-allowed-host", "B.example,*.corp.example"]
     assert load_settings(flags, {}).web_allowed_host == ("a.example", "b.example", ".corp.example")

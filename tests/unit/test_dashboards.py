@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Metrics
+from exporter.core.metrics import Metrics
 from grafana.dashboards import DASHBOARDS, DIRECTORY, iter_panels, render_all
 from grafana.dashboards.__main__ import main as dashboards_main
 from tests.unit.test_dashboard_lint import FLEET_SERIES
@@ -222,7 +222,7 @@ def test_provisioning_points_at_the_dashboards_and_a_fixed_datasource() -> None:
 def test_dashboard_links_open_real_exporter_routes() -> None:
     from urllib.parse import urlsplit
 
-    from exporter.config import parse_settings
+    from exporter.core.settings import parse_settings
     from exporter.web import create_app
 
     app = create_app(parse_settings({}), registry=CollectorRegistry())

@@ -34,7 +34,7 @@ def deps(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     """What the lock check reads, copied: pyproject.toml, uv.lock and the scripts."""
-    for name in ("pyproject.toml", "uv.lock", "README.md", "exporter/build.py"):
+    for name in ("pyproject.toml", "uv.lock", "README.md", "exporter/core/build.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "scripts", tmp_path / "scripts")

@@ -7,7 +7,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from exporter.health import HealthThresholds
+from exporter.monitoring.health import HealthThresholds
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("README.md", "docs", "exporter", "tests", "bench", "grafana", "prometheus")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.errors import (
+from exporter.core.errors import (
     ERROR_KINDS,
     JournalFull,
     SessionNotFound,
@@ -11,7 +11,7 @@ from exporter.errors import (
     WritesRefused,
     error_kind,
 )
-from exporter.instrumentation import error_type
+from exporter.core.instrumentation import error_type
 from exporter.web.handling import exception_response
 
 

@@ -17,8 +17,8 @@ from prometheus_client import (
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from exporter.fast_metrics import FastCounter, FastHistogram
-from exporter.metrics import LATENCY_BUCKETS, Metrics
+from exporter.core.fast_metrics import FastCounter, FastHistogram
+from exporter.core.metrics import LATENCY_BUCKETS, Metrics
 from tests.support.redis_server import missing_dependency
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0)

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from exporter.config import parse_settings
-from exporter.errors import ConfigError
+from exporter.core.errors import ConfigError
+from exporter.core.settings import parse_settings
 
 SCRIPT = """
 import gc, json
 held = [[] for _ in range(20_000)]  # start-up objects
-from exporter.gc_tuning import tune_collector
+from exporter.app.gc_tuning import tune_collector
 tune_collector(12_345)
 walked = len(gc.get_objects())  # what the generations hold, the frozen objects not
 print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from exporter.health import (
+from exporter.core.metrics import HEALTH_ISSUE_CODES, HEALTH_STATUSES
+from exporter.monitoring.health import (
     ComponentInputs,
     HealthThresholds,
     assess,
@@ -13,8 +14,7 @@ from exporter.health import (
     find_issues,
     status_for,
 )
-from exporter.metrics import HEALTH_ISSUE_CODES, HEALTH_STATUSES
-from exporter.reports import component_health, health_issue
+from exporter.monitoring.reports import component_health, health_issue
 
 
 def session_only(inputs: ComponentInputs) -> tuple[float, list[str]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import Metrics
-from exporter.sessions.access_stats import AccessStats
-from exporter.snapshot import recent_error
+from exporter.core.access_stats import AccessStats
+from exporter.core.instrumentation import Instrumentation
+from exporter.core.metrics import Metrics
+from exporter.monitoring.statistics import recent_error
 
 GET = {"manager": "session", "operation": "get"}
 
@@ -109,7 +109,7 @@ def test_json_counts_are_read_from_the_series_so_a_manager_is_instrumented_once(
 def test_recent_errors_say_what_failed_but_never_the_message() -> None:
     import time as _time
 
-    from exporter.errors import SessionNotFound, UpstreamTimeout
+    from exporter.core.errors import SessionNotFound, UpstreamTimeout
 
     inst = Instrumentation(Metrics(CollectorRegistry()), "figma")
     started = _time.perf_counter()

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.config import OPTIONS
+from exporter.core.settings import OPTIONS
 from mixin import ROOT
 from tests.support.kustomize import UnsupportedKustomization, build, load_documents
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.__main__ import load_settings, secrets_of
-from exporter.logging_setup import configure_logging
+from exporter.app.cli import load_settings, secrets_of
+from exporter.app.logging_setup import configure_logging
 
 SECRET = "figd_s3cr3t-token"
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 
-from exporter.loop_lag import LoopLag
+from exporter.core.loop_lag import LoopLag
 from tests.support.clock import ManualClock
 
 

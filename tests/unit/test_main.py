@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.__main__ import EXIT_CONFIG, load_settings, main
+from exporter.app.cli import EXIT_CONFIG, load_settings, main
 
 
 def test_flags_beat_environment_beat_yaml(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_console_script_exits_2_as_a_process() -> None:
 
 
 def test_health_thresholds_from_flag_and_yaml(tmp_path: Path) -> None:
-    from exporter.service import thresholds_from_settings
+    from exporter.monitoring.service import thresholds_from_settings
 
     settings = load_settings(
         ["--health-thresholds", "latency_critical_ms=800, cache_hit_poor=0.4"], {}
@@ -96,7 +96,7 @@ def test_bad_health_thresholds_exit_2(value: str, capsys: pytest.CaptureFixture[
 
 
 def test_library_request_logs_are_quiet_unless_debugging() -> None:
-    from exporter.logging_setup import CHATTY_LOGGERS, configure_logging
+    from exporter.app.logging_setup import CHATTY_LOGGERS, configure_logging
 
     try:
         configure_logging("info")

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.metrics import HTTP_BUCKETS, LATENCY_BUCKETS
+from exporter.core.metrics import HTTP_BUCKETS, LATENCY_BUCKETS
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from exporter.web.request_metrics import SERVER_ERRORS
 from mixin import ROOT, render_all

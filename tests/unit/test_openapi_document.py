@@ -13,11 +13,14 @@ import orjson
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
-from exporter import broadcast, payloads
-from exporter.broadcast import event_body
-from exporter.config import parse_settings
-from exporter.events import Event, EventLog
-from exporter.health import (
+from exporter.core.event_log import Event, EventLog
+from exporter.core.instrumentation import CLIENT_ERRORS, Instrumentation
+from exporter.core.metrics import CACHE_TIERS, Metrics
+from exporter.core.settings import parse_settings
+from exporter.core.window import summarize
+from exporter.monitoring import live_updates as broadcast
+from exporter.monitoring import payloads
+from exporter.monitoring.health import (
     ComponentHealth,
     ComponentInputs,
     HealthReport,
@@ -25,12 +28,10 @@ from exporter.health import (
     assess,
     cache_efficiency,
 )
-from exporter.instrumentation import CLIENT_ERRORS, Instrumentation
-from exporter.metrics import CACHE_TIERS, Metrics
-from exporter.reports import SESSION_VERBS, component_health, snapshot_body
-from exporter.runtime import open_runtime
-from exporter.sessions.store import StoreStatus
-from exporter.snapshot import (
+from exporter.monitoring.live_updates import event_body
+from exporter.monitoring.reports import SESSION_VERBS, component_health, snapshot_body
+from exporter.monitoring.runtime import open_runtime
+from exporter.monitoring.statistics import (
     CacheCounts,
     Reading,
     cache_report,
@@ -38,8 +39,8 @@ from exporter.snapshot import (
     rates,
     window_error_ratio,
 )
+from exporter.store.contract import StoreStatus
 from exporter.web import openapi
-from exporter.window import summarize
 
 REGENERATE = "python -c 'from exporter.web.openapi import write_committed; write_committed()'"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.redaction import redact, url_secrets
+from exporter.core.redaction import redact, url_secrets
 
 
 @pytest.mark.parametrize(

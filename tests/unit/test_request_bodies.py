@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from exporter import payloads
+from exporter.monitoring import payloads
 from exporter.upstreams.figma_manager import FORMATS, check_node_id, check_screenshot
 from exporter.web import figma_routes, session_routes
 from exporter.web.api_error import ApiError

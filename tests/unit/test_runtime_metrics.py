@@ -9,8 +9,8 @@ import sys
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from exporter import __version__
-from exporter.build import REVISION_ENV, revision
-from exporter.metrics import Metrics
+from exporter.core.build import REVISION_ENV, revision
+from exporter.core.metrics import Metrics
 
 
 def test_process_and_runtime_metrics_are_on_the_apps_registry() -> None:

@@ -9,12 +9,12 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.broadcast import MAX_EVENTS_PER_TAKE, Broadcaster, TooManySubscribers
-from exporter.events import Event, EventLog
-from exporter.health import HealthThresholds
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import Metrics
-from exporter.snapshot import (
+from exporter.core.event_log import Event, EventLog
+from exporter.core.instrumentation import Instrumentation
+from exporter.core.metrics import Metrics
+from exporter.monitoring.health import HealthThresholds
+from exporter.monitoring.live_updates import MAX_EVENTS_PER_TAKE, Broadcaster, TooManySubscribers
+from exporter.monitoring.statistics import (
     CacheCounts,
     Reading,
     cache_report,
@@ -228,7 +228,7 @@ def test_event_log_restore_puts_history_first_and_renumbers() -> None:
 
 
 def test_session_activity_counts_successes_between_readings() -> None:
-    from exporter.snapshot import session_activity
+    from exporter.monitoring.statistics import session_activity
 
     def reading(create: int, create_errors: int, delete: int, expire: int) -> Reading:
         counts = {"create": create, "get": 50, "update": 0, "delete": delete, "expire": expire}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import speedups
+from exporter.app import speedups
 
 
 def test_every_listed_module_is_a_synchronous_source_file() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from exporter.errors import JournalFull, StoreFull
+from exporter.core.errors import JournalFull, StoreFull
 from exporter.web.handling import exception_response
 
 

@@ -10,9 +10,9 @@ import bcrypt
 import pytest
 import yaml
 
-from exporter.__main__ import EXIT_CONFIG, main
-from exporter.errors import ConfigError
-from exporter.web_config import check_reload, load_web_config, parse_web_config
+from exporter.app.cli import EXIT_CONFIG, main
+from exporter.core.errors import ConfigError
+from exporter.web.web_config import check_reload, load_web_config, parse_web_config
 from tests.support.tls import make_certificates
 
 HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()

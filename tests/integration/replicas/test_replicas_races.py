@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import redis
 
 from exporter.sessions.session import Session, session_key
-from exporter.sessions.store import StoredValue, encode_value
+from exporter.store.contract import StoredValue, encode_value
 from tests.support.redis_server import RedisServer
 from tests.support.sessions import open_layer, wait_for
 

@@ -150,7 +150,7 @@ async def test_an_unknown_or_malformed_cookie_starts_a_new_session() -> None:
 
 
 async def test_a_storage_used_before_start_says_how_to_start_it() -> None:
-    from exporter.aiohttp_session import TieredStorage
+    from exporter.library.aiohttp_session import TieredStorage
 
     with pytest.raises(RuntimeError, match="cleanup_ctx"):
         _ = TieredStorage().manager

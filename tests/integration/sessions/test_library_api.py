@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry
 
 import exporter
 from exporter import SessionNotFound, open_session_manager, open_store
-from exporter.config import Settings
-from exporter.errors import ConfigError
-from exporter.sessions import library
+from exporter.core.errors import ConfigError
+from exporter.core.settings import Settings
+from exporter.library import api as library
 from tests.support.redis_server import RedisServer
 
 

@@ -12,9 +12,9 @@ from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster as SyncCluster
 
 from exporter.sessions.factory import CLUSTER_INDEX_SHARDS
-from exporter.sessions.redis_client import open_deployment
-from exporter.sessions.redis_store import RedisStore
 from exporter.sessions.session import session_key
+from exporter.store.redis_client import open_deployment
+from exporter.store.redis_store import RedisStore
 from tests.support.redis_server import RedisServer, wait_until
 from tests.support.redis_topologies import RedisCluster, require_redis_tools
 from tests.support.replicas import (

@@ -7,9 +7,9 @@ import time
 
 import redis.asyncio as aioredis
 
-from exporter.sessions.redis_store import PUT_UNLESS_DELETED, RedisStore
-from exporter.sessions.session_index import SessionIndex
-from exporter.sessions.store import KIND_TOMBSTONE, ReplayItem, StoredValue, encode_value
+from exporter.store.contract import KIND_TOMBSTONE, ReplayItem, StoredValue, encode_value
+from exporter.store.redis_store import PUT_UNLESS_DELETED, RedisStore
+from exporter.store.session_index import SessionIndex
 
 
 async def writes(client: aioredis.Redis, prefix: str, colocated: bool) -> list[object]:

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from tests.support.redis_server import missing_dependency
 from tests.support.sessions import wait_for

@@ -20,9 +20,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from exporter.errors import JournalFull, SessionNotFound
-from exporter.sessions.durable_journal import DurableJournal
+from exporter.core.errors import JournalFull, SessionNotFound
 from exporter.sessions.session import session_key
+from exporter.store.durable_journal import DurableJournal
 from tests.integration.web.test_cli_serve import exporter_command
 from tests.support.full_disk import small_disk
 from tests.support.redis_server import RedisServer, free_port, start_redis

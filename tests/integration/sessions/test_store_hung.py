@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from exporter.errors import StoreUnavailable
+from exporter.core.errors import StoreUnavailable
 from exporter.sessions.session import session_key
 from tests.support.redis_server import RedisServer
 from tests.support.sessions import open_layer, wait_for

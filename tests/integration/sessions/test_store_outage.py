@@ -11,10 +11,10 @@ import time
 import orjson
 import pytest
 
-from exporter.errors import StoreUnavailable
+from exporter.core.errors import StoreUnavailable
 from exporter.sessions.manager import SessionManager
 from exporter.sessions.session import session_key
-from exporter.sessions.store import decode_value
+from exporter.store.contract import decode_value
 from tests.support.redis_server import RedisServer
 from tests.support.sessions import open_layer, wait_for
 
@@ -136,7 +136,7 @@ async def test_http_clients_see_no_failed_write_and_503_only_for_unknown_ids(
     from aiohttp.test_utils import TestClient, TestServer
     from prometheus_client import CollectorRegistry
 
-    from exporter.config import parse_settings
+    from exporter.core.settings import parse_settings
     from exporter.web import create_app
 
     registry = CollectorRegistry()

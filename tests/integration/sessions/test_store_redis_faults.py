@@ -15,7 +15,7 @@ import contextlib
 
 import pytest
 
-from exporter.errors import SessionNotFound, StoreBusy, StoreUnavailable
+from exporter.core.errors import SessionNotFound, StoreBusy, StoreUnavailable
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.sessions import open_layer, redis_proxy, wait_for
 

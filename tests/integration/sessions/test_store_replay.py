@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.errors import SessionNotFound
+from exporter.core.errors import SessionNotFound
 from tests.support.redis_server import RedisServer
 from tests.support.sessions import open_layer, redis_proxy
 

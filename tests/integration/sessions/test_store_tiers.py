@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from exporter.errors import SessionNotFound
+from exporter.core.errors import SessionNotFound
 from exporter.sessions.session import session_key
 from tests.support.redis_server import RedisServer
 from tests.support.sessions import Layer, open_layer, wait_for

@@ -15,7 +15,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from tests.support.figma_double import DEFAULT_TOKEN, PNG_BYTES, Fault, FigmaDouble
 from tests.support.mcp_server import SCREENSHOT_BYTES, McpServerProcess

@@ -10,8 +10,13 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
-from exporter.errors import UpstreamError, UpstreamNotFound, UpstreamTimeout, UpstreamUnavailable
-from exporter.metrics import Metrics
+from exporter.core.errors import (
+    UpstreamError,
+    UpstreamNotFound,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from exporter.core.metrics import Metrics
 from exporter.upstreams.figma_client import FigmaClient
 from exporter.upstreams.retry import RetryPolicy
 from tests.support.figma_double import DEFAULT_TOKEN, PNG_BYTES, Fault, FigmaDouble

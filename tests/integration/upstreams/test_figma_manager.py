@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.errors import SessionNotFound, UpstreamError, UpstreamUnavailable
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.errors import SessionNotFound, UpstreamError, UpstreamUnavailable
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import SessionLayer, open_session_layer
 from exporter.upstreams.factory import FigmaLayer, open_figma_layer
 from exporter.upstreams.retry import RetryPolicy

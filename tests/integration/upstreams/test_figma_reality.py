@@ -13,12 +13,12 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.errors import UpstreamError, UpstreamInvalid, UpstreamNotFound
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.errors import UpstreamError, UpstreamInvalid, UpstreamNotFound
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
+from exporter.monitoring.statistics import window_error_ratio
 from exporter.sessions.factory import open_session_layer
-from exporter.snapshot import window_error_ratio
 from exporter.upstreams.factory import open_figma_layer
 from exporter.upstreams.figma_client import FigmaClient
 from exporter.upstreams.retry import RetryPolicy

@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
-from exporter.errors import UpstreamError
-from exporter.metrics import Metrics
+from exporter.core.errors import UpstreamError
+from exporter.core.metrics import Metrics
 from exporter.upstreams.figma_client import FigmaClient
 from exporter.upstreams.retry import RetryPolicy
 from tests.support.figma_double import DEFAULT_OAUTH_TOKEN, DEFAULT_TOKEN, Fault, FigmaDouble

@@ -10,8 +10,8 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
-from exporter.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
-from exporter.metrics import Metrics
+from exporter.core.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
+from exporter.core.metrics import Metrics
 from exporter.upstreams.mcp_client import McpClient
 from tests.support.mcp_server import SCREENSHOT_BYTES, TOOLS, McpServerProcess
 

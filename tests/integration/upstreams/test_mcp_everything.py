@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
-from exporter.errors import UpstreamUnavailable
-from exporter.metrics import Metrics
+from exporter.core.errors import UpstreamUnavailable
+from exporter.core.metrics import Metrics
 from exporter.upstreams.mcp_client import McpClient
 from tests.support.everything_server import EverythingServer
 

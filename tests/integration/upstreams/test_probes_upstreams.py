@@ -11,9 +11,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
 from exporter.upstreams.factory import FigmaLayer, open_figma_layer
 from tests.support.figma_double import DEFAULT_TOKEN, Fault, FigmaDouble

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from exporter.web.server import make_runner, site
 from tests.support.redis_server import free_port

@@ -92,7 +92,7 @@ def test_bare_command_serves_sessions_from_memory(bare_exporter: str) -> None:
 def test_the_server_freezes_its_start_up_objects_and_sets_the_young_threshold(
     tmp_path: Path,
 ) -> None:
-    """Full collections then skip what start-up left (see exporter.gc_tuning)."""
+    """Full collections then skip what start-up left (see exporter.app.gc_tuning)."""
     settings = {"SESSION_EXPORTER_GC_YOUNG_THRESHOLD": "5000"}
     with exporter_process(tmp_path, settings) as (base, output):
         assert requests.get(f"{base}/api/sessions/unknown", timeout=5).status_code == 404

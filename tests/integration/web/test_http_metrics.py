@@ -7,8 +7,8 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from aiohttp.web_urldispatcher import MatchInfoError
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.config import parse_settings
-from exporter.metrics import Metrics
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from exporter.web.app import routes
 

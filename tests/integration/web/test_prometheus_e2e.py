@@ -31,7 +31,7 @@ import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from grafana.dashboards import DASHBOARDS, DIRECTORY, iter_panels
 from tests.support.figma_double import DEFAULT_TOKEN, Fault, FigmaDouble

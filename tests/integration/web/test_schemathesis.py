@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from exporter.config import parse_settings
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from exporter.web.openapi import COMMITTED
 from exporter.web.server import make_runner, site

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
+from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from tests.support.chromium import HeadlessChromium
 from tests.support.session_metrics import FAST, SseReader, wait_for

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from exporter.sessions.durable_journal import DurableJournal
+from exporter.store.durable_journal import DurableJournal
 from tests.support.exporter_cli import ExporterCli
 from tests.support.redis_server import free_port, missing_dependency
 

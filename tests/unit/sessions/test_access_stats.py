@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from exporter.sessions.access_stats import AccessStats
+from exporter.core.access_stats import AccessStats
 
 
 def test_reads_writes_hits_and_times_per_session() -> None:

@@ -13,12 +13,12 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
-from exporter.sessions.memory_store import MemoryStore
-from exporter.sessions.store import StoredValue
+from exporter.store.contract import StoredValue
+from exporter.store.memory_store import MemoryStore
 
 BODY = orjson.dumps({"user": "ada", "roles": ["designer"], "blob": "x" * 1000})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.sessions.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from exporter.store.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from tests.support.clock import ManualClock
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import JournalFull, JournalLocked, JournalUnwritable, StoreUnavailable
-from exporter.sessions.durable_journal import LOG_NAME, DurableJournal, JournalChange
-from exporter.sessions.journal import JournalCondition
-from exporter.sessions.journal_format import FILE_MAGIC, decode_records, encode_record
-from exporter.sessions.store import ReplayItem, StoredValue
+from exporter.core.errors import JournalFull, JournalLocked, JournalUnwritable, StoreUnavailable
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.durable_journal import LOG_NAME, DurableJournal, JournalChange
+from exporter.store.journal import JournalCondition
+from exporter.store.journal_format import FILE_MAGIC, decode_records, encode_record
 from tests.support.full_disk import small_disk
 from tests.support.sessions import wait_for
 
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[3]
 # A child that journals writes from 16 concurrent writers and prints each key once acknowledged.
 WRITER = """
 import asyncio, sys
-from exporter.sessions.durable_journal import DurableJournal
-from exporter.sessions.store import ReplayItem
-from exporter.sessions.store import StoredValue
+from exporter.store.durable_journal import DurableJournal
+from exporter.store.contract import ReplayItem
+from exporter.store.contract import StoredValue
 
 async def main():
     journal = DurableJournal.open(sys.argv[1], max_entries=10**6)
@@ -46,7 +46,7 @@ asyncio.run(main())
 
 HOLDER = """
 import sys
-from exporter.sessions.durable_journal import DurableJournal
+from exporter.store.durable_journal import DurableJournal
 journal = DurableJournal.open(sys.argv[1])
 print("locked", flush=True)
 sys.stdin.read()

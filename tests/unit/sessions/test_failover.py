@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.sessions.failover import Failover
+from exporter.store.failover import Failover
 
 
 class Clocks:

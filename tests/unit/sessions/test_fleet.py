@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.sessions.fleet import Epoch, EpochChange, FleetView, Member, epoch_change, next_epoch
+from exporter.store.fleet import Epoch, EpochChange, FleetView, Member, epoch_change, next_epoch
 
 E1 = Epoch("e1", "run-1", lost=False)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.errors import JournalFull
-from exporter.sessions.journal import ReplayJournal
-from exporter.sessions.store import ReplayItem, StoredValue
+from exporter.core.errors import JournalFull
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.journal import ReplayJournal
 
 
 def put(key: str, version: int) -> ReplayItem:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.sessions.journal_format import FILE_MAGIC, decode_records, encode_record
-from exporter.sessions.store import ReplayItem, StoredValue
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.journal_format import FILE_MAGIC, decode_records, encode_record
 
 
 def put(key: str, version: int) -> ReplayItem:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.errors import JournalUnwritable
-from exporter.events import EventLog
-from exporter.metrics import JOURNAL_FAILURE_REASONS, Metrics
-from exporter.sessions.durable_journal import FAILURE_REASONS, LOG_NAME, DurableJournal
-from exporter.sessions.journal_format import FILE_MAGIC, encode_record
-from exporter.sessions.journal_reporting import report_journal
-from exporter.sessions.store import ReplayItem, StoredValue
+from exporter.core.errors import JournalUnwritable
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import JOURNAL_FAILURE_REASONS, Metrics
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.durable_journal import FAILURE_REASONS, LOG_NAME, DurableJournal
+from exporter.store.journal_format import FILE_MAGIC, encode_record
+from exporter.store.journal_reporting import report_journal
 
 
 def put(key: str, version: int) -> ReplayItem:

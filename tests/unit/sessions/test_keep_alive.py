@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.sessions.coherence import keep_alive_action
+from exporter.store.coherence import keep_alive_action
 
 INTERVAL = 1.0
 

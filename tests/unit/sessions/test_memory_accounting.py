@@ -8,11 +8,11 @@ import tracemalloc
 import orjson
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.events import EventLog
-from exporter.metrics import Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
-from exporter.sessions.store import right_sized
+from exporter.store.contract import right_sized
 
 BODY = orjson.dumps({"user": "ada", "blob": "x" * 1000})
 SESSIONS = 2_000

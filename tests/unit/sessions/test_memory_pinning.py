@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from exporter.errors import StoreFull
-from exporter.sessions.memory_store import MemoryStore
-from exporter.sessions.store import StoredValue
+from exporter.core.errors import StoreFull
+from exporter.store.contract import StoredValue
+from exporter.store.memory_store import MemoryStore
 
 
 def value(payload: bytes = b"x", ttl: float = 60.0) -> StoredValue:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from exporter.sessions.memory_reads import HeldSessions, MemoryReads
-from exporter.sessions.memory_store import MemoryStore
+from exporter.sessions.held_sessions import HeldSessions
 from exporter.sessions.session import Session, session_key
-from exporter.sessions.store import StoredValue
+from exporter.store.contract import StoredValue
+from exporter.store.memory_reads import MemoryReads
+from exporter.store.memory_store import MemoryStore
 
 
 def stored(decoded: Session | None = None) -> StoredValue:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from exporter.sessions.memory_store import MemoryStore
-from exporter.sessions.store import StoredValue
+from exporter.store.contract import StoredValue
+from exporter.store.memory_store import MemoryStore
 
 
 def value(payload: bytes = b"x", ttl: float = 60.0, version: int = 1) -> StoredValue:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from exporter.clock import FleetClock
-from exporter.metrics import Metrics
-from exporter.sessions.memory_store import MemoryStore
-from exporter.sessions.memory_tier import MemoryTier
-from exporter.sessions.store import ReplayItem, StoredValue
-from exporter.sessions.store_reporting import StoreCounters
+from exporter.core.clock import FleetClock
+from exporter.core.metrics import Metrics
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.memory_store import MemoryStore
+from exporter.store.memory_tier import MemoryTier
+from exporter.store.store_reporting import StoreCounters
 from tests.support.clock import ManualClock
 
 SESSION, CACHED = "s:{a}", "figma:file"

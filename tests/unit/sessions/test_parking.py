@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from exporter.sessions.parking import Outcome, judge
-from exporter.sessions.store import StoredValue
+from exporter.store.contract import StoredValue
+from exporter.store.parking import Outcome, judge
 
 OURS = StoredValue(b"ours", version=5, expires_at=60.0)
 OLDER = StoredValue(b"older", version=4, expires_at=60.0)

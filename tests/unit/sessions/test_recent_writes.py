@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.sessions.recent_writes import RecentWrites
-from exporter.sessions.store import ReplayItem
+from exporter.store.contract import ReplayItem
+from exporter.store.recent_writes import RecentWrites
 
 
 def test_the_latest_write_per_key_within_the_window_oldest_first() -> None:

@@ -12,17 +12,17 @@ from typing import TypeVar
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.clock import FleetClock
-from exporter.errors import StoreUnavailable
-from exporter.events import EventLog
-from exporter.metrics import Metrics
-from exporter.sessions.breaker import CircuitBreaker
-from exporter.sessions.fleet import Epoch, Member
-from exporter.sessions.journal import ReplayJournal
-from exporter.sessions.recent_writes import RecentWrites
-from exporter.sessions.recovery import Recovery
-from exporter.sessions.redis_store import FleetSnapshot
-from exporter.sessions.store import ReplayItem, StoredValue
+from exporter.core.clock import FleetClock
+from exporter.core.errors import StoreUnavailable
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.store.breaker import CircuitBreaker
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.fleet import Epoch, Member
+from exporter.store.journal import ReplayJournal
+from exporter.store.recent_writes import RecentWrites
+from exporter.store.recovery import Recovery
+from exporter.store.redis_store import FleetSnapshot
 
 T = TypeVar("T")
 FAR = 10**10  # an expiry far in the future
@@ -65,7 +65,7 @@ class FleetRedisDouble:
         if not self.server.up:
             raise StoreUnavailable("Redis unavailable (ConnectionError)")
         if write and self.server.refusing:
-            from exporter.errors import WritesRefused
+            from exporter.core.errors import WritesRefused
 
             raise WritesRefused("oom")
         return self.server

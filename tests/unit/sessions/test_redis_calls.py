@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from exporter.errors import StoreBusy, StoreTimeout
-from exporter.loop_lag import LoopLag
-from exporter.sessions.redis_calls import PING_ATTEMPTS, RedisCalls
+from exporter.core.errors import StoreBusy, StoreTimeout
+from exporter.core.loop_lag import LoopLag
+from exporter.store.redis_calls import PING_ATTEMPTS, RedisCalls
 from tests.support.clock import ManualClock
 
 TIMEOUT = 0.25

@@ -18,9 +18,9 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from exporter.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
-from exporter.sessions.redis_client import PoolBusy
-from exporter.sessions.redis_store import RedisStore, _unavailable, refusal_reason
+from exporter.core.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
+from exporter.store.redis_client import PoolBusy
+from exporter.store.redis_store import RedisStore, _unavailable, refusal_reason
 
 
 @pytest.mark.parametrize(

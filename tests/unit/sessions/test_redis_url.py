@@ -8,9 +8,9 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 
-from exporter.config import ConfigError
-from exporter.redaction import redact as redact_url
-from exporter.sessions.redis_client import (
+from exporter.core.redaction import redact as redact_url
+from exporter.core.settings import ConfigError
+from exporter.store.redis_client import (
     CLUSTER,
     SENTINEL,
     STANDALONE,
@@ -116,7 +116,7 @@ def test_passwords_are_redacted_for_logs(url: str, redacted: str) -> None:
 def test_the_cli_rejects_a_malformed_url_before_start_up(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from exporter.__main__ import EXIT_CONFIG, main
+    from exporter.app.cli import EXIT_CONFIG, main
 
     assert main(["--redis-url", "redis+sentinel://:secret@s1:26379,s2"]) == EXIT_CONFIG
     error = capsys.readouterr().err
@@ -126,7 +126,7 @@ def test_the_cli_rejects_a_malformed_url_before_start_up(
 def test_a_malformed_host_is_one_line_and_exit_2_without_the_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from exporter.__main__ import EXIT_CONFIG, main
+    from exporter.app.cli import EXIT_CONFIG, main
 
     assert main(["--redis-url", "redis://:pw@[bad"]) == EXIT_CONFIG
     error = capsys.readouterr().err
@@ -138,7 +138,7 @@ def test_the_pool_is_bounded_and_retries_only_closed_connections() -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from exporter.sessions.redis_client import WaitingConnectionPool
+    from exporter.store.redis_client import WaitingConnectionPool
 
     deployment = open_deployment("redis://127.0.0.1:1/0", 0.25, 7, 0.5)
     pool = deployment.client.connection_pool

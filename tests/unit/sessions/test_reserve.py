@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exporter.sessions.reserve import Reserve
-from exporter.sessions.store import ReplayItem, StoredValue
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.reserve import Reserve
 
 
 def item(key: str, payload: bytes | None, expires_at: float = 100.0) -> ReplayItem:

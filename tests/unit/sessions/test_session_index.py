@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from exporter.sessions.session_index import SessionIndex, _Gate, _reconciled_expiry
-from exporter.sessions.store import KIND_TOMBSTONE, ReplayItem, StoredValue, encode_value
+from exporter.store.contract import KIND_TOMBSTONE, ReplayItem, StoredValue, encode_value
+from exporter.store.session_index import SessionIndex, _Gate, _reconciled_expiry
 
 
 def test_covers_session_keys_only_and_extracts_the_id() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.sessions.store import KIND_TOMBSTONE, StoredValue, decode_value, encode_value
+from exporter.store.contract import KIND_TOMBSTONE, StoredValue, decode_value, encode_value
 
 
 def test_round_trip_keeps_payload_version_and_expiry_to_the_millisecond() -> None:

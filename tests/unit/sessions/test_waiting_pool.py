@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from exporter.sessions.redis_client import WaitingConnectionPool
+from exporter.store.redis_client import WaitingConnectionPool
 
 
 async def test_a_wake_up_meant_for_a_caller_giving_up_goes_to_the_next_one() -> None:

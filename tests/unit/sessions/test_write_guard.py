@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.sessions.write_guard import MAX_ECHOES, WriteGuard
+from exporter.store.write_guard import MAX_ECHOES, WriteGuard
 
 
 def test_a_call_is_clean_unless_its_key_or_the_tier_was_invalidated_meanwhile() -> None:

@@ -10,8 +10,8 @@ import asyncio
 
 from prometheus_client import CollectorRegistry
 
-from exporter.events import EventLog
-from exporter.metrics import SERVICES, Metrics
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import SERVICES, Metrics
 from exporter.upstreams.probes import ProbeFailure, Probes
 
 

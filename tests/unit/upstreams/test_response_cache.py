@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_settings
-from exporter.instrumentation import Instrumentation
-from exporter.metrics import Metrics
+from exporter.core.instrumentation import Instrumentation
+from exporter.core.metrics import Metrics
+from exporter.core.settings import parse_settings
 from exporter.sessions.factory import build_store
 from exporter.upstreams.response_cache import (
     CachedImage,

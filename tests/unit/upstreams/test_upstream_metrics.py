@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Metrics
+from exporter.core.metrics import Metrics
 from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class
 
 

@@ -1,0 +1,79 @@
+"""The composition root: builds every component of one exporter, in dependency order, passing
+each its collaborators through its constructor; closes them in reverse.
+
+    async with open_runtime(settings, metrics) as runtime:
+        runtime.reports.persistence()
+        await runtime.service.check_health()
+
+The web app opens one per application (`exporter.web.app`); nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from exporter.core.event_log import EventLog
+from exporter.core.metrics import Metrics
+from exporter.core.settings import Settings
+from exporter.monitoring.fleet_events import EventStream
+from exporter.monitoring.live_updates import Broadcaster
+from exporter.monitoring.reports import Reports
+from exporter.monitoring.service import SessionMetricsService, thresholds_from_settings
+from exporter.sessions.factory import SessionLayer, open_session_layer
+from exporter.store.redis_client import RedisClient
+from exporter.upstreams.factory import FigmaLayer, open_figma_layer
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    events: EventLog
+    sessions: SessionLayer
+    figma: FigmaLayer
+    hub: Broadcaster
+    event_stream: EventStream | None
+    service: SessionMetricsService
+    reports: Reports
+
+
+def build_event_stream(
+    settings: Settings, metrics: Metrics, events: EventLog, redis: RedisClient | None
+) -> EventStream | None:
+    """The shared event stream in Redis (other replicas' events in this log); none without Redis."""
+    if redis is None:
+        return None
+    return EventStream(
+        redis,
+        f"{settings.redis_key_prefix}events",
+        events,
+        metrics,
+        maxlen=settings.event_log_size,
+        timeout=max(1.0, settings.redis_timeout * 4),
+        retry_interval=settings.redis_retry_interval,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Runtime]:
+    events = EventLog(settings.event_log_size, metrics)
+    async with AsyncExitStack() as stack:
+        sessions = await stack.enter_async_context(open_session_layer(settings, metrics, events))
+        figma = await stack.enter_async_context(
+            open_figma_layer(settings, metrics, events, sessions)
+        )
+        event_stream = build_event_stream(settings, metrics, events, sessions.redis)
+        if event_stream is not None:
+            await event_stream.start()
+            stack.push_async_callback(event_stream.stop)
+        hub = Broadcaster(events, settings.sse_max_clients, metrics.sse_clients.set)
+        thresholds = thresholds_from_settings(settings)
+        service = SessionMetricsService(settings, metrics, events, sessions, figma, hub, thresholds)
+        await service.start()
+        stack.push_async_callback(service.stop)
+        reports = Reports(settings, metrics, events, sessions, figma, hub, event_stream, service)
+        yield Runtime(
+            settings, metrics, events, sessions, figma, hub, event_stream, service, reports
+        )

@@ -1,0 +1,77 @@
+"""Reads past the memory tier: the replay journal, then Redis (read-through, filling memory).
+
+A key the journal holds is answered from it (a write not replayed yet is newer than Redis's
+copy). While Redis is unreachable, a miss only Redis could answer raises `StoreUnavailable`
+(HTTP 503 + Retry-After), never a false "not found"; a session's miss is final only once the whole
+fleet has settled (`Recovery.check_miss`). A read that raced a write or an invalidation does not
+fill memory (`WriteGuard`).
+
+    reads = ReadPath(tier, redis, calls, recovery, journal)
+    value = await reads.get("s:{abc}")   # after a memory miss
+"""
+
+from __future__ import annotations
+
+from exporter.core.errors import StoreBusy, StoreUnavailable
+from exporter.store.breaker import CLOSED
+from exporter.store.contract import CacheRecorder, StoredValue
+from exporter.store.journal import Journal
+from exporter.store.memory_tier import MemoryTier
+from exporter.store.recovery import Recovery
+from exporter.store.redis_calls import RedisCalls
+from exporter.store.redis_store import TOMBSTONE, RedisStore
+
+NOT_HELD = "Redis is unreachable and the memory tier does not hold this key"
+
+
+class ReadPath:
+    def __init__(
+        self,
+        tier: MemoryTier,
+        redis: RedisStore,
+        calls: RedisCalls,
+        recovery: Recovery,
+        journal: Journal,
+    ) -> None:
+        self.tier = tier
+        self.redis = redis
+        self.calls = calls
+        self.recovery = recovery
+        self.journal = journal
+
+    async def get(self, key: str, record: CacheRecorder | None = None) -> StoredValue | None:
+        """See `TieredStore.get_uncached`."""
+        if self.journal:
+            pending = self.journal.get(key)
+            if pending is not None:
+                value = pending.value
+                live = value is not None and value.remaining(self.tier.clock.now()) > 0
+                return value if live else None
+        redis, recovery, tier = self.redis, self.recovery, self.tier
+        if recovery.breaker.state != CLOSED:
+            raise StoreUnavailable(NOT_HELD, recovery.breaker.retry_after())
+        token, read_at = tier.guard.watch(key), tier.clock.now()
+        try:
+            value = await self.calls.call(lambda: redis.get(key))
+        except StoreBusy:
+            raise  # backpressure for this request only: Redis is fine
+        except StoreUnavailable as exc:
+            recovery.failed(exc)
+            if not tier.reads.bypass:  # bypassed for coherence only: the fallback serves memory
+                held = tier.memory.get(key)
+                if held is not None:
+                    return held
+            exc.retry_after = recovery.breaker.retry_after()
+            raise
+        finally:
+            clean = tier.guard.unwatch(key, token)
+        if value is TOMBSTONE:
+            value = None  # deleted: a final answer
+        elif value is None and tier.is_session(key):
+            await recovery.check_miss(read_at)
+        if record is not None:
+            record("redis", value is not None)
+        if value is not None and clean:
+            # Fill memory unless a newer local write landed while the GET was in flight.
+            return tier.fill(key, value)
+        return value

@@ -1,0 +1,175 @@
+"""Writes and deletes through the tiered store: to Redis while it accepts them, else journalled.
+
+A write goes through to Redis (its version checked there); when Redis is unreachable or refuses
+writes it is journalled before it is acknowledged, and its memory copy pinned (it may be the only
+one this side of the replay). A write invalidated while in flight is parked (`parking`): ours
+or another replica's may have landed last. A delete leaves a tombstone, also kept in the reserve:
+a Redis that loses it must get it again at the next re-seed.
+
+    writes = WritePath(tier, redis, calls, recovery, journal, parking)
+    value = await writes.set("s:{abc}", b"{}", ttl=60)
+    existed = await writes.delete("s:{abc}")
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from exporter.core.errors import SessionNotFound, StoreBusy, StoreFull, StoreUnavailable
+from exporter.store.contract import ReplayItem, StoredValue
+from exporter.store.journal import Journal
+from exporter.store.memory_tier import MemoryTier
+from exporter.store.parking import Parking
+from exporter.store.read_path import NOT_HELD
+from exporter.store.recovery import Recovery
+from exporter.store.redis_calls import RedisCalls
+from exporter.store.redis_store import RedisStore
+
+# How long a delete is remembered when the session's expiry is unknown here (see `delete`).
+TOMBSTONE_GUESS = 86_400.0
+# Reads a key past the memory tier (the journal, then Redis): `TieredStore.get_uncached`.
+ReadAgain = Callable[[str], Awaitable[StoredValue | None]]
+
+
+class WritePath:
+    def __init__(
+        self,
+        tier: MemoryTier,
+        redis: RedisStore,
+        calls: RedisCalls,
+        recovery: Recovery,
+        journal: Journal,
+        parking: Parking,
+    ) -> None:
+        self.tier = tier
+        self.redis = redis
+        self.calls = calls
+        self.recovery = recovery
+        self.journal = journal
+        self.parking = parking
+        self.closing = False  # shutting down: nothing more is journalled
+
+    async def set(
+        self, key: str, value: StoredValue, *, replace: bool, sole: bool, coherent: bool
+    ) -> StoredValue:
+        """See `TieredStore.set`."""
+        guard = self.tier.guard
+        token = guard.watch(key)
+        echo = guard.expect_echo(key, coherent, sole=sole)
+        try:
+            written = await self._write(key, value, replace)
+        except BaseException:
+            if echo:
+                guard.echo_arrived(key)
+            raise
+        finally:
+            clean = guard.unwatch(key, token)
+        if echo and not written:
+            guard.echo_arrived(key)  # journalled: nothing was sent, nothing will echo
+        # Our own write goes to memory even while the tier is bypassed (tracking lost): if
+        # Redis turns out to be down, the fallback serves it; if tracking comes back instead,
+        # the tier is flushed before it serves again. A tier full of journalled writes has
+        # no room for it: the journal, read first, serves it then.
+        with contextlib.suppress(StoreFull):
+            self.tier.fill(key, value, own=True)
+        if self.tier.reserve:
+            self.tier.reserve.drop(key)  # superseded by this write
+        if not clean:
+            # Invalidated while the write was in flight: by its own echo, or by another
+            # replica's write landing just after it. Which landed last is unknown: hold ours
+            # in memory, unserved until Redis confirms it.
+            self.parking.park(key, value)
+        return value
+
+    async def _write(self, key: str, value: StoredValue, replace: bool) -> bool:
+        """True if written to Redis, False if journalled for replay."""
+        recovery, redis = self.recovery, self.redis
+        item = ReplayItem(key, value.version, value.expires_at, value)
+        if recovery.breaker.closed and recovery.writes_refused is None:
+            switches = recovery.switches
+            try:
+                written = await self.calls.call(lambda: redis.set(key, value, replace=replace))
+            except StoreBusy:
+                raise
+            except StoreUnavailable as exc:
+                recovery.store_error(exc)
+            else:
+                if not written:
+                    self.tier.memory.pop(key)
+                    raise SessionNotFound("deleted")
+                recovery.acknowledged(item, switches)
+                return True
+        if self.closing:
+            raise StoreUnavailable("shutting down: writes are no longer accepted", 1.0)
+        await self.journal_write(item)
+        return False
+
+    async def delete(self, key: str, held: StoredValue | None, read_again: ReadAgain) -> bool:
+        """See `TieredStore.delete`; `held`: what memory held (already dropped)."""
+        recovery, tier = self.recovery, self.tier
+        if tier.reserve:
+            tier.reserve.drop(key)
+        if recovery.writes_refused is not None and held is None and recovery.breaker.closed:
+            held = await read_again(key)  # Redis still answers reads: does it exist?
+            tier.memory.pop(key)  # that read filled memory: a deleted session is not held
+            if held is None and not self.journal.get(key):
+                return False
+        version = tier.clock.version(held.version if held is not None else 0)
+        if recovery.breaker.closed and recovery.writes_refused is None:
+            deleted = await self._delete_in_redis(key, version, held)
+            if deleted is not None:
+                return deleted
+        return await self._journal_delete(key, version, held)
+
+    async def _delete_in_redis(
+        self, key: str, version: int, held: StoredValue | None
+    ) -> bool | None:
+        """Whether Redis held `key`; None if Redis failed (then the delete is journalled)."""
+        recovery, redis, clock = self.recovery, self.redis, self.tier.clock
+        expires_at = held.expires_at if held is not None else clock.now()
+        retried: list[bool] = []
+        switches, deleting_at = recovery.switches, clock.now()
+
+        async def attempt() -> float | None:
+            retried.append(True)
+            return await redis.delete(key, version, expires_at)
+
+        try:
+            until = await self.calls.call(attempt)
+        except StoreBusy:
+            raise
+        except StoreUnavailable as exc:
+            recovery.store_error(exc)
+            return None
+        if until is None and len(retried) > 1:
+            # A retry found the tombstone its first attempt left: deleted, its expiry unknown
+            # here (held: the session's own; else a day, to be safe).
+            until = expires_at if held is not None else deleting_at + TOMBSTONE_GUESS
+        if until is not None:
+            tombstone = ReplayItem(key, version, until, None)
+            recovery.acknowledged(tombstone, switches)
+            self.tier.reserve.keep(tombstone)  # a Redis that loses it must get it again
+        elif self.tier.is_session(key):
+            await recovery.check_miss(deleting_at)
+        return until is not None
+
+    async def _journal_delete(self, key: str, version: int, held: StoredValue | None) -> bool:
+        pending = self.journal.get(key)
+        if held is None and pending is None:
+            raise StoreUnavailable(NOT_HELD, self.recovery.breaker.retry_after())
+        if held is None and pending is not None and pending.value is None:
+            return False  # already deleted during this outage
+        known = held if held is not None else pending.value  # type: ignore[union-attr]
+        expires_at = known.expires_at if known else self.tier.clock.now()
+        tombstone = ReplayItem(key, version, expires_at, None)
+        await self.journal_write(tombstone)
+        self.tier.reserve.keep(tombstone)  # a Redis that loses it must get it again
+        return True
+
+    async def journal_write(self, item: ReplayItem) -> None:
+        """Journal a write before it is acknowledged (JournalFull: refused, nothing kept), and
+        pin its memory copy: it may be the only one this side of the replay."""
+        await self.journal.record(item)
+        self.tier.memory.pin(item.key)
+        await self.recovery.journalled()
