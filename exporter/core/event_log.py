@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.core.metrics import EVENT_TYPES, Metrics
+from exporter.core.metrics import Metrics
 from exporter.core.redaction import redact
+from exporter.core.vocabulary import EVENT_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,17 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exporter.core.access_stats import AccessStats
+from exporter.core.catalog import ManagerName
 from exporter.core.errors import UpstreamError, error_kind
 from exporter.core.event_log import EventLog
 from exporter.core.fast_metrics import CounterChild
-from exporter.core.metrics import (
-    CACHE_RESULTS,
-    CACHE_TIERS,
-    ERROR_TYPES,
-    OPERATIONS,
-    Metrics,
-    OperationChildren,
-)
+from exporter.core.metrics import CACHE_RESULTS, CACHE_TIERS, OPERATIONS, Metrics, OperationChildren
+from exporter.core.vocabulary import ERROR_TYPES
 from exporter.core.window import RollingWindow
 
 SLOW_LIST_SIZE = 50
@@ -153,7 +148,7 @@ class Instrumentation:
     def __init__(
         self,
         metrics: Metrics,
-        manager: str,
+        manager: ManagerName,
         *,
         window_size: int = 100,
         slow_threshold_ms: float = 100.0,

@@ -34,25 +34,15 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 
+from exporter.core.catalog import MANAGER_NAMES, SERVICE_NAMES
+from exporter.core.catalog import MANAGERS as CATALOG_MANAGERS
+from exporter.core.catalog import SERVICES as CATALOG_SERVICES
 from exporter.core.fast_metrics import CounterChild, FastCounter, FastHistogram, HistogramChild
+from exporter.core.vocabulary import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES
 
 PREFIX = "session_exporter"
 
-MANAGERS = ("session", "figma")
-OPERATIONS = {
-    "session": ("create", "get", "update", "delete", "expire"),
-    "figma": ("file", "nodes", "screenshot"),
-}
-ERROR_TYPES = (
-    "not_found",
-    "invalid",
-    "unavailable",
-    "busy",
-    "full",
-    "timeout",
-    "upstream",
-    "internal",
-)
+OPERATIONS = {spec.name: spec.operations for spec in CATALOG_MANAGERS}
 # Why a Redis that answers refuses writes (see redis_store.REFUSALS).
 REFUSAL_REASONS = ("readonly", "oom", "misconf", "noauth", "noreplicas")
 # Why the outage journal's disk refused a write (see durable_journal.FAILURE_REASONS).
@@ -62,70 +52,13 @@ CACHE_RESULTS = ("hit", "miss")
 EVICTION_TIERS = ("memory",)
 INVALIDATION_REASONS = ("remote", "flush", "tracking_lost", "clear")
 BACKENDS = ("memory", "redis")
-SERVICES = ("redis", "figma_api", "mcp_server")
-UPSTREAM_ENDPOINTS = {
-    "figma_api": ("files", "nodes", "images", "image_download", "me"),
-    "mcp_server": (
-        "initialize",
-        "list_tools",
-        "get_screenshot",
-        "get_metadata",
-        "get_design_context",  # the Dev Mode server's name for what was get_code
-        "get_variable_defs",
-        "other_tool",
-    ),
-}
+UPSTREAM_ENDPOINTS = {spec.name: spec.endpoints for spec in CATALOG_SERVICES if spec.endpoints}
 STATUS_CLASSES = ("2xx", "4xx", "429", "5xx", "timeout", "error")
 PROBE_FAILURE_REASONS = ("timeout", "connection", "auth", "status", "protocol", "error")
 SCREENSHOT_SOURCES = ("api", "mcp")
 SCREENSHOT_OUTCOMES = ("success", "cached", "error")
-HEALTH_COMPONENTS = ("session", "figma", "overall")
+HEALTH_COMPONENTS = (*MANAGER_NAMES, "overall")
 HEALTH_STATUSES = ("healthy", "degraded", "poor", "critical", "disabled")
-HEALTH_ISSUE_CODES = (
-    "redis_down",
-    "redis_writes_refused",
-    "figma_api_down",
-    "mcp_server_down",
-    "figma_api_rate_limited",
-    "figma_token_scope",
-    "latency_high",
-    "latency_critical",
-    "error_ratio_high",
-    "error_ratio_critical",
-    "cache_hit_fair",
-    "cache_hit_poor",
-    "replay_backlog_high",
-    "memory_tier_full",
-    "journal_unwritable",
-    "journal_corrupt",
-)
-EVENT_TYPES = (
-    "session_created",
-    "session_expired",
-    "session_deleted",
-    "failover",
-    "failback",
-    "replay_done",
-    "writes_refused",
-    "writes_accepted",
-    "reseeded",
-    "replay_dropped",
-    "upstream_down",
-    "upstream_up",
-    "upstream_rate_limited",
-    "health_changed",
-    "cache_cleared",
-    "slow_operation",
-    "tracking_lost",
-    "tracking_restored",
-    "epoch_changed",
-    "master_switched",
-    "journal_corrupt",
-    "journal_unwritable",
-    "journal_writable",
-    "web_config_reloaded",
-    "web_config_rejected",
-)
 # Why the web server closed or refused a connection (exporter/web/client_limits.py).
 CONNECTION_DROP_REASONS = ("header_timeout", "body_timeout", "client_limit", "total_limit")
 
@@ -459,7 +392,7 @@ class Metrics:
                     self.upstream_requests.labels(service, endpoint, status)
         # upstream_up exists only for configured services (the probes create it): a disabled
         # service is not "down". upstream_enabled says which are configured.
-        for service in SERVICES:
+        for service in SERVICE_NAMES:
             self.upstream_enabled.labels(service)
             self.upstream_probe_duration.labels(service)
             for reason in PROBE_FAILURE_REASONS:

@@ -22,8 +22,9 @@ from typing import Any
 import orjson
 
 from exporter.core.event_log import Event, EventLog
-from exporter.core.metrics import EVENT_TYPES, Metrics
+from exporter.core.metrics import Metrics
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
+from exporter.core.vocabulary import EVENT_TYPES
 from exporter.store.redis_client import RedisClient
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from exporter.core.catalog import SERVICES, ManagerName, ServiceName
+from exporter.core.catalog import service as service_spec
+from exporter.core.vocabulary import HealthIssueCode
+
 # `refusing`: Redis answers but refuses writes (read-only, out of memory, ...);
 # `rate_limited`: reachable, but refusing calls until a 429's Retry-After has passed;
 # `limited_scope`: reachable, but the token cannot call the probe's endpoint (a visible issue).
@@ -28,22 +32,15 @@ Availability = Literal[
 Severity = Literal["info", "warning", "critical"]
 
 OVERALL = "overall"
-SERVICE_NAMES = {"redis": "Redis", "figma_api": "Figma API", "mcp_server": "MCP server"}
-SERVICE_ISSUES = {
-    "redis": "redis_down",
-    "figma_api": "figma_api_down",
-    "mcp_server": "mcp_server_down",
-}
-RATE_LIMITED_ISSUES = {"figma_api": "figma_api_rate_limited"}
-SCOPE_ISSUES = {"figma_api": "figma_token_scope"}
+RATE_LIMITED_ISSUES: dict[ServiceName, HealthIssueCode] = {"figma_api": "figma_api_rate_limited"}
+SCOPE_ISSUES: dict[ServiceName, HealthIssueCode] = {"figma_api": "figma_token_scope"}
 # Issues of one row of the table share its penalty: the row counts once, however many match.
-ROW_OF = {
-    "redis_down": "redis",
+# Each service is a row of its own (down, refusing writes, rate limited, short of scope).
+ROW_OF: dict[HealthIssueCode, str] = {
+    **{spec.down_issue: spec.name for spec in SERVICES},
     "redis_writes_refused": "redis",
-    "figma_api_down": "figma_api",
-    "mcp_server_down": "mcp_server",
-    "figma_api_rate_limited": "figma_api",
-    "figma_token_scope": "figma_api",
+    **{code: name for name, code in RATE_LIMITED_ISSUES.items()},
+    **{code: name for name, code in SCOPE_ISSUES.items()},
     "latency_high": "latency",
     "latency_critical": "latency",
     "error_ratio_high": "errors",
@@ -57,14 +54,17 @@ ROW_OF = {
 }
 
 
+def _default_down_penalties() -> dict[ServiceName, float]:
+    return {spec.name: spec.down_penalty for spec in SERVICES}
+
+
 @dataclass(frozen=True, slots=True)
 class HealthThresholds:
     """Thresholds and penalties; defaults: docs/health.md. Ratios are fractions (0.05 = 5 %)."""
 
-    redis_down_penalty: float = 30
+    # Per service, overridden by `<service>_down_penalty` keys (catalog.ServiceSpec.penalty_key).
+    down_penalties: Mapping[ServiceName, float] = field(default_factory=_default_down_penalties)
     redis_writes_refused_penalty: float = 20
-    figma_api_down_penalty: float = 20
-    mcp_server_down_penalty: float = 15
     latency_high_ms: float = 100
     latency_high_penalty: float = 15
     latency_critical_ms: float = 500
@@ -92,8 +92,8 @@ class HealthThresholds:
     poor_min: float = 40
     cache_excellent: float = 0.90
 
-    def service_penalty(self, service: str) -> float:
-        return float(getattr(self, f"{service}_down_penalty"))
+    def service_penalty(self, service: ServiceName) -> float:
+        return self.down_penalties[service]
 
     def latency_ms(self, component: str) -> tuple[float, float]:
         """(high, critical) p95 thresholds for `component`: figma has its own."""
@@ -102,20 +102,32 @@ class HealthThresholds:
         return self.latency_high_ms, self.latency_critical_ms
 
     @classmethod
+    def override_keys(cls) -> set[str]:
+        """The keys `--health-thresholds` accepts (docs/health.md documents each)."""
+        fields = set(cls.__dataclass_fields__) - {"down_penalties"}
+        return fields | {spec.penalty_key for spec in SERVICES}
+
+    @classmethod
     def from_overrides(cls, overrides: Mapping[str, float], **defaults: float) -> HealthThresholds:
         """Documented defaults, then `defaults`, then `overrides`; ValueError names unknown keys."""
-        known = set(cls.__dataclass_fields__)
+        penalty_keys = {spec.penalty_key: spec.name for spec in SERVICES}
+        known = cls.override_keys()
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"unknown threshold {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**{**defaults, **overrides})
+        merged = {**defaults, **overrides}
+        down = _default_down_penalties()
+        for key, name in penalty_keys.items():
+            if key in merged:
+                down[name] = merged.pop(key)
+        return cls(down_penalties=down, **merged)
 
 
 @dataclass(frozen=True, slots=True)
 class ComponentInputs:
     """What one component measured. `None` means no data: that row is not judged."""
 
-    services: Mapping[str, Availability] = field(default_factory=dict)
+    services: Mapping[ServiceName, Availability] = field(default_factory=dict)
     p95_latency_ms: float | None = None
     error_ratio: float | None = None
     cache_hit_ratio: float | None = None
@@ -131,7 +143,7 @@ class ComponentInputs:
 
 @dataclass(frozen=True, slots=True)
 class Issue:
-    code: str
+    code: HealthIssueCode
     severity: Severity
     message: str
     value: float
@@ -151,12 +163,14 @@ class ComponentHealth:
 @dataclass(frozen=True, slots=True)
 class HealthReport:
     overall: ComponentHealth
-    components: Mapping[str, ComponentHealth]
+    components: Mapping[ManagerName, ComponentHealth]
 
     @property
     def all(self) -> dict[str, ComponentHealth]:
         """Every component including `overall`, keyed by name."""
-        return {**self.components, OVERALL: self.overall}
+        every: dict[str, ComponentHealth] = {name: h for name, h in self.components.items()}
+        every[OVERALL] = self.overall
+        return every
 
 
 def status_for(score: float, thresholds: HealthThresholds = HealthThresholds()) -> str:
@@ -186,7 +200,8 @@ def cache_efficiency(
 
 
 def assess(
-    components: Mapping[str, ComponentInputs], thresholds: HealthThresholds = HealthThresholds()
+    components: Mapping[ManagerName, ComponentInputs],
+    thresholds: HealthThresholds = HealthThresholds(),
 ) -> HealthReport:
     """Score every component, then the whole system (each table row once, at its worst)."""
     scored = {name: _component(name, inputs, thresholds) for name, inputs in components.items()}
@@ -246,13 +261,13 @@ def _worst_per_row(issues: Iterable[Issue]) -> dict[str, float]:
     return worst
 
 
-def _service_down(service: str, t: HealthThresholds) -> Issue:
-    name = SERVICE_NAMES.get(service, service)
-    detail = "; sessions are served from the memory fallback" if service == "redis" else ""
+def _service_down(service: ServiceName, t: HealthThresholds) -> Issue:
+    spec = service_spec(service)
+    detail = f"; {spec.down_consequence}" if spec.down_consequence else ""
     return Issue(
-        SERVICE_ISSUES[service],
+        spec.down_issue,
         "critical",
-        f"{name} is configured but unreachable{detail}",
+        f"{spec.display_name} is configured but unreachable{detail}",
         0.0,
         1.0,
         t.service_penalty(service),
@@ -270,8 +285,8 @@ def _writes_refused(t: HealthThresholds) -> Issue:
     )
 
 
-def _service_issue(service: str, availability: str, t: HealthThresholds) -> Issue | None:
-    name = SERVICE_NAMES.get(service, service)
+def _service_issue(service: ServiceName, availability: str, t: HealthThresholds) -> Issue | None:
+    name = service_spec(service).display_name
     if availability == "down":
         return _service_down(service, t)
     if availability == "refusing":

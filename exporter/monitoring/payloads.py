@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from exporter.core.metrics import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES, HEALTH_STATUSES
+from exporter.core.metrics import HEALTH_STATUSES
+from exporter.core.vocabulary import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES
 from exporter.monitoring.health import Availability, Severity
 from exporter.sessions.manager import MAX_TTL
 from exporter.sessions.session import ID_PATTERN

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 from prometheus_client.metrics import MetricWrapperBase
 
+from exporter.core.catalog import SERVICE_NAMES, ServiceName
 from exporter.core.event_log import EventLog
 from exporter.core.instrumentation import Instrumentation
-from exporter.core.metrics import SERVICES, Metrics
+from exporter.core.metrics import Metrics
 from exporter.core.settings import Settings
 from exporter.monitoring import payloads
 from exporter.monitoring.fleet_events import EventStream
@@ -248,13 +249,13 @@ def snapshot_body(
 def health_body(
     report: HealthReport,
     checked_at: float | None,
-    availability: Mapping[str, Availability],
-    probes: Mapping[str, ServiceStatus],
+    availability: Mapping[ServiceName, Availability],
+    probes: Mapping[ServiceName, ServiceStatus],
     rate_limit: RateLimit | None,
 ) -> HealthCheck:
     """The health check's answer (also the `health` message on the stream)."""
     components = {name: component_health(health) for name, health in report.all.items()}
-    services = {name: service_state(availability[name], probes[name]) for name in SERVICES}
+    services = {name: service_state(availability[name], probes[name]) for name in SERVICE_NAMES}
     return HealthCheck(
         score=report.overall.score,
         status=report.overall.status,  # type: ignore[arg-type]  # one of HEALTH_STATUSES

@@ -24,6 +24,7 @@ from exporter.monitoring.service import SessionMetricsService, thresholds_from_s
 from exporter.sessions.factory import SessionLayer, open_session_layer
 from exporter.store.redis_client import RedisClient
 from exporter.upstreams.factory import FigmaLayer, open_figma_layer
+from exporter.upstreams.probes import Probes, open_probes, service_checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class Runtime:
     events: EventLog
     sessions: SessionLayer
     figma: FigmaLayer
+    probes: Probes
     hub: Broadcaster
     event_stream: EventStream | None
     service: SessionMetricsService
@@ -64,16 +66,20 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Ru
         figma = await stack.enter_async_context(
             open_figma_layer(settings, metrics, events, sessions)
         )
+        checks = service_checks(sessions.redis, figma.figma, figma.mcp)
+        probes = await stack.enter_async_context(open_probes(settings, metrics, events, checks))
         event_stream = build_event_stream(settings, metrics, events, sessions.redis)
         if event_stream is not None:
             await event_stream.start()
             stack.push_async_callback(event_stream.stop)
         hub = Broadcaster(events, settings.sse_max_clients, metrics.sse_clients.set)
         thresholds = thresholds_from_settings(settings)
-        service = SessionMetricsService(settings, metrics, events, sessions, figma, hub, thresholds)
+        service = SessionMetricsService(
+            settings, metrics, events, sessions, figma, probes, hub, thresholds
+        )
         await service.start()
         stack.push_async_callback(service.stop)
         reports = Reports(settings, metrics, events, sessions, figma, hub, event_stream, service)
         yield Runtime(
-            settings, metrics, events, sessions, figma, hub, event_stream, service, reports
+            settings, metrics, events, sessions, figma, probes, hub, event_stream, service, reports
         )

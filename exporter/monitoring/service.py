@@ -8,7 +8,7 @@ behind (see `exporter.monitoring.reports`), so neither ever waits on a probe or 
 `?refresh=true` joins one shared check. The components come built from
 `exporter.monitoring.runtime`.
 
-    service = SessionMetricsService(settings, metrics, events, sessions, figma, hub, thresholds)
+    service = SessionMetricsService(settings, metrics, events, sessions, figma, probes, hub, ...)
     await service.start()
     await service.check_health()     # probes + score now
     await service.stop()
@@ -22,14 +22,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from msgspec import UNSET
 
+from exporter.core.catalog import MANAGER_NAMES, MANAGERS, SERVICE_NAMES, ManagerName, ServiceName
 from exporter.core.event_log import Event, EventLog
-from exporter.core.metrics import HEALTH_ISSUE_CODES, MANAGERS, SERVICES, Metrics
+from exporter.core.metrics import Metrics
 from exporter.core.settings import Settings
 from exporter.core.tasks import cancel_and_wait
+from exporter.core.vocabulary import HEALTH_ISSUE_CODES
 from exporter.monitoring import payloads
 from exporter.monitoring.health import (
     Availability,
@@ -62,6 +65,7 @@ from exporter.upstreams.figma_client import RateLimit
 if TYPE_CHECKING:
     from exporter.sessions.factory import SessionLayer
     from exporter.upstreams.factory import FigmaLayer
+    from exporter.upstreams.probes import Probes
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,7 @@ class SessionMetricsService:
         events: EventLog,
         sessions: SessionLayer,
         figma: FigmaLayer,
+        probes: Probes,
         hub: Broadcaster,
         thresholds: HealthThresholds,
     ) -> None:
@@ -106,10 +111,11 @@ class SessionMetricsService:
         self.events = events
         self.sessions = sessions
         self.figma = figma
+        self.probes = probes
         self.hub = hub
         self.thresholds = thresholds
         self.started_at = time.time()
-        self.report = assess({name: ComponentInputs() for name in MANAGERS}, self.thresholds)
+        self.report = assess({name: ComponentInputs() for name in MANAGER_NAMES}, self.thresholds)
         self.checked_at: float | None = None
         self.latest: payloads.Realtime | None = None
         self._readings: dict[str, Reading] = {}
@@ -238,7 +244,7 @@ class SessionMetricsService:
         horizon = time.time() - self.settings.health_interval
         return any(
             status.enabled and (status.last_checked or 0) < horizon
-            for status in self.figma.probes.status().values()
+            for status in self.probes.status().values()
         )
 
     async def _run_probes(self) -> None:
@@ -248,7 +254,7 @@ class SessionMetricsService:
         )
         try:
             async with asyncio.timeout(budget):
-                await self.figma.probes.run_once()
+                await self.probes.run_once()
         except Exception as exc:  # a probe that cannot finish leaves its last status in place
             log.warning("availability probes did not finish: %s", type(exc).__name__)
         finally:
@@ -263,32 +269,33 @@ class SessionMetricsService:
         self.hub.publish("health", self.health())
         return self.report
 
-    def health_inputs(self) -> dict[str, ComponentInputs]:
+    def health_inputs(self) -> dict[ManagerName, ComponentInputs]:
         """What the health table judges, per component, from the latest readings."""
         services = self.availability()
+        cache = self._cache_window()
+        instruments = instrumentations(self.sessions, self.figma)
+        inputs: dict[ManagerName, ComponentInputs] = {}
+        for spec in MANAGERS:
+            own = {name: services[name] for name in spec.services}
+            inputs[spec.name] = ComponentInputs(
+                services=own,
+                p95_latency_ms=window_p95_ms(instruments[spec.name]),
+                error_ratio=window_error_ratio(instruments[spec.name]),
+                cache_hit_ratio=cache[spec.name].hit_ratio,
+                disabled=spec.optional and all(state == "disabled" for state in own.values()),
+            )
+        # The session manager owns the store: its backlog, memory and journal are judged there.
+        inputs["session"] = replace(inputs["session"], **self._store_inputs())
+        return inputs
+
+    def _store_inputs(self) -> dict[str, Any]:
         store = self.sessions.store.status()
         journal = self.sessions.store.journal.condition()
-        cache = self._cache_window()
-        session, figma = self.sessions.instrumentation, self.figma.instrumentation
         return {
-            "session": ComponentInputs(
-                services={"redis": services["redis"]},
-                p95_latency_ms=window_p95_ms(session),
-                error_ratio=window_error_ratio(session),
-                cache_hit_ratio=cache["session"].hit_ratio,
-                replay_backlog_ratio=fraction(store.replay_pending, store.replay_max),
-                memory_fill_ratio=memory_fill(store),
-                journal_write_error=journal.write_error,
-                journal_corrupt_files=journal.corrupt_files,
-            ),
-            "figma": ComponentInputs(
-                services={"figma_api": services["figma_api"], "mcp_server": services["mcp_server"]},
-                p95_latency_ms=window_p95_ms(figma),
-                error_ratio=window_error_ratio(figma),
-                cache_hit_ratio=cache["figma"].hit_ratio,
-                disabled=services["figma_api"] == "disabled"
-                and services["mcp_server"] == "disabled",
-            ),
+            "replay_backlog_ratio": fraction(store.replay_pending, store.replay_max),
+            "memory_fill_ratio": memory_fill(store),
+            "journal_write_error": journal.write_error,
+            "journal_corrupt_files": journal.corrupt_files,
         }
 
     def _cache_window(self) -> dict[str, CacheCounts]:
@@ -296,11 +303,11 @@ class SessionMetricsService:
         oldest = self._cache_history[0] if self._cache_history else {}
         return {name: counts - oldest.get(name, CacheCounts()) for name, counts in now.items()}
 
-    def availability(self) -> dict[str, Availability]:
+    def availability(self) -> dict[ServiceName, Availability]:
         """up/down/disabled/unknown per service, from the store's state and the last probes."""
-        probed = self.figma.probes.status()
+        probed = self.probes.status()
         # A probe's state: disabled, unknown (not probed yet), down, up or its condition.
-        result = {service: cast(Availability, probed[service].state) for service in SERVICES}
+        result = {service: cast(Availability, probed[service].state) for service in SERVICE_NAMES}
         result["redis"] = self._redis_availability(result["redis"])
         # A lockout from a data call counts at once, not at the next probe.
         if result["figma_api"] != "disabled" and self.figma_rate_limit() is not None:
@@ -361,7 +368,7 @@ class SessionMetricsService:
             self.report,
             self.checked_at,
             self.availability(),
-            self.figma.probes.status(),
+            self.probes.status(),
             self.figma_rate_limit(),
         )
 

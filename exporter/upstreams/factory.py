@@ -1,10 +1,10 @@
 """Builds the Figma layer: the one `aiohttp.ClientSession` (created and closed only here), the
-Figma REST client (when a token is set), the MCP client (when a URL is set), the manager, and the
-probe loop; closes them in reverse order.
+Figma REST client (when a token is set), the MCP client (when a URL is set) and the manager;
+closes them in reverse order. The availability probes belong to the runtime
+(`probes.open_probes`), since they watch Redis too.
 
     async with open_figma_layer(settings, metrics, events, sessions) as figma:
         document = await figma.manager.get_file("FILEKEY")
-        figma.probes.status()["figma_api"].state      # "up", "down", "unknown" or "disabled"
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ from exporter.core.instrumentation import Instrumentation
 from exporter.core.metrics import Metrics
 from exporter.core.redaction import redact
 from exporter.core.settings import Settings
-from exporter.store.redis_client import RedisClient
 from exporter.store.tiered_store import TieredStore
 from exporter.upstreams.figma_client import FigmaClient, RateLimit
 from exporter.upstreams.figma_manager import FigmaSessionManager, SessionCheck
 from exporter.upstreams.mcp_client import McpClient
-from exporter.upstreams.probes import Probes, figma_check, mcp_check, redis_check
 from exporter.upstreams.response_cache import NAMESPACE as CACHE_NAMESPACE
 from exporter.upstreams.response_cache import ResponseCache
 
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class FigmaLayer:
     manager: FigmaSessionManager
-    probes: Probes
     instrumentation: Instrumentation
     http: aiohttp.ClientSession
     figma: FigmaClient | None = None
@@ -77,24 +74,12 @@ def rate_limit_recorder(events: EventLog) -> Callable[[RateLimit], None]:
     return record
 
 
-def probe_timeouts(settings: Settings) -> dict[str, float]:
-    """Per-service probe deadlines: a little over each client's own timeout, so the client's
-    typed error (with its reason) normally wins over the probe's generic one."""
-    return {
-        "redis": max(settings.redis_timeout * 4, 1.0),
-        "figma_api": settings.figma_timeout + 1.0,
-        "mcp_server": settings.mcp_timeout * 2 + 1.0,  # initialize, then ping
-    }
-
-
 class SessionSide(Protocol):
     """What the Figma layer uses of the session layer (`sessions.factory.SessionLayer`): the
-    store its response cache lives in, the Redis it probes, and the check of `?session_id=`."""
+    store its response cache lives in, and the check of `?session_id=`."""
 
     @property
     def store(self) -> TieredStore: ...
-    @property
-    def redis(self) -> RedisClient | None: ...
     @property
     def session_check(self) -> SessionCheck: ...
 
@@ -105,7 +90,6 @@ async def open_figma_layer(
 ) -> AsyncIterator[FigmaLayer]:
     http = create_http_session(settings)
     mcp: McpClient | None = None
-    probes: Probes | None = None
     manager: FigmaSessionManager | None = None
     try:
         figma = (
@@ -149,26 +133,11 @@ async def open_figma_layer(
             mcp=mcp,
             session_check=sessions.session_check,
         )
-        checks = {
-            "redis": redis_check(sessions.redis) if sessions.redis is not None else None,
-            "figma_api": figma_check(figma) if figma is not None else None,
-            "mcp_server": mcp_check(mcp) if mcp is not None else None,
-        }
-        probes = Probes(
-            metrics,
-            events,
-            checks,
-            interval=settings.probe_interval,
-            timeouts=probe_timeouts(settings),
-        )
         _log_configuration(settings, figma, mcp)
         if mcp is not None:
             await mcp.start()
-        await probes.start()
-        yield FigmaLayer(manager, probes, instrumentation, http, figma, mcp)
+        yield FigmaLayer(manager, instrumentation, http, figma, mcp)
     finally:
-        if probes is not None:
-            await probes.close()
         if manager is not None:
             await manager.close()
         if mcp is not None:

@@ -39,6 +39,7 @@ import aiohttp
 import orjson
 import yarl
 
+from exporter.core.catalog import ServiceName
 from exporter.core.errors import (
     UpstreamError,
     UpstreamInvalid,
@@ -52,7 +53,7 @@ from exporter.upstreams.image_hosts import MAX_REDIRECTS, image_url_allowed
 from exporter.upstreams.retry import RetryPolicy, parse_retry_after
 from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class
 
-SERVICE = "figma_api"
+SERVICE: ServiceName = "figma_api"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # one image or one JSON document
 FORMAT_TYPES = {
     "png": "image/png",

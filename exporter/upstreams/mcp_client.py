@@ -49,6 +49,7 @@ from mcp_types import (
     TextContent,
 )
 
+from exporter.core.catalog import ServiceName
 from exporter.core.errors import InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.core.metrics import Metrics
 from exporter.upstreams.figma_client import RenderedImage
@@ -56,7 +57,7 @@ from exporter.upstreams.upstream_metrics import UpstreamRecorder
 
 log = logging.getLogger(__name__)
 
-SERVICE = "mcp_server"
+SERVICE: ServiceName = "mcp_server"
 CLIENT_INFO = Implementation(name="session-metrics-exporter", version="1")
 MESSAGE_LIMIT = 200
 # JSON-RPC errors a server uses for "I do not know this session" (server-everything: HTTP 400 with

@@ -24,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +34,11 @@ import redis.exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from exporter.core.catalog import SERVICE_NAMES, SERVICES, ServiceName
 from exporter.core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from exporter.core.event_log import EventLog
-from exporter.core.metrics import PROBE_FAILURE_REASONS, SERVICES, Metrics
+from exporter.core.metrics import PROBE_FAILURE_REASONS, Metrics
+from exporter.core.settings import Settings
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.upstreams.figma_client import DATA_TIER, ENDPOINT_TIERS, FigmaClient
 from exporter.upstreams.mcp_client import McpClient
@@ -109,14 +112,14 @@ class Probes:
         self,
         metrics: Metrics,
         events: EventLog | None,
-        checks: Mapping[str, Check | None],
+        checks: Mapping[ServiceName, Check | None],
         *,
         interval: float = 30.0,
-        timeouts: Mapping[str, float] | None = None,
+        timeouts: Mapping[ServiceName, float] | None = None,
     ) -> None:
         self.interval = interval
         self.events = events
-        self._checks = {service: checks.get(service) for service in SERVICES}
+        self._checks = {service: checks.get(service) for service in SERVICE_NAMES}
         self._timeouts = dict(timeouts or {})
         self._statuses = {
             service: ServiceStatus(enabled=check is not None)
@@ -124,10 +127,10 @@ class Probes:
         }
         enabled = [s for s, status in self._statuses.items() if status.enabled]
         self._up = {s: metrics.upstream_up.labels(s) for s in enabled}
-        self._duration = {s: metrics.upstream_probe_duration.labels(s) for s in SERVICES}
+        self._duration = {s: metrics.upstream_probe_duration.labels(s) for s in SERVICE_NAMES}
         self._failures = {
             (s, r): metrics.upstream_probe_failures.labels(s, r)
-            for s in SERVICES
+            for s in SERVICE_NAMES
             for r in PROBE_FAILURE_REASONS
         }
         for service, status in self._statuses.items():
@@ -141,7 +144,7 @@ class Probes:
         self._round: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
 
-    def status(self) -> dict[str, ServiceStatus]:
+    def status(self) -> dict[ServiceName, ServiceStatus]:
         return dict(self._statuses)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
@@ -178,7 +181,7 @@ class Probes:
         await asyncio.gather(*(self._probe(service) for service in services))
         self.rounds += 1
 
-    async def _probe(self, service: str) -> None:
+    async def _probe(self, service: ServiceName) -> None:
         check = self._checks[service]
         assert check is not None
         timeout = self._timeouts.get(service, 10.0)
@@ -199,7 +202,7 @@ class Probes:
 
     def _record(
         self,
-        service: str,
+        service: ServiceName,
         started: float,
         failure: ProbeFailure | None,
         note: ProbeNote | None = None,
@@ -340,3 +343,34 @@ def _figma_reason(exc: UpstreamError) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 1] + "…"
+
+
+# -- the probe loop of the running exporter ------------------------------------------------------
+
+
+def service_checks(
+    redis: Redis | RedisCluster | None, figma: FigmaClient | None, mcp: McpClient | None
+) -> dict[ServiceName, Check | None]:
+    """One check per configured service; None for a service that is not configured."""
+    return {
+        "redis": redis_check(redis) if redis is not None else None,
+        "figma_api": figma_check(figma) if figma is not None else None,
+        "mcp_server": mcp_check(mcp) if mcp is not None else None,
+    }
+
+
+@asynccontextmanager
+async def open_probes(
+    settings: Settings,
+    metrics: Metrics,
+    events: EventLog,
+    checks: Mapping[ServiceName, Check | None],
+) -> AsyncIterator[Probes]:
+    """Probes every `--probe-interval`, each service within its catalog deadline; stops on exit."""
+    timeouts = {spec.name: spec.probe_timeout(settings) for spec in SERVICES}
+    probes = Probes(metrics, events, checks, interval=settings.probe_interval, timeouts=timeouts)
+    await probes.start()
+    try:
+        yield probes
+    finally:
+        await probes.close()

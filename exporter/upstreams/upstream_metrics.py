@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from prometheus_client import Histogram
 
+from exporter.core.catalog import ServiceName
 from exporter.core.fast_metrics import CounterChild
 from exporter.core.metrics import STATUS_CLASSES, UPSTREAM_ENDPOINTS, Metrics
 
@@ -35,7 +36,7 @@ def status_class(http_status: int) -> str:
 class UpstreamRecorder:
     """Counts requests by (endpoint, status class) and observes their duration."""
 
-    def __init__(self, metrics: Metrics, service: str) -> None:
+    def __init__(self, metrics: Metrics, service: ServiceName) -> None:
         self.service = service
         self.endpoints = UPSTREAM_ENDPOINTS[service]
         self._requests: dict[tuple[str, str], CounterChild] = {

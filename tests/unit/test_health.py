@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from exporter.core.metrics import HEALTH_ISSUE_CODES, HEALTH_STATUSES
+from exporter.core.metrics import HEALTH_STATUSES
+from exporter.core.vocabulary import HEALTH_ISSUE_CODES
 from exporter.monitoring.health import (
     ComponentInputs,
     HealthThresholds,
@@ -230,7 +231,9 @@ def test_overall_counts_each_row_once_at_its_worst() -> None:
 
 
 def test_thresholds_are_configurable() -> None:
-    strict = HealthThresholds(latency_high_ms=10, latency_high_penalty=40, redis_down_penalty=50)
+    strict = HealthThresholds.from_overrides(
+        {"latency_high_ms": 10, "latency_high_penalty": 40, "redis_down_penalty": 50}
+    )
     report = assess(
         {"session": ComponentInputs(services={"redis": "down"}, p95_latency_ms=20)}, strict
     )

@@ -83,7 +83,7 @@ def test_health_thresholds_from_flag_and_yaml(tmp_path: Path) -> None:
     config = tmp_path / "exporter.yml"
     config.write_text("slow_threshold_ms: 50\nhealth_thresholds:\n  redis_down_penalty: 40\n")
     thresholds = thresholds_from_settings(load_settings(["--config", str(config)], {}))
-    assert thresholds.redis_down_penalty == 40
+    assert thresholds.service_penalty("redis") == 40
     assert thresholds.latency_high_ms == 50  # the latency row follows the slow threshold
 
 

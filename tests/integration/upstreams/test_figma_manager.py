@@ -18,6 +18,7 @@ from exporter.core.metrics import Metrics
 from exporter.core.settings import parse_settings
 from exporter.sessions.factory import SessionLayer, open_session_layer
 from exporter.upstreams.factory import FigmaLayer, open_figma_layer
+from exporter.upstreams.probes import Probes, open_probes, service_checks
 from exporter.upstreams.retry import RetryPolicy
 from tests.support.figma_double import DEFAULT_TOKEN, PNG_BYTES, Fault, FigmaDouble
 from tests.support.redis_server import RedisServer
@@ -32,6 +33,7 @@ def fresh_double(double: FigmaDouble) -> None:
 class Stack:
     sessions: SessionLayer
     figma: FigmaLayer
+    probes: Probes
     metrics: Metrics
     events: EventLog
 
@@ -61,8 +63,11 @@ async def open_stack(double: FigmaDouble | None, **values: Any) -> AsyncIterator
     async with (
         open_session_layer(parsed, metrics, events) as sessions,
         open_figma_layer(parsed, metrics, events, sessions) as figma,
+        open_probes(
+            parsed, metrics, events, service_checks(sessions.redis, figma.figma, figma.mcp)
+        ) as probes,
     ):
-        yield Stack(sessions, figma, metrics, events)
+        yield Stack(sessions, figma, probes, metrics, events)
 
 
 async def test_second_identical_call_is_a_memory_hit(double: FigmaDouble) -> None:

@@ -21,6 +21,7 @@ from exporter.monitoring.statistics import window_error_ratio
 from exporter.sessions.factory import open_session_layer
 from exporter.upstreams.factory import open_figma_layer
 from exporter.upstreams.figma_client import FigmaClient
+from exporter.upstreams.probes import open_probes, service_checks
 from exporter.upstreams.retry import RetryPolicy
 from tests.integration.upstreams.test_figma_manager import Stack
 from tests.support.figma_double import DEFAULT_OAUTH_TOKEN, DEFAULT_TOKEN, Fault, FigmaDouble
@@ -47,8 +48,11 @@ async def stack(double: FigmaDouble | None, **values: Any) -> AsyncIterator[Stac
     async with (
         open_session_layer(parsed, metrics, events) as sessions,
         open_figma_layer(parsed, metrics, events, sessions) as figma,
+        open_probes(
+            parsed, metrics, events, service_checks(sessions.redis, figma.figma, figma.mcp)
+        ) as probes,
     ):
-        yield Stack(sessions, figma, metrics, events)
+        yield Stack(sessions, figma, probes, metrics, events)
 
 
 def figma_of(s: Stack) -> FigmaClient:
@@ -105,13 +109,13 @@ async def test_2_an_invalid_token_is_still_down(double: FigmaDouble) -> None:
 
 async def test_2_a_429_on_the_probe_is_rate_limited_not_unreachable(double: FigmaDouble) -> None:
     async with stack(double) as s:
-        await s.figma.probes.run_once()  # the start-up round
+        await s.probes.run_once()  # the start-up round
         double.fail("me", Fault("429", retry_after=600, limit_type="high", plan_tier="org"))
-        await s.figma.probes.run_once()
-        status = s.figma.probes.status()["figma_api"]
+        await s.probes.run_once()
+        status = s.probes.status()["figma_api"]
         assert status.state == "rate_limited" and status.up
-        await s.figma.probes.run_once()  # the lockout answers, without asking again
-        assert s.figma.probes.status()["figma_api"].state == "rate_limited"
+        await s.probes.run_once()  # the lockout answers, without asking again
+        assert s.probes.status()["figma_api"].state == "rate_limited"
         assert double.requests["me"] == 2
         assert status.details is not None and status.details["plan_tier"] == "org"
         assert status.details["limit_type"] == "high"
@@ -123,13 +127,13 @@ async def test_2_a_429_on_files_makes_figma_rate_limited_without_asking_v1_me(
     double: FigmaDouble,
 ) -> None:
     async with stack(double) as s:
-        await s.figma.probes.run_once()  # the start-up round
+        await s.probes.run_once()  # the start-up round
         double.fail("files", Fault("429", retry_after=LOW_LIMIT_WAIT, limit_type="low"))
         with pytest.raises(UpstreamError):
             await s.manager.get_file("FILE1")
         before = double.requests["me"]
-        await s.figma.probes.run_once()
-        status = s.figma.probes.status()["figma_api"]
+        await s.probes.run_once()
+        status = s.probes.status()["figma_api"]
         assert status.state == "rate_limited"
         assert status.details is not None and status.details["limit_type"] == "low"
         assert double.requests["me"] == before
@@ -338,8 +342,8 @@ async def test_9_userinfo_in_the_api_url_is_never_logged(
 async def test_9_an_oauth_token_is_sent_as_bearer(double: FigmaDouble) -> None:
     async with stack(double, figma_api_url=double.url, figma_oauth_token=DEFAULT_OAUTH_TOKEN) as s:
         assert (await s.manager.get_file("FILE1"))["name"]
-        await s.figma.probes.run_once()
-        assert s.figma.probes.status()["figma_api"].state == "up"
+        await s.probes.run_once()
+        assert s.probes.status()["figma_api"].state == "up"
     assert double.tokens_seen[0] == f"Bearer {DEFAULT_OAUTH_TOKEN}"
     assert DEFAULT_TOKEN not in double.tokens_seen
 

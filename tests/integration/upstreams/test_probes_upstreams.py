@@ -15,7 +15,8 @@ from exporter.core.event_log import EventLog
 from exporter.core.metrics import Metrics
 from exporter.core.settings import parse_settings
 from exporter.sessions.factory import open_session_layer
-from exporter.upstreams.factory import FigmaLayer, open_figma_layer
+from exporter.upstreams.factory import open_figma_layer
+from exporter.upstreams.probes import Probes, open_probes, service_checks
 from tests.support.figma_double import DEFAULT_TOKEN, Fault, FigmaDouble
 from tests.support.mcp_server import McpServerProcess
 from tests.support.redis_server import RedisServer
@@ -24,7 +25,7 @@ from tests.support.redis_server import RedisServer
 @asynccontextmanager
 async def probed(
     double: FigmaDouble, mcp: McpServerProcess, redis_url: str | None, **values: Any
-) -> AsyncIterator[tuple[FigmaLayer, Metrics, EventLog]]:
+) -> AsyncIterator[tuple[Probes, Metrics, EventLog]]:
     double.reset()
     mcp.start()
     settings = {
@@ -43,8 +44,11 @@ async def probed(
     async with (
         open_session_layer(parsed, metrics, events) as sessions,
         open_figma_layer(parsed, metrics, events, sessions) as figma,
+        open_probes(
+            parsed, metrics, events, service_checks(sessions.redis, figma.figma, figma.mcp)
+        ) as probes,
     ):
-        yield figma, metrics, events
+        yield probes, metrics, events
 
 
 def up(metrics: Metrics, service: str) -> float | None:
@@ -70,9 +74,9 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> fl
 async def test_everything_up(
     double: FigmaDouble, mcp_server: McpServerProcess, redis_url: str
 ) -> None:
-    async with probed(double, mcp_server, redis_url) as (figma, metrics, events):
-        await figma.probes.run_once()
-        statuses = figma.probes.status()
+    async with probed(double, mcp_server, redis_url) as (probes, metrics, events):
+        await probes.run_once()
+        statuses = probes.status()
         for service in ("redis", "figma_api", "mcp_server"):
             assert statuses[service].state == "up", statuses[service]
             assert statuses[service].latency_ms is not None and statuses[service].latency_ms >= 0
@@ -88,12 +92,12 @@ async def test_everything_up(
 async def test_mcp_server_killed_then_restarted(
     double: FigmaDouble, mcp_server: McpServerProcess, redis_url: str
 ) -> None:
-    async with probed(double, mcp_server, None) as (figma, metrics, events):
+    async with probed(double, mcp_server, None) as (probes, metrics, events):
         await eventually(lambda: up(metrics, "mcp_server") == 1)
         mcp_server.kill()
         try:
             await eventually(lambda: up(metrics, "mcp_server") == 0, timeout=10)
-            status = figma.probes.status()["mcp_server"]
+            status = probes.status()["mcp_server"]
             assert status.state == "down" and status.last_error
             assert failures(metrics, "mcp_server", "connection") >= 1  # type: ignore[operator]
             assert up(metrics, "figma_api") == 1  # the others are unaffected
@@ -105,36 +109,36 @@ async def test_mcp_server_killed_then_restarted(
 
 
 async def test_figma_probe_reasons(double: FigmaDouble, mcp_server: McpServerProcess) -> None:
-    async with probed(double, mcp_server, None, probe_interval=3600) as (figma, metrics, _):
-        await figma.probes.run_once()
+    async with probed(double, mcp_server, None, probe_interval=3600) as (probes, metrics, _):
+        await probes.run_once()
         double.fail("me", Fault("403"))
-        await figma.probes.run_once()
-        assert figma.probes.status()["figma_api"].last_error == (
+        await probes.run_once()
+        assert probes.status()["figma_api"].last_error == (
             "Figma API me rejected the token (403): Invalid token"
         )
         double.fail("me", Fault("500"))
-        await figma.probes.run_once()
+        await probes.run_once()
         double.fail("me", Fault("slow"))
-        await figma.probes.run_once()
+        await probes.run_once()
         double.fail("me", Fault("malformed"))
-        await figma.probes.run_once()
+        await probes.run_once()
         for reason in ("auth", "status", "timeout", "protocol"):
             assert failures(metrics, "figma_api", reason) == 1, reason
-        assert figma.probes.status()["figma_api"].state == "down"
-        await figma.probes.run_once()
-        assert figma.probes.status()["figma_api"].state == "up"
+        assert probes.status()["figma_api"].state == "down"
+        await probes.run_once()
+        assert probes.status()["figma_api"].state == "up"
 
 
 async def test_redis_killed_then_restarted(
     double: FigmaDouble, mcp_server: McpServerProcess, redis_url: str, redis_server: RedisServer
 ) -> None:
-    async with probed(double, mcp_server, redis_url) as (figma, metrics, _):
+    async with probed(double, mcp_server, redis_url) as (probes, metrics, _):
         await eventually(lambda: up(metrics, "redis") == 1)
         redis_server.kill()
         try:
             await eventually(lambda: up(metrics, "redis") == 0, timeout=10)
             assert failures(metrics, "redis", "connection") >= 1  # type: ignore[operator]
-            status = figma.probes.status()["redis"]
+            status = probes.status()["redis"]
             assert status.state == "down" and "connection failed" in (status.last_error or "")
         finally:
             redis_server.start()
@@ -146,8 +150,8 @@ async def test_probes_never_run_inside_a_scrape(
 ) -> None:
     from prometheus_client import generate_latest
 
-    async with probed(double, mcp_server, None, probe_interval=3600) as (figma, metrics, _):
-        await figma.probes.run_once()
+    async with probed(double, mcp_server, None, probe_interval=3600) as (probes, metrics, _):
+        await probes.run_once()
         seen = double.requests["me"]
         for _ in range(5):
             generate_latest(metrics.registry)

@@ -10,8 +10,9 @@ import asyncio
 
 from prometheus_client import CollectorRegistry
 
+from exporter.core.catalog import SERVICE_NAMES as SERVICES
 from exporter.core.event_log import EventLog
-from exporter.core.metrics import SERVICES, Metrics
+from exporter.core.metrics import Metrics
 from exporter.upstreams.probes import ProbeFailure, Probes
 
 
