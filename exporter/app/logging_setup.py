@@ -21,7 +21,7 @@ from exporter.core.redaction import MASK, redact
 
 __all__ = ["MASK", "RedactingFilter", "configure_logging", "make_formatter", "redact"]
 
-LOG_FORMATS = ("text", "json")
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "{asctime}{levelname}{name}{message}"
 JSON_NAMES = {"asctime": "time", "levelname": "level", "name": "logger"}

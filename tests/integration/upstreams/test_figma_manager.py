@@ -232,7 +232,7 @@ async def test_not_configured_services_raise_unavailable() -> None:
         with pytest.raises(UpstreamUnavailable, match="not configured") as caught:
             await stack.manager.screenshot("FILE1", "1:2", source="mcp")
         assert caught.value.service == "mcp_server"
-        statuses = stack.figma.probes.status()
+        statuses = stack.probes.status()
         assert {name: s.state for name, s in statuses.items()} == {
             "redis": "disabled",
             "figma_api": "disabled",
