@@ -21,7 +21,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from exporter.core.settings import OPTIONS
+from exporter.core.settings import OPTIONS, parse_settings
+from exporter.web.allowed_hosts import AllowedHosts
 from mixin import ROOT
 from tests.support.kustomize import UnsupportedKustomization, build, load_documents
 
@@ -207,7 +208,10 @@ def test_secrets_are_referenced_never_included() -> None:
             "optional": True,
         }
         assert refs["SESSION_EXPORTER_ADMIN_TOKEN"]["key"] == "admin-token"
-        assert all(set(e) == {"name", "valueFrom"} for e in container(documents)["env"])
+        # A value written in the manifest is never a secret setting's.
+        secret_envs = {option.env for option in OPTIONS if option.secret}
+        plain = {e["name"] for e in container(documents)["env"] if "valueFrom" not in e}
+        assert plain and not plain & secret_envs
 
 
 def test_service_servicemonitor_and_pods_line_up() -> None:
@@ -243,3 +247,22 @@ def test_rules_and_dashboards_are_wrapped_from_their_one_source() -> None:
     assert configmap["data"] == dashboards
     for text in configmap["data"].values():
         json.loads(text)
+
+
+@pytest.mark.parametrize("tree", ["base", "overlay"])
+def test_the_json_api_answers_through_the_service_and_to_prometheus(tree: str) -> None:
+    documents = manifests()[tree]
+    exporter = container(documents)
+    env = {e["name"]: e.get("value") for e in exporter["env"]}
+    settings = parse_settings({"web_allowed_host": env["SESSION_EXPORTER_WEB_ALLOWED_HOST"]})
+    hosts = AllowedHosts(arg(exporter, "--listen").rpartition(":")[0], settings.web_allowed_host)
+    service = by_kind(documents, "Service")["metadata"]["name"]
+    namespace = by_kind(documents, "Service")["metadata"].get("namespace", "default")
+    for name in (
+        f"{service}:9464",
+        f"{service}.{namespace}.svc:9464",
+        f"{service}.{namespace}.svc.cluster.local",
+        "10.42.0.17:9464",  # a pod IP: how Prometheus scrapes
+    ):
+        assert hosts.allows(name), name
+    assert not hosts.allows("evil.example:9464")
