@@ -6,9 +6,12 @@
         disk.free()              # the filler is removed: space is back
         disk.read_only(True)     # remounted read-only (writes get EROFS); False: writable again
 
+A fleet that keeps one replica's journal on such a disk for longer than a block mounts it at a
+path of its choosing: `disk = mount_small_disk(path, size)`, later `unmount(disk.path)`.
+
 Mounting needs root (or CAP_SYS_ADMIN): without it, the test fails under CI and skips locally,
-saying so. The tmpfs is unmounted when the block ends, whether the test passed or not (lazily if a
-killed process still holds a file on it).
+saying so (`require_mount`). The tmpfs is unmounted when the block ends, whether the test passed or
+not (lazily if a killed process still holds a file on it).
 """
 
 from __future__ import annotations
@@ -66,26 +69,58 @@ def small_disk(size: int) -> Iterator[SmallDisk]:
     """A fresh tmpfs of `size` bytes (at least a few pages), mounted on a temporary directory."""
     mount_point = Path(tempfile.mkdtemp(prefix="small-disk-"))
     try:
+        disk = mount_small_disk(mount_point, size)
         try:
-            _mount("-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount_point))
-        except (OSError, subprocess.CalledProcessError) as exc:
-            missing_dependency(
-                "a size-capped tmpfs (mount -t tmpfs)",
-                f"mounting needs root or CAP_SYS_ADMIN ({_why(exc)})",
-            )
-        try:
-            yield SmallDisk(mount_point, size)
+            yield disk
         finally:
-            _unmount(mount_point)
+            unmount(mount_point)
     finally:
         shutil.rmtree(mount_point, ignore_errors=True)
+
+
+def mount_small_disk(path: Path, size: int) -> SmallDisk:
+    """A tmpfs of `size` bytes mounted at `path` (created if missing); `unmount(path)` undoes it."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        _mount("-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        missing_dependency(
+            "a size-capped tmpfs (mount -t tmpfs)",
+            f"mounting needs root or CAP_SYS_ADMIN ({_why(exc)})",
+        )
+    return SmallDisk(path, size)
+
+
+def mount_refusal() -> str:
+    """Why this process may not mount a tmpfs ("" when it may), found by trying."""
+    with tempfile.TemporaryDirectory(prefix="tmpfs-probe-") as probe:
+        try:
+            _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", probe)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            return _why(exc)
+        unmount(Path(probe))
+    return ""
+
+
+def mount_permitted() -> bool:
+    return not mount_refusal()
+
+
+def require_mount() -> None:
+    """Fail under CI, skip locally, when this process may not mount a tmpfs."""
+    refusal = mount_refusal()
+    if refusal:
+        missing_dependency(
+            "a size-capped tmpfs (mount -t tmpfs)",
+            f"mounting needs root or CAP_SYS_ADMIN ({refusal})",
+        )
 
 
 def _mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True, capture_output=True, text=True, timeout=30)
 
 
-def _unmount(mount_point: Path) -> None:
+def unmount(mount_point: Path) -> None:
     try:
         subprocess.run(["umount", str(mount_point)], check=True, capture_output=True, timeout=30)
     except subprocess.CalledProcessError:

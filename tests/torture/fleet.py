@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -21,7 +22,7 @@ import aiohttp
 
 from tests.support.exporter_process import ExporterProcess
 from tests.support.faketime import SteppedClock
-from tests.torture.full_disk import SmallDisk, mount_permitted
+from tests.support.full_disk import SmallDisk, mount_permitted, mount_small_disk, unmount
 
 RETRY_INTERVAL = 0.2
 JOURNAL_DISK_BYTES = 4 << 20
@@ -76,7 +77,7 @@ class Fleet:
         # Without permission to mount, the replica keeps its journal on the ordinary disk; the
         # full-disk fault then fails under CI or skips locally (`require_mount`).
         if spec.small_disk and mount_permitted():
-            self.disks[spec.name] = SmallDisk(journal, JOURNAL_DISK_BYTES).mount()
+            self.disks[spec.name] = mount_small_disk(journal, JOURNAL_DISK_BYTES)
         else:
             journal.mkdir(parents=True, exist_ok=True)
         if spec.stepped_clock:
@@ -146,7 +147,8 @@ class Fleet:
         for replica in self.replicas.values():
             replica.stop()
         for disk in self.disks.values():
-            disk.unmount()
+            if os.path.ismount(disk.path):
+                unmount(disk.path)
 
     def remove(self) -> None:
         self.stop()

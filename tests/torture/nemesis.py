@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 
 from tests.support.faketime import wall_offset
+from tests.support.full_disk import require_mount
 from tests.support.redis_server import RedisServer
 from tests.torture.deployments import Cluster, Sentinel, Standalone
-from tests.torture.full_disk import require_mount
 from tests.torture.trial import Trial
 
 TAKEOVER_WITHIN = 20.0  # seconds for Sentinel or the Cluster to promote a replica
