@@ -160,8 +160,9 @@ class Replica:
         self.events = EventLog(100, metrics)
         # The server's clock is 0.0 in the double: the fleet clock then counts from there.
         clock = FleetClock(monotonic=asyncio.get_running_loop().time, wall=lambda: 0.0)
+        self.redis = FleetRedisDouble(server)
         self.recovery = Recovery(
-            FleetRedisDouble(server),
+            self.redis,
             self.memory,
             self.journal,
             replica_id=name,
@@ -304,7 +305,7 @@ async def test_a_master_switch_resends_the_last_acknowledged_writes() -> None:
     # The new master never got it; its marker was replicated, its run id is its own.
     new_master = Server()
     new_master.marker, new_master.run_id = old_master.marker, "run-new"
-    a.recovery.redis = FleetRedisDouble(new_master)
+    a.redis.server = new_master  # the same client, now connected to the new master
     await a.recovery.master_switched("10.0.0.1:6379 -> 10.0.0.2:6379")
     assert a.recovery.fallback_active
     assert await a.recovery.recover_now()
