@@ -1,13 +1,11 @@
 """The recovery protocol driven directly, without Redis: a stand-in for the few calls recovery
 makes (`recovery.FleetRedis`, with the same version checks as the Lua scripts) and for the memory
-tier. The real thing is tested against real servers in tests/integration/; here every branch of
-the protocol is reachable in milliseconds."""
+tier (`fleet_doubles`). The real thing is tested against real servers in tests/integration/;
+here every branch of the protocol is reachable in milliseconds."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,137 +16,10 @@ from exporter.core.event_log import EventLog
 from exporter.core.metrics import Metrics
 from exporter.store.breaker import CircuitBreaker
 from exporter.store.contract import ReplayItem, StoredValue
-from exporter.store.fleet import Epoch, Member
 from exporter.store.journal import ReplayJournal
 from exporter.store.recent_writes import RecentWrites
 from exporter.store.recovery import Recovery
-from exporter.store.redis_store import FleetSnapshot
-
-T = TypeVar("T")
-FAR = 10**10  # an expiry far in the future
-
-
-class Server:
-    """One Redis as recovery sees it: versioned values and tombstones, the marker, the records."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, tuple[int, bytes | None]] = {}  # None: a tombstone
-        self.marker: bytes | None = None
-        self.members: dict[str, bytes] = {}
-        self.run_id = "run-1"
-        self.up = True
-        self.refusing = False
-
-    def restart_empty(self) -> None:
-        self.data.clear()
-        self.members.clear()
-        self.marker = None
-        self.run_id += "'"
-
-    def flushall(self) -> None:
-        self.data.clear()
-        self.members.clear()
-        self.marker = None
-
-    def value(self, key: str) -> bytes | None:
-        held = self.data.get(key)
-        return None if held is None else held[1]
-
-
-class FleetRedisDouble:
-    """`recovery.FleetRedis` on a `Server`; unreachable while `server.up` is False."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-
-    def _check(self, write: bool = False) -> Server:
-        if not self.server.up:
-            raise StoreUnavailable("Redis unavailable (ConnectionError)")
-        if write and self.server.refusing:
-            from exporter.core.errors import WritesRefused
-
-            raise WritesRefused("oom")
-        return self.server
-
-    async def ping(self) -> float:
-        self._check()
-        return 0.1
-
-    async def reset_connections(self, *, in_use: bool = False) -> None:
-        pass
-
-    async def probe_write(self) -> None:
-        self._check(write=True)
-
-    async def replay(self, items: Sequence[ReplayItem]) -> list[bool]:
-        server = self._check(write=True)
-        written = []
-        for item in items:
-            current = server.data.get(item.key)
-            if item.value is None:  # a delete always wins
-                done = current is None or current[1] is not None
-                server.data[item.key] = (item.version, None)
-            else:
-                done = current is None or (current[1] is not None and item.version > current[0])
-                if done:
-                    server.data[item.key] = (item.version, item.value.payload)
-            written.append(done)
-        return written
-
-    async def fleet_sync(self, replica: str, record: Member | None) -> FleetSnapshot:
-        server = self._check(write=record is not None)
-        if record is not None:
-            server.members[replica] = record.encode()
-        members = {name: Member.decode(raw) for name, raw in server.members.items()}
-        return FleetSnapshot(Epoch.decode(server.marker), members, server.run_id, 0.0, 0.0, 0.0)
-
-    async def fleet_view(self) -> tuple[Epoch | None, dict[str, Member | None]]:
-        server = self._check()
-        members = {name: Member.decode(raw) for name, raw in server.members.items()}
-        return Epoch.decode(server.marker), members
-
-    async def begin_epoch(self, expected: Epoch | None, new: Epoch) -> Epoch | None:
-        server = self._check(write=True)
-        if server.marker == (expected.encode() if expected else None):
-            server.marker = new.encode()
-        return Epoch.decode(server.marker)
-
-    async def leave_fleet(self, *replicas: str) -> None:
-        for replica in replicas:
-            self._check(write=True).members.pop(replica, None)
-
-
-class Memory:
-    """`recovery.StoreSide`: a memory tier as a dict."""
-
-    def __init__(self) -> None:
-        self.held: dict[str, StoredValue] = {}
-        self.flushes = 0
-
-    async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
-        return await command()
-
-    def held_sessions(self) -> list[ReplayItem]:
-        return [ReplayItem(k, v.version, v.expires_at, v) for k, v in self.held.items()]
-
-    def flush_memory(self, reason: str, *, keep_for_reseed: bool = True) -> int:
-        count, self.flushes = len(self.held), self.flushes + 1
-        self.held.clear()
-        return count
-
-    def replayed(self, key: str) -> None:
-        pass
-
-    def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
-        return [False] * len(items)
-
-    def echoes_missed(
-        self, items: list[ReplayItem], expected: list[bool], sent: list[bool]
-    ) -> None:
-        pass
-
-    def fallback_changed(self) -> None:
-        pass
+from tests.unit.sessions.fleet_doubles import FAR, FleetRedisDouble, Memory, Server
 
 
 class Replica:
@@ -160,8 +31,9 @@ class Replica:
         self.events = EventLog(100, metrics)
         # The server's clock is 0.0 in the double: the fleet clock then counts from there.
         clock = FleetClock(monotonic=asyncio.get_running_loop().time, wall=lambda: 0.0)
+        self.redis = FleetRedisDouble(server)
         self.recovery = Recovery(
-            FleetRedisDouble(server),
+            self.redis,
             self.memory,
             self.journal,
             replica_id=name,
@@ -304,7 +176,7 @@ async def test_a_master_switch_resends_the_last_acknowledged_writes() -> None:
     # The new master never got it; its marker was replicated, its run id is its own.
     new_master = Server()
     new_master.marker, new_master.run_id = old_master.marker, "run-new"
-    a.recovery.redis = FleetRedisDouble(new_master)
+    a.redis.server = new_master  # the same client, now connected to the new master
     await a.recovery.master_switched("10.0.0.1:6379 -> 10.0.0.2:6379")
     assert a.recovery.fallback_active
     assert await a.recovery.recover_now()
