@@ -53,7 +53,9 @@ def sessions(base: str) -> list[str]:
     for _ in range(SESSIONS):
         response = requests.get(base + "/count", timeout=5)
         response.raise_for_status()
-        ids.append(response.cookies[COOKIE])
+        cookie = response.cookies[COOKIE]
+        assert cookie is not None, f"no {COOKIE} cookie"
+        ids.append(cookie)
     return ids
 
 

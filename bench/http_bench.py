@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -32,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.support import Result, free_port, median
 
-DATA = {"user": "ada", "roles": ["designer", "admin"], "prefs": {"theme": "dark"}}
+DATA: dict[str, Any] = {"user": "ada", "roles": ["designer", "admin"], "prefs": {"theme": "dark"}}
 COOKIE = "AIOHTTP_SESSION"
 
 

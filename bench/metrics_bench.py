@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -22,7 +23,9 @@ from exporter.sessions.factory import open_session_layer
 SESSIONS = 100_000
 
 
-def render_ms(registry: CollectorRegistry, render=generate_latest) -> float:  # type: ignore[no-untyped-def]
+def render_ms(
+    registry: CollectorRegistry, render: Callable[[CollectorRegistry], bytes] = generate_latest
+) -> float:
     started = time.perf_counter()
     render(registry)
     return (time.perf_counter() - started) * 1000

@@ -101,7 +101,9 @@ async def redis_get(
         manager = layer.manager
         ids = [(await manager.create(DATA)).id for _ in range(sessions)]
         keys = [settings.redis_key_prefix + session_key(sid) for sid in ids]
-        size = len(await raw.get(keys[0]))
+        stored = await raw.get(keys[0])
+        assert isinstance(stored, bytes), stored
+        size = len(stored)
         state = {"i": 0}
 
         async def raw_get() -> object:

@@ -266,24 +266,32 @@ def _validate_slo(slo: SloConfig) -> None:
     for window in (slo.period, *slo.windows):
         seconds(window)
     for burn in slo.burn_alerts:
-        if not _NAME.fullmatch(burn.name):
-            raise ValueError(f"slo.burn_alerts: {burn.name!r} is not a CamelCase name")
-        used = [w.long for w in burn.windows] + [w.short for w in burn.windows]
-        if burn.reset_window is not None:
-            used.append(burn.reset_window)
-        unknown = sorted(set(used) - set(slo.windows))
-        if unknown:
-            raise ValueError(f"slo.burn_alerts.{burn.name}: windows {unknown} are not recorded")
-        for pair in burn.windows:
-            if not seconds(pair.short) < seconds(pair.long) or pair.burn_rate <= 0:
-                raise ValueError(f"slo.burn_alerts.{burn.name}: need short < long, burn_rate > 0")
+        _validate_burn_alert(burn, slo.windows)
     for objective in slo.objectives:
-        if not (_NAME.fullmatch(objective.name) and _SLUG.fullmatch(objective.slug)):
-            raise ValueError(f"slo.objectives.{objective.name}: CamelCase name, kebab-case slo")
-        if not 0 < objective.objective < 1:
-            raise ValueError(f"slo.objectives.{objective.name}: objective is a ratio in (0, 1)")
-        if not objective.routes or any('"' in r or "\\" in r for r in objective.routes):
-            raise ValueError(f"slo.objectives.{objective.name}: routes are route templates")
+        _validate_objective(objective)
+
+
+def _validate_burn_alert(burn: BurnAlert, recorded: tuple[str, ...]) -> None:
+    if not _NAME.fullmatch(burn.name):
+        raise ValueError(f"slo.burn_alerts: {burn.name!r} is not a CamelCase name")
+    used = [w.long for w in burn.windows] + [w.short for w in burn.windows]
+    if burn.reset_window is not None:
+        used.append(burn.reset_window)
+    unknown = sorted(set(used) - set(recorded))
+    if unknown:
+        raise ValueError(f"slo.burn_alerts.{burn.name}: windows {unknown} are not recorded")
+    for pair in burn.windows:
+        if not seconds(pair.short) < seconds(pair.long) or pair.burn_rate <= 0:
+            raise ValueError(f"slo.burn_alerts.{burn.name}: need short < long, burn_rate > 0")
+
+
+def _validate_objective(objective: Slo) -> None:
+    if not (_NAME.fullmatch(objective.name) and _SLUG.fullmatch(objective.slug)):
+        raise ValueError(f"slo.objectives.{objective.name}: CamelCase name, kebab-case slo")
+    if not 0 < objective.objective < 1:
+        raise ValueError(f"slo.objectives.{objective.name}: objective is a ratio in (0, 1)")
+    if not objective.routes or any('"' in r or "\\" in r for r in objective.routes):
+        raise ValueError(f"slo.objectives.{objective.name}: routes are route templates")
 
 
 def _scaled(config: MixinConfig) -> MixinConfig:

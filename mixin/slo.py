@@ -32,8 +32,17 @@ from prometheus_client.utils import floatToGoString
 from mixin.config import PREFIX, BurnAlert, BurnWindow, MixinConfig, Slo
 from mixin.durations import seconds, spoken
 from mixin.groups import Group
+from mixin.record_names import (
+    BUDGET_REMAINING,
+    CURRENT_BURN_RATE,
+    ERROR_BUDGET,
+    OBJECTIVE,
+    PERIOD_BURN_RATE,
+    SLO_INFO,
+    TIME_PERIOD_DAYS,
+    sli,
+)
 
-SLI = "slo:sli_error:ratio_rate"
 REQUESTS = "session_exporter_http_requests_total"
 DURATION = "session_exporter_http_request_duration_seconds"
 MATCH = ("job", "sloth_id", "sloth_service", "sloth_slo")
@@ -99,7 +108,7 @@ def sli_expr(config: MixinConfig, slo: Slo, window: str) -> str:
 def _sli_rules(config: MixinConfig, slo: Slo) -> list[dict[str, Any]]:
     rules = [
         {
-            "record": f"{SLI}{window}",
+            "record": sli(window),
             "expr": sli_expr(config, slo, window),
             "labels": {**labels(config, slo), "sloth_window": window},
         }
@@ -109,10 +118,10 @@ def _sli_rules(config: MixinConfig, slo: Slo) -> list[dict[str, Any]]:
     period, sel = config.slo.period, selector(config, slo)
     rules.append(
         {
-            "record": f"{SLI}{period}",
+            "record": sli(period),
             "expr": (
-                f"sum_over_time({SLI}{shortest}{sel}[{period}]) / ignoring (sloth_window) "
-                f"count_over_time({SLI}{shortest}{sel}[{period}])"
+                f"sum_over_time({sli(shortest)}{sel}[{period}]) / ignoring (sloth_window) "
+                f"count_over_time({sli(shortest)}{sel}[{period}])"
             ),
             "labels": {**labels(config, slo), "sloth_window": period},
         }
@@ -125,30 +134,30 @@ def _sli_rules(config: MixinConfig, slo: Slo) -> list[dict[str, Any]]:
 
 def _meta_rules(config: MixinConfig, slo: Slo) -> list[dict[str, Any]]:
     sel, constant = selector(config, slo), {**labels(config, slo), "job": config.job}
-    per_budget = f" / on ({', '.join(MATCH)}) group_left slo:error_budget:ratio{sel}"
+    per_budget = f" / on ({', '.join(MATCH)}) group_left {ERROR_BUDGET}{sel}"
     shortest = min(config.slo.windows, key=seconds)
     days = seconds(config.slo.period) / 86400
     return [
-        {"record": "slo:objective:ratio", "expr": f"vector({slo.objective:g})", "labels": constant},
-        {"record": "slo:error_budget:ratio", "expr": f"vector({slo.budget:g})", "labels": constant},
-        {"record": "slo:time_period:days", "expr": f"vector({days:g})", "labels": constant},
+        {"record": OBJECTIVE, "expr": f"vector({slo.objective:g})", "labels": constant},
+        {"record": ERROR_BUDGET, "expr": f"vector({slo.budget:g})", "labels": constant},
+        {"record": TIME_PERIOD_DAYS, "expr": f"vector({days:g})", "labels": constant},
         {
-            "record": "slo:current_burn_rate:ratio",
-            "expr": f"{SLI}{shortest}{sel}{per_budget}",
+            "record": CURRENT_BURN_RATE,
+            "expr": f"{sli(shortest)}{sel}{per_budget}",
             "labels": labels(config, slo),
         },
         {
-            "record": "slo:period_burn_rate:ratio",
-            "expr": f"{SLI}{config.slo.period}{sel}{per_budget}",
+            "record": PERIOD_BURN_RATE,
+            "expr": f"{sli(config.slo.period)}{sel}{per_budget}",
             "labels": labels(config, slo),
         },
         {
-            "record": "slo:period_error_budget_remaining:ratio",
-            "expr": f"1 - slo:period_burn_rate:ratio{sel}",
+            "record": BUDGET_REMAINING,
+            "expr": f"1 - {PERIOD_BURN_RATE}{sel}",
             "labels": labels(config, slo),
         },
         {
-            "record": "sloth_slo_info",
+            "record": SLO_INFO,
             "expr": "vector(1)",
             "labels": {**constant, "sloth_objective": f"{slo.objective * 100:g}"},
         },
@@ -171,11 +180,11 @@ def burn_expr(config: MixinConfig, slo: Slo, burn: BurnAlert, pair: BurnWindow) 
     the pair's burn rate: its value says how fast the budget burns."""
     sel, budget = selector(config, slo), f"{slo.budget:g}"
     terms = [
-        f"{SLI}{pair.long}{sel} / {budget} > {pair.burn_rate:g}",
-        f"{SLI}{pair.short}{sel} / {budget} > {pair.burn_rate:g}",
+        f"{sli(pair.long)}{sel} / {budget} > {pair.burn_rate:g}",
+        f"{sli(pair.short)}{sel} / {budget} > {pair.burn_rate:g}",
     ]
     if burn.reset_window is not None and burn.reset_window != pair.short:
-        terms.append(f"{SLI}{burn.reset_window}{sel} / {budget} > 1")
+        terms.append(f"{sli(burn.reset_window)}{sel} / {budget} > 1")
     return "\nand ignoring (sloth_window) ".join(terms)
 
 

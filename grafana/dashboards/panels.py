@@ -9,6 +9,7 @@ panel must have (title, description, unit, legend) and leave the rest to the cal
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
@@ -17,6 +18,8 @@ from grafana_foundation_sdk.cog import variants
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
+
+from mixin.config import MixinConfig
 
 PanelBuilder = Builder[dm.Panel]
 
@@ -35,6 +38,17 @@ def ratio(numerator: str, denominator: str) -> str:
 def defined(expr: str) -> str:
     """`expr` without NaN samples (a quantile over no traffic): NaN fails every comparison."""
     return f"{expr} >= 0"
+
+
+def rate_by(metric: str, by: str, extra: str = "", window: str = RATE) -> str:
+    """The per-second rate of `metric` summed by the `by` labels (`extra`: more matchers)."""
+    matchers = f"{extra}, {SEL}" if extra else SEL
+    return f"sum by ({by}) (rate({metric}{{{matchers}}}[{window}]))"
+
+
+def quantile_by(q: float, metric: str, by: str, extra: str = "") -> str:
+    """The histogram `metric`'s `q` quantile by the `by` labels, absent without traffic."""
+    return defined(f"histogram_quantile({q}, {rate_by(metric + '_bucket', f'{by}, le', extra)})")
 
 
 # Health status state set encoded as one number per series, so a panel can colour it.
@@ -67,6 +81,30 @@ def steps(*pairs: tuple[str, float | None]) -> db.ThresholdsConfig:
         .mode(dm.ThresholdsMode.ABSOLUTE)
         .steps([dm.Threshold(value=value, color=color) for color, value in pairs])
     )
+
+
+# Health score (0-100) and cache hit ratio bands, as docs/health.md classifies them.
+HEALTH_STEPS = (("red", None), ("orange", 40.0), ("yellow", 60.0), ("green", 80.0))
+HIT_STEPS = (("red", None), ("orange", 0.5), ("yellow", 0.75), ("green", 0.9))
+
+
+def latency_steps(c: MixinConfig, manager: str = "session") -> db.ThresholdsConfig:
+    """The manager's latency objective (mixin/config.yml): yellow above high, red above critical."""
+    levels = c.latency_seconds[manager]
+    return steps(("green", None), ("yellow", levels.high), ("red", levels.critical))
+
+
+def error_steps(c: MixinConfig) -> db.ThresholdsConfig:
+    return steps(("green", None), ("yellow", c.error_ratio.high), ("red", c.error_ratio.critical))
+
+
+LatencyPanel = TypeVar("LatencyPanel", stat.Panel, timeseries.Panel)
+
+
+def per_manager_latency(panel: LatencyPanel, c: MixinConfig) -> LatencyPanel:
+    """The Figma manager's series coloured by its own objective (a remote API is slower)."""
+    figma = dm.DynamicConfigValue(id_val="thresholds", value=latency_steps(c, "figma").build())
+    return panel.override_by_regexp(".*figma.*", [figma])
 
 
 def value_map(mapping: dict[int, tuple[str, str]]) -> list[dm.ValueMapping]:

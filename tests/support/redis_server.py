@@ -14,10 +14,16 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+    from testcontainers.redis import RedisContainer
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -36,7 +42,9 @@ def missing_dependency(what: str, how: str) -> None:
     pytest.skip(message)
 
 
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02
+) -> None:
     deadline = time.monotonic() + timeout
     delay = interval
     while True:
@@ -141,7 +149,7 @@ class ContainerRedisServer(RedisServer):
 
     def __init__(self) -> None:
         super().__init__(port=0)
-        self.container = None
+        self.container: RedisContainer | None = None
 
     def start(self) -> ContainerRedisServer:
         from testcontainers.redis import RedisContainer
@@ -155,8 +163,13 @@ class ContainerRedisServer(RedisServer):
         wait_until(lambda: self.client().ping())
         return self
 
+    def _docker(self) -> Container:
+        """The Docker container under the Redis one (it exists once `start` has run)."""
+        assert self.container is not None, "start() first"
+        return self.container.get_wrapped_container()
+
     def ensure_running(self) -> None:
-        container = self.container.get_wrapped_container()
+        container = self._docker()
         container.reload()
         if container.status == "paused":
             self.resume()
@@ -164,13 +177,13 @@ class ContainerRedisServer(RedisServer):
             self.start()
 
     def kill(self) -> None:
-        self.container.get_wrapped_container().kill()
+        self._docker().kill()
 
     def pause(self) -> None:
-        self.container.get_wrapped_container().pause()
+        self._docker().pause()
 
     def resume(self) -> None:
-        self.container.get_wrapped_container().unpause()
+        self._docker().unpause()
 
     def stop(self) -> None:
         if self.container is not None:

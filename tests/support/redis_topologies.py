@@ -5,6 +5,7 @@ redis-server process that a test can kill."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -128,7 +129,7 @@ class RedisSentinel:
         for replica in self.replicas:
             replica.extra_args += ("--replicaof", "127.0.0.1", str(self.master.port))
             replica.start()
-            wait_until(lambda replica=replica: _linked(replica), timeout=15)
+            wait_until(functools.partial(_linked, replica), timeout=15)
         for index in range(len(self.ports)):
             config = self.workdir / f"sentinel-{index}.conf"
             config.write_text(self._config(index))

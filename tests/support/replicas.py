@@ -28,7 +28,7 @@ from tests.support.sessions import wait_for
 @dataclass
 class Replica:
     name: str
-    http: TestClient
+    http: TestClient[web.Request, web.Application]
     app: web.Application
     registry: CollectorRegistry
 
@@ -42,6 +42,10 @@ class Replica:
         value = self.registry.get_sample_value(f"session_exporter_{name}", labels)
         assert value is not None, f"{self.name}: no series session_exporter_{name}{labels}"
         return value
+
+    async def until_sample(self, name: str, value: float, timeout: float) -> None:
+        """Wait until the unlabelled series `name` reads `value`; fail after `timeout`."""
+        await wait_for(lambda: self.sample(name) == value, timeout)
 
     def event_types(self) -> list[str]:
         runtime = self.app[LIFECYCLE].runtime
@@ -138,14 +142,13 @@ class HttpWriter:
             await asyncio.sleep(0.002)
 
 
-def assert_latest_in_redis(
-    get: Callable[[str], bytes | None], latest: dict[str, dict[str, Any]]
-) -> None:
-    """Every acknowledged write's latest data is what Redis holds (`get` reads a raw key)."""
+def assert_latest_in_redis(get: Callable[[str], object], latest: dict[str, dict[str, Any]]) -> None:
+    """Every acknowledged write's latest data is what Redis holds (`get` reads a raw key: a
+    client's `get`, which answers bytes or None)."""
     assert latest
     for sid, data in latest.items():
         raw = get("sme:" + session_key(sid))
-        assert raw is not None, f"session {sid} (acknowledged) is not in Redis"
+        assert isinstance(raw, bytes), f"session {sid} (acknowledged) is not in Redis"
         stored = decode_value(raw)
         assert stored is not None and orjson.loads(stored.payload)["data"] == data, sid
 
@@ -153,8 +156,8 @@ def assert_latest_in_redis(
 async def write_through_an_outage(
     writer: HttpWriter,
     target: Replica,
-    kill: Callable[[], None],
-    start: Callable[[], None],
+    kill: Callable[[], object],
+    start: Callable[[], object],
     *,
     down_for: float = 0.6,
     failback_within: float = 15.0,

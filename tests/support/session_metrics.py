@@ -36,7 +36,9 @@ class App:
 
     @property
     def app(self) -> web.Application:
-        return self.client.server.app  # type: ignore[return-value]
+        server = self.client.server
+        assert isinstance(server, TestServer)
+        return server.app
 
     @property
     def runtime(self) -> Runtime:

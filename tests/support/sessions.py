@@ -17,6 +17,8 @@ from exporter.core.event_log import EventLog
 from exporter.core.metrics import Metrics
 from exporter.core.settings import parse_settings
 from exporter.sessions.factory import SessionLayer, open_session_layer
+from exporter.sessions.manager import SessionManager
+from exporter.store.tiered_store import TieredStore
 
 
 @dataclass
@@ -28,11 +30,11 @@ class Layer:
     events: EventLog
 
     @property
-    def manager(self):  # type: ignore[no-untyped-def]
+    def manager(self) -> SessionManager:
         return self.layer.manager
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> TieredStore:
         return self.layer.store
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float:

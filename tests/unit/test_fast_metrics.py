@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from typing import Any, Protocol
 
 import pytest
 from prometheus_client import (
@@ -26,18 +27,36 @@ BUCKETS = (0.001, 0.01, 0.1, 1.0)
 OBSERVATIONS = (0.0, 0.0005, 0.001, 0.0010001, 0.01, 0.05, 0.1, 0.1000001, 1.0, 1.5, 99.0)
 
 
+# What the two libraries' families and children share, so one loop drives both.
+class Observer(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class Incrementer(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class CounterFamily(Protocol):
+    def labels(self, *values: Any, **named: Any) -> Incrementer: ...
+
+
 @pytest.fixture(autouse=True)
 def no_created_series() -> None:
-    disable_created_metrics()  # as Metrics does: the fast families never emit `_created`
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # as Metrics does: the fast families never emit `_created`
 
 
 def pair() -> tuple[CollectorRegistry, CollectorRegistry]:
     return CollectorRegistry(), CollectorRegistry()
 
 
+def openmetrics(registry: CollectorRegistry) -> str:
+    text: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+    return text.decode()
+
+
 def assert_same_exposition(theirs: CollectorRegistry, ours: CollectorRegistry) -> None:
     assert generate_latest(ours).decode() == generate_latest(theirs).decode()
-    assert generate_openmetrics(ours).decode() == generate_openmetrics(theirs).decode()
+    assert openmetrics(ours) == openmetrics(theirs)
 
 
 def test_histogram_exposition_matches_prometheus_client() -> None:
@@ -70,7 +89,7 @@ def test_a_value_exactly_on_a_boundary_counts_in_that_bucket(value: float) -> No
 
 def test_values_above_the_last_bucket_and_nan_match_prometheus_client() -> None:
     theirs, ours = pair()
-    children = [
+    children: list[Observer] = [
         Histogram("n_seconds", "N.", ("op",), buckets=BUCKETS, registry=theirs).labels("x"),
         FastHistogram("n_seconds", "N.", ("op",), buckets=BUCKETS, registry=ours).labels("x"),
     ]
@@ -83,11 +102,11 @@ def test_values_above_the_last_bucket_and_nan_match_prometheus_client() -> None:
 
 def test_counter_exposition_matches_prometheus_client() -> None:
     theirs, ours = pair()
-    labelled = [
+    labelled: list[CounterFamily] = [
         Counter("c_requests", "Requests.", ("route", "status"), registry=theirs),
         FastCounter("c_requests", "Requests.", ("route", "status"), registry=ours),
     ]
-    plain = [
+    plain: list[Incrementer] = [
         Counter("c_created_total", "Created.", registry=theirs),
         FastCounter("c_created_total", "Created.", registry=ours),
     ]
@@ -95,9 +114,9 @@ def test_counter_exposition_matches_prometheus_client() -> None:
         family.labels("/a", "200").inc()
         family.labels("/a", 404).inc(2.5)  # non-str values are str()-ed, as prometheus_client does
         family.labels(route="/b", status="500")  # stays at 0
-    for family in plain:
-        family.inc()
-        family.inc(3)
+    for counter in plain:
+        counter.inc()
+        counter.inc(3)
     assert_same_exposition(theirs, ours)
     assert ours.get_sample_value("c_requests_total", {"route": "/a", "status": "404"}) == 2.5
     assert ours.get_sample_value("c_created_total") == 4

@@ -82,6 +82,7 @@ def by_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 def container(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    exporter: dict[str, Any]
     (exporter,) = by_kind(documents, "Deployment")["spec"]["template"]["spec"]["containers"]
     return exporter
 

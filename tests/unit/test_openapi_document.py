@@ -108,7 +108,7 @@ async def test_session_bytes_fit_the_session_type() -> None:
 
 def test_small_typed_answers_encode_as_their_dictionaries_did() -> None:
     access = {"reads": 1, "writes": 1, "cache": {"hit_ratio": None}, "max_ms": 0.5}
-    shot = {
+    shot: dict[str, Any] = {
         "node_id": "1:2",
         "source": "api",
         "content_type": "image/png",
@@ -126,7 +126,7 @@ def test_small_typed_answers_encode_as_their_dictionaries_did() -> None:
                 "figma": None,
             },
         ),
-        (payloads.Screenshot(**shot), shot),  # type: ignore[arg-type]
+        (payloads.Screenshot(**shot), shot),
         (payloads.Status(status="ok"), {"status": "ok"}),
     ]
     for typed, plain in pairs:

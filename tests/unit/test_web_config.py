@@ -83,6 +83,7 @@ def test_an_invalid_file_exits_2_naming_the_field(
 def test_a_reload_may_not_turn_basic_auth_or_tls_off(certs: Path) -> None:
     """An in-place rewrite is empty for a moment: that moment must not open the exporter."""
     with_users = parse_web_config({"basic_auth_users": {"prometheus": HASH}}, certs)
+    emptied: dict[str, Any] | None
     for emptied in (None, {"basic_auth_users": None}, {"basic_auth_users": {}}):
         with pytest.raises(ConfigError, match=r"basic_auth_users.*restart"):
             check_reload(with_users, parse_web_config(emptied, certs), serving_tls=False)

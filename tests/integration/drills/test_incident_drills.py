@@ -63,6 +63,7 @@ REDIS_RETRY = 0.2
 # After failing back, a replica answers 503 to a miss until every replica has reported that it
 # replayed its journal (docs/recovery.md): a heartbeat each at most, the retry interval.
 FLEET_SETTLE = 2 * REDIS_RETRY
+MEMORY_MAX_BYTES = 8 * 1024 * 1024  # small, so that the memory-tier drill fills it quickly
 SETTINGS = {
     "redis_timeout": REDIS_TIMEOUT,
     "redis_retry_interval": REDIS_RETRY,
@@ -74,7 +75,7 @@ SETTINGS = {
     "figma_cache_ttl": 4,
     "figma_timeout": 10,
     "mcp_timeout": 5,
-    "memory_max_bytes": 8 * 1024 * 1024,
+    "memory_max_bytes": MEMORY_MAX_BYTES,
     "log_level": "warning",
 }
 FIGMA_ENDPOINTS = ("files", "nodes", "images")
@@ -500,7 +501,7 @@ async def test_figma_slow(drill: Drill) -> None:
 
 
 async def test_memory_tier_full(drill: Drill) -> None:
-    limit = int(SETTINGS["memory_max_bytes"])  # type: ignore[call-overload]
+    limit = MEMORY_MAX_BYTES
 
     async def fill() -> None:
         # Sessions written on each replica stay in its memory tier: enough to pass 90 % of it.

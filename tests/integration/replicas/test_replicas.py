@@ -84,7 +84,7 @@ async def test_flushall_empties_both_memory_tiers(
     client.flushall()
     client.close()
     for side in (a, b):
-        await wait_for(lambda side=side: side.sample("memory_tier_entries") == 0, 1.0)
+        await side.until_sample("memory_tier_entries", 0, 1.0)
         assert side.sample("cache_invalidations_total", reason="flush") == 8
     # The flush took the fleet's epoch and records too: misses are doubted (503) until both
     # replicas have followed it, within about a heartbeat; never a 200. Nothing is re-seeded:
@@ -112,7 +112,7 @@ async def test_killed_listener_bypasses_memory_until_tracking_is_back(
         coherence = b.layer.coherence
         assert coherence is not None and len(coherence.listener_ids) == 1
         client = redis_server.client()
-        client.execute_command("CLIENT", "KILL", "ID", coherence.listener_ids[0])
+        client.client_kill_filter(_id=str(coherence.listener_ids[0]))
         client.close()
 
         await wait_for(lambda: "tracking_lost" in b.event_types(), 1.0)
@@ -163,7 +163,7 @@ async def test_active_and_expired_counts_agree_across_replicas(
     live, expiring = len(long) - 1, len(short) - 1
 
     for side in (a, b):  # each replica's own changes at once, the other's after a refresh
-        await wait_for(lambda side=side: side.sample("sessions_active") == live + expiring, 1.5)
+        await side.until_sample("sessions_active", live + expiring, 1.5)
     await asyncio.sleep(max(0.0, 2.6 - (asyncio.get_running_loop().time() - created)))
     for sid in short[:3]:  # some expiries are noticed by reads, the rest by the sweeps
         assert (await b.read(sid))[0] == 404
@@ -175,7 +175,7 @@ async def test_active_and_expired_counts_agree_across_replicas(
 
     await wait_for(lambda: expired() == expiring, 3.0)
     for side in (a, b):
-        await wait_for(lambda side=side: side.sample("sessions_active") == live, 3.0)
+        await side.until_sample("sessions_active", live, 3.0)
     await asyncio.sleep(1.2)  # more sweeps and refreshes on both: nothing counted twice
     assert expired() == expiring
     assert a.sample("sessions_active") == b.sample("sessions_active") == live

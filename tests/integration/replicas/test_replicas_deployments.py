@@ -15,14 +15,13 @@ import redis
 
 from tests.support.redis_server import RedisServer, free_port, missing_dependency, wait_until
 from tests.support.replicas import replica, until_changes
-from tests.support.sessions import wait_for
 
 
 async def replicas_agree(url: str) -> None:
     async with replica("A", url) as a, replica("B", url) as b:
         for side in (a, b):  # the listener is up over this transport (its first try may time
             # out on a starved machine, a TLS handshake especially: it retries every 0.5 s)
-            await wait_for(lambda side=side: side.sample("coherence_tracking_active") == 1, 10)
+            await side.until_sample("coherence_tracking_active", 1, 10)
         sid = await a.create({"v": 1})
         assert await b.read(sid) == (200, {"v": 1})
         await a.update(sid, {"v": 2})

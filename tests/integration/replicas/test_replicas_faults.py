@@ -75,11 +75,11 @@ async def test_three_restarts_under_load_are_three_failovers_on_each_replica(
                 await asyncio.sleep(0.3)
                 persistent_redis.kill()
                 for side in (a, b):
-                    await wait_for(lambda side=side: side.sample("store_fallback_active") == 1, 5)
+                    await side.until_sample("store_fallback_active", 1, 5)
                 await asyncio.sleep(0.3)
                 persistent_redis.start()
                 for side in (a, b):
-                    await wait_for(lambda side=side: side.sample("store_fallback_active") == 0, 10)
+                    await side.until_sample("store_fallback_active", 0, 10)
                     assert side.sample("store_failovers_total") == outage, side.name
             settled = [load.requests for load in loads]
             await wait_for(
@@ -138,7 +138,7 @@ async def test_a_delete_on_one_replica_wins_over_a_put_on_the_other_in_one_outag
         finally:
             redis_server.resume()
         for side in (a, b):
-            await wait_for(lambda side=side: side.sample("store_fallback_active") == 0, 10)
+            await side.until_sample("store_fallback_active", 0, 10)
         for side in (a, b):
             status, _ = await side.read(sid)
             while status == 503:  # the other replica may still be replaying

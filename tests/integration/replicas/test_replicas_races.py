@@ -83,6 +83,7 @@ def _session_reads(client: redis.Redis) -> Iterator[Callable[[], list[str]]]:
     """The reads of session keys Redis executed meanwhile (its slow log, set to log every
     command; the fleet's own background reads of other keys are left out)."""
     threshold = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    assert threshold is not None
     client.config_set("slowlog-log-slower-than", 0)
     client.config_set("slowlog-max-len", 100_000)
     client.slowlog_reset()

@@ -38,7 +38,9 @@ async def test_two_managers_on_one_redis_share_sessions_and_count_on_their_regis
     assert second_registry.get_sample_value("session_exporter_sessions_updated_total") == 1
 
 
-async def test_open_store_keeps_bytes_under_the_key_prefix(redis_server, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+async def test_open_store_keeps_bytes_under_the_key_prefix(
+    redis_server: RedisServer, redis_url: str
+) -> None:
     async with open_store(redis_url, key_prefix="app:") as store:
         await store.set("cart:{ada}", b"[1, 2]", ttl=60)
         held = await store.get("cart:{ada}")

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster as SyncCluster
+from redis.crc import key_slot
 
 from exporter.sessions.factory import CLUSTER_INDEX_SHARDS
 from exporter.sessions.session import session_key
@@ -66,7 +67,7 @@ def cluster_state(node: RedisServer) -> str:
         client.close()
 
 
-def node_keys(node: RedisServer, pattern: str) -> list[bytes]:
+def node_keys(node: RedisServer, pattern: str) -> list[bytes | str]:
     client = node.client()
     try:
         return list(client.keys(pattern))
@@ -75,7 +76,10 @@ def node_keys(node: RedisServer, pattern: str) -> list[bytes]:
 
 
 def sync_client(cluster: RedisCluster) -> SyncCluster:
-    nodes = [ClusterNode("127.0.0.1", node.port) for node in cluster.nodes]
+    nodes = [
+        ClusterNode("127.0.0.1", node.port)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+        for node in cluster.nodes
+    ]
     return SyncCluster(startup_nodes=nodes, socket_timeout=2)
 
 
@@ -107,8 +111,8 @@ async def test_sessions_api_and_coherence_across_slots(
     client = sync_client(cluster)
     try:
         # A session's keys hash by its id alone, so they share a slot; sessions spread out.
-        slots = {client.keyslot("sme:" + session_key(sid)) for sid in sids}
-        assert all(client.keyslot("sme:" + session_key(s)) == client.keyslot(s) for s in sids)
+        slots = {key_slot(f"sme:{session_key(sid)}".encode()) for sid in sids}
+        assert all(key_slot(f"sme:{session_key(s)}".encode()) == key_slot(s.encode()) for s in sids)
         owners = {client.nodes_manager.get_node_from_slot(slot).name for slot in slots}
         assert len(owners) == 3
         shards = {node.port: node_keys(node, "sme:session-index:*") for node in cluster.nodes}
@@ -117,7 +121,7 @@ async def test_sessions_api_and_coherence_across_slots(
     finally:
         client.close()
     for side in (a, b):  # the global count, summed over the index shards
-        await wait_for(lambda side=side: side.sample("sessions_active") == 23, 3.0)
+        await side.until_sample("sessions_active", 23, 3.0)
 
 
 async def test_a_fresh_client_routes_concurrent_commands_without_errors(cluster_url: str) -> None:

@@ -68,7 +68,7 @@ async def test_sessions_api_and_coherence_on_the_named_master(
     finally:
         client.close()
     for side in (a, b):
-        await wait_for(lambda side=side: side.sample("sessions_active") == 3, 3.0)
+        await side.until_sample("sessions_active", 3, 3.0)
 
 
 async def test_master_restart_under_load_loses_no_acknowledged_write(

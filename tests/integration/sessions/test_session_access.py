@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
@@ -14,7 +15,7 @@ from tests.support.figma_double import DEFAULT_TOKEN, FigmaDouble
 
 
 @pytest_asyncio.fixture
-async def http(double: FigmaDouble) -> AsyncIterator[TestClient]:
+async def http(double: FigmaDouble) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     double.reset()
     settings = {"figma_api_url": double.url, "figma_token": DEFAULT_TOKEN, "probe_interval": 3600}
     app = create_app(parse_settings(settings), registry=CollectorRegistry())
@@ -22,7 +23,7 @@ async def http(double: FigmaDouble) -> AsyncIterator[TestClient]:
         yield client
 
 
-async def test_a_sessions_own_statistics(http: TestClient) -> None:
+async def test_a_sessions_own_statistics(http: TestClient[web.Request, web.Application]) -> None:
     sid = (await (await http.post("/api/sessions", json={"data": {"a": 1}})).json())["id"]
     for _ in range(3):
         assert (await http.get(f"/api/sessions/{sid}")).status == 200
@@ -41,7 +42,9 @@ async def test_a_sessions_own_statistics(http: TestClient) -> None:
     assert again["access"]["reads"] == 4  # reading the statistics is not a read of the session
 
 
-async def test_unknown_and_deleted_sessions_are_404(http: TestClient) -> None:
+async def test_unknown_and_deleted_sessions_are_404(
+    http: TestClient[web.Request, web.Application],
+) -> None:
     missing = await http.get("/api/sessions/no-such-session/metrics")
     assert missing.status == 404 and (await missing.json())["error"]["code"] == "not_found"
     sid = (await (await http.post("/api/sessions", json={"data": {}})).json())["id"]

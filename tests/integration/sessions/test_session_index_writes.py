@@ -81,6 +81,7 @@ async def replayed(client: aioredis.Redis, prefix: str, colocated: bool) -> list
         score = await client.zscore(shard, sid)
         outcomes.append(None if score is None else round(score / 1000 - now))
         raw = await client.get(prefix + f"s:{{{sid}}}")
+        assert raw is None or isinstance(raw, bytes), raw
         outcomes.append(None if raw is None else raw.split(b":", 2)[2][:1])
     outcomes.append(await client.exists(prefix + "figma:file"))
     outcomes.append(await client.zcount(shard, now * 1000 + 29_000, now * 1000 + 31_000))

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
@@ -20,11 +21,14 @@ from exporter.web import create_app
 from tests.support.redis_server import missing_dependency
 from tests.support.sessions import wait_for
 
+# The app's test client and the registry its metrics are read from.
+Api = tuple[TestClient[web.Request, web.Application], CollectorRegistry]
+
 ROUTE = "/api/sessions/{id}"
 
 
 @asynccontextmanager
-async def api(**settings: Any) -> AsyncIterator[tuple[TestClient, CollectorRegistry]]:
+async def api(**settings: Any) -> AsyncIterator[Api]:
     registry = CollectorRegistry()
     app = create_app(parse_settings(settings), registry=registry)
     async with TestClient(TestServer(app)) as client:
@@ -43,9 +47,7 @@ def parse_time(text: str) -> float:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def client(
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[tuple[TestClient, CollectorRegistry]]:
+async def client(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
     settings: dict[str, Any] = {"max_body_bytes": 2048, "session_ttl": 120}
     if request.param == "redis":
         settings["redis_url"] = request.getfixturevalue("redis_url")
@@ -53,7 +55,7 @@ async def client(
         yield pair
 
 
-async def test_round_trip(client: tuple[TestClient, CollectorRegistry]) -> None:
+async def test_round_trip(client: Api) -> None:
     http, _ = client
     created = await http.post(
         "/api/sessions", json={"data": {"user": "ada", "n": [1, 2]}, "ttl_seconds": 60}
@@ -85,7 +87,7 @@ async def test_round_trip(client: tuple[TestClient, CollectorRegistry]) -> None:
     assert (await http.put(f"/api/sessions/{sid}", json={"data": {}})).status == 404
 
 
-async def test_default_ttl_and_missing_data(client: tuple[TestClient, CollectorRegistry]) -> None:
+async def test_default_ttl_and_missing_data(client: Api) -> None:
     http, _ = client
     body = await (await http.post("/api/sessions", json={})).json()
     assert body["data"] == {}
@@ -112,7 +114,9 @@ async def test_default_ttl_and_missing_data(client: tuple[TestClient, CollectorR
     ],
 )
 async def test_bad_input_is_a_clear_400_and_changes_nothing(
-    client: tuple[TestClient, CollectorRegistry], payload: bytes, code: str
+    client: Api,
+    payload: bytes,
+    code: str,
 ) -> None:
     http, registry = client
     response = await http.post(
@@ -125,7 +129,7 @@ async def test_bad_input_is_a_clear_400_and_changes_nothing(
     assert sample(registry, "memory_tier_entries") == 0
 
 
-async def test_put_needs_an_object_data(client: tuple[TestClient, CollectorRegistry]) -> None:
+async def test_put_needs_an_object_data(client: Api) -> None:
     http, _ = client
     sid = (await (await http.post("/api/sessions", json={"data": {"v": 1}})).json())["id"]
     for body in ({}, {"data": 3}, {"data": {}, "ttl_seconds": -1}):
@@ -134,7 +138,7 @@ async def test_put_needs_an_object_data(client: tuple[TestClient, CollectorRegis
     assert (await (await http.get(f"/api/sessions/{sid}")).json())["data"] == {"v": 1}
 
 
-async def test_body_over_the_limit_is_413(client: tuple[TestClient, CollectorRegistry]) -> None:
+async def test_body_over_the_limit_is_413(client: Api) -> None:
     http, registry = client
     big = {"data": {"blob": "x" * 4096}}
     response = await http.post("/api/sessions", json=big)
@@ -145,9 +149,7 @@ async def test_body_over_the_limit_is_413(client: tuple[TestClient, CollectorReg
     assert sample(registry, "sessions_created_total") == 1
 
 
-async def test_unknown_and_malformed_ids_are_404(
-    client: tuple[TestClient, CollectorRegistry],
-) -> None:
+async def test_unknown_and_malformed_ids_are_404(client: Api) -> None:
     http, _ = client
     for sid in ("doesnotexist", "a%7Db", "x" * 300):
         response = await http.get(f"/api/sessions/{sid}")
@@ -155,7 +157,7 @@ async def test_unknown_and_malformed_ids_are_404(
         assert (await response.json())["error"]["code"] == "not_found"
 
 
-async def test_short_ttl_expires(client: tuple[TestClient, CollectorRegistry]) -> None:
+async def test_short_ttl_expires(client: Api) -> None:
     http, registry = client
     created = asyncio.get_running_loop().time()
     sid = (await (await http.post("/api/sessions", json={"data": {}, "ttl_seconds": 1.0})).json())[
@@ -172,9 +174,7 @@ async def test_short_ttl_expires(client: tuple[TestClient, CollectorRegistry]) -
     assert sample(registry, "sessions_active") == 0
 
 
-async def test_metric_values_after_known_requests(
-    client: tuple[TestClient, CollectorRegistry],
-) -> None:
+async def test_metric_values_after_known_requests(client: Api) -> None:
     http, registry = client
     ids = [
         (await (await http.post("/api/sessions", json={"data": {"n": n}})).json())["id"]
@@ -207,9 +207,7 @@ async def test_metric_values_after_known_requests(
     assert sample(registry, "http_request_duration_seconds_count", route=ROUTE, method="GET") == 5
 
 
-async def test_exposition_passes_promtool_and_has_no_session_ids(
-    client: tuple[TestClient, CollectorRegistry],
-) -> None:
+async def test_exposition_passes_promtool_and_has_no_session_ids(client: Api) -> None:
     if shutil.which("promtool") is None:
         missing_dependency("promtool", "install the Debian package prometheus")
     http, _ = client

@@ -13,15 +13,17 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from exporter.core.errors import JournalFull, SessionNotFound
 from exporter.sessions.session import session_key
+from exporter.store.contract import ReplayItem
 from exporter.store.durable_journal import DurableJournal
 from tests.integration.web.test_cli_serve import exporter_command
 from tests.support.full_disk import small_disk
@@ -34,7 +36,7 @@ from tests.support.sessions import open_layer, redis_proxy, wait_for
 class Acknowledged:
     """What the exporter answered 2xx for: the latest data per session, and deletes."""
 
-    latest: dict[str, dict[str, int]] = field(default_factory=dict)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
 
     async def verify(self, redis_url: str) -> None:
@@ -119,7 +121,7 @@ class Exporter:
             return {issue["code"] for issue in (await response.json())["issues"]}
 
 
-async def wait_for_async(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+async def wait_for_async(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await predicate():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
@@ -271,7 +273,7 @@ async def test_a_redis_restarted_empty_is_reseeded_from_memory_and_deletes_stay_
 
 
 async def test_a_recovery_into_an_empty_redis_sends_each_session_once(
-    redis_server: RedisServer, redis_url: str
+    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The replay writes what was journalled; the re-seed then writes only the rest of what
     memory holds, not the replayed sessions a second time (that doubled the recovery's work)."""
@@ -284,11 +286,11 @@ async def test_a_recovery_into_an_empty_redis_sends_each_session_once(
         sent: list[str] = []
         replay = redis_store.replay
 
-        async def counted(items):  # type: ignore[no-untyped-def]
+        async def counted(items: Sequence[ReplayItem]) -> list[bool]:
             sent.extend(item.key for item in items)
             return await replay(items)
 
-        redis_store.replay = counted  # type: ignore[method-assign]
+        monkeypatch.setattr(redis_store, "replay", counted)
         redis_server.start()  # no persistence: empty
         assert await layer.store.recover_now()
         assert layer.sample("store_replayed_total") == 10

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import pytest
 
@@ -14,9 +16,10 @@ from tests.support.redis_server import RedisServer
 from tests.support.sessions import open_layer, wait_for
 
 TIMEOUT = 0.25
+T = TypeVar("T")
 
 
-async def timed(awaitable) -> tuple[object, float]:  # type: ignore[no-untyped-def]
+async def timed(awaitable: Awaitable[T]) -> tuple[T, float]:
     started = time.perf_counter()
     result = await awaitable
     return result, time.perf_counter() - started

@@ -91,7 +91,9 @@ async def test_sigkill_outage_no_write_fails_and_replay_restores_latest_data(
         assert len(touched) > 50
         for sid in touched:
             raw = client.get("sme:" + session_key(sid))
-            assert raw is not None, f"session {sid} written during the outage is not in Redis"
+            assert isinstance(raw, bytes), (
+                f"session {sid} written during the outage is not in Redis"
+            )
             stored = decode_value(raw)
             assert stored is not None
             assert orjson.loads(stored.payload)["data"] == writer.latest[sid]
@@ -192,7 +194,7 @@ async def test_http_clients_see_no_failed_write_and_503_only_for_unknown_ids(
     client = redis_server.client()
     for sid, data in latest.items():
         raw = client.get("sme:" + session_key(sid))
-        assert raw is not None
+        assert isinstance(raw, bytes), raw
         stored = decode_value(raw)
         assert stored is not None and orjson.loads(stored.payload)["data"] == data
     client.close()

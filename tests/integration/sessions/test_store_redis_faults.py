@@ -12,12 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
 from exporter.core.errors import SessionNotFound, StoreBusy, StoreUnavailable
+from exporter.store.redis_client import WaitingConnectionPool
 from tests.support.redis_server import RedisServer, start_redis
-from tests.support.sessions import open_layer, redis_proxy, wait_for
+from tests.support.sessions import Layer, open_layer, redis_proxy, wait_for
+
+
+def waiting_pool(layer: Layer) -> WaitingConnectionPool:
+    """The standalone Redis client's pool, which queues callers for a free connection."""
+    client = layer.layer.redis
+    assert isinstance(client, Redis), client
+    pool = client.connection_pool
+    assert isinstance(pool, WaitingConnectionPool), pool
+    return pool
 
 
 async def test_hundreds_of_concurrent_cold_reads_and_creates_are_no_outage(
@@ -43,7 +55,7 @@ async def test_no_free_connection_in_time_is_busy_for_that_request_only(redis_ur
     async with open_layer(redis_url, redis_max_connections=1, redis_pool_timeout=0.05) as layer:
         session = await layer.manager.create({"a": 1})
         await layer.store.clear_memory()
-        pool = layer.layer.redis.connection_pool
+        pool = waiting_pool(layer)
         held = await pool.get_connection()  # the only connection, taken
         try:
             with pytest.raises(StoreBusy) as busy:
@@ -64,7 +76,7 @@ async def test_a_caller_waiting_for_a_connection_gets_the_one_released(redis_url
     async with open_layer(redis_url, redis_max_connections=1, redis_pool_timeout=10.0) as layer:
         session = await layer.manager.create({"a": 1})
         await layer.store.clear_memory()
-        pool = layer.layer.redis.connection_pool
+        pool = waiting_pool(layer)
         held = await pool.get_connection()
         read = asyncio.ensure_future(layer.manager.get(session.id))
         await wait_for(lambda: bool(pool._waiters), 5.0)  # queued for the one connection
@@ -146,7 +158,7 @@ async def test_a_redis_cut_and_restored_under_load_is_one_failover_each_time(
 
 
 @contextlib.asynccontextmanager
-async def _replica_of_empty_master():  # type: ignore[no-untyped-def]
+async def _replica_of_empty_master() -> AsyncIterator[tuple[RedisServer, RedisServer]]:
     master = start_redis()
     replica = start_redis()
     try:

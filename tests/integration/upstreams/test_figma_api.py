@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
@@ -19,6 +20,9 @@ from exporter.core.settings import parse_settings
 from exporter.web import create_app
 from tests.support.figma_double import DEFAULT_TOKEN, PNG_BYTES, Fault, FigmaDouble
 from tests.support.mcp_server import SCREENSHOT_BYTES, McpServerProcess
+
+# The app's test client and the registry its metrics are read from.
+Api = tuple[TestClient[web.Request, web.Application], CollectorRegistry]
 
 SCREENSHOT_FIELDS = {
     "node_id",
@@ -32,7 +36,7 @@ SCREENSHOT_FIELDS = {
 
 
 @asynccontextmanager
-async def app_client(**settings: Any) -> AsyncIterator[tuple[TestClient, CollectorRegistry]]:
+async def app_client(**settings: Any) -> AsyncIterator[Api]:
     registry = CollectorRegistry()
     app = create_app(parse_settings({"probe_interval": 3600, **settings}), registry=registry)
     async with TestClient(TestServer(app)) as client:
@@ -40,9 +44,7 @@ async def app_client(**settings: Any) -> AsyncIterator[tuple[TestClient, Collect
 
 
 @pytest_asyncio.fixture
-async def api(
-    double: FigmaDouble, mcp_server: McpServerProcess
-) -> AsyncIterator[tuple[TestClient, CollectorRegistry]]:
+async def api(double: FigmaDouble, mcp_server: McpServerProcess) -> AsyncIterator[Api]:
     double.reset()
     mcp_server.start()
     settings = {
@@ -72,12 +74,11 @@ async def error_of(response: Any, status: int) -> dict[str, Any]:
     assert response.content_type == "application/json"
     body = await response.json()
     assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    return body["error"]  # type: ignore[no-any-return]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
-async def test_file_and_nodes_through_the_cache(
-    api: tuple[TestClient, CollectorRegistry], double: FigmaDouble
-) -> None:
+async def test_file_and_nodes_through_the_cache(api: Api, double: FigmaDouble) -> None:
     client, registry = api
     first = await client.get("/api/figma/files/FILE1", params={"depth": "2"})
     assert first.status == 200
@@ -97,7 +98,7 @@ async def test_file_and_nodes_through_the_cache(
 
 
 async def test_ten_concurrent_identical_requests_make_one_upstream_call(
-    api: tuple[TestClient, CollectorRegistry], double: FigmaDouble
+    api: Api, double: FigmaDouble
 ) -> None:
     client, _ = api
     double.fail(
@@ -112,9 +113,7 @@ async def test_ten_concurrent_identical_requests_make_one_upstream_call(
     assert double.requests["nodes"] == 1
 
 
-async def test_session_attribution(
-    api: tuple[TestClient, CollectorRegistry], double: FigmaDouble
-) -> None:
+async def test_session_attribution(api: Api, double: FigmaDouble) -> None:
     client, _ = api
     created = await client.post("/api/sessions", json={"data": {"user": "ada"}})
     session_id = (await created.json())["id"]
@@ -130,9 +129,7 @@ async def test_session_attribution(
     assert double.requests["files"] == 1
 
 
-async def test_screenshot_json_and_download(
-    api: tuple[TestClient, CollectorRegistry], double: FigmaDouble
-) -> None:
+async def test_screenshot_json_and_download(api: Api, double: FigmaDouble) -> None:
     client, registry = api
     body = {"file_key": "FILE1", "node_id": "1:2", "source": "api", "format": "png", "scale": 1}
     response = await client.post("/api/figma/screenshots", json=body)
@@ -188,7 +185,7 @@ async def test_screenshot_json_and_download(
     ],
 )
 async def test_bad_file_and_node_requests_are_400(
-    api: tuple[TestClient, CollectorRegistry],
+    api: Api,
     double: FigmaDouble,
     path: str,
     params: dict[str, str],
@@ -216,7 +213,7 @@ async def test_bad_file_and_node_requests_are_400(
     ],
 )
 async def test_bad_screenshot_requests_are_400(
-    api: tuple[TestClient, CollectorRegistry],
+    api: Api,
     double: FigmaDouble,
     body: dict[str, Any],
     fragment: str,
@@ -228,9 +225,7 @@ async def test_bad_screenshot_requests_are_400(
     assert sample(registry, "screenshots_total", source="api", outcome="error") == 0
 
 
-async def test_malformed_bodies_and_flags_are_400(
-    api: tuple[TestClient, CollectorRegistry],
-) -> None:
+async def test_malformed_bodies_and_flags_are_400(api: Api) -> None:
     client, _ = api
     assert (await error_of(await client.post("/api/figma/screenshots", data=b"{"), 400))[
         "code"
@@ -244,9 +239,7 @@ async def test_malformed_bodies_and_flags_are_400(
     assert "download" in (await error_of(flag, 400))["message"]
 
 
-async def test_upstream_failures_map_to_502_503_504(
-    api: tuple[TestClient, CollectorRegistry], double: FigmaDouble
-) -> None:
+async def test_upstream_failures_map_to_502_503_504(api: Api, double: FigmaDouble) -> None:
     client, registry = api
     double.fail("files", Fault("500"), times=None)
     bad_gateway = await error_of(await client.get("/api/figma/files/FILE1"), 502)

@@ -17,7 +17,7 @@ from exporter.core.errors import (
     UpstreamUnavailable,
 )
 from exporter.core.metrics import Metrics
-from exporter.upstreams.figma_client import FigmaClient
+from exporter.upstreams.figma_client import DEFAULT_MAX_BYTES, FigmaClient
 from exporter.upstreams.retry import RetryPolicy
 from tests.support.figma_double import DEFAULT_TOKEN, PNG_BYTES, Fault, FigmaDouble
 
@@ -37,16 +37,23 @@ def metrics(double: FigmaDouble) -> Metrics:
 
 
 def client(
-    http: aiohttp.ClientSession, double: FigmaDouble, metrics: Metrics, **kwargs: object
+    http: aiohttp.ClientSession,
+    double: FigmaDouble,
+    metrics: Metrics,
+    *,
+    token: str = DEFAULT_TOKEN,
+    timeout: float = 0.5,
+    max_response_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FigmaClient:
-    options: dict[str, object] = {
-        "base_url": double.url,
-        "timeout": 0.5,
-        "retry": FAST_RETRY,
-        **kwargs,
-    }
-    token = str(options.pop("token", DEFAULT_TOKEN))
-    return FigmaClient(http, token, metrics, **options)  # type: ignore[arg-type]
+    return FigmaClient(
+        http,
+        token,
+        metrics,
+        base_url=double.url,
+        timeout=timeout,
+        retry=FAST_RETRY,
+        max_response_bytes=max_response_bytes,
+    )
 
 
 def requests(metrics: Metrics, endpoint: str, status: str) -> float:

@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
@@ -34,7 +34,7 @@ async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 
     return time.monotonic() - started
 
 
-async def scraped_up(client: TestClient) -> float:
+async def scraped_up(client: TestClient[web.Request, web.Application]) -> float:
     """`upstream_up{service="mcp_server"}` as Prometheus would read it from /metrics."""
     text = await (await client.get("/metrics")).text()
     line = next(

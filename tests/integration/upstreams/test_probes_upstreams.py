@@ -55,11 +55,13 @@ def up(metrics: Metrics, service: str) -> float | None:
     return metrics.registry.get_sample_value("session_exporter_upstream_up", {"service": service})
 
 
-def failures(metrics: Metrics, service: str, reason: str) -> float | None:
+def failures(metrics: Metrics, service: str, reason: str) -> float:
     labels = {"service": service, "reason": reason}
-    return metrics.registry.get_sample_value(
+    value = metrics.registry.get_sample_value(
         "session_exporter_upstream_probe_failures_total", labels
     )
+    assert value is not None, f"no probe failures series for {labels}"
+    return value
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> float:
@@ -79,7 +81,8 @@ async def test_everything_up(
         statuses = probes.status()
         for service in ("redis", "figma_api", "mcp_server"):
             assert statuses[service].state == "up", statuses[service]
-            assert statuses[service].latency_ms is not None and statuses[service].latency_ms >= 0
+            latency = statuses[service].latency_ms
+            assert latency is not None and latency >= 0
             assert up(metrics, service) == 1
             duration = metrics.registry.get_sample_value(
                 "session_exporter_upstream_probe_duration_seconds", {"service": service}
@@ -99,7 +102,7 @@ async def test_mcp_server_killed_then_restarted(
             await eventually(lambda: up(metrics, "mcp_server") == 0, timeout=10)
             status = probes.status()["mcp_server"]
             assert status.state == "down" and status.last_error
-            assert failures(metrics, "mcp_server", "connection") >= 1  # type: ignore[operator]
+            assert failures(metrics, "mcp_server", "connection") >= 1
             assert up(metrics, "figma_api") == 1  # the others are unaffected
         finally:
             mcp_server.start()
@@ -137,7 +140,7 @@ async def test_redis_killed_then_restarted(
         redis_server.kill()
         try:
             await eventually(lambda: up(metrics, "redis") == 0, timeout=10)
-            assert failures(metrics, "redis", "connection") >= 1  # type: ignore[operator]
+            assert failures(metrics, "redis", "connection") >= 1
             status = probes.status()["redis"]
             assert status.state == "down" and "connection failed" in (status.last_error or "")
         finally:

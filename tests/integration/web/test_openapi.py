@@ -109,7 +109,7 @@ async def test_real_answers_fit_their_schemas(redis_url: str, figma: FigmaDouble
         check(doc, "CacheCleared", await app.json(f"{BASE}/cache/clear?scope=all", method="POST"))
         response = await app.client.get(f"{BASE}/stream", headers={"Last-Event-ID": "0"})
         reader = SseReader(response)
-        seen = {}
+        seen: dict[str, Any] = {}
         while len(seen) < 3:
             message = await reader.next()
             seen[message.event] = message.data

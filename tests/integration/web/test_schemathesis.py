@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import schemathesis
@@ -28,6 +28,9 @@ from exporter.web.server import make_runner, site
 from tests.support.figma_double import DEFAULT_TOKEN, FigmaDouble
 from tests.support.mcp_server import McpServerProcess
 from tests.support.session_metrics import FAST
+
+if TYPE_CHECKING:
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 ADMIN_TOKEN = "schemathesis-admin-token"
 CONFIG = schemathesis.Config.from_dict(
@@ -114,19 +117,19 @@ def admin_url() -> Iterator[str]:
 
 
 @schema.parametrize()
-def test_api_conforms(case: schemathesis.Case, base_url: str) -> None:
+def test_api_conforms(case: OpenApiCase, base_url: str) -> None:
     case.call_and_validate(base_url=base_url, checks=CHECKS)
 
 
 @admin_schema.parametrize()
 def test_admin_operation_conforms_with_a_token_configured(
-    case: schemathesis.Case, admin_url: str
+    case: OpenApiCase, admin_url: str
 ) -> None:
     """Without the token (or with the bearer schemathesis makes up): 401/403, as documented."""
     case.call_and_validate(base_url=admin_url, checks=CHECKS)
 
 
 @admin_schema.parametrize()
-def test_admin_operation_conforms_with_the_token(case: schemathesis.Case, admin_url: str) -> None:
+def test_admin_operation_conforms_with_the_token(case: OpenApiCase, admin_url: str) -> None:
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     case.call_and_validate(base_url=admin_url, headers=headers, checks=CHECKS)

@@ -159,6 +159,7 @@ def event_stream(base: str) -> str:
     stream = f"{base}{SEED}/stream?last_event_id=0"
     with requests.get(stream, stream=True, timeout=10) as response:
         for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
+            assert isinstance(chunk, str), "the stream declares its charset: chunks are decoded"
             text += chunk
             wanted = ("event: metrics", "event: health", "event: event")
             if all(kind in text for kind in wanted) or time.monotonic() > deadline:

@@ -29,7 +29,12 @@ async def workload(app: App) -> list[str]:
 
 async def next_snapshot(app: App) -> None:
     since = time.time()
-    await wait_for(lambda: app.runtime.service.latest.timestamp > since, 3)  # type: ignore[union-attr]
+
+    def taken() -> bool:
+        latest = app.runtime.service.latest
+        return latest is not None and latest.timestamp > since
+
+    await wait_for(taken, 3)
 
 
 def known_figma_durations(app: App) -> None:

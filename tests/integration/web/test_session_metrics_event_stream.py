@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 from tests.support.redis_server import RedisServer
 from tests.support.session_metrics import running_app, wait_for
@@ -43,7 +45,9 @@ async def test_stream_is_capped(redis_server: RedisServer, redis_url: str) -> No
     async with running_app(redis_url=redis_url, event_log_size=20) as app:
         for n in range(500):
             app.runtime.events.record("slow_operation", f"op {n}")
-        await wait_for(lambda: app.runtime.event_stream.pending == 0, 5)  # type: ignore[union-attr]
+        stream = app.runtime.event_stream
+        assert stream is not None
+        await wait_for(lambda: stream.pending == 0, 5)
         # MAXLEN ~ trims whole nodes (100 entries): the stream stays near its bound, not at 500.
         assert stream_length(redis_server) <= 20 + 100
 
@@ -76,16 +80,23 @@ async def test_redis_down_keeps_events_in_memory_counts_the_failure_and_writes_t
 def _messages(redis_server: RedisServer) -> list[str]:
     client = redis_server.client()
     try:
-        return [fields[b"message"].decode() for _, fields in client.xrange(KEY)]
+        return [_message(fields) for _, fields in client.xrange(KEY) or []]
     finally:
         client.close()
+
+
+def _message(fields: Mapping[bytes | str, bytes | str] | None) -> str:
+    """An entry's `message` field (bytes: the client does not decode)."""
+    assert fields is not None
+    message = fields[b"message"]
+    return message.decode() if isinstance(message, bytes) else message
 
 
 async def test_replicas_see_each_others_events_live(redis_url: str) -> None:
     async with running_app(redis_url=redis_url) as a, running_app(redis_url=redis_url) as b:
         await a.json("/api/session-metrics/cache/clear?scope=memory", method="POST")
 
-        async def seen_on_b() -> list[dict[str, object]]:
+        async def seen_on_b() -> list[dict[str, Any]]:
             recent = (await b.json("/api/session-metrics/realtime"))["recent_events"]
             return [e for e in recent if e["type"] == "cache_cleared"]
 

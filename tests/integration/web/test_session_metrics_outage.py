@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from tests.support.redis_server import RedisServer
 from tests.support.session_metrics import (
@@ -18,11 +20,12 @@ HEALTH_INTERVAL = 1.0
 SETTINGS = {"health_interval": HEALTH_INTERVAL, "probe_interval": 30.0, "snapshot_interval": 0.25}
 
 
-async def health(app: App) -> dict:  # type: ignore[type-arg]
-    return await app.json("/api/session-metrics/health-check")  # type: ignore[no-any-return]
+async def health(app: App) -> dict[str, Any]:
+    body: dict[str, Any] = await app.json("/api/session-metrics/health-check")
+    return body
 
 
-def overall_change(status: str):  # type: ignore[no-untyped-def]
+def overall_change(status: str) -> Callable[[SseMessage], bool]:
     def matches(message: SseMessage) -> bool:
         data = message.data
         return (

@@ -47,7 +47,10 @@ async def test_a_turned_away_browser_reconnects_by_itself(tmp_path: Path) -> Non
     registry = CollectorRegistry()
     app = create_app(parse_settings({**FAST, "sse_max_clients": 1}), registry)
     page_routes(app, reports)
-    clients = lambda: registry.get_sample_value("session_exporter_sse_clients")  # noqa: E731
+
+    def clients() -> float | None:
+        return registry.get_sample_value("session_exporter_sse_clients")
+
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         holder = await client.get(STREAM)  # takes the only slot
         assert holder.status == 200

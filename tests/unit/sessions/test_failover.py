@@ -21,7 +21,7 @@ def machine() -> tuple[Failover, Clocks]:
 def test_one_outage_is_one_failover_however_many_calls_fail() -> None:
     state, clocks = machine()
     assert state.failed() is True
-    assert state.fallback_since == clocks.wall
+    assert (state.mode, state.fallback_since) == ("fallback", clocks.wall)
     clocks.advance(3)
     assert [state.failed() for _ in range(5)] == [False] * 5  # stale sockets, late notices
     assert (state.failovers, state.mode) == (1, "fallback")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import ConnectionPool, SSLConnection, UnixDomainSocketConnection
 
+from exporter.core.errors import ConfigError
 from exporter.core.redaction import redact as redact_url
-from exporter.core.settings import ConfigError
 from exporter.store.redis_client import (
     CLUSTER,
     SENTINEL,
@@ -17,6 +17,12 @@ from exporter.store.redis_client import (
     open_deployment,
     parse_redis_url,
 )
+
+
+def pool_of(client: Redis | RedisCluster) -> ConnectionPool:
+    """The pool of a client that has one (a cluster client has one per node)."""
+    assert isinstance(client, Redis), client
+    return client.connection_pool
 
 
 def test_standalone_tcp_tls_and_unix() -> None:
@@ -88,9 +94,9 @@ async def test_clients_per_deployment_without_connecting() -> None:
     pool = standalone.client.connection_pool
     assert pool.connection_kwargs["socket_timeout"] == 0.25
     tls = open_deployment("rediss://127.0.0.1:1/0", 0.25)
-    assert tls.client.connection_pool.connection_class is SSLConnection
+    assert pool_of(tls.client).connection_class is SSLConnection
     unix = open_deployment("unix:///tmp/none.sock", 0.25)
-    assert unix.client.connection_pool.connection_class is UnixDomainSocketConnection
+    assert pool_of(unix.client).connection_class is UnixDomainSocketConnection
     cluster = open_deployment("redis+cluster://127.0.0.1:1,127.0.0.1:2", 0.25)
     assert isinstance(cluster.client, RedisCluster) and cluster.kind == CLUSTER
     sentinel = open_deployment("redis+sentinel://127.0.0.1:1/sessions", 0.25)
@@ -141,7 +147,7 @@ def test_the_pool_is_bounded_and_retries_only_closed_connections() -> None:
     from exporter.store.redis_client import WaitingConnectionPool
 
     deployment = open_deployment("redis://127.0.0.1:1/0", 0.25, 7, 0.5)
-    pool = deployment.client.connection_pool
+    pool = pool_of(deployment.client)
     assert isinstance(pool, WaitingConnectionPool)
     assert pool.max_connections == 7 and pool.timeout == 0.5
     retry = pool.connection_kwargs["retry"]

@@ -11,6 +11,7 @@ import asyncio
 from prometheus_client import CollectorRegistry
 
 from exporter.core.catalog import SERVICE_NAMES as SERVICES
+from exporter.core.catalog import ServiceName
 from exporter.core.event_log import EventLog
 from exporter.core.metrics import Metrics
 from exporter.upstreams.probes import ProbeFailure, Probes
@@ -32,10 +33,15 @@ class Scripted:
             raise self.failure
 
 
-def setup(checks: dict[str, Scripted | None], **kwargs: float) -> tuple[Probes, Metrics, EventLog]:
+def setup(
+    checks: dict[ServiceName, Scripted | None],
+    *,
+    interval: float = 30.0,
+    timeouts: dict[ServiceName, float] | None = None,
+) -> tuple[Probes, Metrics, EventLog]:
     metrics = Metrics(CollectorRegistry())
     events = EventLog(100, metrics)
-    return Probes(metrics, events, checks, **kwargs), metrics, events
+    return Probes(metrics, events, checks, interval=interval, timeouts=timeouts), metrics, events
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -105,7 +111,8 @@ async def test_a_slow_check_is_a_timeout_and_unknown_errors_are_contained() -> N
         sample(metrics, "upstream_probe_failures_total", service="mcp_server", reason="timeout")
         == 1
     )
-    assert sample(metrics, "upstream_probe_duration_seconds", service="mcp_server") < 0.5
+    duration = sample(metrics, "upstream_probe_duration_seconds", service="mcp_server")
+    assert duration is not None and duration < 0.5
     assert probes.status()["redis"].last_error == "KeyError"
     assert sample(metrics, "upstream_probe_failures_total", service="redis", reason="error") == 1
 

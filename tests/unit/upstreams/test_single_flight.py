@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -39,7 +40,9 @@ async def test_different_keys_do_not_share() -> None:
         await asyncio.sleep(0.01)
         return key
 
-    results = await asyncio.gather(*(flight.run(k, lambda k=k: fetch(k)) for k in ("a", "b", "a")))
+    results = await asyncio.gather(
+        *(flight.run(k, functools.partial(fetch, k)) for k in ("a", "b", "a"))
+    )
     assert results == ["a", "b", "a"]
     assert sorted(seen) == ["a", "b"]
 

@@ -63,9 +63,14 @@ async def test_checks_run_on_their_own_thread_never_the_loop_or_the_default_exec
 async def test_outcomes_are_remembered_and_identical_checks_share_one_run(
     checker: PasswordChecker, hashed: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runs = []
+    runs: list[bytes] = []
     real = bcrypt.checkpw
-    monkeypatch.setattr(bcrypt, "checkpw", lambda p, h: runs.append(p) or real(p, h))
+
+    def counted(password: bytes, hashed_password: bytes) -> bool:
+        runs.append(password)
+        return real(password, hashed_password)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counted)
     dummy = dummy_hash([hashed])
     together = [checker.check("u", b"wrong", hashed, dummy) for _ in range(10)]
     assert await asyncio.gather(*together) == [False] * 10

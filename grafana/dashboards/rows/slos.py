@@ -17,26 +17,26 @@ from grafana.dashboards.panels import (
 )
 from mixin.config import MixinConfig
 from mixin.durations import seconds
+from mixin.record_names import BUDGET_REMAINING, ERROR_BUDGET, OBJECTIVE, sli
 
 JOB = 'job=~"$job"'
-SLI = "slo:sli_error:ratio_rate"
 MATCH = "job, sloth_id, sloth_service, sloth_slo"
 BUDGET_STEPS = (("red", None), ("orange", 0.0), ("yellow", 0.25), ("green", 0.5))
 
 
 def burn_rate(window: str) -> str:
     """The error ratio over `window` in budgets: 1 spends the budget exactly over the period."""
-    return f"{SLI}{window}{{{JOB}}} / on ({MATCH}) group_left slo:error_budget:ratio{{{JOB}}}"
+    return f"{sli(window)}{{{JOB}}} / on ({MATCH}) group_left {ERROR_BUDGET}{{{JOB}}}"
 
 
 def budget_remaining(c: MixinConfig) -> PanelBuilder:
     return stat_panel(
         "Error budget remaining",
         f"Share of each SLO's error budget left over the last {c.slo.period} "
-        "(slo:period_error_budget_remaining:ratio): 100 % is no error at all, 0 % the objective "
+        f"({BUDGET_REMAINING}): 100 % is no error at all, 0 % the objective "
         "just met, below 0 the objective missed. Red below 0, orange below 25 %, yellow below "
         "50 %.",
-        [(f"slo:period_error_budget_remaining:ratio{{{JOB}}}", "{{sloth_slo}}")],
+        [(f"{BUDGET_REMAINING}{{{JOB}}}", "{{sloth_slo}}")],
         unit="percentunit",
         thresholds=steps(*BUDGET_STEPS),
         decimals=1,
@@ -45,18 +45,18 @@ def budget_remaining(c: MixinConfig) -> PanelBuilder:
     )
 
 
-def sli(c: MixinConfig) -> PanelBuilder:
+def sli_against_objective(c: MixinConfig) -> PanelBuilder:
     shortest = min(c.slo.windows, key=seconds)
     objectives = ", ".join(f"{slo.slug} {slo.objective * 100:g} %" for slo in c.slo.objectives)
     return timeseries_panel(
         "SLI against the objective",
-        f"Share of good requests over {shortest} per SLO (1 - slo:sli_error:ratio_rate"
-        f"{shortest}), with its objective ({objectives}). Availability: answered without a "
+        f"Share of good requests over {shortest} per SLO (1 - {sli(shortest)}), with its "
+        f"objective ({objectives}). Availability: answered without a "
         "server error (5xx; store_busy is a 503, 4xx is the client's). Latency: answered within "
         "the objective's latency.",
         [
-            (f"1 - {SLI}{shortest}{{{JOB}}}", "{{sloth_slo}}"),
-            (f"slo:objective:ratio{{{JOB}}}", "{{sloth_slo}} objective"),
+            (f"1 - {sli(shortest)}{{{JOB}}}", "{{sloth_slo}}"),
+            (f"{OBJECTIVE}{{{JOB}}}", "{{sloth_slo}} objective"),
         ],
         unit="percentunit",
         minimum=None,
@@ -99,7 +99,7 @@ def firing() -> PanelBuilder:
         [
             (
                 f'max by (sloth_slo) (2 * {firing_alerts}"page"}} or {firing_alerts}"ticket"}})'
-                f" or 0 * max by (sloth_slo) (slo:objective:ratio{{{JOB}}})",
+                f" or 0 * max by (sloth_slo) ({OBJECTIVE}{{{JOB}}})",
                 "{{sloth_slo}}",
             )
         ],
@@ -110,4 +110,4 @@ def firing() -> PanelBuilder:
 
 
 def panels(c: MixinConfig) -> list[PanelBuilder]:
-    return [budget_remaining(c), sli(c), *burn_rates(c), firing()]
+    return [budget_remaining(c), sli_against_objective(c), *burn_rates(c), firing()]
