@@ -28,11 +28,12 @@ from typing import Any
 
 import yaml
 
+from exporter.core.catalog import MANAGER_NAMES
 from mixin.durations import duration, seconds
 
 DEFAULTS = Path(__file__).resolve().parent / "config.yml"
 PROFILES = DEFAULTS.parent / "profiles"
-MANAGERS = ("session", "figma")
+MANAGERS = MANAGER_NAMES
 PREFIX = "SessionExporter"  # every alert's name starts with it
 SEVERITIES = ("critical", "warning")  # critical pages, warning opens a ticket
 _JOB = re.compile(r"[A-Za-z0-9_.:/-]+")  # no quote or backslash: it goes inside a PromQL string

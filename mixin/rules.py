@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.core.catalog import SERVICES, ServiceSpec
 from mixin import slo
 from mixin.config import PREFIX, MixinConfig
 from mixin.durations import spoken
@@ -367,28 +368,26 @@ def _upstream_down(c: MixinConfig, service: str) -> str:
 
 
 def _upstreams(c: MixinConfig) -> list[Alert]:
-    return [
-        Alert(
-            f"{PREFIX}FigmaApiDown",
-            _upstream_down(c, "figma_api"),
-            "Probes run every 30 s by default: two failed probes in a row, not one network "
-            "blip. Figma is outside our control: a ticket; how much users suffer shows in the "
-            "figma-availability SLO.",
-            "The Figma REST API is unreachable.",
-            "{{ $labels.instance }} has failed every Figma API probe for {hold} "
-            "(up = {{ $value }}). Figma files, nodes and API screenshots are served only from the "
-            "cache; uncached requests fail.",
-        ),
-        Alert(
-            f"{PREFIX}McpServerDown",
-            _upstream_down(c, "mcp_server"),
-            "Same reasoning as the Figma API: two failed probes. Only fires when an MCP URL is "
-            "configured.",
-            "The MCP server is unreachable.",
-            "{{ $labels.instance }} has failed every MCP server probe for {hold} "
-            "(up = {{ $value }}). MCP screenshots, metadata and code are unavailable.",
-        ),
-    ]
+    """One alert per upstream service the catalog declares (exporter/core/catalog.py)."""
+    return [_upstream_alert(c, spec) for spec in SERVICES if spec.probe_alert]
+
+
+def _upstream_alert(c: MixinConfig, spec: ServiceSpec) -> Alert:
+    return Alert(
+        f"{PREFIX}{spec.camel_name}Down",
+        _upstream_down(c, spec.name),
+        "Probes run every 30 s by default: two failed probes in a row, not one network "
+        f"blip. The {spec.display_name} is outside our control: a ticket; how much users "
+        f"suffer shows in the {spec.manager}-availability SLO. Only fires while it is "
+        "configured.",
+        f"The {spec.display_name} is unreachable.",
+        "{{ $labels.instance }} has failed every "
+        + spec.display_name
+        + " probe for {hold} (up = {{ $value }}). "
+        + spec.down_impact[0].upper()
+        + spec.down_impact[1:]
+        + ".",
+    )
 
 
 def _cache(c: MixinConfig) -> list[Alert]:

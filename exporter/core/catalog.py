@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from exporter.core.vocabulary import HealthIssueCode
-
 if TYPE_CHECKING:
     from exporter.core.settings import Settings
 
 ManagerName = Literal["session", "figma"]
 ServiceName = Literal["redis", "figma_api", "mcp_server"]
+# The health issue of each service while it is down (part of vocabulary.HealthIssueCode).
+ServiceDownCode = Literal["redis_down", "figma_api_down", "mcp_server_down"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +51,20 @@ class ServiceSpec:
     display_name: str
     manager: ManagerName
     endpoints: tuple[str, ...]
-    down_issue: HealthIssueCode
+    down_issue: ServiceDownCode
     down_penalty: float
     enabled: Callable[[Settings], bool]
     probe_timeout: Callable[[Settings], float]
-    # What users still get while it is down, said in the health issue's message.
-    down_consequence: str = ""
+    # What users notice while it is down: the health issue's message and the alert say it.
+    down_impact: str
+    # Alerted on its probe (`SessionExporter<Name>Down`, mixin/rules.py); Redis is alerted on
+    # the store's own view of it instead (`SessionExporterRedisUnreachable`).
+    probe_alert: bool = True
+
+    @property
+    def camel_name(self) -> str:
+        """`figma_api` -> `FigmaApi`: the alert's name is `SessionExporter<camel_name>Down`."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
 
     @property
     def penalty_key(self) -> str:
@@ -93,7 +101,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
         30,
         enabled=lambda s: s.redis_url is not None,
         probe_timeout=lambda s: max(s.redis_timeout * 4, 1.0),
-        down_consequence="sessions are served from the memory fallback",
+        down_impact="sessions are served from the memory fallback",
+        probe_alert=False,
     ),
     ServiceSpec(
         "figma_api",
@@ -104,6 +113,8 @@ SERVICES: tuple[ServiceSpec, ...] = (
         20,
         enabled=lambda s: s.figma_enabled,
         probe_timeout=lambda s: s.figma_timeout + 1.0,
+        down_impact="Figma files, nodes and API screenshots are served only from the cache;"
+        " uncached requests fail",
     ),
     ServiceSpec(
         "mcp_server",
@@ -122,6 +133,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         15,
         enabled=lambda s: s.mcp_enabled,
         probe_timeout=lambda s: s.mcp_timeout * 2 + 1.0,  # initialize, then ping
+        down_impact="MCP screenshots, metadata and code are unavailable",
     ),
 )
 

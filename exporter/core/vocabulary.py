@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from exporter.core.catalog import ServiceDownCode
+
 # Why an operation failed: `operation_errors_total{error}` and the JSON API's `error` field.
 ErrorType = Literal[
     "not_found",
@@ -23,11 +25,10 @@ ErrorType = Literal[
 ERROR_TYPES: tuple[ErrorType, ...] = get_args(ErrorType)
 
 # A health issue's code: docs/health.md's table, `health_issue{code}`.
+# A service's "down" codes are declared with the service (exporter/core/catalog.py).
 HealthIssueCode = Literal[
-    "redis_down",
+    ServiceDownCode,
     "redis_writes_refused",
-    "figma_api_down",
-    "mcp_server_down",
     "figma_api_rate_limited",
     "figma_token_scope",
     "latency_high",

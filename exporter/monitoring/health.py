@@ -263,11 +263,10 @@ def _worst_per_row(issues: Iterable[Issue]) -> dict[str, float]:
 
 def _service_down(service: ServiceName, t: HealthThresholds) -> Issue:
     spec = service_spec(service)
-    detail = f"; {spec.down_consequence}" if spec.down_consequence else ""
     return Issue(
         spec.down_issue,
         "critical",
-        f"{spec.display_name} is configured but unreachable{detail}",
+        f"{spec.display_name} is configured but unreachable; {spec.down_impact}",
         0.0,
         1.0,
         t.service_penalty(service),

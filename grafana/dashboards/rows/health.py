@@ -3,6 +3,7 @@ Figma API and MCP requests, and screenshots."""
 
 from __future__ import annotations
 
+from exporter.core.catalog import SERVICES, ServiceSpec
 from grafana.dashboards.panels import (
     HEALTH_STEPS,
     SEL,
@@ -33,8 +34,7 @@ def panels(c: MixinConfig) -> list[PanelBuilder]:
         probe_duration(),
         probe_failures(),
         upstream_success_ratio(),
-        figma_requests(),
-        mcp_requests(),
+        *(upstream_requests(spec) for spec in SERVICES if spec.endpoints),
         upstream_latency(),
         screenshot_duration(),
         screenshots_by_outcome(),
@@ -148,29 +148,15 @@ def upstream_success_ratio() -> PanelBuilder:
     )
 
 
-def figma_requests() -> PanelBuilder:
+def upstream_requests(spec: ServiceSpec) -> PanelBuilder:
+    """One panel per upstream service with request metrics (exporter/core/catalog.py)."""
     return timeseries_panel(
-        "Figma API requests by status",
-        "Figma REST API requests per second by endpoint and status class (2xx, 4xx, 429, 5xx, "
-        "timeout, error).",
+        f"{spec.display_name} requests by status",
+        f"{spec.display_name} requests per second by endpoint and status class (2xx, 4xx, 429, "
+        "5xx, timeout, error).",
         [
             (
-                rate_by(UPSTREAM_REQUESTS, "endpoint, status", 'service="figma_api"'),
-                "{{endpoint}} {{status}}",
-            )
-        ],
-        unit="reqps",
-        table_legend=True,
-    )
-
-
-def mcp_requests() -> PanelBuilder:
-    return timeseries_panel(
-        "MCP requests by status",
-        "MCP server calls per second by tool/endpoint and status class.",
-        [
-            (
-                rate_by(UPSTREAM_REQUESTS, "endpoint, status", 'service="mcp_server"'),
+                rate_by(UPSTREAM_REQUESTS, "endpoint, status", f'service="{spec.name}"'),
                 "{{endpoint}} {{status}}",
             )
         ],
