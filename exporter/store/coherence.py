@@ -205,7 +205,7 @@ class Coherence:
     async def start(self) -> None:
         """Try once to establish tracking (so a healthy start serves from memory at once), then
         keep it up in the background."""
-        self.store.coherence_lost()  # nothing is tracked yet: no memory-tier reads until it is
+        self.store.tier.coherence_lost()  # nothing is tracked yet: no memory-tier reads until it is
         try:
             await self._establish()
         except Exception as exc:
@@ -271,7 +271,7 @@ class Coherence:
         """The primaries changed (Sentinel announced a new master): stop trusting the channels
         at once, and track the new ones. Until then the memory tier is bypassed: the old master
         hears nothing of the writes the new one takes."""
-        self.store.coherence_lost()
+        self.store.tier.coherence_lost()
         self._moved.set()
 
     async def _watch_moved(self) -> None:
@@ -304,7 +304,7 @@ class Coherence:
     # -- state changes -------------------------------------------------------------------------
 
     def _restored(self) -> None:
-        self.store.coherence_restored()
+        self.store.tier.coherence_restored()
         was_lost = self.lost_since is not None
         self.active = True
         self._gauge.set(1)
@@ -321,7 +321,8 @@ class Coherence:
         self.lost_since = None
 
     async def _lost(self, exc: BaseException) -> None:
-        self.store.coherence_lost()  # bypass first: nothing may be served from memory untracked
+        # Bypass first: nothing may be served from memory untracked.
+        self.store.tier.coherence_lost()
         self.active = False
         self.losses += 1
         self.lost_since = time.time()
@@ -343,7 +344,7 @@ class Coherence:
             self.store.report_unavailable(unavailable)
             message = f"invalidation tracking lost ({reason}); Redis unreachable, store in fallback"
         else:
-            flushed = await self.store.drop_untracked()
+            flushed = await self._drop_untracked()
             message = (
                 f"invalidation tracking lost ({reason}); memory tier flushed ({flushed} entries) "
                 "and bypassed until tracking is re-established"
@@ -355,7 +356,22 @@ class Coherence:
         """A PING timeout while our own loop stalled: its answer may have been waiting unread,
         so it proves no outage (the tier is flushed and bypassed, as for a reachable Redis)."""
         timed_out = isinstance(exc, TimeoutError | RedisTimeoutError)
-        return timed_out and self.store.stalled_since(started)
+        calls = self.store.calls
+        return timed_out and calls is not None and calls.stalled_since(started)
+
+    async def _drop_untracked(self) -> int:
+        """Flush memory after tracking was lost while Redis stayed reachable; returns how many.
+        The fleet is synced first: a lost connection may be a Redis that restarted without its
+        data, and what memory holds is then re-seeded before it is dropped."""
+        recovery = self.store.recovery
+        if recovery is not None:
+            try:
+                await recovery.sync()
+            except StoreUnavailable as exc:
+                self.store.report_unavailable(exc)
+        if self.store.coherent or self.store.fallback_active:
+            return 0  # tracking is back, or the fallback serves memory (flushed at failback)
+        return self.store.flush_memory("tracking_lost")
 
     def _note_down(self, exc: BaseException, *, first: bool = False) -> None:
         if first:

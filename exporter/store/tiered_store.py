@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from types import TracebackType
 from typing import TypeVar
 
@@ -38,7 +38,7 @@ from exporter.core.loop_lag import LoopLag
 from exporter.core.metrics import Metrics
 from exporter.core.tasks import cancel_and_wait
 from exporter.store.breaker import CircuitBreaker
-from exporter.store.contract import CacheRecorder, ReplayItem, StoredValue, StoreStatus
+from exporter.store.contract import CacheRecorder, StoredValue, StoreStatus
 from exporter.store.failover import Failover
 from exporter.store.journal import Journal, ReplayJournal
 from exporter.store.memory_store import MemoryStore
@@ -47,6 +47,7 @@ from exporter.store.parking import Parking
 from exporter.store.read_path import ReadPath
 from exporter.store.recent_writes import RecentWrites
 from exporter.store.recovery import RESEND_WINDOW, FleetMemory, Recovery
+from exporter.store.recovery_side import RecoverySide
 from exporter.store.redis_calls import RedisCalls
 from exporter.store.redis_store import RedisStore
 from exporter.store.store_reporting import StoreCounters, bind_store_gauges, store_status
@@ -139,9 +140,10 @@ class TieredStore:
         fleet_members: FleetMemory | None,
     ) -> None:
         self.calls = RedisCalls(redis, self.loop_lag)
+        side = RecoverySide(self.tier, self.calls, fallback_active=lambda: self.fallback_active)
         self.recovery = Recovery(
             redis,
-            self,
+            side,
             self.journal,
             replica_id=self.replica_id,
             clock=self.clock,
@@ -320,29 +322,6 @@ class TieredStore:
         """False while invalidation tracking is down (see coherence.py)."""
         return self.tier.coherent
 
-    def coherence_lost(self) -> None:
-        self.tier.coherence_lost()
-
-    def coherence_restored(self) -> None:
-        self.tier.coherence_restored()
-
-    async def drop_untracked(self) -> int:
-        """Flush memory after tracking was lost while Redis stayed reachable; returns how many.
-        The fleet is synced first: a lost connection may be a Redis that restarted without its
-        data, and what memory holds is then re-seeded before it is dropped."""
-        if self.recovery is not None:
-            try:
-                await self.recovery.sync()
-            except StoreUnavailable as exc:
-                self.report_unavailable(exc)
-        if self.coherent or self.fallback_active:
-            return 0  # tracking is back, or the fallback serves memory (flushed at failback)
-        return self.flush_memory("tracking_lost")
-
-    def stalled_since(self, started: float) -> bool:
-        """Whether our own loop ran late since `started` (see redis_calls.py)."""
-        return self.calls is not None and self.calls.stalled_since(started)
-
     # -- Redis's state, as recovery tracks it ---------------------------------------------------
 
     def report_unavailable(self, exc: StoreUnavailable) -> None:
@@ -360,33 +339,9 @@ class TieredStore:
         is replayed (fallback over, writes accepted)."""
         return self.recovery is not None and await self.recovery.recover_now()
 
-    # -- what recovery asks of the memory tier (recovery.StoreSide) -----------------------------
-
-    async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
-        assert self.calls is not None
-        return await self.calls.call(command)
-
-    def held_sessions(self) -> list[ReplayItem]:
-        return self.tier.held_sessions()
-
-    def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
-        return self.tier.expect_echoes(items)
-
-    def echoes_missed(
-        self, items: list[ReplayItem], expected: list[bool], sent: list[bool]
-    ) -> None:
-        self.tier.echoes_missed(items, expected, sent)
-
     def flush_memory(self, reason: str = "flush", *, keep_for_reseed: bool = True) -> int:
         """See `MemoryTier.flush`."""
         return self.tier.flush(reason, keep_for_reseed=keep_for_reseed)
-
-    def replayed(self, key: str) -> None:
-        """The journal no longer holds `key`: its memory copy may be evicted again."""
-        self.memory.unpin(key)
-
-    def fallback_changed(self) -> None:
-        self.tier.serve_fallback(self.fallback_active)
 
     # -- status ------------------------------------------------------------------------------
 

@@ -1,0 +1,51 @@
+"""What recovery asks of the tiered store (`recovery.StoreSide`): the memory tier's held sessions,
+echo bookkeeping and flushes, and the store's way of calling Redis. The store hands recovery this
+view instead of itself, so the store's façade keeps only its public API.
+
+    side = RecoverySide(tier, calls, fallback_active=lambda: store.fallback_active)
+    Recovery(redis, side, journal, ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from exporter.store.contract import ReplayItem
+from exporter.store.memory_tier import MemoryTier
+from exporter.store.redis_calls import RedisCalls
+
+T = TypeVar("T")
+
+
+class RecoverySide:
+    def __init__(
+        self, tier: MemoryTier, calls: RedisCalls, *, fallback_active: Callable[[], bool]
+    ) -> None:
+        self.tier = tier
+        self.calls = calls
+        self._fallback_active = fallback_active
+
+    async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
+        return await self.calls.call(command)
+
+    def held_sessions(self) -> list[ReplayItem]:
+        return self.tier.held_sessions()
+
+    def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
+        return self.tier.expect_echoes(items)
+
+    def echoes_missed(
+        self, items: list[ReplayItem], expected: list[bool], sent: list[bool]
+    ) -> None:
+        self.tier.echoes_missed(items, expected, sent)
+
+    def flush_memory(self, reason: str = "flush", *, keep_for_reseed: bool = True) -> int:
+        return self.tier.flush(reason, keep_for_reseed=keep_for_reseed)
+
+    def replayed(self, key: str) -> None:
+        """The journal no longer holds `key`: its memory copy may be evicted again."""
+        self.tier.memory.unpin(key)
+
+    def fallback_changed(self) -> None:
+        self.tier.serve_fallback(self._fallback_active())
