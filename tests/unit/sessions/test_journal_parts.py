@@ -118,4 +118,3 @@ def test_a_failing_listener_does_not_stop_the_others(tmp_path: Path) -> None:
     writability.listen(lambda change: heard.append(change.kind))
     writability.refused(OSError(errno.EIO, "Input/output error"), 1)
     assert heard == ["unwritable"] and writability.failures == {"io_error": 1}
-
