@@ -186,13 +186,13 @@ def test_decoding_garbage_finds_no_records() -> None:
 async def test_a_failed_disk_write_is_not_acknowledged(tmp_path: Path) -> None:
     journal = DurableJournal.open(tmp_path)
     await journal.record(put("a", 1))
-    os.close(journal._fd)  # the next append fails (EBADF), as a disk error would
+    os.close(journal.disk.fd)  # the next append fails (EBADF), as a disk error would
     with pytest.raises(StoreUnavailable, match="journal write failed") as refused:
         await journal.record(put("b", 2))
     assert refused.value.code == "store_busy" and refused.value.retry_after > 0
     assert journal.get("b") is None and len(journal) == 1
     assert journal.write_failures == {"other": 1}
-    journal._fd = -1
+    journal.disk.fd = -1
     journal._release()
 
 

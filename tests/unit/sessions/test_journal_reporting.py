@@ -52,14 +52,14 @@ async def test_refused_writes_are_counted_and_each_run_is_one_pair_of_events(
     assert sample(metrics, "store_journal_write_failures_total", reason="no_space") == 0
     assert sample(metrics, "store_journal_corrupt_files") == 0
 
-    os.close(journal._fd)  # appends fail (EBADF: reason "other") until the file is reopened
+    os.close(journal.disk.fd)  # appends fail (EBADF: reason "other") until the file is reopened
     for n in range(2):
         with pytest.raises(JournalUnwritable):
             await journal.record(put("a", n + 1))
     assert sample(metrics, "store_journal_write_failures_total", reason="other") == 2
     assert sample(metrics, "store_journal_writable") == 0
 
-    journal._fd = -1  # the next append opens the file again
+    journal.disk.fd = -1  # the next append opens the file again
     await journal.record(put("a", 3))
     assert sample(metrics, "store_journal_writable") == 1
     assert [event.type for event in events.recent()] == ["journal_unwritable", "journal_writable"]
