@@ -37,8 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporter.store import journal_files as files
-from exporter.store.journal_format import FILE_MAGIC, Decoded, decode_records, encode_record
 from exporter.store.contract import ReplayItem
+from exporter.store.journal_format import FILE_MAGIC, Decoded, decode_records, encode_record
 
 log = logging.getLogger(__name__)
 

@@ -58,6 +58,7 @@ from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisEr
 
 from exporter.core.errors import ConfigError
 from exporter.core.settings import Settings
+from exporter.store.cluster_view import newest_slot_owners
 
 RedisClient: TypeAlias = "aioredis.Redis | RedisCluster"
 SETTING = "--redis-url"
@@ -327,8 +328,7 @@ class RedisDeployment:
         """The servers that execute writes now (Cluster: every primary; Sentinel: the current
         master as the sentinels report it)."""
         if isinstance(self.client, RedisCluster):
-            await self.client.initialize()
-            return [self._cluster_node(node) for node in self.client.get_primaries()]
+            return await self._cluster_primaries(self.client)
         if self.sentinel is not None:
             assert self.target.master is not None
             host, port = await self.sentinel.discover_master(self.target.master)
@@ -337,6 +337,33 @@ class RedisDeployment:
         kwargs = {**pool.connection_kwargs, "protocol": 2}
         name = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
         return [TrackedNode(name, lambda: pool.connection_class(**kwargs))]
+
+    async def _cluster_primaries(self, client: RedisCluster) -> list[TrackedNode]:
+        """The slot owners by the newest config epoch any node reports (`cluster_view`), not by
+        the one random node redis-py refreshes from: that one may be a restarted, stale master."""
+        await client.initialize()
+        nodes = client.get_nodes()
+        replies = await asyncio.gather(
+            *(client.execute_command("CLUSTER NODES", target_nodes=node) for node in nodes),
+            return_exceptions=True,
+        )
+        views = [reply for reply in replies if isinstance(reply, dict)]
+        owners = newest_slot_owners(views)
+        if not owners:  # no node answered: keep what the refresh found
+            return [self._cluster_node(node) for node in client.get_primaries()]
+        return [self._cluster_node(self._cluster_node_at(client, name)) for name in owners]
+
+    @staticmethod
+    def _cluster_node_at(client: RedisCluster, name: str) -> ClusterNode:
+        """The client's node at `name`, or a new one like its others (not known to it yet)."""
+        known = client.get_node(node_name=name)
+        if known is not None:
+            return known
+        host, _, port = name.rpartition(":")
+        model = client.get_nodes()[0]
+        return ClusterNode(
+            host, int(port), connection_class=model.connection_class, **model.connection_kwargs
+        )
 
     def _cluster_node(self, node: ClusterNode) -> TrackedNode:
         kwargs = {**node.connection_kwargs, "protocol": 2}

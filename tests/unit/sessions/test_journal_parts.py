@@ -11,10 +11,10 @@ import pytest
 
 from exporter.core.errors import JournalUnwritable, StoreUnavailable
 from exporter.store import journal_pending as pending
+from exporter.store.contract import ReplayItem
 from exporter.store.journal_index import JournalIndex
 from exporter.store.journal_pending import PendingRecords
 from exporter.store.journal_writability import JournalChange, JournalWritability
-from exporter.store.contract import ReplayItem
 
 FAR = 9e9
 
