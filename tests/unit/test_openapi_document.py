@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import orjson
+from aiohttp import web
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
@@ -39,6 +40,8 @@ from exporter.snapshot import (
     window_error_ratio,
 )
 from exporter.web import openapi
+from exporter.web.operation import Answer, Operation, Param, Route, answer, error
+from exporter.web.routes import ROUTES
 from exporter.window import summarize
 
 REGENERATE = "python -c 'from exporter.web.openapi import write_committed; write_committed()'"
@@ -49,18 +52,85 @@ def test_committed_document_has_not_drifted() -> None:
     assert committed == openapi.rendered(), f"docs/openapi.json is stale; run {REGENERATE}"
 
 
-def test_report_components_come_from_the_payload_types() -> None:
-    schemas = openapi.document()["components"]["schemas"]
-    derived = payloads.schema_components()
+def test_components_come_from_the_payload_types_the_routes_name() -> None:
+    document = openapi.document()
+    schemas = document["components"]["schemas"]
+    named = {
+        body
+        for route in ROUTES
+        for body in (route.operation.body, *_answer_bodies(route))
+        if isinstance(body, type)
+    }
+    assert {payloads.Session, payloads.ScreenshotRequest, payloads.Error} <= named
+    derived = payloads.schema_components(named)
+    assert derived.keys() <= schemas.keys()
     for name, schema in derived.items():
         assert schemas[name] == schema, name
         Draft202012Validator.check_schema(schema)
-    # Every reference a derived schema makes resolves inside the document.
-    refs = {
-        ref.rsplit("/", 1)[1] for ref in _refs(derived) if ref.startswith("#/components/schemas/")
-    }
+    # Every reference in the document resolves inside it.
+    refs = {ref.rsplit("/", 1)[1] for ref in _refs(document)}
+    assert all(ref.startswith("#/components/schemas/") for ref in _refs(document))
     assert refs <= set(schemas), refs - set(schemas)
     assert json.dumps(schemas)  # serialisable as served
+
+
+def _answer_bodies(route: Route) -> list[object]:
+    return [body for answer in route.operation.answers.values() for body in answer.content.values()]
+
+
+async def _handler(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+def test_a_declared_route_is_rendered_with_everything_it_declares() -> None:
+    """Path parameters from the template, query and header parameters, the body's type, each
+    answer with its media types and Retry-After, the admin token; several methods on one path
+    share its path parameters."""
+    shot = Operation(
+        "Shoot",
+        "figma",
+        {
+            200: Answer("shot", {"application/json": payloads.Screenshot, "image/*": {}}),
+            503: error("busy", retry_after=True),
+        },
+        params=(Param("ids", "node ids", {"type": "string"}, required=True),),
+        body=payloads.ScreenshotRequest,
+        admin=True,
+    )
+    gone = Operation("Forget", "figma", {204: answer("forgotten")})
+    path = "/api/figma/files/{file_key}/shots"
+    document = openapi.document(
+        [Route("POST", path, _handler, shot), Route("DELETE", path, _handler, gone)]
+    )
+    item = document["paths"][path]
+    assert item["parameters"] == [
+        {
+            "name": "file_key",
+            "in": "path",
+            "required": True,
+            "description": "Figma file key",
+            "schema": {"type": "string"},
+        }
+    ]
+    post = item["post"]
+    assert (post["summary"], post["tags"], post["security"]) == (
+        "Shoot",
+        ["figma"],
+        [{"adminToken": []}, {}],
+    )
+    assert post["parameters"][0]["in"] == "query" and post["parameters"][0]["required"] is True
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ScreenshotRequest"
+    }
+    assert set(post["responses"]["200"]["content"]) == {"application/json", "image/*"}
+    assert post["responses"]["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert post["responses"]["503"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    assert item["delete"]["responses"] == {"204": {"description": "forgotten"}}
+    assert "requestBody" not in item["delete"] and "security" not in item["delete"]
+    schemas = document["components"]["schemas"]
+    assert {"Screenshot", "ScreenshotRequest", "Error", "ErrorDetail"} == set(schemas)
 
 
 def _refs(node: object) -> list[str]:
