@@ -13,9 +13,8 @@ from exporter.config import Settings
 from exporter.metrics import Metrics
 from exporter.runtime import open_runtime
 from exporter.web import openapi, sse
-from exporter.web import session_routes as sessions
 from exporter.web.allowed_hosts import AllowedHosts
-from exporter.web.handling import AnswerNow, Handler, instrumented_routes
+from exporter.web.handling import instrumented_routes
 from exporter.web.keys import (
     DOCUMENT,
     EXPOSITION,
@@ -27,13 +26,6 @@ from exporter.web.keys import (
 )
 from exporter.web.routes import ROUTES
 from exporter.web.web_auth import WebConfigState, add_headers
-
-# Routes answered whatever the `Host` (exporter.web.allowed_hosts): Prometheus scrapes by any name
-# it was given (a compose service, a DNS name), probes by pod IP or name, and none of these
-# reveals a secret or changes anything. Every other route, reads included, is refused to a `Host`
-# the exporter does not know: sessions, Figma files fetched with our token, the persistence
-# report's Redis address, the event stream.
-ANY_HOST_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
@@ -59,12 +51,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app.cleanup_ctx.append(_runtime_context)
     app.on_shutdown.append(_mark_stopping)
     app.on_shutdown.append(sse.close_streams)
-    answers_now: dict[Handler, AnswerNow] = {sessions.get_session: sessions.held_session}
     hosts = AllowedHosts(settings.listen[0], settings.web_allowed_host)
-    served = [route.definition() for route in ROUTES]
-    app.add_routes(
-        instrumented_routes(served, metrics, web_config, answers_now, hosts, ANY_HOST_PATHS)
-    )
+    app.add_routes(instrumented_routes(ROUTES, metrics, web_config, hosts))
     return app
 
 

@@ -22,17 +22,11 @@ from exporter.web.operation import Answer, Body, Named, Operation, Param, Route,
 from exporter.web.routes import PATH_PARAMETERS, ROUTES
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
-INFO = {
-    "title": "session-metrics-exporter",
-    "version": __version__,
-    "description": "Instrumented session managers (memory + Redis, Figma API + MCP) "
-    "with a JSON API, "
-    'Server-Sent Events and Prometheus metrics. Errors are {"error": {"code", "message"}}.'
-    " Any route but /metrics, /-/healthy and /-/ready answers 403 `host_not_allowed` to a"
-    " Host the exporter does not answer to (--web-allowed-host); with basic auth, 401"
-    " `unauthorized` (503 `auth_busy` while too many logins are being checked); a request"
-    " body slower than --web-body-timeout gets 408 `request_timeout`.",
-}
+TITLE = "session-metrics-exporter"
+SUMMARY = (
+    "Instrumented session managers (memory + Redis, Figma API + MCP) with a JSON API,"
+    ' Server-Sent Events and Prometheus metrics. Errors are {"error": {"code", "message"}}.'
+)
 SECURITY_SCHEMES = {
     "adminToken": {
         "type": "http",
@@ -49,10 +43,27 @@ _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 def document(routes: Sequence[Route] = ROUTES) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": INFO,
+        "info": {"title": TITLE, "version": __version__, "description": description(routes)},
         "paths": paths(routes),
         "components": {"schemas": schemas(routes), "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+def description(routes: Sequence[Route]) -> str:
+    """What every route may answer besides its own answers (the guards of
+    `exporter.web.handling`), naming the routes the `Host` check spares."""
+    spared = [route.path for route in routes if route.any_host]
+    return (
+        f"{SUMMARY} Any route but {_listed(spared)} answers 403 `host_not_allowed` to a"
+        " Host the exporter does not answer to (--web-allowed-host); with basic auth, 401"
+        " `unauthorized` (503 `auth_busy` while too many logins are being checked); a request"
+        " body slower than --web-body-timeout gets 408 `request_timeout`."
+    )
+
+
+def _listed(names: Sequence[str]) -> str:
+    """'a, b and c'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
 
 
 def paths(routes: Iterable[Route]) -> dict[str, Any]:
@@ -85,7 +96,7 @@ def operation(op: Operation) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],
-        "responses": {str(status): response(answer) for status, answer in op.answers.items()},
+        "responses": {str(status): response(answer) for status, answer in op.responses.items()},
     }
     if op.params:
         spec["parameters"] = [parameter(param) for param in op.params]
@@ -142,7 +153,7 @@ def schemas(routes: Iterable[Route]) -> dict[str, Schema]:
 
 
 def _bodies(op: Operation) -> list[Body]:
-    answered = [body for answer in op.answers.values() for body in answer.content.values()]
+    answered = [body for answer in op.responses.values() for body in answer.content.values()]
     return answered if op.body is None else [op.body, *answered]
 
 

@@ -7,13 +7,16 @@ type) and every answer by status (a payload type, a named or inline schema, a me
 same declarations, so a route and its description cannot drift apart.
 
     >>> missing = answer("unknown or expired session", Error)
-    >>> Operation("Read a session", "sessions", {200: answer("the session"), 404: missing}).admin
-    False
+    >>> read = Operation("Read a session", "sessions", {200: answer("the session"), 404: missing})
+    >>> sorted(read.responses)
+    [200, 404]
+    >>> sorted(Operation("Clear", "operations", {200: answer("cleared")}, admin=True).responses)
+    [200, 401, 403]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,9 +25,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from exporter.payloads import Error
+from exporter.web.admin_token import admin_only
 
 Schema = dict[str, Any]
 JSON = "application/json"
+# A route's synchronous first try: its response, or None to run the handler.
+AnswerNow = Callable[[web.Request], web.StreamResponse | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +86,14 @@ class Operation:
     answers: Mapping[int, Answer]
     params: tuple[Param, ...] = ()
     body: type[msgspec.Struct] | None = None
-    # Bearer admin token when one is configured (`--admin-token`), else open.
+    # Bearer admin token when one is configured (`--admin-token`), else open: the route is served
+    # behind `exporter.web.admin_token.admin_only` and answers its 401 and 403 too.
     admin: bool = False
+
+    @property
+    def responses(self) -> Mapping[int, Answer]:
+        """Every answer by status: the declared ones, then the admin token's refusals."""
+        return {**self.answers, **ADMIN_REFUSALS} if self.admin else self.answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +104,33 @@ class Route:
     operation: Operation
     # aiohttp adds HEAD beside GET unless told not to; the API documents GET only either way.
     allow_head: bool = True
+    # Answered whatever the request's `Host` (`exporter.web.allowed_hosts`): only for what
+    # reveals no secret and changes nothing, which scrapers and probes reach by any name.
+    any_host: bool = False
+    # A synchronous first try before `handler` (`exporter.web.handling.instrumented`).
+    answer_now: AnswerNow | None = None
 
-    def definition(self) -> web.RouteDef:
-        """The route as aiohttp's router takes it."""
+    def __post_init__(self) -> None:
+        if self.answer_now is not None and self.operation.admin:
+            raise ValueError(f"{self.path}: a first try would answer before the admin check")
+
+    def served_handler(self) -> Handler:
+        """The handler as served: behind the admin token when the operation says so."""
+        return admin_only(self.handler) if self.operation.admin else self.handler
+
+    def definition(self, handler: Handler | None = None) -> web.RouteDef:
+        """The route as aiohttp's router takes it, serving `handler` (the served handler by
+        default: `exporter.web.handling` passes it wrapped)."""
+        served = self.served_handler() if handler is None else handler
         if self.method == "GET":
-            return web.get(self.path, self.handler, allow_head=self.allow_head)
-        return web.route(self.method, self.path, self.handler)
+            return web.get(self.path, served, allow_head=self.allow_head)
+        return web.route(self.method, self.path, served)
 
 
 # Answers several routes give, in the same words.
 BAD_REQUEST = error("invalid input")
 TOO_LARGE = error("request body over --max-body-bytes")
+ADMIN_REFUSALS = {
+    401: error("admin token configured but not given"),
+    403: error("wrong admin token"),
+}

@@ -1,9 +1,11 @@
 """Every route the app serves, each declared once: method, path, handler and its `Operation`.
 
-`exporter.web.app` serves `ROUTES` (in this order); `exporter.web.openapi` renders the OpenAPI
-document from them, so adding or changing a route is one entry here (and its handler). Path
-parameters come from the path templates, described by `PATH_PARAMETERS`; the bodies' schemas
-come from their payload types (`exporter.payloads`).
+`exporter.web.app` serves `ROUTES` (in this order), each behind the checks its declaration asks
+for (the admin token, the `Host` check unless `any_host`); `exporter.web.openapi` renders the
+OpenAPI document from them, and the landing page lists that document's operations. So adding or
+changing a route is one entry here (and its handler). Path parameters come from the path
+templates, described by `PATH_PARAMETERS`; the bodies' schemas come from their payload types
+(`exporter.payloads`).
 
 The session-metrics reports under /api/session-metrics/ keep the paths and shapes of the
 JavaScript system this exporter rebuilds (the README's "Where it comes from").
@@ -26,6 +28,7 @@ from exporter.payloads import (
     SessionUpdate,
     Status,
 )
+from exporter.service import CLEAR_SCOPES
 from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
 from exporter.web import figma_routes, landing, ops_routes, session_metrics_routes, sse
 from exporter.web import session_routes as sessions
@@ -68,6 +71,11 @@ FIGMA_DOCUMENT = answer(
 
 ROUTES: tuple[Route, ...] = (
     # ---- operations: metrics and probes ----
+    # These three are `any_host`: Prometheus scrapes by any name it was given (a compose service,
+    # a DNS name), probes come by pod IP or name, and none of them reveals a secret or changes
+    # anything. Every other route, reads included, is refused to a `Host` the exporter does not
+    # know: sessions, Figma files fetched with our token, the persistence report's Redis address,
+    # the event stream.
     Route(
         "GET",
         "/metrics",
@@ -77,9 +85,14 @@ ROUTES: tuple[Route, ...] = (
             OPERATIONS,
             {200: answer("exposition", {"type": "string"}, "text/plain")},
         ),
+        any_host=True,
     ),
     Route(
-        "GET", "/-/healthy", ops_routes.healthy, Operation("Liveness", OPERATIONS, {200: STATUS})
+        "GET",
+        "/-/healthy",
+        ops_routes.healthy,
+        Operation("Liveness", OPERATIONS, {200: STATUS}),
+        any_host=True,
     ),
     Route(
         "GET",
@@ -90,6 +103,7 @@ ROUTES: tuple[Route, ...] = (
             OPERATIONS,
             {200: STATUS, 503: answer("starting or stopping", Status)},
         ),
+        any_host=True,
     ),
     # ---- sessions ----
     Route(
@@ -119,6 +133,7 @@ ROUTES: tuple[Route, ...] = (
             {200: answer("the session", Session), 404: NOT_FOUND, 503: STORE_DOWN},
         ),
         allow_head=False,
+        answer_now=sessions.held_session,
     ),
     Route(
         "PUT",
@@ -308,14 +323,12 @@ ROUTES: tuple[Route, ...] = (
             {
                 200: answer("what was cleared", CacheCleared),
                 400: BAD_REQUEST,
-                401: error("admin token configured but not given"),
-                403: error("wrong admin token"),
             },
             params=(
                 Param(
                     "scope",
                     "what to clear",
-                    {"type": "string", "enum": ["memory", "all"], "default": "memory"},
+                    {"type": "string", "enum": list(CLEAR_SCOPES), "default": "memory"},
                 ),
             ),
             admin=True,

@@ -75,34 +75,38 @@ def test_components_come_from_the_payload_types_the_routes_name() -> None:
 
 
 def _answer_bodies(route: Route) -> list[object]:
-    return [body for answer in route.operation.answers.values() for body in answer.content.values()]
+    answers = route.operation.responses.values()
+    return [body for answer in answers for body in answer.content.values()]
 
 
 async def _handler(request: web.Request) -> web.Response:
     return web.Response()
 
 
-def test_a_declared_route_is_rendered_with_everything_it_declares() -> None:
-    """Path parameters from the template, query and header parameters, the body's type, each
-    answer with its media types and Retry-After, the admin token; several methods on one path
-    share its path parameters."""
-    shot = Operation(
-        "Shoot",
-        "figma",
-        {
-            200: Answer("shot", {"application/json": payloads.Screenshot, "image/*": {}}),
-            503: error("busy", retry_after=True),
-        },
-        params=(Param("ids", "node ids", {"type": "string"}, required=True),),
-        body=payloads.ScreenshotRequest,
-        admin=True,
+SHOTS = "/api/figma/files/{file_key}/shots"
+SHOOT = Operation(
+    "Shoot",
+    "figma",
+    {
+        200: Answer("shot", {"application/json": payloads.Screenshot, "image/*": {}}),
+        503: error("busy", retry_after=True),
+    },
+    params=(Param("ids", "node ids", {"type": "string"}, required=True),),
+    body=payloads.ScreenshotRequest,
+    admin=True,
+)
+FORGET = Operation("Forget", "figma", {204: answer("forgotten")})
+
+
+def _shots_document() -> dict[str, Any]:
+    return openapi.document(
+        [Route("POST", SHOTS, _handler, SHOOT), Route("DELETE", SHOTS, _handler, FORGET)]
     )
-    gone = Operation("Forget", "figma", {204: answer("forgotten")})
-    path = "/api/figma/files/{file_key}/shots"
-    document = openapi.document(
-        [Route("POST", path, _handler, shot), Route("DELETE", path, _handler, gone)]
-    )
-    item = document["paths"][path]
+
+
+def test_methods_on_one_path_share_its_path_parameters() -> None:
+    document = _shots_document()
+    item = document["paths"][SHOTS]
     assert item["parameters"] == [
         {
             "name": "file_key",
@@ -112,7 +116,16 @@ def test_a_declared_route_is_rendered_with_everything_it_declares() -> None:
             "schema": {"type": "string"},
         }
     ]
-    post = item["post"]
+    assert item["delete"]["responses"] == {"204": {"description": "forgotten"}}
+    assert "requestBody" not in item["delete"] and "security" not in item["delete"]
+    schemas = document["components"]["schemas"]
+    assert {"Screenshot", "ScreenshotRequest", "Error", "ErrorDetail"} == set(schemas)
+
+
+def test_an_operation_is_rendered_with_everything_it_declares() -> None:
+    """Query parameters, the body's type, each answer with its media types and Retry-After, and
+    the admin token with its two refusals."""
+    post = _shots_document()["paths"][SHOTS]["post"]
     assert (post["summary"], post["tags"], post["security"]) == (
         "Shoot",
         ["figma"],
@@ -122,15 +135,12 @@ def test_a_declared_route_is_rendered_with_everything_it_declares() -> None:
     assert post["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ScreenshotRequest"
     }
+    assert list(post["responses"]) == ["200", "503", "401", "403"]
     assert set(post["responses"]["200"]["content"]) == {"application/json", "image/*"}
     assert post["responses"]["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
     assert post["responses"]["503"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Error"
     }
-    assert item["delete"]["responses"] == {"204": {"description": "forgotten"}}
-    assert "requestBody" not in item["delete"] and "security" not in item["delete"]
-    schemas = document["components"]["schemas"]
-    assert {"Screenshot", "ScreenshotRequest", "Error", "ErrorDetail"} == set(schemas)
 
 
 def _refs(node: object) -> list[str]:
