@@ -11,6 +11,7 @@ bytes follow the values exactly as the dictionaries did: an int stays an int.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -496,31 +497,14 @@ class Status(Struct):
     status: Literal["ok", "ready", "starting", "stopping"]
 
 
-# The bodies whose component schemas are derived (with the Structs they contain).
-DERIVED = (
-    Performance,
-    Realtime,
-    Persistence,
-    HealthCheck,
-    CacheStats,
-    CacheCleared,
-    SessionCreate,
-    SessionUpdate,
-    Session,
-    SessionAccess,
-    ScreenshotRequest,
-    Screenshot,
-    Error,
-    Status,
-)
-
 _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
 
 
-def schema_components() -> dict[str, Any]:
-    """Component schemas of every derived body, keyed by Struct name."""
-    _, components = msgspec.json.schema_components(DERIVED, ref_template=REF_TEMPLATE)
+def schema_components(types: Iterable[type[Struct]]) -> dict[str, Any]:
+    """Component schemas of `types` and of the Structs they contain, keyed by Struct name (the
+    routes name the types: `exporter.web.openapi`)."""
+    _, components = msgspec.json.schema_components(types, ref_template=REF_TEMPLATE)
     for schema in components.values():  # msgspec before 0.23 kept docstrings' indentation
         if "description" in schema:
             schema["description"] = inspect.cleandoc(schema["description"])

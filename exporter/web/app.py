@@ -1,4 +1,5 @@
-"""The aiohttp application factory, its routes and its lifecycle."""
+"""The aiohttp application factory and its lifecycle; it serves the routes of
+`exporter.web.routes`."""
 
 from __future__ import annotations
 
@@ -11,47 +12,20 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from exporter.core.metrics import Metrics
 from exporter.core.settings import Settings
 from exporter.monitoring.runtime import open_runtime
-from exporter.web import figma_routes, landing, openapi, ops_routes, sse
-from exporter.web import session_metrics_routes as seed
-from exporter.web import session_routes as sessions
+from exporter.web import openapi, sse
 from exporter.web.allowed_hosts import AllowedHosts
-from exporter.web.handling import AnswerNow, Handler, instrumented_routes
-from exporter.web.keys import LIFECYCLE, METRICS, SETTINGS, WEB_CONFIG, Lifecycle
+from exporter.web.handling import instrumented_routes
+from exporter.web.keys import (
+    DOCUMENT,
+    EXPOSITION,
+    LIFECYCLE,
+    METRICS,
+    SETTINGS,
+    WEB_CONFIG,
+    Lifecycle,
+)
+from exporter.web.routes import ROUTES
 from exporter.web.web_auth import WebConfigState, add_headers
-
-SEED = seed.PREFIX
-# Routes answered whatever the `Host` (exporter.web.allowed_hosts): Prometheus scrapes by any name
-# it was given (a compose service, a DNS name), probes by pod IP or name, and none of these
-# reveals a secret or changes anything. Every other route, reads included, is refused to a `Host`
-# the exporter does not know: sessions, Figma files fetched with our token, the persistence
-# report's Redis address, the event stream.
-ANY_HOST_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
-
-
-def routes(metrics: Metrics) -> list[web.RouteDef]:
-    """Every route the app serves (openapi.py describes each; a test checks both agree)."""
-    return [
-        web.get("/metrics", make_aiohttp_handler(metrics.registry)),
-        web.get("/-/healthy", ops_routes.healthy),
-        web.get("/-/ready", ops_routes.ready),
-        web.post("/api/sessions", sessions.create_session),
-        web.get("/api/sessions/{id}", sessions.get_session, allow_head=False),
-        web.put("/api/sessions/{id}", sessions.update_session),
-        web.delete("/api/sessions/{id}", sessions.delete_session),
-        web.get("/api/sessions/{id}/metrics", sessions.session_access, allow_head=False),
-        web.get("/api/figma/files/{file_key}", figma_routes.get_file),
-        web.get("/api/figma/files/{file_key}/nodes", figma_routes.get_nodes),
-        web.post("/api/figma/screenshots", figma_routes.post_screenshot),
-        web.get(f"{SEED}/performance", seed.performance, allow_head=False),
-        web.get(f"{SEED}/realtime", seed.realtime, allow_head=False),
-        web.get(f"{SEED}/persistence", seed.persistence, allow_head=False),
-        web.get(f"{SEED}/health-check", seed.health_check, allow_head=False),
-        web.get(f"{SEED}/cache-stats", seed.cache_stats, allow_head=False),
-        web.post(f"{SEED}/cache/clear", seed.clear_cache),
-        web.get(f"{SEED}/stream", sse.stream, allow_head=False),
-        web.get(openapi.PATH, openapi.openapi, allow_head=False),
-        web.get("/", landing.landing, allow_head=False),
-    ]
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> web.Application:
@@ -72,17 +46,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[LIFECYCLE] = Lifecycle()
-    app[openapi.DOCUMENT] = openapi.document()
+    app[EXPOSITION] = make_aiohttp_handler(metrics.registry)
+    app[DOCUMENT] = openapi.document(ROUTES)
     app.cleanup_ctx.append(_runtime_context)
     app.on_shutdown.append(_mark_stopping)
     app.on_shutdown.append(sse.close_streams)
-    answers_now: dict[Handler, AnswerNow] = {sessions.get_session: sessions.held_session}
     hosts = AllowedHosts(settings.listen[0], settings.web_allowed_host)
-    app.add_routes(
-        instrumented_routes(
-            routes(metrics), metrics, web_config, answers_now, hosts, ANY_HOST_PATHS
-        )
-    )
+    app.add_routes(instrumented_routes(ROUTES, metrics, web_config, hosts))
     return app
 
 

@@ -22,8 +22,13 @@ from exporter.upstreams.figma_manager import (
     check_screenshot,
 )
 from exporter.web.keys import get_runtime
+from exporter.web.operation import Named
 from exporter.web.responses import ApiError, json_response, payload_response, read_body
 
+# Files and nodes answer Figma's own JSON, passed through as it came (and as it was cached).
+FIGMA_DOCUMENT = Named(
+    "FigmaDocument", {"type": "object", "description": "the Figma REST API's JSON, passed through"}
+)
 TRUE_VALUES = ("1", "true", "yes")
 FALSE_VALUES = ("0", "false", "no", "")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
@@ -29,6 +29,7 @@ from exporter.core.metrics import Metrics
 from exporter.web.allowed_hosts import AllowedHosts
 from exporter.web.api_error import ApiError, RequestBodyTimeout, error_body, json_response
 from exporter.web.cross_site import STATE_CHANGING, is_cross_site
+from exporter.web.operation import AnswerNow, Route
 from exporter.web.request_metrics import HTTP_METHODS, RequestMetrics, RouteChildren, declare
 from exporter.web.throttled_log import ThrottledLog
 from exporter.web.web_auth import WebConfigState, unauthorised
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 HOST_REFUSED = ThrottledLog(logging.getLogger("exporter.http"))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# A route's synchronous first try: its response, or None to run the handler.
-AnswerNow = Callable[[web.Request], web.StreamResponse | None]
 # The catch-all route (not part of the API: it answers 404/405 as the router would).
 UNMATCHED_PATH = "/{unmatched_path:.*}"
 _perf_counter = time.perf_counter
@@ -188,32 +187,27 @@ def instrumented(
 
 
 def instrumented_routes(
-    routes: list[web.RouteDef],
+    routes: Sequence[Route],
     metrics: Metrics,
     auth: WebConfigState | None,
-    answers_now: dict[Handler, AnswerNow] | None = None,
     hosts: AllowedHosts | None = None,
-    any_host_paths: frozenset[str] = frozenset(),
 ) -> list[web.RouteDef]:
-    """`routes` with each handler wrapped by `instrumented` (with its synchronous first try from
-    `answers_now`, if it has one), then the catch-all for the rest. `hosts` is checked on every
-    route but those of `any_host_paths`."""
-    request_metrics, guards, fast = RequestMetrics(metrics), Guards(auth, hosts), answers_now or {}
+    """`routes` as served, each handler wrapped by `instrumented` (with the route's synchronous
+    first try, if it has one), then the catch-all for the rest. `hosts` is checked on every route
+    but those declared `any_host`."""
+    request_metrics, guards = RequestMetrics(metrics), Guards(auth, hosts)
     for route in routes:
         declare(metrics, route.path, route.method)
     wrapped = [
-        web.RouteDef(
-            route.method,
-            route.path,
+        route.definition(
             instrumented(
-                route.handler,
+                route.served_handler(),
                 request_metrics,
                 guards,
                 unmatched=False,
-                answer_now=fast.get(route.handler),
-                any_host=route.path in any_host_paths,
-            ),
-            route.kwargs,
+                answer_now=route.answer_now,
+                any_host=route.any_host,
+            )
         )
         for route in routes
     ]

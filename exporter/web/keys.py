@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -29,6 +30,11 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 WEB_CONFIG: web.AppKey[WebConfigState] = web.AppKey("web_config")
+# The OpenAPI document, and the handler exposing the app's registry (made once per app).
+DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+EXPOSITION: web.AppKey[Callable[[web.Request], Awaitable[web.StreamResponse]]] = web.AppKey(
+    "exposition"
+)
 
 
 def get_runtime(request: web.Request) -> Runtime:

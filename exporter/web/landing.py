@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from exporter.core.build import __version__
-from exporter.web import openapi
-from exporter.web.keys import LIFECYCLE
+from exporter.web.keys import DOCUMENT, LIFECYCLE
+from exporter.web.ops_routes import OPENAPI_PATH
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
@@ -73,12 +73,12 @@ def render(request: web.Request) -> str:
 (<a href="/api/session-metrics/health-check?refresh=true">check now</a>).</p>
 <h2>Endpoints</h2>
 <table><tr><th>method</th><th>path</th><th>what</th></tr>
-{_endpoint_rows(request.app[openapi.DOCUMENT])}
+{_endpoint_rows(request.app[DOCUMENT])}
 </table>
 <p>Clearing the cache:
 <code>curl -X POST -H 'Authorization: Bearer TOKEN'
  '/api/session-metrics/cache/clear?scope=memory'</code>.
-The whole API is described in <a href="{openapi.PATH}">{openapi.PATH}</a>.</p>
+The whole API is described in <a href="{OPENAPI_PATH}">{OPENAPI_PATH}</a>.</p>
 </body></html>
 """
 

@@ -1,454 +1,161 @@
-"""GET /api/openapi.json: the HTTP surface as an OpenAPI 3.1 document.
+"""The HTTP surface as an OpenAPI 3.1 document, rendered from the route table.
 
-The component schemas of the typed request and response bodies are derived from their types
-(`exporter.monitoring.payloads`); the rest (paths, parameters, descriptions, the event stream's
-framing and Figma's passed-through JSON) is written by hand next to the contract in the README's
-HTTP API table. A test
-checks that every route the app serves is described here (and nothing else), and validates real
-responses against these schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12); schemathesis runs
-against it too. The landing page builds its links from the same document. It is committed as
-docs/openapi.json; regenerate that with
-`python -c 'from exporter.web.openapi import write_committed; write_committed()'` (a test fails
-on drift).
+Every path, method, parameter, body and answer comes from the routes' declarations
+(`exporter.web.routes`, `exporter.web.operation`); the component schemas from the payload types
+those declarations name (`exporter.monitoring.payloads`, through `msgspec.json.schema_components`).
+So the document describes exactly what the app serves. The app serves it at GET /api/openapi.json,
+the landing page lists its operations, and it is committed as docs/openapi.json: regenerate that
+with `python -c 'from exporter.web.openapi import write_committed; write_committed()'` (a test fails
+on drift; schemathesis checks the app against it).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from exporter.core.build import __version__
 from exporter.monitoring import payloads
-from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
-from exporter.web.responses import json_response
+from exporter.web.operation import Answer, Body, Named, Operation, Param, Route, Schema
+from exporter.web.routes import PATH_PARAMETERS, ROUTES
 
-PATH = "/api/openapi.json"
-Schema = dict[str, Any]
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-        **extra,
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+TITLE = "session-metrics-exporter"
+SUMMARY = (
+    "Instrumented session managers (memory + Redis, Figma API + MCP) with a JSON API,"
+    ' Server-Sent Events and Prometheus metrics. Errors are {"error": {"code", "message"}}.'
+)
+SECURITY_SCHEMES = {
+    "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "--admin-token, when configured",
     }
-
-
-def json_content(schema: Schema) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def reply(
-    description: str, schema: Schema | None = None, content_type: str = "application/json"
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"description": description}
-    if schema is not None:
-        body["content"] = {content_type: {"schema": schema}}
-    return body
-
-
-ERROR = reply("error", ref("Error"))
+}
 RETRY_AFTER = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 
 
-def error_reply(description: str, *, retry: bool = False) -> dict[str, Any]:
-    body = reply(description, ref("Error"))
-    if retry:
-        body["headers"] = RETRY_AFTER
-    return body
-
-
-def query(name: str, description: str, schema: Schema, required: bool = False) -> dict[str, Any]:
+def document(routes: Sequence[Route] = ROUTES) -> dict[str, Any]:
     return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": schema,
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": __version__, "description": description(routes)},
+        "paths": paths(routes),
+        "components": {"schemas": schemas(routes), "securitySchemes": SECURITY_SCHEMES},
     }
 
 
-def path_param(name: str, description: str) -> dict[str, Any]:
+def description(routes: Sequence[Route]) -> str:
+    """What every route may answer besides its own answers (the guards of
+    `exporter.web.handling`), naming the routes the `Host` check spares."""
+    spared = [route.path for route in routes if route.any_host]
+    return (
+        f"{SUMMARY} Any route but {_listed(spared)} answers 403 `host_not_allowed` to a"
+        " Host the exporter does not answer to (--web-allowed-host); with basic auth, 401"
+        " `unauthorized` (503 `auth_busy` while too many logins are being checked); a request"
+        " body slower than --web-body-timeout gets 408 `request_timeout`."
+    )
+
+
+def _listed(names: Sequence[str]) -> str:
+    """'a, b and c'."""
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+
+
+def paths(routes: Iterable[Route]) -> dict[str, Any]:
+    """Path -> its path parameters and one operation per method, in the routes' order."""
+    items: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        item = items.setdefault(route.path, _path_item(route.path))
+        item[route.method.lower()] = operation(route.operation)
+    return items
+
+
+def _path_item(path: str) -> dict[str, Any]:
+    names = _PATH_PARAMETER.findall(path)
+    if not names:
+        return {}
+    return {"parameters": [_path_parameter(name) for name in names]}
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "description": description,
+        "description": PATH_PARAMETERS[name],
         "schema": {"type": "string"},
     }
 
 
-def operation(summary: str, tag: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "tags": [tag], "responses": responses, **extra}
+def operation(op: Operation) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": {str(status): response(answer) for status, answer in op.responses.items()},
+    }
+    if op.params:
+        spec["parameters"] = [parameter(param) for param in op.params]
+    if op.body is not None:
+        spec["requestBody"] = {"required": True, "content": {"application/json": _media(op.body)}}
+    if op.admin:  # the bearer token, or nothing when none is configured
+        spec["security"] = [{"adminToken": []}, {}]
+    return spec
 
 
-# ---- schemas ------------------------------------------------------------------------------------
-
-# Each Server-Sent Event (OpenAPI 3.1 has a text/event-stream schema describe one event).
-SSE_EVENT = obj(
-    {
-        "event": {"type": "string", "enum": ["metrics", "health", "event"]},
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "description": "metrics: a Realtime without recent_events; health: a HealthCheck;"
-            " event: an Event",
-        },
-        "id": {"type": "string", "description": "the event id (event messages only)"},
-        "retry": {"type": "integer", "description": "reconnect delay in ms"},
-    },
-    required=[],
-)
-
-# What the payload types cannot give: the event stream's framing, and JSON passed through from
-# Figma.
-SCHEMAS: dict[str, Schema] = {
-    "FigmaDocument": {"type": "object", "description": "the Figma REST API's JSON, passed through"},
-    "ServerSentEvent": SSE_EVENT,
-}
-
-# ---- paths --------------------------------------------------------------------------------------
-
-SESSION_ID = path_param("id", "session id")
-FILE_KEY = path_param("file_key", "Figma file key")
-SESSION_QUERY = query("session", "attribute the request to this session", {"type": "string"})
-NOT_FOUND = error_reply("unknown or expired session")
-STORE_DOWN = error_reply(
-    "Redis unreachable and the memory tier does not hold the session, a miss while replicas may"
-    " still replay their outage journals, no Redis connection free in time (store_busy), or the"
-    " outage journal full or its disk refusing writes (store_busy)",
-    retry=True,
-)
-STORE_FULL = error_reply(
-    "memory-only mode at --memory-max-entries/--memory-max-bytes: sessions are never evicted"
-)
-BAD_REQUEST = error_reply("invalid input")
-TOO_LARGE = error_reply("request body over --max-body-bytes")
-UPSTREAM = {
-    "502": error_reply("the upstream answered with an error"),
-    "503": error_reply("upstream disabled, unreachable or rate limited", retry=True),
-    "504": error_reply("the upstream timed out"),
-}
-SEED = "session-metrics"
-OPS = "operations"
-
-
-def _session_paths() -> dict[str, Any]:
-    create = {"required": True, "content": json_content(ref("SessionCreate"))}
-    update = {"required": True, "content": json_content(ref("SessionUpdate"))}
+def parameter(param: Param) -> dict[str, Any]:
     return {
-        "/api/sessions": {
-            "post": operation(
-                "Create a session",
-                "sessions",
-                {
-                    "201": reply("created", ref("Session")),
-                    "400": BAD_REQUEST,
-                    "413": TOO_LARGE,
-                    "503": STORE_DOWN,
-                    "507": STORE_FULL,
-                },
-                requestBody=create,
-            ),
-        },
-        "/api/sessions/{id}": {
-            "parameters": [SESSION_ID],
-            "get": operation(
-                "Read a session",
-                "sessions",
-                {
-                    "200": reply("the session", ref("Session")),
-                    "404": NOT_FOUND,
-                    "503": STORE_DOWN,
-                },
-            ),
-            "put": operation(
-                "Replace a session's data",
-                "sessions",
-                {
-                    "200": reply("updated", ref("Session")),
-                    "400": BAD_REQUEST,
-                    "404": NOT_FOUND,
-                    "413": TOO_LARGE,
-                    "503": STORE_DOWN,
-                    "507": STORE_FULL,
-                },
-                requestBody=update,
-            ),
-            "delete": operation(
-                "Delete a session",
-                "sessions",
-                {
-                    "204": reply("deleted"),
-                    "404": NOT_FOUND,
-                    "503": STORE_DOWN,
-                },
-            ),
-        },
-        "/api/sessions/{id}/metrics": {
-            "parameters": [SESSION_ID],
-            "get": operation(
-                "A session's access counts, cache hits and response times (not counted as a read)",
-                "sessions",
-                {
-                    "200": reply("per-session statistics", ref("SessionAccess")),
-                    "404": NOT_FOUND,
-                    "503": STORE_DOWN,
-                },
-            ),
-        },
+        "name": param.name,
+        "in": param.where,
+        "required": param.required,
+        "description": param.description,
+        "schema": param.schema,
     }
 
 
-def _figma_paths() -> dict[str, Any]:
-    document = reply("the Figma JSON (served from the cache when fresh)", ref("FigmaDocument"))
-    return {
-        "/api/figma/files/{file_key}": {
-            "parameters": [FILE_KEY],
-            "get": operation(
-                "A Figma file through the cache",
-                "figma",
-                {
-                    "200": document,
-                    "400": BAD_REQUEST,
-                    "404": error_reply("unknown file"),
-                    **UPSTREAM,
-                },
-                parameters=[
-                    query(
-                        "depth",
-                        "how deep into the document tree to go",
-                        {"type": "integer", "minimum": 1, "maximum": MAX_DEPTH},
-                    ),
-                    query("ids", "only these comma-separated node ids", {"type": "string"}),
-                    SESSION_QUERY,
-                ],
-            ),
-        },
-        "/api/figma/files/{file_key}/nodes": {
-            "parameters": [FILE_KEY],
-            "get": operation(
-                "Figma nodes through the cache",
-                "figma",
-                {
-                    "200": document,
-                    "400": BAD_REQUEST,
-                    "404": error_reply("unknown file or node"),
-                    **UPSTREAM,
-                },
-                parameters=[
-                    query(
-                        "ids",
-                        f"comma-separated node ids, e.g. 1:2,1:3 (at most {MAX_NODE_IDS})",
-                        {"type": "string"},
-                        required=True,
-                    ),
-                    SESSION_QUERY,
-                ],
-            ),
-        },
-        "/api/figma/screenshots": {
-            "post": operation(
-                "Capture a node's screenshot through the Figma API or the MCP server",
-                "figma",
-                {
-                    "200": {
-                        "description": "the capture's summary, or with ?download=1 the image bytes",
-                        "content": {
-                            "application/json": {"schema": ref("Screenshot")},
-                            "image/*": {"schema": {"type": "string", "format": "binary"}},
-                        },
-                    },
-                    "400": BAD_REQUEST,
-                    "404": error_reply("unknown file or node"),
-                    "413": TOO_LARGE,
-                    **UPSTREAM,
-                },
-                parameters=[
-                    query(
-                        "download",
-                        "return the image bytes instead of the summary",
-                        {"type": "string", "enum": ["1", "0", "true", "false", "yes", "no"]},
-                    ),
-                    SESSION_QUERY,
-                ],
-                requestBody={"required": True, "content": json_content(ref("ScreenshotRequest"))},
-            ),
-        },
-    }
+def response(answer: Answer) -> dict[str, Any]:
+    spec: dict[str, Any] = {"description": answer.description}
+    if answer.content:
+        spec["content"] = {media: _media(body) for media, body in answer.content.items()}
+    if answer.retry_after:
+        spec["headers"] = RETRY_AFTER
+    return spec
 
 
-def _seed_paths() -> dict[str, Any]:
-    base = "/api/session-metrics"
-    unauthorized = error_reply("admin token configured but not given")
-    return {
-        f"{base}/performance": {
-            "get": operation(
-                "Per manager and operation: counts, errors, window percentiles, slow operations",
-                SEED,
-                {"200": reply("performance", ref("Performance"))},
-            )
-        },
-        f"{base}/realtime": {
-            "get": operation(
-                "The latest real-time snapshot", SEED, {"200": reply("snapshot", ref("Realtime"))}
-            )
-        },
-        f"{base}/persistence": {
-            "get": operation(
-                "Redis, replay journal and memory tier status; per-manager health",
-                SEED,
-                {"200": reply("persistence", ref("Persistence"))},
-            )
-        },
-        f"{base}/health-check": {
-            "get": operation(
-                "Health score, status, components and issues",
-                SEED,
-                {"200": reply("health", ref("HealthCheck")), "400": BAD_REQUEST},
-                parameters=[
-                    query(
-                        "refresh",
-                        "run the probes and the check now",
-                        {"type": "string", "enum": ["true", "false", "1", "0"]},
-                    )
-                ],
-            )
-        },
-        f"{base}/cache-stats": {
-            "get": operation(
-                "Hits, misses, hit rates and efficiency per tier and manager",
-                SEED,
-                {"200": reply("cache statistics", ref("CacheStats"))},
-            )
-        },
-        f"{base}/stream": {
-            "get": operation(
-                "Server-Sent Events: metrics, health, event; heartbeats",
-                SEED,
-                {
-                    "200": reply(
-                        "an event stream; at the client limit a stream that only sets"
-                        " `retry:` and ends, so EventSource reconnects later",
-                        ref("ServerSentEvent"),
-                        "text/event-stream",
-                    ),
-                    "400": error_reply("invalid Last-Event-ID"),
-                },
-                parameters=[
-                    {
-                        "name": "Last-Event-ID",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "integer"},
-                        "description": "resume after this event id",
-                    },
-                    query("last_event_id", "same as the Last-Event-ID header", {"type": "integer"}),
-                ],
-            )
-        },
-        f"{base}/cache/clear": {
-            "post": operation(
-                "Clear the memory tier (scope=all: and the Figma response cache); refresh metrics",
-                SEED,
-                {
-                    "200": reply("what was cleared", ref("CacheCleared")),
-                    "400": BAD_REQUEST,
-                    "401": unauthorized,
-                    "403": error_reply("wrong admin token"),
-                },
-                parameters=[
-                    query(
-                        "scope",
-                        "what to clear",
-                        {"type": "string", "enum": ["memory", "all"], "default": "memory"},
-                    )
-                ],
-                security=[{"adminToken": []}, {}],
-            )
-        },
-    }
+def _media(body: Body) -> dict[str, Schema]:
+    return {"schema": _schema(body)}
 
 
-def _ops_paths() -> dict[str, Any]:
-    status = reply("status", ref("Status"))
-    return {
-        "/": {
-            "get": operation(
-                "Landing page: version, health, links",
-                OPS,
-                {"200": reply("HTML page", {"type": "string"}, "text/html")},
-            )
-        },
-        "/metrics": {
-            "get": operation(
-                "Prometheus metrics (OpenMetrics when asked)",
-                OPS,
-                {"200": reply("exposition", {"type": "string"}, "text/plain")},
-            )
-        },
-        "/-/healthy": {"get": operation("Liveness", OPS, {"200": status})},
-        "/-/ready": {
-            "get": operation(
-                "Readiness",
-                OPS,
-                {"200": status, "503": reply("starting or stopping", ref("Status"))},
-            )
-        },
-        PATH: {
-            "get": operation(
-                "This document", OPS, {"200": reply("OpenAPI 3.1", {"type": "object"})}
-            )
-        },
-    }
+def _schema(body: Body) -> Schema:
+    """A named body by reference to its component; an inline schema as it is."""
+    if isinstance(body, Named):
+        return _ref(body.name)
+    if isinstance(body, dict):
+        return body
+    return _ref(body.__name__)
 
 
-def document() -> dict[str, Any]:
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "session-metrics-exporter",
-            "version": __version__,
-            "description": "Instrumented session managers (memory + Redis, Figma API + MCP) "
-            "with a JSON API, "
-            'Server-Sent Events and Prometheus metrics. Errors are {"error": {"code", "message"}}.'
-            " Any route but /metrics, /-/healthy and /-/ready answers 403 `host_not_allowed` to a"
-            " Host the exporter does not answer to (--web-allowed-host); with basic auth, 401"
-            " `unauthorized` (503 `auth_busy` while too many logins are being checked); a request"
-            " body slower than --web-body-timeout gets 408 `request_timeout`.",
-        },
-        "paths": {**_ops_paths(), **_session_paths(), **_figma_paths(), **_seed_paths()},
-        "components": {
-            "schemas": {**SCHEMAS, **payloads.schema_components()},
-            "securitySchemes": {
-                "adminToken": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "--admin-token, when configured",
-                }
-            },
-        },
-    }
+def _ref(name: str) -> Schema:
+    return {"$ref": payloads.REF_TEMPLATE.format(name=name)}
 
 
-async def openapi(request: web.Request) -> web.Response:
-    return json_response(request.app[DOCUMENT])
+def schemas(routes: Iterable[Route]) -> dict[str, Schema]:
+    """The component schemas: the named ones as declared, then those of every payload type the
+    routes name (and the types they contain)."""
+    bodies = [body for route in routes for body in _bodies(route.operation)]
+    named = {body.name: body.schema for body in bodies if isinstance(body, Named)}
+    types = [body for body in bodies if isinstance(body, type)]
+    return {**named, **payloads.schema_components(dict.fromkeys(types))}
 
 
-DOCUMENT = web.AppKey("openapi", dict)
-
-
-COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+def _bodies(op: Operation) -> list[Body]:
+    answered = [body for answer in op.responses.values() for body in answer.content.values()]
+    return answered if op.body is None else [op.body, *answered]
 
 
 def rendered() -> str:

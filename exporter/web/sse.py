@@ -17,6 +17,7 @@ from aiohttp_sse import EventSourceResponse
 from exporter.monitoring.live_updates import Subscriber, TooManySubscribers, encode
 from exporter.monitoring.service import SessionMetricsService
 from exporter.web.keys import LIFECYCLE, SETTINGS, get_runtime
+from exporter.web.operation import Named
 from exporter.web.responses import ApiError
 
 HEARTBEAT_MAX = 15.0
@@ -28,6 +29,26 @@ RETRY_MS = 2000
 # A client turned away at --sse-max-clients tries again after this long.
 FULL_RETRY_MS = 5000
 _DISCONNECTED = (ConnectionError, RuntimeError, TimeoutError)
+
+# One message of the stream, as OpenAPI 3.1 describes a text/event-stream item.
+SERVER_SENT_EVENT = Named(
+    "ServerSentEvent",
+    {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": ["metrics", "health", "event"]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "description": "metrics: a Realtime without recent_events; health: a HealthCheck;"
+                " event: an Event",
+            },
+            "id": {"type": "string", "description": "the event id (event messages only)"},
+            "retry": {"type": "integer", "description": "reconnect delay in ms"},
+        },
+        "required": [],
+    },
+)
 
 
 def heartbeat_interval(snapshot_interval: float) -> float:

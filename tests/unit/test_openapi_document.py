@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 import orjson
+from aiohttp import web
 from jsonschema import Draft202012Validator
 from prometheus_client import CollectorRegistry
 
@@ -41,6 +42,8 @@ from exporter.monitoring.statistics import (
 )
 from exporter.store.contract import StoreStatus
 from exporter.web import openapi
+from exporter.web.operation import Answer, Operation, Param, Route, answer, error
+from exporter.web.routes import ROUTES
 
 REGENERATE = "python -c 'from exporter.web.openapi import write_committed; write_committed()'"
 
@@ -50,18 +53,95 @@ def test_committed_document_has_not_drifted() -> None:
     assert committed == openapi.rendered(), f"docs/openapi.json is stale; run {REGENERATE}"
 
 
-def test_report_components_come_from_the_payload_types() -> None:
-    schemas = openapi.document()["components"]["schemas"]
-    derived = payloads.schema_components()
+def test_components_come_from_the_payload_types_the_routes_name() -> None:
+    document = openapi.document()
+    schemas = document["components"]["schemas"]
+    named = {
+        body
+        for route in ROUTES
+        for body in (route.operation.body, *_answer_bodies(route))
+        if isinstance(body, type)
+    }
+    assert {payloads.Session, payloads.ScreenshotRequest, payloads.Error} <= named
+    derived = payloads.schema_components(named)
+    assert derived.keys() <= schemas.keys()
     for name, schema in derived.items():
         assert schemas[name] == schema, name
         Draft202012Validator.check_schema(schema)
-    # Every reference a derived schema makes resolves inside the document.
-    refs = {
-        ref.rsplit("/", 1)[1] for ref in _refs(derived) if ref.startswith("#/components/schemas/")
-    }
+    # Every reference in the document resolves inside it.
+    refs = {ref.rsplit("/", 1)[1] for ref in _refs(document)}
+    assert all(ref.startswith("#/components/schemas/") for ref in _refs(document))
     assert refs <= set(schemas), refs - set(schemas)
     assert json.dumps(schemas)  # serialisable as served
+
+
+def _answer_bodies(route: Route) -> list[object]:
+    answers = route.operation.responses.values()
+    return [body for answer in answers for body in answer.content.values()]
+
+
+async def _handler(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+SHOTS = "/api/figma/files/{file_key}/shots"
+SHOOT = Operation(
+    "Shoot",
+    "figma",
+    {
+        200: Answer("shot", {"application/json": payloads.Screenshot, "image/*": {}}),
+        503: error("busy", retry_after=True),
+    },
+    params=(Param("ids", "node ids", {"type": "string"}, required=True),),
+    body=payloads.ScreenshotRequest,
+    admin=True,
+)
+FORGET = Operation("Forget", "figma", {204: answer("forgotten")})
+
+
+def _shots_document() -> dict[str, Any]:
+    return openapi.document(
+        [Route("POST", SHOTS, _handler, SHOOT), Route("DELETE", SHOTS, _handler, FORGET)]
+    )
+
+
+def test_methods_on_one_path_share_its_path_parameters() -> None:
+    document = _shots_document()
+    item = document["paths"][SHOTS]
+    assert item["parameters"] == [
+        {
+            "name": "file_key",
+            "in": "path",
+            "required": True,
+            "description": "Figma file key",
+            "schema": {"type": "string"},
+        }
+    ]
+    assert item["delete"]["responses"] == {"204": {"description": "forgotten"}}
+    assert "requestBody" not in item["delete"] and "security" not in item["delete"]
+    schemas = document["components"]["schemas"]
+    assert {"Screenshot", "ScreenshotRequest", "Error", "ErrorDetail"} == set(schemas)
+
+
+def test_an_operation_is_rendered_with_everything_it_declares() -> None:
+    """Query parameters, the body's type, each answer with its media types and Retry-After, and
+    the admin token with its two refusals."""
+    post = _shots_document()["paths"][SHOTS]["post"]
+    assert (post["summary"], post["tags"], post["security"]) == (
+        "Shoot",
+        ["figma"],
+        [{"adminToken": []}, {}],
+    )
+    assert post["parameters"][0]["in"] == "query" and post["parameters"][0]["required"] is True
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ScreenshotRequest"
+    }
+    assert list(post["responses"]) == ["200", "503", "401", "403"]
+    assert set(post["responses"]["200"]["content"]) == {"application/json", "image/*"}
+    assert post["responses"]["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert post["responses"]["503"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
 
 
 def _refs(node: object) -> list[str]:

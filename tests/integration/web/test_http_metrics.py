@@ -7,10 +7,9 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from aiohttp.web_urldispatcher import MatchInfoError
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.core.metrics import Metrics
 from exporter.core.settings import parse_settings
 from exporter.web import create_app
-from exporter.web.app import routes
+from exporter.web.routes import ROUTES
 
 
 async def test_unusual_methods_and_paths_share_bounded_series() -> None:
@@ -60,7 +59,7 @@ async def test_what_no_route_matches_is_answered_as_aiohttps_router_would() -> N
     """The catch-all route (see exporter.web.handling) gives the status aiohttp's own router gives
     for the same request against the same routes, as JSON, counted as `unmatched`."""
     plain = web.Application()
-    plain.add_routes(routes(Metrics(CollectorRegistry())))
+    plain.add_routes([route.definition() for route in ROUTES])
     expected = {}
     for method, path in PROBES:
         match = await plain.router.resolve(make_mocked_request(method, path, app=plain))

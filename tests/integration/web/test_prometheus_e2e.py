@@ -316,7 +316,7 @@ def test_panels_show_what_happened(scenario: Scenario) -> None:
     figma_api = shown("Figma API requests by status")
     assert max(_values(figma_api, endpoint="files", status="2xx")) > 0
     assert max(_values(figma_api, endpoint="files", status="429")) > 0
-    mcp = shown("MCP requests by status")
+    mcp = shown("MCP server requests by status")
     assert max(_values(mcp, endpoint="get_screenshot", status="2xx")) > 0
     screenshots = shown("Screenshots by outcome")
     for source in ("api", "mcp"):
