@@ -11,7 +11,6 @@ from typing import Any
 from aiohttp import web
 
 from exporter.core.metrics import SCREENSHOT_SOURCES
-from exporter.monitoring.payloads import Screenshot, ScreenshotRequest
 from exporter.upstreams.figma_manager import (
     FORMATS,
     MAX_DEPTH,
@@ -21,6 +20,7 @@ from exporter.upstreams.figma_manager import (
     check_node_ids,
     check_screenshot,
 )
+from exporter.web.bodies import Screenshot, ScreenshotRequest
 from exporter.web.keys import get_runtime
 from exporter.web.operation import Named
 from exporter.web.responses import ApiError, json_response, payload_response, read_body

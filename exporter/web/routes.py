@@ -20,18 +20,20 @@ from exporter.monitoring.payloads import (
     Performance,
     Persistence,
     Realtime,
-    Screenshot,
-    ScreenshotRequest,
-    Session,
-    SessionAccess,
-    SessionCreate,
-    SessionUpdate,
     Status,
 )
 from exporter.monitoring.service import CLEAR_SCOPES
 from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
 from exporter.web import figma_routes, landing, ops_routes, session_metrics_routes, sse
 from exporter.web import session_routes as sessions
+from exporter.web.bodies import (
+    Screenshot,
+    ScreenshotRequest,
+    Session,
+    SessionAccess,
+    SessionCreate,
+    SessionUpdate,
+)
 from exporter.web.operation import (
     BAD_REQUEST,
     JSON,

@@ -10,8 +10,8 @@ from aiohttp import web
 from msgspec import UNSET, UnsetType
 
 from exporter.core.errors import SessionNotFound
-from exporter.monitoring.payloads import SessionAccess, SessionCreate, SessionUpdate
 from exporter.sessions.manager import MAX_TTL, SessionManager
+from exporter.web.bodies import SessionAccess, SessionCreate, SessionUpdate
 from exporter.web.keys import get_runtime
 from exporter.web.responses import ApiError, payload_response, read_body
 
@@ -32,7 +32,7 @@ def _field_error(field: str, reason: str) -> ApiError:
 
 
 def _data(raw: msgspec.Raw | UnsetType) -> dict[str, Any]:
-    """`data`, parsed by orjson as the stored document is (see payloads.SessionData)."""
+    """`data`, parsed by orjson as the stored document is (see bodies.SessionData)."""
     if raw is UNSET:
         return {}
     try:

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 from exporter.core.catalog import MANAGERS, SERVICES, ManagerName, ServiceName, manager
 from exporter.core.metrics import Metrics
 from exporter.core.vocabulary import HEALTH_ISSUE_CODES
+from exporter.monitoring import payloads
 from exporter.monitoring.health import ROW_OF, ComponentInputs, HealthThresholds, assess
 
 
@@ -45,3 +46,19 @@ def test_a_down_service_costs_its_declared_penalty_unless_overridden() -> None:
         assert assess(inputs).overall.score == 100 - spec.down_penalty
         halved = HealthThresholds.from_overrides({spec.penalty_key: spec.down_penalty / 2})
         assert assess(inputs, halved).overall.score == 100 - spec.down_penalty / 2
+
+
+def test_the_json_payloads_have_one_field_per_declared_manager_and_service() -> None:
+    # The JSON contract spells the names out (clients read them, OpenAPI requires them): a
+    # service or manager added to the catalog must appear there too (docs/upstreams.md).
+    services = get_args(ServiceName)
+    managers = get_args(ManagerName)
+    assert payloads.Services.__struct_fields__ == services
+    for struct in (
+        payloads.ManagersHealth,
+        payloads.ManagersCache,
+        payloads.ManagersPerformance,
+        payloads.ManagersRates,
+    ):
+        assert struct.__struct_fields__ == managers, struct.__name__
+    assert payloads.HealthComponents.__struct_fields__ == (*managers, "overall")

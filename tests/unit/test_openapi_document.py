@@ -41,7 +41,7 @@ from exporter.monitoring.statistics import (
     window_error_ratio,
 )
 from exporter.store.contract import StoreStatus
-from exporter.web import openapi
+from exporter.web import bodies, openapi
 from exporter.web.operation import Answer, Operation, Param, Route, answer, error
 from exporter.web.routes import ROUTES
 
@@ -62,7 +62,7 @@ def test_components_come_from_the_payload_types_the_routes_name() -> None:
         for body in (route.operation.body, *_answer_bodies(route))
         if isinstance(body, type)
     }
-    assert {payloads.Session, payloads.ScreenshotRequest, payloads.Error} <= named
+    assert {bodies.Session, bodies.ScreenshotRequest, payloads.Error} <= named
     derived = payloads.schema_components(named)
     assert derived.keys() <= schemas.keys()
     for name, schema in derived.items():
@@ -89,11 +89,11 @@ SHOOT = Operation(
     "Shoot",
     "figma",
     {
-        200: Answer("shot", {"application/json": payloads.Screenshot, "image/*": {}}),
+        200: Answer("shot", {"application/json": bodies.Screenshot, "image/*": {}}),
         503: error("busy", retry_after=True),
     },
     params=(Param("ids", "node ids", {"type": "string"}, required=True),),
-    body=payloads.ScreenshotRequest,
+    body=bodies.ScreenshotRequest,
     admin=True,
 )
 FORGET = Operation("Forget", "figma", {204: answer("forgotten")})
@@ -181,7 +181,7 @@ async def test_session_bytes_fit_the_session_type() -> None:
     metrics = Metrics(CollectorRegistry())
     async with open_runtime(parse_settings({}), metrics) as runtime:
         session = await runtime.sessions.manager.create({"user": "ada", "n": [1, 2.5]})
-    body = msgspec.json.decode(session.json_bytes(), type=payloads.Session)
+    body = msgspec.json.decode(session.json_bytes(), type=bodies.Session)
     assert body.id == session.id and body.data == {"user": "ada", "n": [1, 2.5]}
     assert payloads.encode(body) == session.json_bytes()
 
@@ -199,14 +199,14 @@ def test_small_typed_answers_encode_as_their_dictionaries_did() -> None:
     }
     pairs = [
         (
-            payloads.SessionAccess(id="s", access=access, figma=None),
+            bodies.SessionAccess(id="s", access=access, figma=None),
             {
                 "id": "s",
                 "access": access,
                 "figma": None,
             },
         ),
-        (payloads.Screenshot(**shot), shot),
+        (bodies.Screenshot(**shot), shot),
         (payloads.Status(status="ok"), {"status": "ok"}),
     ]
     for typed, plain in pairs:

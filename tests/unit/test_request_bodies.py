@@ -10,9 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from exporter.monitoring import payloads
 from exporter.upstreams.figma_manager import FORMATS, check_node_id, check_screenshot
-from exporter.web import figma_routes, session_routes
+from exporter.web import bodies, figma_routes, session_routes
 from exporter.web.api_error import ApiError
 from exporter.web.responses import decode_body
 
@@ -209,25 +208,25 @@ def outcome(call: Any) -> Any:
         return (error.code, error.message)
 
 
-def session(raw: bytes, kind: type[payloads.SessionCreate | payloads.SessionUpdate]) -> Any:
+def session(raw: bytes, kind: type[bodies.SessionCreate | bodies.SessionUpdate]) -> Any:
     body = decode_body(raw, kind, session_routes._field_error)
     return (session_routes._data(body.data), body.ttl_seconds)
 
 
 @pytest.mark.parametrize(("raw", "created", "updated"), SESSION_BODIES)
 def test_session_bodies(raw: bytes, created: Any, updated: Any) -> None:
-    assert outcome(lambda: session(raw, payloads.SessionCreate)) == created
-    assert outcome(lambda: session(raw, payloads.SessionUpdate)) == updated
+    assert outcome(lambda: session(raw, bodies.SessionCreate)) == created
+    assert outcome(lambda: session(raw, bodies.SessionUpdate)) == updated
 
 
 @pytest.mark.parametrize("raw", DEEP)
 def test_nesting_too_deep_is_malformed(raw: bytes) -> None:
     malformed = ("malformed_json", "request body is not valid JSON")
-    assert outcome(lambda: session(raw, payloads.SessionCreate)) == malformed
+    assert outcome(lambda: session(raw, bodies.SessionCreate)) == malformed
 
 
 def screenshot(body: dict[str, Any]) -> None:
-    request = decode_body(orjson.dumps(body), payloads.ScreenshotRequest, figma_routes._shot_error)
+    request = decode_body(orjson.dumps(body), bodies.ScreenshotRequest, figma_routes._shot_error)
     figma_routes._checked(check_node_id, request.node_id)
     figma_routes._checked(check_screenshot, request.source, request.format, request.scale)
 
@@ -238,5 +237,5 @@ def test_screenshot_bodies(body: dict[str, Any], error: Any) -> None:
 
 
 def test_screenshot_formats_are_the_managers() -> None:
-    hints = typing.get_type_hints(payloads.ScreenshotRequest, include_extras=True)
+    hints = typing.get_type_hints(bodies.ScreenshotRequest, include_extras=True)
     assert set(typing.get_args(hints["format"])) == set(FORMATS)
