@@ -930,7 +930,9 @@ def realtime() -> list[PanelBuilder]:
         ),
         timeseries_panel(
             "Session activity",
-            "Sessions created and read per second over the shortest reliable window.",
+            "Sessions created and read per second over the shortest reliable window, and stored"
+            " sessions that could not be read (damaged, or another program's value under the key"
+            " prefix), answered as unknown sessions, by cause.",
             [
                 (
                     _rate("session_exporter_sessions_created_total", "instance"),
@@ -939,6 +941,10 @@ def realtime() -> list[PanelBuilder]:
                 (
                     _rate("session_exporter_sessions_retrieved_total", "instance"),
                     "{{instance}} read",
+                ),
+                (
+                    _rate("session_exporter_sessions_unreadable_total", "cause"),
+                    "unreadable ({{cause}})",
                 ),
             ],
             unit="ops",
