@@ -1,30 +1,38 @@
-import json
+"""aiohttp-session 2.12.1 tests/test_abstract_storage.py (`max_age` and the cookie's `expires`,
+under a patched `time.time`), run against TieredStorage on a real redis-server instead of
+SimpleCookieStorage: the cookie holds the session id, the data is read from Redis (`PORT:` marks
+each change)."""
+
 import time
 from functools import partial
 from typing import Any
 from unittest import mock
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp.typedefs import Handler
-from aiohttp_session import SimpleCookieStorage, get_session
+from aiohttp_session import get_session
 from aiohttp_session import setup as setup_middleware
 
-from .typedefs import AiohttpClient
+from .typedefs import UPSTREAM_WARNING, AiohttpClient, load_here, started, store_here, tiered_here
+
+pytestmark = pytest.mark.filterwarnings(UPSTREAM_WARNING)  # PORT: aiohttp 3.14's warning
 
 
 def make_cookie(client: TestClient, data: dict[str, Any]) -> None:
     session_data = {"session": data, "created": int(time.time())}
 
-    value = json.dumps(session_data)
+    value = store_here(session_data)  # PORT: the data in Redis, its id in the cookie
     client.session.cookie_jar.update_cookies({"AIOHTTP_SESSION": value})
 
 
 def create_app(handler: Handler) -> web.Application:
     app = web.Application()
-    setup_middleware(app, SimpleCookieStorage(max_age=10))
+    storage = tiered_here(max_age=10)  # PORT: TieredStorage, opened and closed with the app
+    setup_middleware(app, storage)
     app.router.add_route("GET", "/", handler)
-    return app
+    return started(app, storage)
 
 
 async def test_max_age_also_returns_expires(aiohttp_client: AiohttpClient) -> None:
@@ -62,14 +70,14 @@ async def test_max_age_session_reset(aiohttp_client: AiohttpClient) -> None:
         async with client.get("/a") as resp:
             c = resp.cookies["AIOHTTP_SESSION"]
             assert "00:00:10" in c["expires"]
-            assert {"a"} == json.loads(c.value)["session"].keys()
+            assert {"a"} == load_here(c.value)["session"].keys()  # PORT: in Redis
 
         m_clock.return_value = 8.0
         # Here we update the session, which should reset expiry time to 18 seconds past.
         async with client.get("/b") as resp:
             c = resp.cookies["AIOHTTP_SESSION"]
             assert "00:00:18" in c["expires"]
-            assert {"a", "b"} == json.loads(c.value)["session"].keys()
+            assert {"a", "b"} == load_here(c.value)["session"].keys()  # PORT: in Redis
 
         m_clock.return_value = 15.0
         # Because the session has been updated, it should not have expired yet.
@@ -80,7 +88,7 @@ async def test_max_age_session_reset(aiohttp_client: AiohttpClient) -> None:
         async with client.get("/c") as resp:
             c = resp.cookies["AIOHTTP_SESSION"]
             assert "00:00:25" in c["expires"]
-            assert {"a", "b", "c"} == json.loads(c.value)["session"].keys()
+            assert {"a", "b", "c"} == load_here(c.value)["session"].keys()  # PORT: in Redis
 
         m_clock.return_value = 30.0
         # Here the session should have expired.

@@ -1,33 +1,49 @@
-import json
+"""aiohttp-session 2.12.1 tests/test_cookie_storage.py (session and cookie behaviour every
+storage shares), run against TieredStorage on a real redis-server instead of
+SimpleCookieStorage. The cookie holds the session id and the data is in the store, so where a
+test put data in the cookie or read it from there, it goes through Redis (`PORT:` marks each
+change)."""
+
 import time
 from collections.abc import MutableMapping
 from typing import Any, cast
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp.typedefs import Handler
 from aiohttp_session import (
     Session,
-    SimpleCookieStorage,
     get_session,
     session_middleware,
 )
 
-from .typedefs import AiohttpClient
+from .typedefs import (
+    UPSTREAM_WARNING,
+    AiohttpClient,
+    load_here,
+    started,
+    store_here,
+    stored_sessions,
+    tiered_here,
+)
+
+pytestmark = pytest.mark.filterwarnings(UPSTREAM_WARNING)  # PORT: aiohttp 3.14's warning
 
 
 def make_cookie(client: TestClient, data: dict[str, Any]) -> None:
     session_data = {"session": data, "created": int(time.time())}
 
-    value = json.dumps(session_data)
+    value = store_here(session_data)  # PORT: the data in Redis, its id in the cookie
     client.session.cookie_jar.update_cookies({"AIOHTTP_SESSION": value})
 
 
 def create_app(handler: Handler) -> web.Application:
-    middleware = session_middleware(SimpleCookieStorage())
+    storage = tiered_here()  # PORT: TieredStorage, opened and closed with the app
+    middleware = session_middleware(storage)
     app = web.Application(middlewares=[middleware])
     app.router.add_route("GET", "/", handler)
-    return app
+    return started(app, storage)
 
 
 async def test_create_new_session(aiohttp_client: AiohttpClient) -> None:
@@ -72,7 +88,7 @@ async def test_change_session(aiohttp_client: AiohttpClient) -> None:
     assert resp.status == 200
 
     morsel = resp.cookies["AIOHTTP_SESSION"]
-    cookie_data = json.loads(morsel.value)
+    cookie_data = load_here(morsel.value)  # PORT: the data is in Redis
     assert "session" in cookie_data
     assert "a" in cookie_data["session"]
     assert "b" in cookie_data["session"]
@@ -97,9 +113,11 @@ async def test_clear_cookie_on_session_invalidation(
     make_cookie(client, {"a": 1, "b": 2})
     resp = await client.get("/")
     assert resp.status == 200
-    assert (
-        'Set-Cookie: AIOHTTP_SESSION="{}"; domain=127.0.0.1; httponly; Path=/'.upper()
-    ) == resp.cookies["AIOHTTP_SESSION"].output().upper()
+    # PORT: the cookie is deleted, as RedisStorage does (SimpleCookieStorage set it to `{}`),
+    # and so is the stored session.
+    morsel = resp.cookies["AIOHTTP_SESSION"]
+    assert (morsel.value, morsel["max-age"], morsel["path"]) == ("", "0", "/")
+    assert stored_sessions() == 0
 
 
 async def test_dont_save_not_requested_session(aiohttp_client: AiohttpClient) -> None:

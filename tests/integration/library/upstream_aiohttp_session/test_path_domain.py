@@ -1,14 +1,20 @@
-import json
+"""aiohttp-session 2.12.1 tests/test_path_domain.py, run against TieredStorage on a real
+redis-server instead of SimpleCookieStorage: the cookie holds the session id, the data is read
+from Redis (`PORT:` marks each change)."""
+
 import time
 from http import cookies
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp.typedefs import Handler
-from aiohttp_session import SimpleCookieStorage, get_session, session_middleware
+from aiohttp_session import get_session, session_middleware
 
-from .typedefs import AiohttpClient
+from .typedefs import UPSTREAM_WARNING, AiohttpClient, load_here, started, store_here, tiered_here
+
+pytestmark = pytest.mark.filterwarnings(UPSTREAM_WARNING)  # PORT: aiohttp 3.14's warning
 
 
 def make_cookie(
@@ -19,7 +25,7 @@ def make_cookie(
 ) -> None:
     session_data = {"session": data, "created": int(time.time())}
     C = cookies.SimpleCookie()
-    value = json.dumps(session_data)
+    value = store_here(session_data)  # PORT: the data in Redis, its id in the cookie
     C["AIOHTTP_SESSION"] = value
     C["AIOHTTP_SESSION"]["path"] = path
     C["AIOHTTP_SESSION"]["domain"] = domain
@@ -29,12 +35,13 @@ def make_cookie(
 def create_app(
     handler: Handler, path: str | None = None, domain: str | None = None
 ) -> web.Application:
-    storage = SimpleCookieStorage(max_age=10, path="/anotherpath", domain="127.0.0.1")
+    # PORT: TieredStorage, opened and closed with the app
+    storage = tiered_here(max_age=10, path="/anotherpath", domain="127.0.0.1")
     middleware = session_middleware(storage)
     app = web.Application(middlewares=[middleware])
     app.router.add_route("GET", "/", handler)
     app.router.add_route("GET", "/anotherpath", handler)
-    return app
+    return started(app, storage)
 
 
 async def test_with_same_path_domain(aiohttp_client: AiohttpClient) -> None:
@@ -48,7 +55,7 @@ async def test_with_same_path_domain(aiohttp_client: AiohttpClient) -> None:
     resp = await client.get("/anotherpath")
     assert resp.status == 200
     morsel = resp.cookies["AIOHTTP_SESSION"]
-    cookie_data = json.loads(morsel.value)
+    cookie_data = load_here(morsel.value)  # PORT: the data is in Redis
     assert "session" in cookie_data
     assert "a" in cookie_data["session"]
     assert "b" in cookie_data["session"]
@@ -73,7 +80,7 @@ async def test_with_different_path(aiohttp_client: AiohttpClient) -> None:
     resp = await client.get("/anotherpath")
     assert resp.status == 200
     morsel = resp.cookies["AIOHTTP_SESSION"]
-    cookie_data = json.loads(morsel.value)
+    cookie_data = load_here(morsel.value)  # PORT: the data is in Redis
     assert "session" in cookie_data
     assert "a" not in cookie_data["session"]
     assert "b" not in cookie_data["session"]
@@ -96,7 +103,7 @@ async def test_with_different_domain(aiohttp_client: AiohttpClient) -> None:
     resp = await client.get("/anotherpath")
     assert resp.status == 200
     morsel = resp.cookies["AIOHTTP_SESSION"]
-    cookie_data = json.loads(morsel.value)
+    cookie_data = load_here(morsel.value)  # PORT: the data is in Redis
     assert "session" in cookie_data
     assert "a" not in cookie_data["session"]
     assert "b" not in cookie_data["session"]
@@ -120,8 +127,10 @@ async def test_invalidate_with_same_path_domain(aiohttp_client: AiohttpClient) -
     resp = await client.get("/anotherpath")
     assert resp.status == 200
     morsel = resp.cookies["AIOHTTP_SESSION"]
-    cookie_data = json.loads(morsel.value)
-    assert cookie_data == {}
-    assert morsel["httponly"]
+    cookie_data = load_here(morsel.value)  # PORT: the data is in Redis
+    assert cookie_data is None  # PORT: the session is deleted (SimpleCookieStorage wrote `{}`)
+    assert morsel.value == ""  # PORT: and the cookie too
+    # PORT: no `httponly` on a deletion (aiohttp-session's `save_cookie` deletes the cookie with
+    # `del_cookie`, for RedisStorage as for us); the path and domain still match.
     assert morsel["path"] == "/anotherpath"
     assert morsel["domain"] == "127.0.0.1"

@@ -1,7 +1,9 @@
+"""aiohttp-session 2.12.1 tests/test_redis_storage.py, run against TieredStorage on a real
+redis-server. Each change is marked `PORT:` with its reason (README.md lists them)."""
+
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable, MutableMapping
@@ -12,44 +14,61 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp.typedefs import Handler
 from aiohttp_session import Session, get_session, session_middleware
-from aiohttp_session.redis_storage import RedisStorage
-from pytest_mock import MockFixture
 from redis import asyncio as aioredis
 
-from .typedefs import AiohttpClient
+from exporter.core.errors import ConfigError
+
+from .typedefs import (
+    UPSTREAM_WARNING,
+    AiohttpClient,
+    load_raw,
+    redis_key,
+    started,
+    store_raw,
+    tiered,
+)
+
+pytestmark = pytest.mark.filterwarnings(UPSTREAM_WARNING)  # PORT: aiohttp 3.14's warning
 
 
+# PORT: the storage is TieredStorage on the Redis URL (it opens its own client); the app opens
+# and closes it (`started`).
 def create_app(
     handler: Handler,
     redis: aioredis.Redis,
     max_age: int | None = None,
     key_factory: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> web.Application:
-    middleware = session_middleware(RedisStorage(redis, max_age=max_age, key_factory=key_factory))
+    storage = tiered(_url(redis), max_age=max_age, key_factory=key_factory)
+    middleware = session_middleware(storage)
     app = web.Application(middlewares=[middleware])
     app.router.add_route("GET", "/", handler)
-    return app
+    return started(app, storage)
 
 
+def _url(redis: aioredis.Redis) -> str:  # PORT: the fixture's client -> its URL
+    kwargs = redis.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+# PORT: our key (`sme:s:{id}`) and value format (`store_raw`), where upstream wrote
+# `json.dumps(data)` under `AIOHTTP_SESSION_<key>`.
 async def make_cookie(client: TestClient, redis: aioredis.Redis, data: dict[Any, Any]) -> None:
     session_data = {"session": data, "created": int(time.time())}
-    value = json.dumps(session_data)
-    key = uuid.uuid4().hex
-    await redis.set("AIOHTTP_SESSION_" + key, value)
+    key = await store_raw(redis, session_data)
     client.session.cookie_jar.update_cookies({"AIOHTTP_SESSION": key})
 
 
 async def make_cookie_with_bad_value(client: TestClient, redis: aioredis.Redis) -> None:
     key = uuid.uuid4().hex
-    await redis.set("AIOHTTP_SESSION_" + key, "")
+    await redis.set(redis_key(key), "")  # PORT: our key
     client.session.cookie_jar.update_cookies({"AIOHTTP_SESSION": key})
 
 
 async def load_cookie(client: TestClient, redis: aioredis.Redis) -> Any:
     cookies = client.session.cookie_jar.filter_cookies(client.make_url("/"))
     key = cookies["AIOHTTP_SESSION"]
-    value_bytes = await redis.get("AIOHTTP_SESSION_" + key.value)
-    return None if value_bytes is None else json.loads(value_bytes)
+    return await load_raw(redis, key.value)  # PORT: our key and value format
 
 
 async def test_create_new_session(aiohttp_client: AiohttpClient, redis: aioredis.Redis) -> None:
@@ -85,7 +104,9 @@ async def test_load_bad_session(aiohttp_client: AiohttpClient, redis: aioredis.R
     async def handler(request: web.Request) -> web.StreamResponse:
         session = await get_session(request)
         assert isinstance(session, Session)
-        assert not session.new
+        # PORT: an unreadable value is no session: a new one, with a new id when saved.
+        # RedisStorage answered `not session.new` and kept the bad key's id (to overwrite it).
+        assert session.new
         assert not session._changed
         assert cast(MutableMapping[str, Any], {}) == session
         return web.Response(body=b"OK")
@@ -135,7 +156,7 @@ async def test_clear_cookie_on_session_invalidation(
     assert resp.status == 200
 
     value = await load_cookie(client, redis)
-    assert value == {}
+    assert value is None  # PORT: deleted, where RedisStorage stored `{}`
     morsel = resp.cookies["AIOHTTP_SESSION"]
     assert morsel["path"] == "/"
     assert morsel["expires"] == "Thu, 01 Jan 1970 00:00:00 GMT"
@@ -165,7 +186,7 @@ async def test_create_cookie_in_handler(
     morsel = resp.cookies["AIOHTTP_SESSION"]
     assert morsel["httponly"]
     assert morsel["path"] == "/"
-    exists = await redis.exists("AIOHTTP_SESSION_" + morsel.value)
+    exists = await redis.exists(redis_key(morsel.value))  # PORT: our key
     assert exists
 
 
@@ -183,7 +204,7 @@ async def test_set_ttl_on_session_saving(
 
     key = resp.cookies["AIOHTTP_SESSION"].value
 
-    ttl = await redis.ttl("AIOHTTP_SESSION_" + key)
+    ttl = await redis.ttl(redis_key(key))  # PORT: our key
 
     assert ttl > 9
     assert ttl <= 10
@@ -202,7 +223,7 @@ async def test_set_ttl_manually_set(aiohttp_client: AiohttpClient, redis: aiored
 
     key = resp.cookies["AIOHTTP_SESSION"].value
 
-    ttl = await redis.ttl("AIOHTTP_SESSION_" + key)
+    ttl = await redis.ttl(redis_key(key))  # PORT: our key
 
     assert ttl > 9
     assert ttl <= 10
@@ -279,29 +300,14 @@ async def test_redis_from_create_pool(redis_url: str) -> None:
 
 
 async def test_not_redis_provided_to_storage() -> None:
-    async def handler(request: web.Request) -> web.Response:  # type: ignore[empty-body]
-        """Dummy handler"""
-
-    with pytest.raises(TypeError):
-        create_app(handler=handler, redis=None)  # type: ignore[arg-type]
-
-
-async def test_no_aioredis_installed(mocker: MockFixture) -> None:
-    async def handler(request: web.Request) -> web.Response:  # type: ignore[empty-body]
-        """Dummy handler"""
-
-    mocker.patch("aiohttp_session.redis_storage.aioredis", None)
-    with pytest.raises(RuntimeError):
-        create_app(handler=handler, redis=None)  # type: ignore[arg-type]
+    # PORT: TieredStorage takes a URL (None: memory only); what is not a Redis URL is refused
+    # at construction, naming the argument (ConfigError, where RedisStorage raised TypeError).
+    with pytest.raises(ConfigError, match="redis_url"):
+        tiered("http://127.0.0.1:1/")
 
 
-async def test_old_aioredis_version(mocker: MockFixture) -> None:
-    async def handler(request: web.Request) -> web.Response:  # type: ignore[empty-body]
-        """Dummy handler"""
-
-    mocker.patch("aiohttp_session.redis_storage.REDIS_VERSION", (0, 3, "dev0"))
-    with pytest.raises(RuntimeError):
-        create_app(handler=handler, redis=None)  # type: ignore[arg-type]
+# PORT: test_no_aioredis_installed and test_old_aioredis_version do not apply: they patch
+# RedisStorage's module, and redis-py is a dependency of this package, not an option.
 
 
 async def test_load_session_dont_load_expired_session(
@@ -318,11 +324,13 @@ async def test_load_session_dont_load_expired_session(
 
         return web.Response(body=b"OK")
 
-    client = await aiohttp_client(create_app(handler, redis, 2))
+    # PORT: max_age 1 and 1.5 s of waiting, not 2 and 5 (the suite's time budget); still 0.5 s
+    # past the expiry.
+    client = await aiohttp_client(create_app(handler, redis, 1))
     resp = await client.get("/")
     assert resp.status == 200
 
-    await asyncio.sleep(5)
+    await asyncio.sleep(1.5)
 
     resp = await client.get("/?exp=yes")
     assert resp.status == 200

@@ -1,9 +1,17 @@
+"""aiohttp-session 2.12.1 tests/test_session_dict.py, run on `TieredSession`, the Session
+subclass TieredStorage returns (it remembers what was loaded). Its repr names its own class:
+`<TieredSession [...]>` where aiohttp-session's reads `<Session [...]>` (docs/library.md);
+the four repr assertions say so (`PORT:`)."""
+
 import time
 from collections.abc import MutableMapping
 from typing import Any, cast
 
 import pytest
-from aiohttp_session import Session, SessionData
+from aiohttp_session import SessionData
+
+# PORT: the session class TieredStorage hands to handlers.
+from exporter.library.aiohttp_session import TieredSession as Session
 
 
 def test_create() -> None:
@@ -49,20 +57,22 @@ def test_set_new_identity_for_not_new_session() -> None:
         s.set_new_identity(2)
 
 
-def test__repr__() -> None:
+def test__repr__() -> None:  # PORT: `<TieredSession`, not `<Session`
     s = Session("test_identity", data=None, new=True)
-    assert str(s) == f"<Session [new:True, changed:False, created:{s.created}] {{}}>"
+    assert str(s) == f"<TieredSession [new:True, changed:False, created:{s.created}] {{}}>"
     s["foo"] = "bar"
-    assert str(s) == f"<Session [new:True, changed:True, created:{s.created}] {{'foo': 'bar'}}>"
+    assert (
+        str(s) == f"<TieredSession [new:True, changed:True, created:{s.created}] {{'foo': 'bar'}}>"
+    )
 
 
-def test__repr__2() -> None:
+def test__repr__2() -> None:  # PORT: `<TieredSession`, not `<Session`
     created = int(time.time()) - 1000
     session_data: SessionData = {"session": {"key": 123}, "created": created}
     s = Session("test_identity", data=session_data, new=False)
-    assert str(s) == f"<Session [new:False, changed:False, created:{created}] {{'key': 123}}>"
+    assert str(s) == f"<TieredSession [new:False, changed:False, created:{created}] {{'key': 123}}>"
     s.invalidate()
-    assert str(s) == f"<Session [new:False, changed:True, created:{created}] {{}}>"
+    assert str(s) == f"<TieredSession [new:False, changed:True, created:{created}] {{}}>"
 
 
 def test_invalidate() -> None:

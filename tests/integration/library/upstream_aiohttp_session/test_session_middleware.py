@@ -1,3 +1,6 @@
+"""aiohttp-session 2.12.1 tests/test_session_middleware.py, unchanged: the middleware refuses
+what is not a storage, whichever storage an app uses."""
+
 import pytest
 from aiohttp_session import session_middleware
 
