@@ -7,8 +7,8 @@ file (git revision, time, machine, every figure) for comparing commits.
 
     python -m bench                  # everything, under 3 minutes
     python -m bench store failover   # some sections: store, http, metrics, coherence,
-                                     # aiohttp-session, journal, memory, gc, failover,
-                                     # encode, slow-clients, logins
+                                     # aiohttp-session, redis-restart, journal, memory, gc,
+                                     # failover, encode, slow-clients, logins
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -38,6 +38,7 @@ from bench import (
     login_bench,
     memory_bench,
     metrics_bench,
+    redis_restart_bench,
     slow_clients_bench,
     store_bench,
 )
@@ -49,6 +50,7 @@ SECTIONS = (
     "metrics",
     "coherence",
     "aiohttp-session",
+    "redis-restart",
     "journal",
     "memory",
     "gc",
@@ -100,6 +102,7 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "metrics": lambda: run_async(metrics_bench.run()),
         "coherence": lambda: run_async(coherence_bench.run(redis_url)),
         "aiohttp-session": aiohttp_session_bench.run,  # its own Redis: it kills it
+        "redis-restart": lambda: run_async(redis_restart_bench.run(rounds=2)),  # own Redises
         "journal": lambda: run_async(journal_bench.run()),
         "memory": memory_bench.run,
         "gc": gc_bench.run,  # a fresh interpreter, like memory's RSS figure

@@ -25,6 +25,31 @@ class SessionNotFound(ExporterError):
     code = "not_found"
 
 
+# Why a stored value could not be read (the bounded `cause` label of
+# `session_exporter_sessions_unreadable_total`): not our `<version>:<expiry>:<kind>` header, our
+# header before bytes that are not JSON, or JSON that is not a session document.
+UNREADABLE_CAUSES = ("header", "json", "shape")
+
+
+class UnreadableValue(ValueError):
+    """A stored value this program cannot read: damaged, or written under our key prefix by some
+    other program. The message never quotes the value (it may hold a user's session)."""
+
+    def __init__(self, cause: str, detail: str) -> None:
+        assert cause in UNREADABLE_CAUSES, cause
+        super().__init__(f"unreadable stored value ({cause}): {detail}")
+        self.cause = cause
+
+
+class SessionUnreadable(SessionNotFound):
+    """A session whose stored value is unreadable (`UnreadableValue`): answered as an unknown
+    session, never a 500; counted by `cause` and logged once per cause."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class StoreUnavailable(ExporterError):
     """The backing store cannot answer; the caller should retry after `retry_after` seconds."""
 

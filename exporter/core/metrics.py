@@ -37,6 +37,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from exporter.core.catalog import MANAGER_NAMES, SERVICE_NAMES
 from exporter.core.catalog import MANAGERS as CATALOG_MANAGERS
 from exporter.core.catalog import SERVICES as CATALOG_SERVICES
+from exporter.core.errors import UNREADABLE_CAUSES
 from exporter.core.fast_metrics import CounterChild, FastCounter, FastHistogram, HistogramChild
 from exporter.core.vocabulary import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES
 
@@ -161,6 +162,12 @@ class Metrics:
             "sessions_expired", "Sessions that expired, each counted once across replicas."
         )
         self.sessions_active = self._gauge("sessions_active", "Live sessions across all replicas.")
+        self.sessions_unreadable = self._counter(
+            "sessions_unreadable",
+            "Stored session values that could not be read (damaged, or another program's),"
+            " answered as unknown sessions; by cause.",
+            ("cause",),
+        )
 
     def _declare_cache(self) -> None:
         self.cache_requests = self._fast_counter(
@@ -408,6 +415,7 @@ class Metrics:
             for code in HEALTH_ISSUE_CODES:
                 self.health_issues.labels(component, code)
         _touch(self.events, EVENT_TYPES)
+        _touch(self.sessions_unreadable, UNREADABLE_CAUSES)
         _touch(self.http_connections_dropped, CONNECTION_DROP_REASONS)
         self.web_config_last_reload_successful.set(1)
         self.build_info.info(

@@ -36,6 +36,10 @@ from exporter.store.tiered_store import TieredStore
 # Events kept in memory for a library user (nothing reads them but the metrics they count).
 EVENT_LOG_SIZE = 100
 
+# The defaults of every store argument below (and of TieredStorage's) are the service's: read
+# from the settings' declarations, so a default changed there changes here too.
+DEFAULTS = Settings()
+
 # Library argument -> the Settings field it sets (validated by that setting's own parser).
 _FIELDS = {
     "redis_url": "redis_url",
@@ -61,30 +65,13 @@ def store_settings(**arguments: Any) -> Settings:
 
 @asynccontextmanager
 async def _open_layer(
-    redis_url: str | None = None,
+    settings: Settings,
     *,
-    ttl: float = 3600.0,
-    memory_max_entries: int = 100_000,
-    memory_max_bytes: int = 256 * 1024 * 1024,
-    journal_dir: str | os.PathLike[str] | None = None,
-    redis_timeout: float = 0.25,
-    redis_retry_interval: float = 0.5,
-    replay_max_entries: int = 10_000,
-    key_prefix: str = "sme:",
-    registry: CollectorRegistry | None = None,
-    coherence: bool = True,
+    journal_dir: str | os.PathLike[str] | None,
+    registry: CollectorRegistry | None,
+    coherence: bool,
 ) -> AsyncIterator[SessionLayer]:
     """Everything `open_session_manager` opens (store, manager, Redis client, coherence)."""
-    settings = store_settings(
-        redis_url=redis_url,
-        ttl=ttl,
-        memory_max_entries=memory_max_entries,
-        memory_max_bytes=memory_max_bytes,
-        redis_timeout=redis_timeout,
-        redis_retry_interval=redis_retry_interval,
-        replay_max_entries=replay_max_entries,
-        key_prefix=key_prefix,
-    )
     # No registry: the instruments still count (status, health) but nothing exposes them.
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     events = EventLog(EVENT_LOG_SIZE, metrics)
@@ -102,14 +89,14 @@ async def _open_layer(
 async def open_session_manager(
     redis_url: str | None = None,
     *,
-    ttl: float = 3600.0,
-    memory_max_entries: int = 100_000,
-    memory_max_bytes: int = 256 * 1024 * 1024,
-    journal_dir: str | os.PathLike[str] | None = None,
-    redis_timeout: float = 0.25,
-    redis_retry_interval: float = 0.5,
-    replay_max_entries: int = 10_000,
-    key_prefix: str = "sme:",
+    ttl: float = DEFAULTS.session_ttl,
+    memory_max_entries: int = DEFAULTS.memory_max_entries,
+    memory_max_bytes: int = DEFAULTS.memory_max_bytes,
+    journal_dir: str | os.PathLike[str] | None = DEFAULTS.journal_dir,
+    redis_timeout: float = DEFAULTS.redis_timeout,
+    redis_retry_interval: float = DEFAULTS.redis_retry_interval,
+    replay_max_entries: int = DEFAULTS.replay_max_entries,
+    key_prefix: str = DEFAULTS.redis_key_prefix,
     registry: CollectorRegistry | None = None,
     coherence: bool = True,
 ) -> AsyncIterator[SessionManager]:
@@ -119,8 +106,8 @@ async def open_session_manager(
     `redis_url` None keeps sessions in memory only. `ttl` is the default session lifetime in
     seconds; `memory_max_entries`/`memory_max_bytes` bound the memory tier; `redis_timeout` is
     the seconds one Redis command may take before Redis counts as down; `key_prefix` starts
-    every Redis key. `journal_dir` is the durable replay journal's directory, passed through to
-    the store (this version keeps the journal in memory and logs a warning when it is set).
+    every Redis key. `journal_dir` is the crash-safe outage journal's directory (one process per
+    directory; None keeps the journal in memory, lost if the process dies during an outage).
     The `session_exporter_*` metrics go on `registry` (one store per registry); `coherence`
     False turns off invalidation tracking (a single instance only).
 
@@ -129,18 +116,18 @@ async def open_session_manager(
             await sm.update(session.id, {"user": "ada", "cart": [1]})
             await sm.get(session.id)  # SessionNotFound, or StoreUnavailable during an outage
     """
-    async with _open_layer(
-        redis_url,
+    settings = store_settings(
+        redis_url=redis_url,
         ttl=ttl,
         memory_max_entries=memory_max_entries,
         memory_max_bytes=memory_max_bytes,
-        journal_dir=journal_dir,
         redis_timeout=redis_timeout,
         redis_retry_interval=redis_retry_interval,
         replay_max_entries=replay_max_entries,
         key_prefix=key_prefix,
-        registry=registry,
-        coherence=coherence,
+    )
+    async with _open_layer(
+        settings, journal_dir=journal_dir, registry=registry, coherence=coherence
     ) as layer:
         yield layer.manager
 
@@ -149,13 +136,13 @@ async def open_session_manager(
 async def open_store(
     redis_url: str | None = None,
     *,
-    memory_max_entries: int = 100_000,
-    memory_max_bytes: int = 256 * 1024 * 1024,
-    journal_dir: str | os.PathLike[str] | None = None,
-    redis_timeout: float = 0.25,
-    redis_retry_interval: float = 0.5,
-    replay_max_entries: int = 10_000,
-    key_prefix: str = "sme:",
+    memory_max_entries: int = DEFAULTS.memory_max_entries,
+    memory_max_bytes: int = DEFAULTS.memory_max_bytes,
+    journal_dir: str | os.PathLike[str] | None = DEFAULTS.journal_dir,
+    redis_timeout: float = DEFAULTS.redis_timeout,
+    redis_retry_interval: float = DEFAULTS.redis_retry_interval,
+    replay_max_entries: int = DEFAULTS.replay_max_entries,
+    key_prefix: str = DEFAULTS.redis_key_prefix,
     registry: CollectorRegistry | None = None,
     coherence: bool = True,
 ) -> AsyncIterator[TieredStore]:
@@ -167,16 +154,16 @@ async def open_store(
             await store.set("cart:{ada}", b"[1, 2]", ttl=600)
             (await store.get("cart:{ada}")).payload  # b"[1, 2]"
     """
-    async with _open_layer(
-        redis_url,
+    settings = store_settings(
+        redis_url=redis_url,
         memory_max_entries=memory_max_entries,
         memory_max_bytes=memory_max_bytes,
-        journal_dir=journal_dir,
         redis_timeout=redis_timeout,
         redis_retry_interval=redis_retry_interval,
         replay_max_entries=replay_max_entries,
         key_prefix=key_prefix,
-        registry=registry,
-        coherence=coherence,
+    )
+    async with _open_layer(
+        settings, journal_dir=journal_dir, registry=registry, coherence=coherence
     ) as layer:
         yield layer.store

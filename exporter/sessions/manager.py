@@ -12,6 +12,7 @@ operations, rolling window), plus the per-outcome counters and cache lookups by 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import secrets
 import time
@@ -19,7 +20,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from exporter.core.access_stats import AccessStats
-from exporter.core.errors import SessionNotFound
+from exporter.core.errors import (
+    UNREADABLE_CAUSES,
+    SessionNotFound,
+    SessionUnreadable,
+    UnreadableValue,
+)
 from exporter.core.instrumentation import Instrumentation
 from exporter.core.metrics import Metrics
 from exporter.sessions.held_sessions import HeldSessions
@@ -30,6 +36,8 @@ from exporter.store.tiered_store import TieredStore
 
 if TYPE_CHECKING:
     from exporter.store.session_index import SessionIndex
+
+log = logging.getLogger(__name__)
 
 MAX_TTL = 366 * 24 * 3600.0
 _perf_counter = time.perf_counter
@@ -70,6 +78,10 @@ class SessionManager:
         self._updated = metrics.sessions_updated
         self._deleted = metrics.sessions_deleted
         self._expired = metrics.sessions_expired
+        self._unreadable = {
+            cause: metrics.sessions_unreadable.labels(cause) for cause in UNREADABLE_CAUSES
+        }
+        self._unreadable_logged: set[str] = set()
         self.access = AccessStats()
         # The hottest path, a decoded memory hit: synchronous (the HTTP route creates no
         # coroutine for it), compilable, and recorded in one call.
@@ -88,10 +100,14 @@ class SessionManager:
         store.add_expiry_listener(NAMESPACE, self._on_expired)
         metrics.sessions_active.set_function(self.active_count)
 
-    async def create(self, data: dict[str, Any], ttl: float | None = None) -> Session:
+    async def create(
+        self, data: dict[str, Any], ttl: float | None = None, *, session_id: str | None = None
+    ) -> Session:
+        """A new session; `session_id` None draws a random one. A given id must be `valid_id`
+        (ValueError otherwise) and unguessable: a session already stored under it is replaced."""
         started = _perf_counter()
         try:
-            session = await self._create(data, ttl)
+            session = await self._create(data, ttl, session_id)
         except Exception as exc:
             self.instrumentation.record_exception("create", started, exc)
             raise
@@ -130,7 +146,7 @@ class SessionManager:
             self._record_cache("memory", False)
             raise SessionNotFound(f"session {session_id!r} not found")
         # The store's one read: memory (a parked own write once confirmed), journal, Redis.
-        value = await self.store.get(key, self._record_cache)
+        value = await self._read(session_id, key)
         if value is None:
             await self._gone(session_id)
         return self._decode(session_id, value)
@@ -175,18 +191,25 @@ class SessionManager:
     def _memory_active_count(self) -> int:
         return self.store.memory.count(NAMESPACE)
 
-    async def _create(self, data: dict[str, Any], ttl: float | None) -> Session:
+    async def _create(
+        self, data: dict[str, Any], ttl: float | None, session_id: str | None
+    ) -> Session:
         _check_data(data)
         lifetime = self.default_ttl if ttl is None else check_ttl(ttl)
+        if session_id is not None and not valid_id(session_id):
+            raise ValueError("a session id is 1 to 128 of the characters A-Z a-z 0-9 _ -")
         now = self.store.clock.now()
-        session = Session(secrets.token_urlsafe(self.id_bytes), data, now, now + lifetime)
+        chosen = session_id or secrets.token_urlsafe(self.id_bytes)
+        session = Session(chosen, data, now, now + lifetime)
         value = await self.store.set(
             session_key(session.id),
             session.to_document(),
             lifetime,
             session,
             expires_at=session.expires_at,
-            sole=True,  # a new random id: nobody else can write it before our answer
+            # A new random id: nobody else can write it before our answer. A chosen id may be
+            # known elsewhere already, so its echo is checked like an update's.
+            sole=session_id is None,
         )
         session.version = value.version
         return session
@@ -197,7 +220,7 @@ class SessionManager:
         if not valid_id(session_id):
             raise SessionNotFound(f"session {session_id!r} not found")
         key = NAMESPACE + "{" + session_id + "}"
-        held = await self.store.get(key, self._record_cache)
+        held = await self._read(session_id, key)
         if held is None:
             await self._gone(session_id)
         current = self._decode(session_id, held)
@@ -223,15 +246,38 @@ class SessionManager:
             with contextlib.suppress(*REDIS_FAILURES):
                 await self.index.claim(session_id)
 
+    async def _read(self, session_id: str, key: str) -> StoredValue | None:
+        try:
+            return await self.store.get(key, self._record_cache)
+        except UnreadableValue as exc:
+            raise self._unreadable_session(session_id, exc) from None
+
     def _decode(self, session_id: str, value: StoredValue | None) -> Session:
         if value is None:
             raise SessionNotFound(f"session {session_id!r} not found")
         session = value.decoded
         if session is None:
-            session = value.decoded = Session.from_document(
-                session_id, value.payload, value.version
-            )
+            try:
+                session = value.decoded = Session.from_document(
+                    session_id, value.payload, value.version
+                )
+            except UnreadableValue as exc:
+                raise self._unreadable_session(session_id, exc) from None
         return session  # type: ignore[return-value]
+
+    def _unreadable_session(self, session_id: str, exc: UnreadableValue) -> SessionUnreadable:
+        """Count it; log the first of each cause (a damaged keyspace would flood the log). The
+        session id is left out of the log: it is the bearer's credential."""
+        self._unreadable[exc.cause].inc()
+        if exc.cause not in self._unreadable_logged:
+            self._unreadable_logged.add(exc.cause)
+            log.warning(
+                "%s; answered as an unknown session (further ones with this cause are only"
+                ' counted: session_exporter_sessions_unreadable_total{cause="%s"})',
+                exc,
+                exc.cause,
+            )
+        return SessionUnreadable(f"session {session_id!r} not found (unreadable)", exc.cause)
 
     def _on_expired(self, key: str, value: StoredValue) -> None:
         if self.index is not None:

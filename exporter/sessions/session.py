@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from exporter.core.acyclic import untrack
+from exporter.core.errors import UnreadableValue
 from exporter.store.contract import right_sized
 
 # Session keys: `s:{id}` (the generic key/value API's other namespaces use other prefixes).
@@ -133,11 +134,31 @@ class Session:
 
     @classmethod
     def from_document(cls, session_id: str, payload: bytes, version: int) -> Session:
-        doc = orjson.loads(payload)
+        """The session stored as `payload`; UnreadableValue if it is not one of our documents."""
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UnreadableValue("json", "not JSON") from None
+        if not _is_document(doc):
+            raise UnreadableValue("shape", "not a session document")
         session = cls(session_id, doc["data"], doc["created_at"], doc["expires_at"], version)
         if doc.keys() == {"data", "created_at", "expires_at"}:
             session._doc, session._data = payload, None  # the payload is the one copy kept
         return session
+
+
+def _is_document(doc: Any) -> bool:
+    """Whether decoded JSON has the shape `to_document` writes (another program's JSON, such as
+    aiohttp-session's RedisStorage `{"created", "session"}`, has not)."""
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("data"), dict)
+        and all(_is_number(doc.get(stamp)) for stamp in ("created_at", "expires_at"))
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def rfc3339(timestamp: float) -> str:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from exporter.core.errors import UnreadableValue
+
 # One lookup in one tier: the tiered store reports it so managers count hits and misses by tier.
 CacheRecorder = Callable[[str, bool], None]
 
@@ -75,11 +77,26 @@ def encode_value(value: StoredValue, kind: bytes = KIND_VALUE) -> bytes:
 
 
 def decode_value(raw: bytes) -> StoredValue | None:
-    """The value held in `raw`, or None for a tombstone (a delete remembered for replay)."""
-    version, expires, rest = raw.split(b":", 2)
+    """The value held in `raw`, or None for a tombstone (a delete remembered for replay);
+    UnreadableValue("header") for bytes we did not write (empty, another program's format).
+
+    >>> try:
+    ...     decode_value(b"")
+    ... except UnreadableValue as exc:
+    ...     print(exc.cause)
+    header
+    """
+    parts = raw.split(b":", 2)
+    if len(parts) != 3 or parts[2][:1] not in (KIND_VALUE, KIND_TOMBSTONE):
+        raise UnreadableValue("header", "not <version>:<expires_ms>:<kind>")
+    version, expires, rest = parts
+    try:
+        stamps = int(version), int(expires) / 1000
+    except ValueError:
+        raise UnreadableValue("header", "version or expiry is not a number") from None
     if rest[:1] == KIND_TOMBSTONE:
         return None
-    return StoredValue(rest[1:], int(version), int(expires) / 1000)
+    return StoredValue(rest[1:], *stamps)
 
 
 def expires_ms(expires_at: float) -> int:

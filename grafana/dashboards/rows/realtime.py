@@ -45,7 +45,9 @@ def live_operations() -> PanelBuilder:
 def session_activity() -> PanelBuilder:
     return timeseries_panel(
         "Session activity",
-        "Sessions created and read per second over the shortest reliable window.",
+        "Sessions created and read per second over the shortest reliable window, and stored"
+        " sessions that could not be read (damaged, or another program's value under the key"
+        " prefix), answered as unknown sessions, by cause.",
         [
             (
                 rate_by("session_exporter_sessions_created_total", "instance"),
@@ -54,6 +56,10 @@ def session_activity() -> PanelBuilder:
             (
                 rate_by("session_exporter_sessions_retrieved_total", "instance"),
                 "{{instance}} read",
+            ),
+            (
+                rate_by("session_exporter_sessions_unreadable_total", "cause"),
+                "unreadable ({{cause}})",
             ),
         ],
         unit="ops",

@@ -7,6 +7,7 @@ import math
 import orjson
 import pytest
 
+from exporter.core.errors import UnreadableValue
 from exporter.sessions.manager import check_ttl
 from exporter.sessions.session import Session, session_key, valid_id
 
@@ -62,3 +63,20 @@ def test_a_stored_session_keeps_only_its_document() -> None:
     assert session.data == {"k": 1} and session.to_document() is document
     loaded = Session.from_document("abc", document, 7)
     assert loaded.data == {"k": 1} and loaded.to_document() is document  # the payload, shared
+
+
+@pytest.mark.parametrize(
+    ("payload", "cause"),
+    [
+        (b"{not json", "json"),
+        (b"", "json"),
+        (b'{"created": 1, "session": {"a": 1}}', "shape"),  # aiohttp-session's RedisStorage
+        (b'{"created_at": 1, "expires_at": 2, "data": []}', "shape"),
+        (b'{"created_at": "x", "expires_at": 2, "data": {}}', "shape"),
+        (b"[1, 2]", "shape"),
+    ],
+)
+def test_a_document_we_did_not_write_is_unreadable(payload: bytes, cause: str) -> None:
+    with pytest.raises(UnreadableValue) as error:
+        Session.from_document("abc", payload, 1)
+    assert error.value.cause == cause

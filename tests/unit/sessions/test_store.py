@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from exporter.core.errors import UnreadableValue
 from exporter.store.contract import KIND_TOMBSTONE, StoredValue, decode_value, encode_value
 
 
@@ -24,3 +27,12 @@ def test_binary_payloads_with_separators_survive() -> None:
 
 def test_tombstone_decodes_as_absent() -> None:
     assert decode_value(encode_value(StoredValue(b"", 5, 9.0), KIND_TOMBSTONE)) is None
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"garbage", b'{"created": 1, "session": {}}', b"1:2:xpayload", b"a:b:s{}"]
+)
+def test_bytes_we_did_not_write_are_unreadable_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(UnreadableValue) as error:
+        decode_value(raw)
+    assert error.value.cause == "header"
