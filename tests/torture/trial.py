@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ from tests.torture.recorder import Recorder
 RESULTS = Path(__file__).resolve().parents[2] / ".cache" / "torture"
 KEEP_RESULTS = 40  # runs kept in RESULTS, newest first (a history is a few megabytes)
 SAMPLE_EVERY = 0.1
+# Writes acknowledged after the last fault healed, at least, before the load stops: the fleet
+# must be seen working again, however slowly a loaded machine runs it.
+AFTER_FAULTS = 30
 FINAL_READERS = 8
 
 
@@ -106,8 +110,19 @@ class Trial:
         """Let the load run (while, say, a fault lasts)."""
         await asyncio.sleep(seconds)
 
-    def acknowledged_writes(self) -> int:
-        return sum(op.acknowledged for op in self.recorder.history.ops)
+    def acknowledged_writes(self, invoked_after: float = -math.inf) -> int:
+        return sum(
+            op.acknowledged and op.invoked > invoked_after for op in self.recorder.history.ops
+        )
+
+    async def run_until_acknowledged(
+        self, count: int, *, invoked_after: float = -math.inf, within: float = 60.0
+    ) -> None:
+        """Let the load run until `count` writes (invoked after `invoked_after`) were
+        acknowledged: on a loaded machine a fixed time may acknowledge too few to matter."""
+        deadline = time.monotonic() + within
+        while self.acknowledged_writes(invoked_after) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def monitor(self) -> None:
         """Sample every replica's persistence report, every `SAMPLE_EVERY` seconds."""
@@ -138,6 +153,8 @@ class Trial:
         self.cold.start()
         await self.settle()
         await asyncio.sleep(self.tail)
+        healed = max((fault.ended for fault in self.recorder.history.faults), default=-math.inf)
+        await self.run_until_acknowledged(AFTER_FAULTS, invoked_after=healed)
         self.load.stop()
         await self._load_task
         if outlive_ttl:
