@@ -4,10 +4,13 @@ Expiry and write versions must not depend on a replica's wall clock being right:
 clock was stepped back an hour gave its new sessions an expiry in the past and its outage writes
 versions older than what they replaced. So the store never reads the host's wall clock for those:
 
-- `now()` is Redis's time as last sampled (`TIME`, corrected by half the round trip), plus the
-  monotonic seconds since. A step of the host's wall clock changes nothing; drift between samples
-  is the monotonic clock's (parts per million), and every sample resets it. Until the first sample
-  (no Redis, or Redis unreachable at start-up) it starts from the host's wall clock.
+- `now()` is Redis's time as sampled (`TIME`), plus the monotonic seconds since. A step of the
+  host's wall clock changes nothing. A sample only says that Redis's clock read `TIME` somewhere
+  between sending and receiving, so each one is an interval, intersected with what the earlier
+  ones said (carried forward, widened by the most two clocks may drift apart): a slow round trip
+  (an answer that waited behind Redis's fsync, or unread while this process's loop stalled)
+  cannot move the clock by half of it. `now()` is the middle of the interval. Until the first
+  sample (no Redis, or Redis unreachable at start-up) it starts from the host's wall clock.
 - `version()` is a hybrid logical clock: nanoseconds of `now()`, but always greater than every
   version this process issued or was told of (`after`), so an update is newer than what it read
   even when two replicas' estimates of Redis's time differ by a few microseconds.
@@ -24,6 +27,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+# How fast Redis's clock may run against this host's monotonic clock: NTP slews a clock by at most
+# 500 ppm. An earlier sample's interval widens by this much per second as it is carried forward.
+MAX_DRIFT = 500e-6
+
 
 class FleetClock:
     def __init__(
@@ -36,6 +43,8 @@ class FleetClock:
         self._wall = wall
         self._base_time = wall()
         self._base_tick = monotonic()
+        # Where Redis's clock read, at most and at least, at `_base_tick` (once synced).
+        self._earliest = self._latest = self._base_time
         self.synced = False
         self._last_version = 0
 
@@ -45,8 +54,20 @@ class FleetClock:
 
     def sync(self, server_time: float, sent: float, received: float) -> None:
         """Redis answered `TIME` with `server_time` to a request sent at monotonic `sent` and
-        answered at `received`: its clock read `server_time` about halfway between."""
-        self._base_time = server_time + (received - sent) / 2
+        answered at `received`: TIME ran between the two, so at `received` Redis's clock read
+        between `server_time` and `server_time + (received - sent)`. That interval narrows the
+        one the earlier samples left; one that misses it means Redis's clock itself moved (another
+        server, a step): then the new sample alone counts."""
+        earliest, latest = server_time, server_time + max(0.0, received - sent)
+        if self.synced:
+            elapsed = received - self._base_tick
+            drift = abs(elapsed) * MAX_DRIFT
+            was_earliest = self._earliest + elapsed - drift
+            was_latest = self._latest + elapsed + drift
+            if max(earliest, was_earliest) <= min(latest, was_latest):
+                earliest, latest = max(earliest, was_earliest), min(latest, was_latest)
+        self._earliest, self._latest = earliest, latest
+        self._base_time = (earliest + latest) / 2
         self._base_tick = received
         self.synced = True
 
