@@ -64,8 +64,13 @@ $(NPM_STAMP): tests/npm/package.json tests/npm/package-lock.json
 
 npm-deps: system-deps $(NPM_STAMP)
 
+# The suite mostly waits (Prometheus evaluations, fault windows, process start-ups), so WORKERS
+# pytest-xdist workers overlap those waits: two, one per CPU of the CI machine (more would starve
+# the timing-bound drills). `--dist loadfile` keeps a file on one worker, so a module's servers and
+# fleets start once. WORKERS=0 runs it in this one process.
+WORKERS ?= 2
 test: system-deps $(DEV_STAMP) $(NPM_STAMP)  ## the whole test suite against real redis-server, prometheus and MCP servers
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # A long randomized fault run (tests/torture/, docs/torture.md): SEED names the schedule (default:
 # from the clock, printed first), MINUTES its length, ROUND one round of it, DEPLOYMENT forces one.
