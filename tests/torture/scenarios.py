@@ -33,13 +33,18 @@ async def scenario_trial(
     shape: LoadShape | None = None,
     warm_up: float = WARM_UP,
 ) -> AsyncIterator[Trial]:
-    """A trial on a healthy deployment and fleet, after `warm_up` seconds of load."""
+    """A trial on a healthy deployment and fleet, after `warm_up` seconds of load and at least
+    AT_STAKE acknowledged writes; it finishes once AFTER more were acknowledged after the faults
+    (a loaded machine takes longer to get there: the counts asserted stay the same)."""
     await asyncio.to_thread(deployment.heal)
     await fleet.ensure_running()
     rerun = f".venv/bin/python -m pytest '{request.node.nodeid}'"
     title = request.node.name
-    async with Trial(title, deployment, fleet, shape=shape, rerun=rerun) as trial:
+    async with Trial(
+        title, deployment, fleet, shape=shape, rerun=rerun, after_writes=AFTER
+    ) as trial:
         await trial.run_for(warm_up)
+        await trial.until_acknowledged(AT_STAKE)
         yield trial
 
 
