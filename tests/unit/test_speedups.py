@@ -22,7 +22,10 @@ def test_every_listed_module_is_a_synchronous_source_file() -> None:
         assert coroutines == [], f"{module} defines coroutines {coroutines}"
 
 
+# About 30 s of one CPU on a quiet machine; `make test` runs it beside another worker, and a
+# shared machine may starve it further: a generous deadline, not a timing assertion.
 @pytest.mark.slow
+@pytest.mark.timeout(330)
 def test_mypyc_translates_the_listed_modules_to_c(tmp_path: Path) -> None:
     paths = [str(speedups.source(module).relative_to(speedups.ROOT)) for module in speedups.MODULES]
     # What `make speedups` runs before the compiler: type-check, translate, write the C files.
@@ -35,7 +38,7 @@ def test_mypyc_translates_the_listed_modules_to_c(tmp_path: Path) -> None:
         cwd=speedups.ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     written = {path.name for path in tmp_path.rglob("*.c")}
