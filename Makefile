@@ -64,8 +64,21 @@ $(NPM_STAMP): tests/npm/package.json tests/npm/package-lock.json
 
 npm-deps: system-deps $(NPM_STAMP)
 
+# The suite mostly waits (Prometheus evaluations, fault windows, process start-ups), so WORKERS
+# pytest-xdist workers overlap those waits: two, one per CPU of the CI machine. `--dist loadfile`
+# keeps a file on one worker, so a module's servers and fleets start once. The incident drills
+# then run alone: they judge alert timings against a real Prometheus with budgets of seconds, and
+# a neighbour compiling with mypyc would eat them. With PYTEST_ARGS, one run of what they select.
+# WORKERS=0 runs everything in this one process.
+WORKERS ?= 2
+DRILLS := tests/integration/drills
 test: system-deps $(DEV_STAMP) $(NPM_STAMP)  ## the whole test suite against real redis-server, prometheus and MCP servers
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --ignore=$(DRILLS)
+	$(BIN)/python -m pytest $(DRILLS)
+else
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+endif
 
 # A long randomized fault run (tests/torture/, docs/torture.md): SEED names the schedule (default:
 # from the clock, printed first), MINUTES its length, ROUND one round of it, DEPLOYMENT forces one.

@@ -1,10 +1,9 @@
 """What every scenario test shares: a trial on a module's deployment and fleet, started from a
 healthy state, and the assertion that the guarantee held, with enough at stake to matter.
 
-A scenario is short (seconds of load around one fault) but not toothless: it waits for enough
-acknowledged writes before the fault (they are what a failover or an empty restart would lose)
-and after it (the fleet works again), asserts they were there, then that the checker found
-nothing.
+A scenario is short (seconds of load around one fault) but not toothless: it asserts that
+enough writes were acknowledged before the fault (they are what a failover or an empty restart
+would lose) and after it (the fleet works again), then that the checker found nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ import pytest
 from tests.torture.deployments import Deployment
 from tests.torture.fleet import Fleet
 from tests.torture.load import LoadShape
-from tests.torture.trial import AFTER_FAULTS, Outcome, Trial
+from tests.torture.trial import Outcome, Trial
 
 WARM_UP = 1.0  # seconds of load before the fault
 AT_STAKE = 100  # acknowledged writes before the first fault, at least
-AFTER = AFTER_FAULTS  # acknowledged writes after the last fault healed, at least
+AFTER = 30  # acknowledged writes after the last fault healed, at least
 
 
 @asynccontextmanager
@@ -35,14 +34,17 @@ async def scenario_trial(
     warm_up: float = WARM_UP,
 ) -> AsyncIterator[Trial]:
     """A trial on a healthy deployment and fleet, after `warm_up` seconds of load and at least
-    `AT_STAKE` acknowledged writes (a loaded machine may need longer for them)."""
+    AT_STAKE acknowledged writes; it finishes once AFTER more were acknowledged after the faults
+    (a loaded machine takes longer to get there: the counts asserted stay the same)."""
     await asyncio.to_thread(deployment.heal)
     await fleet.ensure_running()
     rerun = f".venv/bin/python -m pytest '{request.node.nodeid}'"
     title = request.node.name
-    async with Trial(title, deployment, fleet, shape=shape, rerun=rerun) as trial:
+    async with Trial(
+        title, deployment, fleet, shape=shape, rerun=rerun, after_writes=AFTER
+    ) as trial:
         await trial.run_for(warm_up)
-        await trial.run_until_acknowledged(AT_STAKE)
+        await trial.until_acknowledged(AT_STAKE)
         yield trial
 
 

@@ -42,7 +42,9 @@ def client(
     metrics: Metrics,
     *,
     token: str = DEFAULT_TOKEN,
-    timeout: float = 0.5,
+    # Far from the timeouts under test (they pass 0.2 s): the double shares this process's
+    # event loop, and 0.5 s expired on a starved machine while it answered.
+    timeout: float = 5.0,
     max_response_bytes: int = DEFAULT_MAX_BYTES,
 ) -> FigmaClient:
     return FigmaClient(
@@ -91,8 +93,7 @@ async def test_429_waits_for_retry_after_then_succeeds(
 ) -> None:
     double.fail("files", Fault("429", retry_after=0.3))
     started = time.monotonic()
-    # A timeout far from the one under test: the module's 0.5 s expired on a starved machine.
-    document = await client(http, double, metrics, timeout=5.0).get_file("FILE1")
+    document = await client(http, double, metrics).get_file("FILE1")
     assert (
         time.monotonic() - started >= 0.29
     )  # the server's wait was honoured, not the 10 ms backoff
