@@ -30,6 +30,7 @@ HealthIssueCode = Literal[
     "mcp_server_down",
     "figma_api_rate_limited",
     "figma_token_scope",
+    "figma_cache_quota_hold",
     "latency_high",
     "latency_critical",
     "error_ratio_high",
