@@ -34,6 +34,7 @@ import orjson
 
 from exporter.core.errors import UpstreamError
 from exporter.core.metrics import REVALIDATION_RESULTS, STALE_REASONS, Metrics
+from exporter.upstreams.cache_advice import Observations
 from exporter.upstreams.figma_client import FigmaClient
 from exporter.upstreams.freshness import Freshness, FreshnessPolicy, VersionRecord, decide
 from exporter.upstreams.quota import Shortage
@@ -166,6 +167,28 @@ class RevalidatingCache:
     def revalidation_refused(self) -> bool:
         """Whether /meta refused this token (403) lately: expired copies are downloaded again."""
         return self._meta_refused_until > self.clock()
+
+    def observations(self, budget_bytes: int) -> Observations:
+        """What the cache-stats recommendations are computed from (`cache_advice.advise`)."""
+        counts = self.counts
+        shortage = self.quota_shortage()
+        return Observations(
+            ttl=self.policy.ttl,
+            stale_seconds=self.policy.stale_seconds,
+            unchanged=counts.unchanged,
+            changed=counts.changed,
+            failed=counts.failed,
+            waited=counts.waited,
+            downloads_avoided=counts.downloads_avoided,
+            bytes_saved=counts.bytes_saved,
+            stale_quota=counts.stale_quota,
+            evicted_early=self.responses.lost,
+            evicted_early_bytes=self.responses.lost_bytes,
+            budget_bytes=budget_bytes,
+            revalidation_refused=self.revalidation_refused,
+            last_failure=counts.last_failure,
+            quota_short=shortage.describe() if shortage is not None else None,
+        )
 
     async def close(self) -> None:
         tasks = list(self._background.values())

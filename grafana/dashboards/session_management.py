@@ -718,6 +718,58 @@ def cache() -> list[PanelBuilder]:
             bars=True,
             width=8,
         ),
+        *figma_cache(),
+    ]
+
+
+def figma_cache() -> list[PanelBuilder]:
+    """The Figma cache's revalidation with /meta: what it found, saved and served stale."""
+    return [
+        timeseries_panel(
+            "Figma revalidations by result",
+            "Expired Figma copies checked with /meta per second: unchanged (kept, no download), "
+            "changed or failed (downloaded again). /api/session-metrics/cache-stats turns these "
+            "into recommendations.",
+            [
+                (
+                    _rate("session_exporter_figma_cache_revalidations_total", "result"),
+                    "{{result}}",
+                )
+            ],
+            unit="ops",
+            bars=True,
+            width=8,
+        ),
+        timeseries_panel(
+            "Figma downloads avoided and stale answers",
+            "Full downloads (files, nodes, renders) a fixed-TTL cache would have made, avoided "
+            "per second; copies served past their TTL (while revalidating, or holding back while "
+            "Figma's rate limits are short).",
+            [
+                (
+                    _rate("session_exporter_figma_cache_downloads_avoided_total", "instance"),
+                    "{{instance}} avoided",
+                ),
+                (
+                    _rate("session_exporter_figma_cache_stale_served_total", "reason"),
+                    "stale: {{reason}}",
+                ),
+            ],
+            unit="ops",
+            width=8,
+        ),
+        timeseries_panel(
+            "Figma bytes saved",
+            "Bytes per second revalidation kept from being downloaded from Figma again.",
+            [
+                (
+                    _rate("session_exporter_figma_cache_saved_bytes_total", "instance"),
+                    "{{instance}}",
+                )
+            ],
+            unit="Bps",
+            width=8,
+        ),
     ]
 
 
