@@ -15,11 +15,13 @@ them; the body is bounded by `max_response_bytes`.
 (Figma's advice is a smaller request, and files, nodes and images share its most limited tier);
 5xx answers are retried only while the deadline allows. A 429's `Retry-After` is remembered per
 Figma rate-limit tier: until it passes, calls of that tier fail at once (503 with the remaining
-`Retry-After`) without a request.
+`Retry-After`) without a request. What each tier spent in the last minute and its last 429 are
+kept too (`quota`, `quota_shortage`): the Figma cache holds back while a tier runs short.
 
     async with aiohttp.ClientSession() as http:
         figma = FigmaClient(http, token, metrics, base_url="https://api.figma.com")
         document = await figma.get_file("FILEKEY", depth=2)
+        meta = await figma.get_file_meta("FILEKEY")      # .version, without the document
         url = await figma.render_image("FILEKEY", "1:2", format="png", scale=2)
         image = await figma.download(url)
 """
