@@ -145,9 +145,16 @@ class ResponseCache:
         return Entry(decoded, value.size, value.expires_at)
 
     async def put(
-        self, key: str, payload: bytes, decoded: object, ttl: float | None = None
+        self,
+        key: str,
+        payload: bytes,
+        decoded: object,
+        ttl: float | None = None,
+        *,
+        counted: bool = True,
     ) -> None:
-        """Store a response for `ttl` seconds (default: the cache's TTL)."""
+        """Store a response for `ttl` seconds (default: the cache's TTL); `counted=False`:
+        bookkeeping, not remembered for telling early losses (see `lookup`)."""
         if self.store is None:
             return
         seconds = self.ttl if ttl is None else ttl
@@ -155,6 +162,8 @@ class ResponseCache:
             await self.store.set(key, payload, seconds, decoded)
         except StoreUnavailable:
             log.debug("Figma response not cached: store unavailable")
+            return
+        if not counted:
             return
         self._stored[key] = (self.clock() + seconds, len(payload))
         self._stored.move_to_end(key)

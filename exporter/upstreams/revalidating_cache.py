@@ -211,7 +211,9 @@ class RevalidatingCache:
     async def _remember(self, file_key: str, version: str) -> None:
         record = VersionRecord(version, self.clock())
         payload = orjson.dumps({"version": record.version, "verified_at": record.verified_at})
-        await self.responses.put(self._record_key(file_key), payload, record, self.retention)
+        await self.responses.put(
+            self._record_key(file_key), payload, record, self.retention, counted=False
+        )
 
     def _served(
         self,
@@ -226,7 +228,8 @@ class RevalidatingCache:
             self.counts.stale_revalidating += 1
             self._stale["revalidating"].inc()
             self._refresh_later(file_key, content, record)
-        elif state == "hold":
+            return  # avoided or not, the background revalidation decides (a later read counts)
+        if state == "hold":
             self.counts.stale_quota += 1
             self._stale["quota"].inc()
         if version is not None:
