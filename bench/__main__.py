@@ -8,7 +8,7 @@ file (git revision, time, machine, every figure) for comparing commits.
     python -m bench                  # everything, under 3 minutes
     python -m bench store failover   # some sections: store, http, metrics, coherence,
                                      # aiohttp-session, redis-restart, journal, memory, gc,
-                                     # failover, encode, slow-clients, logins
+                                     # failover, encode, slow-clients, logins, figma-cache
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -32,6 +32,7 @@ from bench import (
     coherence_bench,
     encode_bench,
     failover_bench,
+    figma_cache_bench,
     gc_bench,
     http_bench,
     journal_bench,
@@ -58,6 +59,7 @@ SECTIONS = (
     "encode",
     "slow-clients",
     "logins",
+    "figma-cache",
 )
 DEFAULT_JSON = Path(".cache/bench-results.json")
 
@@ -110,6 +112,7 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "encode": lambda: run_async(encode_bench.run()),
         "slow-clients": slow_clients_bench.run,  # its own exporter process under ulimit -n 1024
         "logins": lambda: run_async(login_bench.run()),  # its own exporter process too
+        "figma-cache": lambda: run_async(figma_cache_bench.run()),  # the Figma double in-process
     }
 
 

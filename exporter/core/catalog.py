@@ -108,7 +108,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "figma_api",
         "Figma API",
         "figma",
-        ("files", "nodes", "images", "image_download", "me"),
+        ("files", "nodes", "images", "image_download", "meta", "me"),
         "figma_api_down",
         20,
         enabled=lambda s: s.figma_enabled,

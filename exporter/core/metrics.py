@@ -56,6 +56,9 @@ BACKENDS = ("memory", "redis")
 UPSTREAM_ENDPOINTS = {spec.name: spec.endpoints for spec in CATALOG_SERVICES if spec.endpoints}
 STATUS_CLASSES = ("2xx", "4xx", "429", "5xx", "timeout", "error")
 PROBE_FAILURE_REASONS = ("timeout", "connection", "auth", "status", "protocol", "error")
+# What a revalidation of a cached Figma file with /meta found; why a copy past its TTL was served.
+REVALIDATION_RESULTS = ("unchanged", "changed", "failed")
+STALE_REASONS = ("revalidating", "quota")
 SCREENSHOT_SOURCES = ("api", "mcp")
 SCREENSHOT_OUTCOMES = ("success", "cached", "error")
 HEALTH_COMPONENTS = (*MANAGER_NAMES, "overall")
@@ -111,6 +114,7 @@ class Metrics:
         self._declare_store()
         self._declare_upstreams()
         self._declare_screenshots()
+        self._declare_figma_cache()
         self._declare_health()
         self._declare_service()
         self._declare_web_server()
@@ -319,6 +323,29 @@ class Metrics:
             registry=self.registry,
         )
 
+    def _declare_figma_cache(self) -> None:
+        self.figma_cache_revalidations = self._counter(
+            "figma_cache_revalidations",
+            "Expired Figma copies checked with GET /v1/files/:key/meta, by result: unchanged"
+            " (kept, no download), changed (downloaded again), failed (downloaded again).",
+            ("result",),
+        )
+        self.figma_cache_downloads_avoided = self._counter(
+            "figma_cache_downloads_avoided",
+            "Figma downloads (files, nodes, rendered images) a fixed-TTL cache would have made:"
+            " copies older than the TTL served after a revalidation, once per TTL each.",
+        )
+        self.figma_cache_saved_bytes = self._counter(
+            "figma_cache_saved_bytes",
+            "Bytes of the Figma downloads avoided by revalidation.",
+        )
+        self.figma_cache_stale_served = self._counter(
+            "figma_cache_stale_served",
+            "Figma copies served past their TTL, within --figma-cache-stale-seconds: while"
+            " revalidating in the background, or holding back while Figma's quota is short.",
+            ("reason",),
+        )
+
     def _declare_health(self) -> None:
         self.health_score = self._gauge("health_score", "Health score 0-100.", ("component",))
         self.health_status = self._gauge(
@@ -409,6 +436,8 @@ class Metrics:
             self.screenshot_size.labels(source)
             for outcome in SCREENSHOT_OUTCOMES:
                 self.screenshots.labels(source, outcome)
+        _touch(self.figma_cache_revalidations, REVALIDATION_RESULTS)
+        _touch(self.figma_cache_stale_served, STALE_REASONS)
         for component in HEALTH_COMPONENTS:
             self.health_score.labels(component).set(100)
             self.set_health_status(component, "healthy")

@@ -169,7 +169,21 @@ class Settings:
         "seconds one Figma API call may take, retries included (timeouts are not retried)",
     )
     figma_max_concurrency: int = setting(8, values.count, "concurrent Figma API requests")
-    figma_cache_ttl: float = setting(300.0, values.seconds, "seconds Figma responses stay cached")
+    figma_cache_ttl: float = setting(
+        300.0,
+        values.seconds,
+        "seconds a cached Figma file version is used without asking Figma; then it is revalidated"
+        " with `GET /v1/files/:key/meta` (Tier 2) and downloaded again only if it changed; see"
+        " [docs/figma-cache.md](docs/figma-cache.md)",
+    )
+    figma_cache_stale_seconds: float = setting(
+        60.0,
+        values.seconds_or_zero,
+        "seconds past `--figma-cache-ttl` a cached Figma copy is still served at once while it is"
+        " revalidated in the background, or while Figma's rate limits run short; beyond it"
+        " readers wait for the revalidation (0 = always wait). The worst staleness is the TTL"
+        " plus this",
+    )
     figma_cache_max_bytes: int | None = setting(  # None: see figma_cache_budget
         None,
         values.count,

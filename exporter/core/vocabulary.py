@@ -31,6 +31,7 @@ HealthIssueCode = Literal[
     "redis_writes_refused",
     "figma_api_rate_limited",
     "figma_token_scope",
+    "figma_cache_quota_hold",
     "latency_high",
     "latency_critical",
     "error_ratio_high",

@@ -51,6 +51,7 @@ ROW_OF: dict[HealthIssueCode, str] = {
     "memory_tier_full": "resources",
     "journal_unwritable": "journal",
     "journal_corrupt": "journal_damage",
+    "figma_cache_quota_hold": "quota",
 }
 
 
@@ -139,6 +140,10 @@ class ComponentInputs:
     # damaged journal files are set aside in its directory.
     journal_write_error: str | None = None
     journal_corrupt_files: int = 0
+    # Why the Figma cache is holding back (serving copies within their stale bound instead of
+    # spending a short rate-limit tier), and that bound in seconds; None while it is not.
+    quota_hold: str | None = None
+    stale_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +231,16 @@ def find_issues(
     latency = _latency(inputs, thresholds, component)
     if latency is not None:
         found.append(latency)
-    for check in (_errors, _cache, _replay_backlog, _memory_fill, _journal_unwritable, _corrupt):
+    checks = (
+        _errors,
+        _cache,
+        _replay_backlog,
+        _memory_fill,
+        _journal_unwritable,
+        _corrupt,
+        _quota_hold,
+    )
+    for check in checks:
         issue = check(inputs, thresholds)
         if issue is not None:
             found.append(issue)
@@ -440,6 +454,21 @@ def _corrupt(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
         float(count),
         0.0,
         t.journal_corrupt_penalty,
+    )
+
+
+def _quota_hold(inputs: ComponentInputs, t: HealthThresholds) -> Issue | None:
+    """Holding back is the cache working as configured: worth showing, not worth points."""
+    if inputs.quota_hold is None:
+        return None
+    return Issue(
+        "figma_cache_quota_hold",
+        "info",
+        f"Figma's rate limits are short ({inputs.quota_hold}): cached Figma copies are served up"
+        f" to {inputs.stale_seconds:g} s past their TTL instead of revalidating",
+        1.0,
+        1.0,
+        0.0,
     )
 
 

@@ -17,9 +17,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from exporter.core.metrics import HEALTH_STATUSES
+from exporter.core.metrics import HEALTH_STATUSES, REVALIDATION_RESULTS, STALE_REASONS
 from exporter.core.vocabulary import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES
 from exporter.monitoring.health import Availability, Severity
+from exporter.upstreams.cache_advice import ADVICE_CODES
 
 REF_TEMPLATE = "#/components/schemas/{name}"
 
@@ -231,6 +232,47 @@ class Persistence(Struct):
     event_stream: EventStreamState
 
 
+class FigmaRevalidation(Struct):
+    """The Figma cache's revalidation with /meta since start (docs/figma-cache.md)."""
+
+    enabled: Annotated[bool, Meta(description="false while Figma refuses /meta (403)")]
+    ttl_seconds: float
+    stale_seconds: float
+    worst_staleness_seconds: Annotated[
+        float, Meta(description="the most a served copy may be out of date: TTL + stale seconds")
+    ]
+    revalidations: Annotated[
+        dict[str, int], Meta(description="by result: " + ", ".join(REVALIDATION_RESULTS))
+    ]
+    unchanged_share: Annotated[float, Meta(ge=0, le=1)] | None
+    waited: Annotated[int, Meta(description="reads that waited for a revalidation")]
+    background: Annotated[int, Meta(description="revalidations while a stale copy was served")]
+    downloads_avoided: int
+    bytes_saved: int
+    meta_bytes: Annotated[int, Meta(description="bytes the /meta answers cost")]
+    stale_served: Annotated[
+        dict[str, int], Meta(description="by reason: " + ", ".join(STALE_REASONS))
+    ]
+    evicted_early: Annotated[
+        int, Meta(description="copies lost to the byte budget before their time, then refetched")
+    ]
+    evicted_early_bytes: int
+    quota_short: Annotated[
+        str | None, Meta(description="why Figma's rate limits are short now, if they are")
+    ]
+
+
+class CacheAdvice(Struct):
+    """One computed recommendation: the setting to change (if any) and the numbers behind it."""
+
+    code: Annotated[str, OneOf(ADVICE_CODES)]
+    message: str
+    setting: str | None
+    current: float | None
+    suggested: float | None
+    observed: dict[str, float]
+
+
 class CacheStats(Struct):
     """GET /api/session-metrics/cache-stats."""
 
@@ -239,6 +281,8 @@ class CacheStats(Struct):
     evictions: dict[str, int]
     invalidations: dict[str, int]
     memory_tier: MemoryTier
+    figma_revalidation: FigmaRevalidation
+    recommendations: list[CacheAdvice]
 
 
 class Performance(Struct):

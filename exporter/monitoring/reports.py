@@ -34,9 +34,11 @@ from exporter.monitoring.health import (
 )
 from exporter.monitoring.live_updates import Broadcaster, event_body
 from exporter.monitoring.payloads import (
+    CacheAdvice,
     CacheStats,
     CoherenceState,
     EventStreamState,
+    FigmaRevalidation,
     HealthCheck,
     HealthComponents,
     ManagersCache,
@@ -55,9 +57,11 @@ from exporter.monitoring.payloads import (
 from exporter.monitoring.statistics import CacheCounts, cache_report, combined, performance
 from exporter.sessions.session import NAMESPACE
 from exporter.store.contract import StoreStatus
+from exporter.upstreams.cache_advice import Advice, Observations, advise
 from exporter.upstreams.figma_client import RateLimit
 from exporter.upstreams.probes import ServiceStatus
 from exporter.upstreams.response_cache import NAMESPACE as FIGMA_NAMESPACE
+from exporter.upstreams.revalidating_cache import RevalidatingCache
 
 if TYPE_CHECKING:
     from exporter.sessions.factory import SessionLayer
@@ -190,6 +194,7 @@ class Reports:
     def cache_stats(self) -> CacheStats:
         readings = cache_readings(self.sessions, self.figma)
         thresholds = self.results.thresholds
+        seen = self.figma.manager.versions.observations(self.settings.figma_cache_budget)
         return CacheStats(
             managers=ManagersCache(
                 session=cache_report(readings["session"], thresholds),
@@ -199,7 +204,45 @@ class Reports:
             evictions=counter_values(self.metrics.cache_evictions),
             invalidations=counter_values(self.metrics.cache_invalidations),
             memory_tier=memory_report(self.sessions.store.status()),
+            figma_revalidation=figma_revalidation(self.figma.manager.versions, seen),
+            recommendations=[cache_advice(advice) for advice in advise(seen)],
         )
+
+
+def figma_revalidation(cache: RevalidatingCache, seen: Observations) -> FigmaRevalidation:
+    counts = cache.counts
+    return FigmaRevalidation(
+        enabled=cache.policy.revalidate and not seen.revalidation_refused,
+        ttl_seconds=seen.ttl,
+        stale_seconds=seen.stale_seconds,
+        worst_staleness_seconds=cache.policy.bound,
+        revalidations={"unchanged": seen.unchanged, "changed": seen.changed, "failed": seen.failed},
+        unchanged_share=_rounded(seen.unchanged_share),
+        waited=counts.waited,
+        background=counts.background,
+        downloads_avoided=counts.downloads_avoided,
+        bytes_saved=counts.bytes_saved,
+        meta_bytes=counts.meta_bytes,
+        stale_served={"revalidating": counts.stale_revalidating, "quota": counts.stale_quota},
+        evicted_early=seen.evicted_early,
+        evicted_early_bytes=seen.evicted_early_bytes,
+        quota_short=seen.quota_short,
+    )
+
+
+def cache_advice(advice: Advice) -> CacheAdvice:
+    return CacheAdvice(
+        advice.code,
+        advice.message,
+        advice.setting,
+        advice.current,
+        advice.suggested,
+        dict(advice.observed),
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
 
 
 def instrumentations(sessions: SessionLayer, figma: FigmaLayer) -> dict[str, Instrumentation]:

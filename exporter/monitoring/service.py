@@ -286,7 +286,17 @@ class SessionMetricsService:
             )
         # The session manager owns the store: its backlog, memory and journal are judged there.
         inputs["session"] = replace(inputs["session"], **self._store_inputs())
+        inputs["figma"] = replace(inputs["figma"], **self._figma_cache_inputs())
         return inputs
+
+    def _figma_cache_inputs(self) -> dict[str, Any]:
+        versions = self.figma.manager.versions
+        stale = versions.policy.stale_seconds
+        shortage = versions.quota_shortage() if stale > 0 else None  # no window: nothing held
+        return {
+            "quota_hold": shortage.describe() if shortage is not None else None,
+            "stale_seconds": stale,
+        }
 
     def _store_inputs(self) -> dict[str, Any]:
         store = self.sessions.store.status()

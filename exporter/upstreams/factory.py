@@ -27,6 +27,7 @@ from exporter.core.settings import Settings
 from exporter.store.tiered_store import TieredStore
 from exporter.upstreams.figma_client import FigmaClient, RateLimit
 from exporter.upstreams.figma_manager import FigmaSessionManager, SessionCheck
+from exporter.upstreams.freshness import FreshnessPolicy
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.response_cache import NAMESPACE as CACHE_NAMESPACE
 from exporter.upstreams.response_cache import ResponseCache
@@ -123,7 +124,10 @@ async def open_figma_layer(
         # Its own share of the memory tier: cached images must never evict sessions.
         sessions.store.memory.set_budget(CACHE_NAMESPACE, settings.figma_cache_budget)
         cache = ResponseCache(
-            sessions.store, settings.figma_cache_ttl, instrumentation.record_cache
+            sessions.store,
+            settings.figma_cache_ttl,
+            instrumentation.record_cache,
+            clock=sessions.store.clock.now,  # version records are shared: the fleet's clock
         )
         manager = FigmaSessionManager(
             cache,
@@ -132,6 +136,7 @@ async def open_figma_layer(
             figma=figma,
             mcp=mcp,
             session_check=sessions.session_check,
+            freshness=FreshnessPolicy(settings.figma_cache_ttl, settings.figma_cache_stale_seconds),
         )
         _log_configuration(settings, figma, mcp)
         if mcp is not None:

@@ -15,11 +15,13 @@ them; the body is bounded by `max_response_bytes`.
 (Figma's advice is a smaller request, and files, nodes and images share its most limited tier);
 5xx answers are retried only while the deadline allows. A 429's `Retry-After` is remembered per
 Figma rate-limit tier: until it passes, calls of that tier fail at once (503 with the remaining
-`Retry-After`) without a request.
+`Retry-After`) without a request. What each tier spent in the last minute and its last 429 are
+kept too (`quota`, `quota_shortage`): the Figma cache holds back while a tier runs short.
 
     async with aiohttp.ClientSession() as http:
         figma = FigmaClient(http, token, metrics, base_url="https://api.figma.com")
         document = await figma.get_file("FILEKEY", depth=2)
+        meta = await figma.get_file_meta("FILEKEY")      # .version, without the document
         url = await figma.render_image("FILEKEY", "1:2", format="png", scale=2)
         image = await figma.download(url)
 """
@@ -50,6 +52,7 @@ from exporter.core.errors import (
 from exporter.core.metrics import Metrics
 from exporter.core.redaction import redact
 from exporter.upstreams.image_hosts import MAX_REDIRECTS, image_url_allowed
+from exporter.upstreams.quota import Shortage, TierQuota
 from exporter.upstreams.retry import RetryPolicy, parse_retry_after
 from exporter.upstreams.upstream_metrics import UpstreamRecorder, status_class
 
@@ -62,9 +65,9 @@ FORMAT_TYPES = {
     "pdf": "application/pdf",
 }
 
-# Figma's rate-limit tiers (its docs): files, nodes and images are Tier 1, /v1/me Tier 3. Image
-# downloads go to pre-signed storage URLs, outside Figma's limits.
-ENDPOINT_TIERS = {"files": 1, "nodes": 1, "images": 1, "me": 3}
+# Figma's rate-limit tiers (its docs): files, nodes and images are Tier 1, file metadata Tier 2,
+# /v1/me Tier 3. Image downloads go to pre-signed storage URLs, outside Figma's limits.
+ENDPOINT_TIERS = {"files": 1, "nodes": 1, "images": 1, "meta": 2, "me": 3}
 DATA_TIER = 1
 DATA_ENDPOINTS = ("files", "nodes", "images")
 # Values of X-Figma-Rate-Limit-Type and X-Figma-Plan-Tier kept as they are; others are "other".
@@ -138,6 +141,15 @@ def figma_err_text(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class FileMeta:
+    """What `GET /v1/files/:key/meta` says of a file: its version (Figma's `version`, else
+    `last_touched_at`: either changes when the file does) and the answer's size in bytes."""
+
+    version: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class RenderedImage:
     data: bytes
     content_type: str
@@ -188,6 +200,9 @@ class FigmaClient:
         self._clock = clock
         self._on_rate_limit = on_rate_limit
         self._rate_limits: dict[int, RateLimit] = {}
+        # What this replica spent of each tier in the last minute, and its 429s: the cache holds
+        # back when a tier runs short (`quota_shortage`).
+        self.quota = TierQuota()
         # The last data call's HTTP status (files, nodes, images): the probe's passive signal of
         # what users get.
         self.last_data_status: int | None = None
@@ -199,6 +214,15 @@ class FigmaClient:
         if limit is None or limit.remaining(self._clock()) <= 0:
             return None
         return limit
+
+    def quota_shortage(self, *endpoints: str) -> Shortage | None:
+        """Why one of the tiers `endpoints` spend is short now (429 lately, budget low), if so."""
+        now = self._clock()
+        for tier in sorted({ENDPOINT_TIERS[endpoint] for endpoint in endpoints}):
+            shortage = self.quota.shortage(tier, now)
+            if shortage is not None:
+                return shortage
+        return None
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -216,6 +240,12 @@ class FigmaClient:
     async def get_nodes(self, file_key: str, ids: list[str]) -> dict[str, Any]:
         """`GET /v1/files/:key/nodes?ids=` (the subtrees of the given nodes)."""
         return await self._get_json("nodes", f"/v1/files/{file_key}/nodes", {"ids": ",".join(ids)})
+
+    async def get_file_meta(self, file_key: str) -> FileMeta:
+        """`GET /v1/files/:key/meta` (Tier 2): the file's current version, without its content."""
+        return await self._request(
+            "meta", f"{self.base_url}/v1/files/{file_key}/meta", {}, self._file_meta
+        )
 
     async def render_image(
         self, file_key: str, node_id: str, *, format: str = "png", scale: float = 1.0
@@ -330,6 +360,9 @@ class FigmaClient:
             if remaining <= 0:  # the whole deadline went on waiting for a slot
                 raise self._timed_out(endpoint)
             started = time.perf_counter()  # after the queue: the histogram measures Figma, not us
+            tier = ENDPOINT_TIERS.get(endpoint)
+            if tier is not None:
+                self.quota.spend(tier, self._clock())
             status = "error"
             try:
                 async with self._http.get(
@@ -408,6 +441,10 @@ class FigmaClient:
         )
         plan_tier = bounded_header(response.headers.get("X-Figma-Plan-Tier"), PLAN_TIERS)
         tier = ENDPOINT_TIERS.get(endpoint)
+        if tier is not None:
+            now = self._clock()
+            until = now + retry_after if retry_after is not None else None
+            self.quota.note_rate_limited(tier, now, until)
         if retry_after is not None and tier is not None:
             self._remember(
                 RateLimit(
@@ -455,14 +492,28 @@ class FigmaClient:
         return b"".join(chunks)
 
     async def _json_object(self, response: aiohttp.ClientResponse) -> dict[str, Any]:
+        return _json_body(await self._read_bounded(response, "Figma API response"))
+
+    async def _file_meta(self, response: aiohttp.ClientResponse) -> FileMeta:
         raw = await self._read_bounded(response, "Figma API response")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(SERVICE, "Figma API returned malformed JSON") from None
-        if not isinstance(body, dict):
-            raise UpstreamError(SERVICE, "Figma API returned JSON that is not an object")
-        return body
+        file = _json_body(raw).get("file")
+        version = None
+        if isinstance(file, dict):
+            version = file.get("version") or file.get("last_touched_at")
+        if not isinstance(version, str) or not version:
+            raise UpstreamError(SERVICE, "Figma file metadata has neither version nor time")
+        return FileMeta(version, len(raw))
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    """A Figma JSON answer, which must be an object."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(SERVICE, "Figma API returned malformed JSON") from None
+    if not isinstance(body, dict):
+        raise UpstreamError(SERVICE, "Figma API returned JSON that is not an object")
+    return body
 
 
 def _host(url: str) -> str:

@@ -4,8 +4,11 @@ Each operation (`file`, `nodes`, `screenshot`) is recorded once through `Instrum
 cache lookups by tier; screenshots also feed `screenshot_duration_seconds{source}` (cache hits
 included), `screenshots_total{source,outcome}` and `screenshot_size_bytes{source}` (captured
 images only, so its sum equals the bytes fetched from upstream). Concurrent identical requests
-share one upstream call. A `session_id` must name a live session; calls made for it are counted
-in a bounded per-session usage map (JSON only, never a label).
+share one upstream call. Files, nodes and API renders are keyed to the file version and
+revalidated with /meta when their TTL passes (`exporter.upstreams.revalidating_cache`); MCP
+screenshots keep a fixed TTL (the desktop app's file has no version we can ask for). A
+`session_id` must name a live session; calls made for it are counted in a bounded per-session
+usage map (JSON only, never a label).
 
     manager = FigmaSessionManager(cache, instrumentation, metrics, figma=client, mcp=mcp)
     document = await manager.get_file("FILEKEY", depth=2, session_id=session.id)
@@ -28,6 +31,7 @@ from exporter.core.instrumentation import Instrumentation
 from exporter.core.metrics import SCREENSHOT_OUTCOMES, SCREENSHOT_SOURCES, Metrics
 from exporter.store.contract import right_sized
 from exporter.upstreams.figma_client import FORMAT_TYPES, SERVICE, FigmaClient
+from exporter.upstreams.freshness import FreshnessPolicy
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.response_cache import (
     CachedImage,
@@ -35,6 +39,12 @@ from exporter.upstreams.response_cache import (
     decode_image,
     decode_json,
     encode_image,
+)
+from exporter.upstreams.revalidating_cache import (
+    Content,
+    Download,
+    RevalidatingCache,
+    version_of,
 )
 from exporter.upstreams.single_flight import SingleFlight
 
@@ -163,6 +173,7 @@ class FigmaSessionManager:
         mcp: McpClient | None = None,
         session_check: SessionCheck | None = None,
         usage_limit: int = USAGE_LIMIT,
+        freshness: FreshnessPolicy | None = None,
     ) -> None:
         self.cache = cache
         self.instrumentation = instrumentation
@@ -171,6 +182,13 @@ class FigmaSessionManager:
         self.session_check = session_check
         self.usage = UsageMap(usage_limit)
         self.flights = SingleFlight()
+        self.versions = RevalidatingCache(
+            cache,
+            freshness or FreshnessPolicy(cache.ttl, stale_seconds=0.0),
+            metrics,
+            self.flights,
+            figma=figma,
+        )
         self._shot_duration = {s: metrics.screenshot_duration.labels(s) for s in SCREENSHOT_SOURCES}
         self._shot_size = {s: metrics.screenshot_size.labels(s) for s in SCREENSHOT_SOURCES}
         self._shots = {
@@ -197,13 +215,13 @@ class FigmaSessionManager:
             raise ValueError(f"depth must be an integer from 1 to {MAX_DEPTH}")
         node_ids = check_node_ids(ids) if ids else None
         figma = self._figma()
-        key = self.cache.key("file", file_key, str(depth), ",".join(node_ids or ()))
 
         async def fetch() -> dict[str, Any]:
             return await figma.get_file(file_key, depth=depth, ids=node_ids)
 
+        content = _json_content("file", (str(depth), ",".join(node_ids or ())), fetch)
         return await self._operation(
-            "file", f"file {file_key}", session_id, lambda: self._json(key, fetch)
+            "file", f"file {file_key}", session_id, lambda: self._json(file_key, content)
         )
 
     async def get_nodes(
@@ -213,13 +231,13 @@ class FigmaSessionManager:
         check_file_key(file_key)
         node_ids = check_node_ids(ids)
         figma = self._figma()
-        key = self.cache.key("nodes", file_key, ",".join(node_ids))
 
         async def fetch() -> dict[str, Any]:
             return await figma.get_nodes(file_key, node_ids)
 
+        content = _json_content("nodes", (",".join(node_ids),), fetch)
         return await self._operation(
-            "nodes", f"nodes {file_key}", session_id, lambda: self._json(key, fetch)
+            "nodes", f"nodes {file_key}", session_id, lambda: self._json(file_key, content)
         )
 
     async def screenshot(
@@ -242,18 +260,18 @@ class FigmaSessionManager:
             else self._capture_mcp(file_key, node_id)
         )
         scale_part = f"{float(scale):g}" if source == "api" else "1"
-        key = self.cache.key("shot", source, file_key, node_id, format, scale_part)
         context = f"screenshot {source} {file_key} {node_id}"
 
-        cacheable = self._cacheable(source)
+        def run() -> Awaitable[tuple[CachedImage, bool]]:
+            if source == "api":
+                parts = (node_id, format, scale_part)
+                return self._rendered(file_key, parts, self._counted(source, capture))
+            key = self.cache.key("shot", source, file_key, node_id, format, scale_part)
+            return self._image(key, source, capture, self._cacheable(source))
+
         started = time.perf_counter()
         try:
-            image, cached = await self._operation(
-                "screenshot",
-                context,
-                session_id,
-                lambda: self._image(key, source, capture, cacheable),
-            )
+            image, cached = await self._operation("screenshot", context, session_id, run)
         except Exception:
             self._count_shot(source, "error")
             raise
@@ -276,6 +294,7 @@ class FigmaSessionManager:
         return await self.cache.clear()
 
     async def close(self) -> None:
+        await self.versions.close()
         await self.flights.cancel_all()
 
     # -- JSON views -------------------------------------------------------------------------
@@ -359,19 +378,38 @@ class FigmaSessionManager:
             self.usage.record(session_id, operation, failed=False)
         return result
 
-    async def _json(
-        self, key: str, fetch: Callable[[], Awaitable[dict[str, Any]]]
-    ) -> dict[str, Any]:
-        cached: dict[str, Any] | None = await self.cache.get(key, decode_json)
-        if cached is not None:
-            return cached
+    async def _json(self, file_key: str, content: Content[dict[str, Any]]) -> dict[str, Any]:
+        document, _ = await self.versions.read(file_key, content)
+        return document
 
-        async def fill() -> dict[str, Any]:
-            document = await fetch()
-            await self.cache.put(key, right_sized(orjson.dumps(document)), document)
-            return document
+    async def _rendered(
+        self,
+        file_key: str,
+        parts: tuple[str, ...],
+        capture: Callable[[], Awaitable[CachedImage]],
+    ) -> tuple[CachedImage, bool]:
+        """An API render, keyed to the file version it was rendered from."""
 
-        return await self.flights.run(key, fill)
+        async def download(version: str | None) -> Download[CachedImage]:
+            image = await capture()
+            return Download(image, encode_image(image), version)
+
+        content = Content("shot", parts, decode_image, download, needs_version=True)
+        return await self.versions.read(file_key, content)
+
+    def _counted(
+        self, source: str, capture: Callable[[], Awaitable[CachedImage]]
+    ) -> Callable[[], Awaitable[CachedImage]]:
+        """`capture`, observed once per capture (not per waiter): the size histogram's sum is
+        what the upstream actually sent."""
+
+        async def counted() -> CachedImage:
+            image = await capture()
+            self._shot_size[source].observe(len(image.data))
+            self.screenshot_bytes[source] += len(image.data)
+            return image
+
+        return counted
 
     def _cacheable(self, source: str) -> Callable[[], bool]:
         """Whether a screenshot of `source` may be cached under the requested file key now. The
@@ -396,12 +434,10 @@ class FigmaSessionManager:
             if cached is not None:
                 return cached, True
 
+        counted = self._counted(source, capture)
+
         async def fill() -> CachedImage:
-            image = await capture()
-            # Observed once per capture (not per waiter): the size histogram's sum is what the
-            # upstream actually sent.
-            self._shot_size[source].observe(len(image.data))
-            self.screenshot_bytes[source] += len(image.data)
+            image = await counted()
             if cacheable():
                 await self.cache.put(key, encode_image(image), image)
             return image
@@ -436,6 +472,18 @@ class FigmaSessionManager:
     def _count_shot(self, source: str, outcome: str) -> None:
         self._shots[source, outcome].inc()
         self.screenshot_counts[source, outcome] += 1
+
+
+def _json_content(
+    kind: str, parts: tuple[str, ...], fetch: Callable[[], Awaitable[dict[str, Any]]]
+) -> Content[dict[str, Any]]:
+    """A file or nodes answer as cached content: it says its own version."""
+
+    async def download(_: str | None) -> Download[dict[str, Any]]:
+        document = await fetch()
+        return Download(document, right_sized(orjson.dumps(document)), version_of(document))
+
+    return Content(kind, parts, decode_json, download)
 
 
 def _content_type(served: str, format: str) -> str:

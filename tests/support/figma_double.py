@@ -2,8 +2,13 @@
 
 Endpoints (same paths, auth header and JSON shapes as api.figma.com):
 `GET /v1/me`, `GET /v1/files/{key}` (`depth`, `ids`), `GET /v1/files/{key}/nodes?ids=`,
-`GET /v1/images/{key}?ids=&format=&scale=` whose URLs point back at this server
-(`/_images/...`, unauthenticated like Figma's pre-signed S3 links, counted as `image_download`).
+`GET /v1/files/{key}/meta` (counted as `meta`), `GET /v1/images/{key}?ids=&format=&scale=` whose
+URLs point back at this server (`/_images/...`, unauthenticated like Figma's pre-signed S3 links,
+counted as `image_download`).
+
+Every file has a version, "1234567890" until `touch(key)` edits it (a new version and
+`last_touched_at`); `version(key)` is its current one. `delays[endpoint]` makes every answer of an
+endpoint take that long (Figma's own latencies, for the benchmark).
 
 Faults are queued per endpoint and consumed one per request, or made permanent with `times=None`:
 
@@ -14,6 +19,7 @@ Faults are queued per endpoint and consumed one per request, or made permanent w
     double.image_location = "http://elsewhere/x.png"           # /v1/images answers this URL
     double.download_redirect = "http://elsewhere/y.png"        # downloads answer 302 to it once
     double.requests["files"]                                  # requests seen per endpoint
+    double.touch("FILE1")                                     # FILE1 changes: a new version
     double.reset()
 
 A file key starting with `missing` answers 404; a wrong or absent token (`X-Figma-Token`, or
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
@@ -48,7 +55,9 @@ class SpecChecker(Protocol):
 DEFAULT_TOKEN = "figd_TEST-secret-token-do-not-leak-0123456789"
 DEFAULT_OAUTH_TOKEN = "figu_TEST-oauth-secret-do-not-leak-9876543210"
 PNG_BYTES = 2048  # every PNG image download is exactly this long unless image_size says otherwise
-ENDPOINTS = ("me", "files", "nodes", "images", "image_download")
+ENDPOINTS = ("me", "files", "nodes", "meta", "images", "image_download")
+FIRST_VERSION = 1234567890
+FIRST_TOUCHED = 1714564800.0  # 2024-05-01T12:00:00Z
 FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "400", "403", "403_scope", "404", "drop")
 SCOPE_ERROR = "Invalid scope(s): this endpoint requires the current_user:read scope"
 
@@ -123,6 +132,8 @@ class FigmaDouble:
         self.requests: Counter[str] = Counter()
         self.bytes_served = 0
         self.tokens_seen: list[str | None] = []
+        self.delays: dict[str, float] = {}
+        self._versions: dict[str, tuple[int, float]] = {}  # key: version, last touched (Unix)
         self._faults: dict[str, deque[Fault]] = {}
         self._permanent: dict[str, Fault] = {}
         self._runner: web.AppRunner | None = None
@@ -141,8 +152,19 @@ class FigmaDouble:
         else:
             self._faults.setdefault(endpoint, deque()).extend([fault] * times)
 
+    def touch(self, key: str, at: float | None = None) -> str:
+        """Edit file `key` (at `at`, default now): it gets a new version, which is returned."""
+        version, _ = self._versions.get(key, (FIRST_VERSION, FIRST_TOUCHED))
+        self._versions[key] = (version + 1, time.time() if at is None else at)
+        return str(version + 1)
+
+    def version(self, key: str) -> str:
+        return str(self._versions.get(key, (FIRST_VERSION, FIRST_TOUCHED))[0])
+
     def reset(self) -> None:
         self.violations.clear()
+        self._versions.clear()
+        self.delays.clear()
         self.checked = 0
         self._faults.clear()
         self._permanent.clear()
@@ -157,6 +179,7 @@ class FigmaDouble:
         app.router.add_get("/v1/me", self._me)
         app.router.add_get("/v1/files/{key}", self._file)
         app.router.add_get("/v1/files/{key}/nodes", self._nodes)
+        app.router.add_get("/v1/files/{key}/meta", self._meta)
         app.router.add_get("/v1/images/{key}", self._images)
         app.router.add_get("/_images/{key}/{name}", self._download)
         # Slow handlers must stop when the client gives up, or cleanup would wait for them.
@@ -209,6 +232,8 @@ class FigmaDouble:
     ) -> web.Response | None:
         """Count, check auth, apply a fault; a response means "answer with this"."""
         self.requests[endpoint] += 1
+        if self.delays.get(endpoint):
+            await asyncio.sleep(self.delays[endpoint])
         token = request.headers.get("X-Figma-Token")
         bearer = request.headers.get("Authorization", "")
         if auth:
@@ -277,7 +302,7 @@ class FigmaDouble:
             return web.json_response({"status": 404, "err": "Not found"}, status=404)
         depth = int(request.query.get("depth", "3"))
         return web.json_response(
-            {**_file_header(key), "document": _document(depth), **_libraries()}
+            {**self._file_header(key), "document": _document(depth), **_libraries()}
         )
 
     async def _nodes(self, request: web.Request) -> web.Response:
@@ -290,7 +315,34 @@ class FigmaDouble:
         if not ids:
             return web.json_response({"status": 400, "err": "Missing ids"}, status=400)
         nodes = {i: {"document": _frame(i), **_libraries()} for i in ids}
-        return web.json_response({**_file_header(key), "nodes": nodes})
+        return web.json_response({**self._file_header(key), "nodes": nodes})
+
+    async def _meta(self, request: web.Request) -> web.Response:
+        if (early := await self._begin(request, "meta")) is not None:
+            return early
+        key = request.match_info["key"]
+        if key.startswith("missing"):
+            return web.json_response({"status": 404, "err": "Not found"}, status=404)
+        _, touched = self._versions.get(key, (FIRST_VERSION, FIRST_TOUCHED))
+        user = {"id": "1234567890", "handle": "Designer", "img_url": ""}
+        file = {
+            "name": f"Design {key}",
+            "folder_name": "Drafts",
+            "last_touched_at": _iso(touched),
+            "creator": user,
+            "last_touched_by": user,
+            "thumbnail_url": "",
+            "editorType": "figma",
+            "role": "viewer",
+            "link_access": "view",
+            "url": f"https://www.figma.com/design/{key}",
+            "version": self.version(key),
+        }
+        return web.json_response({"file": file})
+
+    def _file_header(self, key: str) -> dict[str, Any]:
+        _, touched = self._versions.get(key, (FIRST_VERSION, FIRST_TOUCHED))
+        return {**_file_header(key), "version": self.version(key), "lastModified": _iso(touched)}
 
     async def _images(self, request: web.Request) -> web.Response:
         if (early := await self._begin(request, "images")) is not None:
@@ -318,6 +370,10 @@ class FigmaDouble:
         body, content_type = image_of_size(fmt, self.image_size)
         self.bytes_served += len(body)
         return web.Response(body=body, content_type=content_type)
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _seconds(value: float) -> str:

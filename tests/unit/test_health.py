@@ -308,3 +308,16 @@ def test_journal_issues_say_why_and_what_to_do() -> None:
     assert "No space left on device" in unwritable.message and "503" in unwritable.message
     assert (corrupt.code, corrupt.severity, corrupt.value) == ("journal_corrupt", "warning", 2.0)
     assert "journal.log.corrupt-" in corrupt.message and "remove" in corrupt.message
+
+
+def test_a_figma_cache_holding_back_is_shown_as_info_not_scored() -> None:
+    held = ComponentInputs(
+        services={"figma_api": "up"},
+        quota_hold="Figma Tier 1 answered 429 12 s ago",
+        stale_seconds=60,
+    )
+    report = assess({"figma": held})
+    [issue] = report.overall.issues
+    assert (issue.code, issue.severity, issue.penalty) == ("figma_cache_quota_hold", "info", 0)
+    assert "Tier 1 answered 429 12 s ago" in issue.message and "60 s past" in issue.message
+    assert report.overall.score == 100 and report.overall.status == "healthy"

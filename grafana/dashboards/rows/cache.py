@@ -1,5 +1,5 @@
-"""The Cache row: efficiency class and hit ratios per manager and tier, lookups, evictions and
-invalidations."""
+"""The Cache row: efficiency class and hit ratios per manager and tier, lookups, evictions,
+invalidations, and the Figma cache's revalidation with /meta."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def panels(c: MixinConfig) -> list[PanelBuilder]:
         lookups(),
         evictions(),
         invalidations(),
+        figma_revalidations(),
+        figma_avoided_and_stale(),
+        figma_bytes_saved(),
     ]
 
 
@@ -128,5 +131,49 @@ def invalidations() -> PanelBuilder:
         [(rate_by("session_exporter_cache_invalidations_total", "reason"), "{{reason}}")],
         unit="ops",
         bars=True,
+        width=8,
+    )
+
+
+def figma_revalidations() -> PanelBuilder:
+    return timeseries_panel(
+        "Figma revalidations by result",
+        "Expired Figma copies checked with /meta per second: unchanged (kept, no download), "
+        "changed or failed (downloaded again). /api/session-metrics/cache-stats turns these "
+        "into recommendations.",
+        [(rate_by("session_exporter_figma_cache_revalidations_total", "result"), "{{result}}")],
+        unit="ops",
+        bars=True,
+        width=8,
+    )
+
+
+def figma_avoided_and_stale() -> PanelBuilder:
+    return timeseries_panel(
+        "Figma downloads avoided and stale answers",
+        "Full downloads (files, nodes, renders) a fixed-TTL cache would have made, avoided "
+        "per second; copies served past their TTL (while revalidating, or holding back while "
+        "Figma's rate limits are short).",
+        [
+            (
+                rate_by("session_exporter_figma_cache_downloads_avoided_total", "instance"),
+                "{{instance}} avoided",
+            ),
+            (
+                rate_by("session_exporter_figma_cache_stale_served_total", "reason"),
+                "stale: {{reason}}",
+            ),
+        ],
+        unit="ops",
+        width=8,
+    )
+
+
+def figma_bytes_saved() -> PanelBuilder:
+    return timeseries_panel(
+        "Figma bytes saved",
+        "Bytes per second revalidation kept from being downloaded from Figma again.",
+        [(rate_by("session_exporter_figma_cache_saved_bytes_total", "instance"), "{{instance}}")],
+        unit="Bps",
         width=8,
     )

@@ -247,7 +247,8 @@ async def test_clear_cache_sends_the_next_call_upstream(double: FigmaDouble) -> 
     async with open_stack(double) as stack:
         await stack.manager.get_file("FILE1")
         await stack.manager.screenshot("FILE1", "1:2", source="api")
-        assert await stack.manager.clear_cache() == 2
+        # The document, the render and FILE1's version record (what keys both to its version).
+        assert await stack.manager.clear_cache() == 3
         await stack.manager.get_file("FILE1")
         assert double.requests["files"] == 2
 

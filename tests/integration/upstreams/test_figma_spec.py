@@ -64,7 +64,10 @@ async def test_every_call_the_exporter_makes_is_valid_and_so_are_the_answers(
     for fmt, scale in (("png", 2.0), ("jpg", 1.0), ("svg", 1.0), ("pdf", 0.5)):
         await figma.render_image("FILE1", "1:2", format=fmt, scale=scale)
     await figma.me()
-    assert checked.checked == 9
+    meta = await figma.get_file_meta("FILE1")
+    checked.touch("FILE1")
+    assert (await figma.get_file_meta("FILE1")).version != meta.version
+    assert checked.checked == 11
     assert checked.violations == []
     # Realistic size: hundreds of nodes, not a toy tree.
     assert len(orjson.dumps(document)) > 200_000
@@ -80,6 +83,9 @@ async def test_every_call_the_exporter_makes_is_valid_and_so_are_the_answers(
         ("me", Fault("403_scope")),
         ("files", Fault("429", retry_after=60, limit_type="low", plan_tier="pro")),
         ("nodes", Fault("500")),
+        ("meta", Fault("404")),
+        ("meta", Fault("403")),
+        ("meta", Fault("429", retry_after=60, limit_type="high", plan_tier="org")),
     ],
 )
 async def test_error_answers_follow_the_spec(
@@ -91,6 +97,8 @@ async def test_error_answers_follow_the_spec(
             await figma.me()
         elif endpoint == "nodes":
             await figma.get_nodes("FILE1", ["1:2"])
+        elif endpoint == "meta":
+            await figma.get_file_meta("FILE1")
         else:
             await figma.get_file("FILE1")
     assert checked.checked == 1
@@ -118,6 +126,8 @@ def test_the_checker_is_not_vacuous(spec: FigmaSpec) -> None:
     assert spec.request_errors("GET", "/v1/files/K", {"fileKey": "K"})
     assert spec.request_errors("GET", "/v1/images/K", {})  # ids is required
     assert spec.request_errors("GET", "/v1/nope", {})
+    assert spec.request_errors("GET", "/v1/files/K/meta", {"depth": "1"})
+    assert spec.response_errors("GET", "/v1/files/K/meta", 200, {"file": {"name": "x"}})
     assert spec.response_errors("GET", "/v1/files/K", 200, {"name": "no document"})
     assert spec.response_errors(
         "GET",
