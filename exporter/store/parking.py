@@ -17,16 +17,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+from dataclasses import dataclass
 from functools import partial
 
 from exporter.core.errors import StoreUnavailable
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.store.contract import StoredValue
-from exporter.store.journal import Journal
-from exporter.store.memory_tier import MemoryTier
-from exporter.store.recovery import Recovery
-from exporter.store.redis_calls import RedisCalls
-from exporter.store.redis_store import RedisStore
+from exporter.store.redis_side import RedisSide
 
 # Re-checks of a parked own write before giving up on it (the next read then goes to Redis).
 PARK_CHECKS = 3
@@ -35,22 +32,11 @@ PARK_BATCH = 256
 PARK_WAIT = 0.5
 
 
-class Parking:
-    def __init__(
-        self,
-        tier: MemoryTier,
-        redis: RedisStore,
-        calls: RedisCalls,
-        recovery: Recovery,
-        journal: Journal,
-    ) -> None:
-        self.tier = tier
-        self.redis = redis
-        self.calls = calls
-        self.recovery = recovery
-        self.journal = journal
+@dataclass(eq=False)
+class Parking(RedisSide):
+    def __post_init__(self) -> None:
         # key -> (our value, the tier's epoch when parked, checks left); shared with the reads
-        self.parked = tier.reads.parked
+        self.parked = self.tier.reads.parked
         self._checker: asyncio.Task[None] | None = None
         self._round: asyncio.Future[None] | None = None
 

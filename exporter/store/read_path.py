@@ -12,33 +12,19 @@ fill memory (`WriteGuard`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from exporter.core.errors import StoreBusy, StoreUnavailable
 from exporter.store.breaker import CLOSED
 from exporter.store.contract import CacheRecorder, StoredValue
-from exporter.store.journal import Journal
-from exporter.store.memory_tier import MemoryTier
-from exporter.store.recovery import Recovery
-from exporter.store.redis_calls import RedisCalls
-from exporter.store.redis_store import TOMBSTONE, RedisStore
+from exporter.store.redis_side import RedisSide
+from exporter.store.redis_store import TOMBSTONE
 
 NOT_HELD = "Redis is unreachable and the memory tier does not hold this key"
 
 
-class ReadPath:
-    def __init__(
-        self,
-        tier: MemoryTier,
-        redis: RedisStore,
-        calls: RedisCalls,
-        recovery: Recovery,
-        journal: Journal,
-    ) -> None:
-        self.tier = tier
-        self.redis = redis
-        self.calls = calls
-        self.recovery = recovery
-        self.journal = journal
-
+@dataclass(eq=False)
+class ReadPath(RedisSide):
     async def get(self, key: str, record: CacheRecorder | None = None) -> StoredValue | None:
         """See `TieredStore.get_uncached`."""
         if self.journal:

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from exporter.core.errors import SessionNotFound, StoreBusy, StoreFull, StoreUnavailable
 from exporter.store.contract import ReplayItem, StoredValue
-from exporter.store.journal import Journal
-from exporter.store.memory_tier import MemoryTier
 from exporter.store.parking import Parking
 from exporter.store.read_path import NOT_HELD
-from exporter.store.recovery import Recovery
-from exporter.store.redis_calls import RedisCalls
-from exporter.store.redis_store import RedisStore
+from exporter.store.redis_side import RedisSide
 
 # How long a delete is remembered when the session's expiry is unknown here (see `delete`).
 TOMBSTONE_GUESS = 86_400.0
@@ -32,23 +29,10 @@ TOMBSTONE_GUESS = 86_400.0
 ReadAgain = Callable[[str], Awaitable[StoredValue | None]]
 
 
-class WritePath:
-    def __init__(
-        self,
-        tier: MemoryTier,
-        redis: RedisStore,
-        calls: RedisCalls,
-        recovery: Recovery,
-        journal: Journal,
-        parking: Parking,
-    ) -> None:
-        self.tier = tier
-        self.redis = redis
-        self.calls = calls
-        self.recovery = recovery
-        self.journal = journal
-        self.parking = parking
-        self.closing = False  # shutting down: nothing more is journalled
+@dataclass(eq=False)
+class WritePath(RedisSide):
+    parking: Parking
+    closing: bool = False  # shutting down: nothing more is journalled
 
     async def set(
         self, key: str, value: StoredValue, *, replace: bool, sole: bool, coherent: bool

@@ -1,0 +1,25 @@
+"""What the paths past the memory tier share: the tier itself, Redis, the guarded way of calling
+it (`RedisCalls`), the outage driver (`Recovery`) and the journal. The read path, the write path
+and parking each extend it with what is theirs.
+
+    reads = ReadPath(tier, redis, calls, recovery, journal)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exporter.store.journal import Journal
+from exporter.store.memory_tier import MemoryTier
+from exporter.store.recovery import Recovery
+from exporter.store.redis_calls import RedisCalls
+from exporter.store.redis_store import RedisStore
+
+
+@dataclass(eq=False)
+class RedisSide:
+    tier: MemoryTier
+    redis: RedisStore
+    calls: RedisCalls
+    recovery: Recovery
+    journal: Journal
