@@ -58,7 +58,7 @@ from exporter.monitoring.statistics import CacheCounts, cache_report, combined, 
 from exporter.sessions.session import NAMESPACE
 from exporter.store.contract import StoreStatus
 from exporter.upstreams.cache_advice import Advice, Observations, advise
-from exporter.upstreams.figma_client import RateLimit
+from exporter.upstreams.figma_rate_limits import RateLimit
 from exporter.upstreams.probes import ServiceStatus
 from exporter.upstreams.response_cache import NAMESPACE as FIGMA_NAMESPACE
 from exporter.upstreams.revalidating_cache import RevalidatingCache

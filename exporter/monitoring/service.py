@@ -60,7 +60,7 @@ from exporter.monitoring.statistics import (
     window_error_ratio,
     window_p95_ms,
 )
-from exporter.upstreams.figma_client import RateLimit
+from exporter.upstreams.figma_rate_limits import RateLimit
 
 if TYPE_CHECKING:
     from exporter.sessions.factory import SessionLayer

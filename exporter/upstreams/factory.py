@@ -25,8 +25,9 @@ from exporter.core.metrics import Metrics
 from exporter.core.redaction import redact
 from exporter.core.settings import Settings
 from exporter.store.tiered_store import TieredStore
-from exporter.upstreams.figma_client import FigmaClient, RateLimit
+from exporter.upstreams.figma_client import FigmaClient
 from exporter.upstreams.figma_manager import FigmaSessionManager, SessionCheck
+from exporter.upstreams.figma_rate_limits import RateLimit
 from exporter.upstreams.freshness import FreshnessPolicy
 from exporter.upstreams.mcp_client import McpClient
 from exporter.upstreams.response_cache import NAMESPACE as CACHE_NAMESPACE

@@ -51,6 +51,15 @@ from exporter.core.errors import (
 )
 from exporter.core.metrics import Metrics
 from exporter.core.redaction import redact
+from exporter.upstreams.figma_rate_limits import (
+    DATA_ENDPOINTS,
+    DATA_TIER,
+    ENDPOINT_TIERS,
+    PLAN_TIERS,
+    RATE_LIMIT_TYPES,
+    RateLimit,
+    bounded_header,
+)
 from exporter.upstreams.image_hosts import MAX_REDIRECTS, image_url_allowed
 from exporter.upstreams.quota import Shortage, TierQuota
 from exporter.upstreams.retry import RetryPolicy, parse_retry_after
@@ -65,14 +74,6 @@ FORMAT_TYPES = {
     "pdf": "application/pdf",
 }
 
-# Figma's rate-limit tiers (its docs): files, nodes and images are Tier 1, file metadata Tier 2,
-# /v1/me Tier 3. Image downloads go to pre-signed storage URLs, outside Figma's limits.
-ENDPOINT_TIERS = {"files": 1, "nodes": 1, "images": 1, "meta": 2, "me": 3}
-DATA_TIER = 1
-DATA_ENDPOINTS = ("files", "nodes", "images")
-# Values of X-Figma-Rate-Limit-Type and X-Figma-Plan-Tier kept as they are; others are "other".
-RATE_LIMIT_TYPES = ("low", "high")
-PLAN_TIERS = ("enterprise", "org", "pro", "starter", "student")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 ERR_TEXT_LIMIT = 200
 ERR_BODY_LIMIT = 16 * 1024
@@ -81,46 +82,6 @@ _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """A remembered 429: calls of `tier` wait until `until` (Unix time)."""
-
-    tier: int
-    endpoint: str
-    until: float
-    retry_after: float
-    limit_type: str  # in RATE_LIMIT_TYPES, "other" or "unknown"
-    plan_tier: str  # in PLAN_TIERS, "other" or "unknown"
-
-    def remaining(self, now: float) -> float:
-        return max(0.0, self.until - now)
-
-    def describe(self, now: float) -> str:
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.until))
-        return (
-            f"Figma API rate limited until {when} (limit type {self.limit_type},"
-            f" plan tier {self.plan_tier}); retry after {self.remaining(now):.0f} s"
-        )
-
-    def as_dict(self, now: float) -> dict[str, Any]:
-        return {
-            "until": self.until,
-            "retry_after": round(self.remaining(now), 3),
-            "endpoint": self.endpoint,
-            "tier": self.tier,
-            "limit_type": self.limit_type,
-            "plan_tier": self.plan_tier,
-        }
-
-
-def bounded_header(value: str | None, known: tuple[str, ...]) -> str:
-    """A header value as a bounded JSON field: a known value, `other`, or `unknown` if absent."""
-    if not value:
-        return "unknown"
-    text = value.strip().lower()
-    return text if text in known else "other"
 
 
 def figma_err_text(raw: bytes, secrets: tuple[str, ...] = ()) -> str:

@@ -40,7 +40,8 @@ from exporter.core.event_log import EventLog
 from exporter.core.metrics import PROBE_FAILURE_REASONS, Metrics
 from exporter.core.settings import Settings
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
-from exporter.upstreams.figma_client import DATA_TIER, ENDPOINT_TIERS, FigmaClient
+from exporter.upstreams.figma_client import FigmaClient
+from exporter.upstreams.figma_rate_limits import DATA_TIER, ENDPOINT_TIERS
 from exporter.upstreams.mcp_client import McpClient
 
 log = logging.getLogger(__name__)
