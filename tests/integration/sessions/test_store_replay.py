@@ -8,7 +8,7 @@ import pytest
 
 from exporter.core.errors import SessionNotFound
 from tests.support.redis_server import RedisServer
-from tests.support.sessions import open_layer, redis_proxy
+from tests.support.sessions import open_layer, redis_proxy, wait_for
 
 
 async def test_replay_keeps_newer_writes_of_another_replica(
@@ -28,7 +28,12 @@ async def test_replay_keeps_newer_writes_of_another_replica(
         await cut.manager.update(z.id, {"by": "cut"})
         await cut.manager.update(w.id, {"by": "cut", "at": "after"})
         await cut.manager.delete(v.id)
-        # Later writes by a replica that still reaches Redis: newer than the journal's.
+        # Later writes by a replica that still reaches Redis: newer than the journal's. "Later"
+        # must hold on both replicas' clocks, each Redis's time known within half a round trip:
+        # on a loaded machine other's may trail cut's by more than the moments between these
+        # lines (the writes are concurrent: other never saw cut's journalled ones).
+        cut_last = cut.store.clock.version()
+        await wait_for(lambda: other.store.clock.now() * 1e9 > cut_last, 5.0)
         await other.manager.update(x.id, {"by": "other"})
         await other.manager.update(y.id, {"by": "other"})
         await other.manager.delete(z.id)
