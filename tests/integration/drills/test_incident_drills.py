@@ -353,14 +353,18 @@ async def _redis_back(drill: Drill, action: Callable[[], object]) -> None:
                 await asyncio.sleep(0.05)
 
 
-async def test_redis_killed(drill: Drill) -> None:
+async def _redis_incident(
+    drill: Drill, name: str, inject: Callable[[], object], recover: Callable[[], object]
+) -> None:
+    """A Redis outage (killed or hung): it pages at once and through the availability burn,
+    and both clear once every replica has failed back."""
     hurt_floor = 0.2
     row = await run(
         drill,
         Incident(
-            "Redis SIGKILL",
-            inject=lambda: asyncio.to_thread(drill.redis.kill),
-            recover=lambda: _redis_back(drill, drill.redis.start),
+            name,
+            inject=lambda: asyncio.to_thread(inject),
+            recover=lambda: _redis_back(drill, recover),
             fire={
                 "SessionExporterRedisUnreachable": cause_budget("RedisUnreachable", REDIS_TIMEOUT),
                 "SessionExporterSessionAvailabilityFastBurn": burn_budget(
@@ -378,29 +382,12 @@ async def test_redis_killed(drill: Drill) -> None:
     assert _ratio(row) >= hurt_floor, row  # the burn budget's premise: users were hurt that much
 
 
+async def test_redis_killed(drill: Drill) -> None:
+    await _redis_incident(drill, "Redis SIGKILL", drill.redis.kill, drill.redis.start)
+
+
 async def test_redis_hung(drill: Drill) -> None:
-    hurt_floor = 0.2
-    row = await run(
-        drill,
-        Incident(
-            "Redis SIGSTOP (hang)",
-            inject=lambda: asyncio.to_thread(drill.redis.pause),
-            recover=lambda: _redis_back(drill, drill.redis.resume),
-            fire={
-                "SessionExporterRedisUnreachable": cause_budget("RedisUnreachable", REDIS_TIMEOUT),
-                "SessionExporterSessionAvailabilityFastBurn": burn_budget(
-                    "SessionAvailability", hurt_floor
-                ),
-            },
-            clear={
-                "SessionExporterRedisUnreachable": LAG + SLACK,
-                "SessionExporterSessionAvailabilityFastBurn": FLEET_SETTLE + burn_clear_budget(),
-            },
-            may={"SessionExporterSessionLatencyFastBurn"},
-            hurt=_session_hurt(drill),
-        ),
-    )
-    assert _ratio(row) >= hurt_floor, row
+    await _redis_incident(drill, "Redis SIGSTOP (hang)", drill.redis.pause, drill.redis.resume)
 
 
 async def test_a_replica_killed(drill: Drill) -> None:
