@@ -122,7 +122,10 @@ class FleetView:
     """This replica's view of the fleet, refreshed at every sync; `doubt` is read on each miss."""
 
     replica: str
-    forget_after: float  # a member silent this long is gone (crashed, scaled down)
+    forget_after: float  # a member silent this long, its record settled, is gone (crashed)
+    # A member silent while it may hold writes nobody else can see (its record unsettled, or older
+    # than this replica's last outage) is awaited longer: it may be starting again on its journal.
+    await_unsettled: float = 120.0
     epoch: Epoch | None = None
     members: dict[str, Member] = field(default_factory=dict)
     settled_epoch: str | None = None
@@ -165,7 +168,11 @@ class FleetView:
             self.outage_began = now  # a new outage (not a further failure of the same one)
 
     def outage_ended(self, now: float) -> None:
+        """Nobody could be heard meanwhile (no record could be written or read): silence counts
+        from now, so a replica that died during the outage still has its time to come back."""
         self.recovered_at = now
+        for replica, seen in self.last_seen.items():
+            self.last_seen[replica] = max(seen, now)
 
     @property
     def settled(self) -> bool:
@@ -182,10 +189,10 @@ class FleetView:
         if read_at is not None and self.recovered_at is not None and self.recovered_at >= read_at:
             return "this replica recovered while the read was under way"
         for replica, seen in list(self.last_seen.items()):
-            if now - seen >= self.forget_after:
+            reason = self._doubt_member(replica, now, read_at)
+            if now - seen >= (self.forget_after if reason is None else self.await_unsettled):
                 del self.last_seen[replica]  # silent too long: gone (its journal waits for it)
                 continue
-            reason = self._doubt_member(replica, now, read_at)
             if reason is not None:
                 return reason
         return None

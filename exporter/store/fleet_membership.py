@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from exporter.core.clock import FleetClock
-from exporter.core.errors import StoreUnavailable
+from exporter.core.errors import StoreUnavailable, WritesRefused
 from exporter.core.metrics import Metrics
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.store.breaker import CircuitBreaker
@@ -45,9 +45,12 @@ from exporter.store.redis_store import FleetSnapshot
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A replica silent this long is gone (crashed or scaled down): its misses stop being doubted.
-# Until then, a silent replica may be in an outage of its own, journalling writes nobody can see.
+# A replica silent this long, its record settled, is gone (crashed or scaled down): its misses
+# stop being doubted. Until then, it may be in an outage of its own, journalling writes nobody can
+# see. One last heard of unsettled (journalling) is awaited longer: it may be starting again on its
+# journal (a SIGKILL, then a restart that waits for its turn on a busy node).
 FORGET_AFTER = 10.0
+AWAIT_UNSETTLED = 120.0
 # Records of replicas silent for much longer are deleted from Redis (the hash stays bounded).
 PRUNE_AFTER = 600.0
 # The longest a journalled write waits for this replica's record to say "unsettled" before it is
@@ -107,7 +110,9 @@ class FleetMembership:
         self.replica_id = replica_id
         self.clock = clock
         self.breaker = breaker
-        self.view = FleetView(replica_id, forget_after=FORGET_AFTER)
+        self.view = FleetView(
+            replica_id, forget_after=FORGET_AFTER, await_unsettled=AWAIT_UNSETTLED
+        )
         self.members = members  # where the ids of the other replicas are kept across restarts
         self._kept_members: frozenset[str] = frozenset()
         if members is not None:
@@ -319,15 +324,33 @@ class FleetMembership:
             refresh = self._refresh = asyncio.ensure_future(self._read_view())
         try:
             await asyncio.shield(refresh)
+        except WritesRefused as exc:
+            message = f"Redis refuses writes ({exc.reason}); a replica may be journalling it"
+            raise StoreUnavailable(message, 1.0) from exc
         except StoreUnavailable as exc:
             raise StoreUnavailable("the fleet's state could not be read", 1.0) from exc
 
     async def _read_view(self) -> None:
-        epoch, members = await self.store.redis_call(self.redis.fleet_view)
+        if self.outage.writes_refused is None:
+            epoch, members = await self._report_on_miss()
+        else:  # refusing already: this replica's own misses are doubted meanwhile
+            epoch, members = await self.store.redis_call(self.redis.fleet_view)
         self.view.update(epoch, members, self.clock.now())
         followed = self._followed
         if epoch is None or followed is None or epoch.token != followed.token:
             self._kick_sync()  # the view doubts meanwhile: this replica has not followed it
+
+    async def _report_on_miss(self) -> tuple[Epoch | None, dict[str, Member | None]]:
+        """Read the fleet by writing this replica's record: a Redis that refuses writes (out of
+        memory, too few replicas) refuses it too. Another replica may then be journalling the
+        session that missed, unable to say so in its own record, so the miss is doubted, and this
+        replica takes the refusal as its own (its next write would have found it anyway)."""
+        try:
+            snapshot = await self.report()
+        except WritesRefused as exc:
+            self.outage.sync_failed(exc)
+            raise
+        return snapshot.epoch, snapshot.members
 
     def _kick_sync(self) -> None:
         """Sync soon, once however many reads ask (recovery syncs itself when Redis is back)."""

@@ -147,3 +147,32 @@ async def test_a_delete_on_one_replica_wins_over_a_put_on_the_other_in_one_outag
             assert status == 404, side.name
             response = await side.http.put(f"/api/sessions/{sid}", json={"data": {"v": 2}})
             assert response.status == 404, side.name
+
+
+async def test_a_replica_that_only_reads_while_redis_refuses_writes_never_gives_a_404(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """Out of memory: A journals a create, and its record cannot say so (Redis refuses that write
+    too). B has written nothing since the refusal began: its miss must still not be final."""
+    client = redis_server.client()
+    async with replica("A", redis_url) as a, replica("B", redis_url) as b:
+        await a.create({"before": "refusal"})
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        try:
+            sid = await a.create({"during": "refusal"})  # 201: journalled
+            assert a.sample("store_writes_refused", reason="oom") == 1
+            status, _ = await b.read(sid)
+            assert status == 503  # not 404: A may (and does) hold it unreplayed
+            assert b.sample("store_writes_refused", reason="oom") == 1
+        finally:
+            client.config_set("maxmemory", "0")
+        for side in (a, b):
+            await wait_for(lambda s=side: s.sample("store_writes_refused", reason="oom") == 0, 10)
+        for side in (a, b):
+            status, data = await side.read(sid)
+            while status == 503:  # A replays within a retry interval
+                await asyncio.sleep(0.05)
+                status, data = await side.read(sid)
+            assert (status, data) == (200, {"during": "refusal"}), side.name
+    client.close()

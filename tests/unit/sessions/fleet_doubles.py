@@ -47,7 +47,8 @@ class FleetRedisDouble:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.views = 0  # fleet_view calls: what the misses waiting together share
+        self.views = 0  # fleet_view calls (a miss while this replica knows Redis refuses writes)
+        self.syncs = 0  # fleet_sync calls: what the misses waiting together share
 
     def _check(self, write: bool = False) -> Server:
         if not self.server.up:
@@ -82,6 +83,7 @@ class FleetRedisDouble:
         return written
 
     async def fleet_sync(self, replica: str, record: Member | None) -> FleetSnapshot:
+        self.syncs += 1
         server = self._check(write=record is not None)
         if record is not None:
             server.members[replica] = record.encode()

@@ -71,8 +71,28 @@ def test_a_member_whose_record_vanished_is_awaited_then_forgotten() -> None:
     fleet = view(b=Member("e1", True, 100.0))
     fleet.update(E1, {}, now=100.5)  # Redis lost the records (restarted empty)
     assert "has not reported since Redis came back" in (fleet.doubt(now=100.6) or "")
-    assert fleet.doubt(now=110.1) is None  # silent 10 s: gone (crashed, scaled down)
+    # It may hold journalled writes: awaited while it may be starting again, then forgotten.
+    assert "has not reported" in (fleet.doubt(now=219.9) or "")
+    assert fleet.doubt(now=220.1) is None
     assert "b" not in fleet.last_seen
+
+
+def test_a_settled_member_that_went_silent_is_forgotten_sooner_than_an_unsettled_one() -> None:
+    fleet = view(b=Member("e1", True, 100.0), c=Member("e1", False, 100.0))
+    assert "replica c is still recovering" in (fleet.doubt(now=110.5) or "")
+    assert "b" not in fleet.last_seen  # settled, silent 10 s: crashed, nothing of it unseen
+    assert fleet.doubt(now=220.1) is None and fleet.last_seen == {}
+
+
+def test_silence_during_this_replicas_outage_does_not_count() -> None:
+    """A replica killed mid-outage (its journal on disk) and Redis down longer than the patience
+    for settled members: when Redis is back, it is still awaited."""
+    fleet = view(b=Member("e1", True, 99.9))
+    fleet.outage_started(now=100.0)
+    fleet.outage_ended(now=130.0)  # nobody could write a record for 30 s
+    assert "since the last outage" in (fleet.doubt(now=130.1) or "")
+    assert "since the last outage" in (fleet.doubt(now=240.0) or "")  # awaited 120 s from the end
+    assert fleet.doubt(now=250.1) is None
 
 
 def test_a_member_that_left_cleanly_is_not_awaited() -> None:

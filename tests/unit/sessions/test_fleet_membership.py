@@ -168,9 +168,29 @@ async def test_misses_waiting_together_share_one_read_of_the_fleet() -> None:
     server = Server()
     a = membership(server)
     await a.sync()
+    assert isinstance(a.redis, FleetRedisDouble)
+    syncs = a.redis.syncs
     misses = await asyncio.gather(*(final_miss(a) for _ in range(10)))
     assert all(misses)
-    assert isinstance(a.redis, FleetRedisDouble) and a.redis.views == 1
+    assert a.redis.syncs == syncs + 1
+
+
+async def test_a_miss_while_redis_refuses_writes_is_doubted_and_the_refusal_handed_on() -> None:
+    """Another replica may be journalling the session, its record unable to say so."""
+    server, outage = Server(), Outage()
+    a, b = membership(server, "a", outage=outage), membership(server, "b")
+    await b.sync()
+    await a.sync()
+    assert await final_miss(a)
+    server.refusing = True  # b journals from here on; its record still says settled
+    assert not await final_miss(a)
+    refused = outage.failures[0]
+    assert isinstance(refused, WritesRefused) and refused.reason == "oom"
+    outage.writes_refused = "oom"  # the driver took it: misses read the view, writing nothing
+    assert isinstance(a.redis, FleetRedisDouble)
+    views = a.redis.views
+    await final_miss(a)
+    assert a.redis.views == views + 1
 
 
 async def test_an_outage_doubts_misses_at_once_and_rewrites_the_record_unsettled() -> None:
