@@ -157,7 +157,10 @@ class Replayer:
 
     async def _send(self, items: list[ReplayItem]) -> list[bool]:
         """Replay `items` (version-checked in Redis); whether each was written. What a replay
-        wrote only reached Redis now: a master switch soon after must re-send it too."""
+        wrote only reached Redis now: a master switch soon after must re-send it too. So must
+        one skipped: the server may hold it only because it took the very write that timed
+        out (a hung master waking up), and a master that Sentinel replaced meanwhile loses it
+        in its resync. Re-sending an older one costs nothing: the version check skips it."""
         expected = self.store.expect_echoes(items)
         sent = [False] * len(items)
         try:
@@ -165,9 +168,8 @@ class Replayer:
         finally:
             self.store.echoes_missed(items, expected, sent)
         if self.recent is not None:
-            for item, written in zip(items, sent, strict=True):
-                if written:
-                    self.recent.add(item)
+            for item in items:
+                self.recent.add(item)
         return sent
 
     def _event(self, type: str, message: str, **details: object) -> None:

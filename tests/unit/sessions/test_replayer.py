@@ -103,3 +103,18 @@ async def test_without_a_resend_window_nothing_is_kept_to_send_again() -> None:
     assert not setup.replayer.acknowledged(item("s:{1}", 10, b"x"), late=True)
     setup.replayer.resend_recent()
     assert setup.replayer.resends == 0
+
+
+async def test_a_replayed_write_the_old_master_already_held_is_sent_again_after_a_switch() -> None:
+    """A write timed out on a hung master and was journalled, but the master took it when it
+    woke up: its replay is skipped there (same version). If Sentinel had promoted another server
+    meanwhile, the old master's copy dies in its resync: the switch must send it again."""
+    setup = Setup(recent=True)
+    journalled = item("s:{1}", 10, b"acknowledged from the journal")
+    await setup.journal.record(journalled)
+    setup.server.data["s:{1}"] = (10, b"acknowledged from the journal")  # the hung command
+    assert await setup.replayer.replay_all() == (0, 1)
+    setup.server.data.clear()  # the new master never got it
+    setup.replayer.resend_recent()
+    assert await setup.replayer.replay_all() == (1, 0)
+    assert setup.server.value("s:{1}") == b"acknowledged from the journal"
