@@ -30,6 +30,9 @@ What is wrong (each an `Anomaly`):
   expired one is as doubtful as one of a session another replica journalled), and anything the
   harness itself saw go wrong (`INCIDENT`).
 
+A write lost to two failures (its replica killed, then Redis's data lost) is reported under
+"not counted", like a stale read during an outage: the guarantee is for single failures.
+
 Reads of another client's session may trail its latest write by the coherence window (the
 README's "not guaranteed"): they are counted, `stale_elsewhere`, not judged.
 """
@@ -208,8 +211,10 @@ def check(history: History, slack: float = DEFAULT_SLACK) -> Verdict:
     sessions = session_logs(history.ops, slack)
     settled = settled_intervals(history.samples, history.replicas, history.faults)
     count_operations(history, verdict)
-    verdict.anomalies.extend(judge_final_reads(history, sessions))
-    verdict.anomalies.extend(excuse_outages(judge_load(history.ops, sessions, verdict), settled))
+    finals = judge_final_reads(history, sessions)
+    verdict.anomalies.extend(excuse_double_failures(finals, sessions, history.faults))
+    load = excuse_outages(judge_load(history.ops, sessions, verdict), settled)
+    verdict.anomalies.extend(excuse_double_failures(load, sessions, history.faults))
     verdict.anomalies.extend(judge_503s(history, settled, sessions))
     verdict.anomalies.extend(
         Anomaly(AnomalyKind.INCIDENT, False, None, f"{i.replica} at {i.at:.3f}: {i.what}")
@@ -421,6 +426,52 @@ def judge_503s(
 
 
 Interval = tuple[float, float]
+
+
+# What a replica's SIGKILL, then Redis's loss of its data, may cost: two failures.
+DATA_LOSS_KINDS = frozenset(
+    {AnomalyKind.LOST, AnomalyKind.OLDER, AnomalyKind.RESURRECTED, AnomalyKind.FALSE_404}
+)
+DOUBLE_FAILURE_EXCUSE = (
+    "a double failure: the replica that made the write was killed (its memory tier with it),"
+    " then Redis lost its data: what only Redis held is gone (docs/recovery.md, Not guaranteed)"
+)
+
+
+def excuse_double_failures(
+    anomalies: Iterable[Anomaly], sessions: dict[str, SessionLog], faults: list[FaultWindow]
+) -> Iterator[Anomaly]:
+    """The write guarantee is for single failures. A write acknowledged through a replica that
+    was then killed lives in Redis only (and in a replica that happened to read it since): if
+    Redis then loses its data, it is gone. Those anomalies are reported, not counted."""
+    for anomaly in anomalies:
+        log = sessions.get(anomaly.session or "")
+        if (
+            anomaly.kind in DATA_LOSS_KINDS
+            and not anomaly.excused
+            and anomaly.op is not None
+            and log is not None
+            and lost_with_its_replica(log, anomaly.op, faults)
+        ):
+            anomaly = dataclasses.replace(anomaly, excused=DOUBLE_FAILURE_EXCUSE)
+        yield anomaly
+
+
+def lost_with_its_replica(log: SessionLog, read: Op, faults: list[FaultWindow]) -> bool:
+    """Whether the last write acknowledged before `read` went through a replica killed after
+    it, and Redis lost its data after that kill and before `read` began."""
+    position = log.last_acknowledged(before=read.invoked)
+    if position is None:
+        return False
+    write = log.writes[position]
+    kills = [
+        fault.started
+        for fault in faults
+        if fault.killed_replica == write.replica and fault.started >= write.completed
+    ]
+    return any(
+        loss.loses_data and kill < loss.started < read.invoked for loss in faults for kill in kills
+    )
 
 
 def settled_intervals(

@@ -89,6 +89,10 @@ class FleetSample:
     detail: str = ""
 
 
+# Faults that SIGKILL a fleet replica (its target names it first: "A" or "A + redis:port").
+REPLICA_KILLS = frozenset({"replica-kill", "replica-kill-mid-outage", "journal-full-kill"})
+
+
 @dataclass(frozen=True, slots=True)
 class FaultWindow:
     """From the nemesis starting a fault to its healing (the server back, the clock reset).
@@ -96,7 +100,8 @@ class FaultWindow:
     `affects_redis`: the fault takes Redis, or its writes, away from the replicas, which may
     take a moment to notice it (a clock step or a replica's crash does not). `redis_serves_reads`:
     Redis kept answering reads throughout (OOM, NOREPLICAS), so a read answered 503 meanwhile was
-    refused for no reason a user can see."""
+    refused for no reason a user can see. `loses_data`: Redis comes back without its data (an
+    empty restart, a kill of a server without persistence)."""
 
     kind: str
     target: str
@@ -104,6 +109,14 @@ class FaultWindow:
     ended: float
     redis_serves_reads: bool = False
     affects_redis: bool = True
+    loses_data: bool = False
+
+    @property
+    def killed_replica(self) -> str | None:
+        """The fleet replica this fault SIGKILLs (its memory tier lost), if any."""
+        if self.kind in REPLICA_KILLS:
+            return self.target.split(" + ")[0]
+        return None
 
     def covers(self, at: float) -> bool:
         return self.started <= at <= self.ended

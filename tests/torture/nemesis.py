@@ -52,7 +52,8 @@ async def wait_for(predicate: Callable[[], bool], within: float, what: str) -> N
 async def redis_kill(trial: Trial, down_for: float = 1.0) -> None:
     """SIGKILL the (first) primary, keep it down, start it again on its data."""
     server = trial.deployment.primaries()[0]
-    async with trial.recorder.fault("redis-kill", server_name(server)):
+    volatile = trial.deployment.kind == "volatile"
+    async with trial.recorder.fault("redis-kill", server_name(server), loses_data=volatile):
         server.kill()
         await trial.run_for(down_for)
         await asyncio.to_thread(server.start)
@@ -74,7 +75,7 @@ async def redis_restart_empty(trial: Trial, down_for: float = 1.0) -> None:
     deployment = trial.deployment
     assert isinstance(deployment, Standalone), "an empty restart needs a standalone server"
     server = deployment.server
-    async with trial.recorder.fault("redis-restart-empty", server_name(server)):
+    async with trial.recorder.fault("redis-restart-empty", server_name(server), loses_data=True):
         server.kill()
         await trial.run_for(down_for)
         await asyncio.to_thread(deployment.restart_empty)

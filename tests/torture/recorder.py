@@ -38,6 +38,7 @@ class Recorder:
         *,
         redis_serves_reads: bool = False,
         affects_redis: bool = True,
+        loses_data: bool = False,
     ) -> AsyncIterator[None]:
         """Record the block as a fault window, from its start to its healing."""
         started = self.now()
@@ -45,6 +46,6 @@ class Recorder:
             yield
         finally:
             window = FaultWindow(
-                kind, target, started, self.now(), redis_serves_reads, affects_redis
+                kind, target, started, self.now(), redis_serves_reads, affects_redis, loses_data
             )
             self.history.faults.append(window)

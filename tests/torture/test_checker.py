@@ -221,6 +221,22 @@ def test_an_answered_failed_write_cannot_land_after_a_later_acknowledged_one() -
     assert kinds(verdict) == [AnomalyKind.OLDER]
 
 
+def test_a_write_lost_to_a_single_failure_counts() -> None:
+    """Redis lost its data, but the replica that made the write was alive (it re-seeds), or was
+    killed before the write, or Redis kept its data: nothing excuses the loss."""
+    for kill, loss in [
+        (None, FaultWindow("redis-restart-empty", "redis", 5, 6, loses_data=True)),
+        ((0.2, 0.5), FaultWindow("redis-restart-empty", "redis", 5, 6, loses_data=True)),
+        ((3, 4), FaultWindow("redis-kill", "redis", 5, 6)),  # restarted on its data
+    ]:
+        script = Script().create("s", 1, at=1).update("s", 2, at=2)
+        if kill is not None:
+            script.history.faults.append(FaultWindow("replica-kill", "A", *kill, False, False))
+        script.history.faults.append(loss)
+        verdict = script.final("s", status=404).check()
+        assert kinds(verdict) == [AnomalyKind.LOST] and verdict.wrong == 1, (kill, loss)
+
+
 # --- what must pass --------------------------------------------------------------------------
 
 
@@ -355,3 +371,20 @@ def test_a_stale_read_before_the_fleet_recovered_is_excused_and_reported() -> No
     assert [a.op.invoked for a in verdict.counted if a.op] == [6]
     assert [a.op.invoked for a in verdict.excused if a.op] == [3]
     assert "not counted (documented limits): stale read 1" in verdict.summary()
+
+
+def test_a_write_held_by_a_killed_replica_then_by_a_redis_that_lost_its_data_is_excused() -> None:
+    """Two failures: the replica that wrote it died with its memory tier, then Redis restarted
+    empty. The loss (at the end, a 404 meanwhile, a delete undone by an older copy another
+    replica re-seeded) is reported as that, not counted."""
+    script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=2)
+    script.create("t", 1, at=1.5).delete("t", at=2.5)
+    faults = script.history.faults
+    faults.append(FaultWindow("replica-kill-mid-outage", "A + redis:1", 3, 4, False, False))
+    faults.append(FaultWindow("redis-restart-empty", "redis:1", 5, 6, loses_data=True))
+    verdict = script.read("s", at=7, status=404).final("s", status=404).final("t", 1).check()
+    assert sorted(kinds(verdict)) == sorted(
+        [AnomalyKind.FALSE_404, AnomalyKind.LOST, AnomalyKind.RESURRECTED]
+    )
+    assert verdict.counted == [] and verdict.wrong == 0 and verdict.false_404s == 0
+    assert all("double failure" in anomaly.excused for anomaly in verdict.anomalies)
