@@ -59,6 +59,7 @@ from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisEr
 from exporter.core.errors import ConfigError
 from exporter.core.settings import Settings
 from exporter.store.cluster_view import newest_slot_owners
+from exporter.store.sentinel_view import MasterView
 
 RedisClient: TypeAlias = "aioredis.Redis | RedisCluster"
 SETTING = "--redis-url"
@@ -231,14 +232,15 @@ class WaitingConnectionPool(ConnectionPool):
 
 
 class LatestSentinel(Sentinel):
-    """redis-py's Sentinel client, but the master is what the sentinel with the newest
-    configuration says (the highest `config-epoch`), not the first one that answers.
+    """redis-py's Sentinel client, but the master is what the newest configuration says, and
+    never a server other than the one a sentinel announced it switched to (`sentinel_view`), not
+    what the first sentinel that answers says (maybe the old master, still acknowledging writes
+    its resync will delete). Every sentinel is asked at once: one round trip, on new connections
+    only."""
 
-    Right after a failover the sentinels learn of it one by one (gossip every 2 s): redis-py
-    would connect to whatever the first sentinel in its list still names, possibly the old master,
-    which keeps acknowledging writes until it is turned into a replica and resynchronised (losing
-    them). Every sentinel is asked at once, so this costs one round trip, on new connections only.
-    """
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.view = MasterView()
 
     async def discover_master(self, service_name: str) -> tuple[str, int]:
         answers = await asyncio.gather(
@@ -250,10 +252,10 @@ class LatestSentinel(Sentinel):
             for state in answers
             if isinstance(state, dict) and self.check_master_state(state, service_name)
         ]
-        if not states:
+        master = self.view.choose(states)
+        if master is None:
             raise MasterNotFoundError(f"No master found for {service_name!r}")
-        newest = max(states, key=lambda state: int(state.get("config-epoch", 0)))
-        return str(newest["ip"]), int(newest["port"])
+        return master
 
 
 async def _check_role(connection: AbstractConnection) -> None:

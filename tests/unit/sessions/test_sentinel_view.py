@@ -1,0 +1,28 @@
+"""Which server the store takes for the Sentinel master, from the sentinels' answers."""
+
+from __future__ import annotations
+
+from exporter.store.sentinel_view import MasterView
+
+
+def state(host: str, epoch: int) -> dict[str, str]:
+    return {"ip": host, "port": "6379", "config-epoch": str(epoch)}
+
+
+def test_after_an_announced_switch_only_the_new_master_or_a_newer_configuration_counts() -> None:
+    view = MasterView()
+    assert view.choose([state("old", 3), state("old", 3)]) == ("old", 6379)
+    view.announced(("new", 6379))
+    # The leader (epoch 4) too busy to answer in time: the others' answer is stale, not taken.
+    assert view.choose([state("old", 3), state("old", 3)]) is None
+    assert view.choose([state("old", 3), state("new", 4)]) == ("new", 6379)
+    # A later failover, back to the old server, has a newer configuration still: taken.
+    assert view.choose([state("new", 4), state("old", 5)]) == ("old", 6379)
+
+
+def test_an_announcement_heard_after_the_new_configuration_was_seen_keeps_it() -> None:
+    view = MasterView()
+    assert view.choose([state("old", 3), state("new", 4)]) == ("new", 6379)
+    view.announced(("new", 6379))
+    assert view.choose([state("old", 3), state("new", 4)]) == ("new", 6379)
+    assert view.choose([state("old", 3)]) is None
