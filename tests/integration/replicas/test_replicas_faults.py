@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
@@ -168,7 +169,7 @@ async def test_a_replica_that_only_reads_while_redis_refuses_writes_never_gives_
         finally:
             client.config_set("maxmemory", "0")
         for side in (a, b):
-            await wait_for(lambda s=side: s.sample("store_writes_refused", reason="oom") == 0, 10)
+            await wait_for(partial(accepts_writes, side), 10)
         for side in (a, b):
             status, data = await side.read(sid)
             while status == 503:  # A replays within a retry interval
@@ -176,3 +177,7 @@ async def test_a_replica_that_only_reads_while_redis_refuses_writes_never_gives_
                 status, data = await side.read(sid)
             assert (status, data) == (200, {"during": "refusal"}), side.name
     client.close()
+
+
+def accepts_writes(side: Replica) -> bool:
+    return side.sample("store_writes_refused", reason="oom") == 0
