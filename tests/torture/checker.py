@@ -465,9 +465,9 @@ def lost_with_its_replica(log: SessionLog, read: Op, faults: list[FaultWindow]) 
         return False
     write = log.writes[position]
     kills = [
-        fault.started
-        for fault in faults
-        if fault.killed_replica == write.replica and fault.started >= write.completed
+        when
+        for replica, when in (fault.kill for fault in faults if fault.kill is not None)
+        if replica == write.replica and when >= write.completed
     ]
     return any(
         loss.loses_data and kill < loss.started < read.invoked for loss in faults for kill in kills

@@ -110,13 +110,16 @@ class FaultWindow:
     redis_serves_reads: bool = False
     affects_redis: bool = True
     loses_data: bool = False
+    killed_at: float | None = None  # when it SIGKILLed its replica (its memory tier lost)
 
     @property
-    def killed_replica(self) -> str | None:
-        """The fleet replica this fault SIGKILLs (its memory tier lost), if any."""
-        if self.kind in REPLICA_KILLS:
-            return self.target.split(" + ")[0]
-        return None
+    def kill(self) -> tuple[str, float] | None:
+        """The fleet replica this fault SIGKILLed, and when; None if it killed none."""
+        if self.kind not in REPLICA_KILLS:
+            return None
+        return self.target.split(" + ")[
+            0
+        ], self.started if self.killed_at is None else self.killed_at
 
     def covers(self, at: float) -> bool:
         return self.started <= at <= self.ended

@@ -245,6 +245,7 @@ async def replica_kill(trial: Trial, name: str, down_for: float = 1.0) -> None:
     """SIGKILL one exporter; it starts again on the same journal directory."""
     async with trial.recorder.fault("replica-kill", name, affects_redis=False):
         trial.fleet.kill(name)
+        trial.recorder.replica_killed()
         await trial.run_for(down_for)
         await restart_replica(trial, name, "after SIGKILL")
 
@@ -257,6 +258,7 @@ async def replica_kill_mid_outage(trial: Trial, name: str) -> None:
         server.kill()
         await trial.run_for(1.0)
         trial.fleet.kill(name)
+        trial.recorder.replica_killed()
         await trial.run_for(0.3)
         await restart_replica(trial, name, "after SIGKILL during the outage")
         await trial.run_for(0.5)
@@ -277,6 +279,7 @@ async def journal_full_then_kill(trial: Trial, name: str) -> None:
         disk.fill()
         await trial.run_for(1.0)
         trial.fleet.kill(name)
+        trial.recorder.replica_killed()
         started = await restart_replica(trial, name, "on a full journal disk")
         await asyncio.to_thread(server.start)
         await trial.run_for(2.0)

@@ -14,6 +14,7 @@ class Recorder:
     def __init__(self, replicas: list[str]) -> None:
         self.epoch = time.monotonic()
         self.history = History(replicas=list(replicas))
+        self._killed_at: float | None = None  # when the fault under way killed its replica
 
     def now(self) -> float:
         return time.monotonic() - self.epoch
@@ -41,11 +42,22 @@ class Recorder:
         loses_data: bool = False,
     ) -> AsyncIterator[None]:
         """Record the block as a fault window, from its start to its healing."""
-        started = self.now()
+        started, self._killed_at = self.now(), None
         try:
             yield
         finally:
             window = FaultWindow(
-                kind, target, started, self.now(), redis_serves_reads, affects_redis, loses_data
+                kind,
+                target,
+                started,
+                self.now(),
+                redis_serves_reads,
+                affects_redis,
+                loses_data,
+                self._killed_at,
             )
             self.history.faults.append(window)
+
+    def replica_killed(self) -> None:
+        """The fault under way SIGKILLs its replica now (not necessarily when it began)."""
+        self._killed_at = self.now()

@@ -388,3 +388,20 @@ def test_a_write_held_by_a_killed_replica_then_by_a_redis_that_lost_its_data_is_
     )
     assert verdict.counted == [] and verdict.wrong == 0 and verdict.false_404s == 0
     assert all("double failure" in anomaly.excused for anomaly in verdict.anomalies)
+
+
+def test_a_kill_inside_a_longer_fault_counts_from_when_it_happened() -> None:
+    """Redis killed at 3, the replica killed at 4: a write acknowledged (journalled) at 3.5 was
+    held by the replica that died. One acknowledged after the kill, by its new process, is not
+    excused."""
+    script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=3.5)
+    script.create("t", 1, at=4.5)
+    faults = script.history.faults
+    kill = FaultWindow("replica-kill-mid-outage", "A + redis:1", 3, 5, False, True, False, 4.0)
+    faults.append(kill)
+    faults.append(FaultWindow("redis-restart-empty", "redis:1", 6, 7, loses_data=True))
+    verdict = script.final("s", status=404).final("t", status=404).check()
+    assert [(a.session, bool(a.excused)) for a in verdict.anomalies] == [
+        ("s", True),
+        ("t", False),
+    ]
