@@ -127,6 +127,7 @@ class FleetMembership:
         self._settled_since: float | None = None  # when its record last turned settled
         self._run_id_seen = ""
         self._refresh: asyncio.Future[None] | None = None
+        self._refresh_sent = False  # the shared read of the fleet is under way: too late to join
         self._record_lock = asyncio.Lock()
         self._claims_settled = False  # the last record written says settled
         self._unsettling: asyncio.Future[None] | None = None
@@ -317,10 +318,12 @@ class FleetMembership:
             raise StoreUnavailable(reason, 1.0)
 
     async def _refresh_view(self) -> None:
-        """One shared read of the fleet for every miss waiting on it, begun after they missed
-        (read-only: the heartbeat and recovery do the rest)."""
+        """One shared read of the fleet for every miss waiting on it, sent after they missed: a
+        read already sent may have reached Redis before a record that explains this miss (another
+        replica's "unsettled", written before it acknowledged the write that missed here)."""
         refresh = self._refresh
-        if refresh is None or refresh.done():
+        if refresh is None or refresh.done() or self._refresh_sent:
+            self._refresh_sent = False
             refresh = self._refresh = asyncio.ensure_future(self._read_view())
         try:
             await asyncio.shield(refresh)
@@ -331,6 +334,7 @@ class FleetMembership:
             raise StoreUnavailable("the fleet's state could not be read", 1.0) from exc
 
     async def _read_view(self) -> None:
+        self._refresh_sent = True  # a miss from now on waits for the next read
         if self.outage.writes_refused is None:
             epoch, members = await self._report_on_miss()
         else:  # refusing already: this replica's own misses are doubted meanwhile

@@ -15,6 +15,7 @@ from exporter.core.metrics import Metrics
 from exporter.store.breaker import CircuitBreaker
 from exporter.store.fleet import EpochChange, Member
 from exporter.store.fleet_membership import PRUNE_AFTER, FleetMembership
+from exporter.store.redis_store import FleetSnapshot
 from tests.unit.sessions.fleet_doubles import FleetRedisDouble, Memory, Server
 
 
@@ -173,6 +174,34 @@ async def test_misses_waiting_together_share_one_read_of_the_fleet() -> None:
     misses = await asyncio.gather(*(final_miss(a) for _ in range(10)))
     assert all(misses)
     assert a.redis.syncs == syncs + 1
+
+
+async def test_a_miss_after_the_shared_read_was_sent_waits_for_a_later_one() -> None:
+    """b journals a write and marks itself unsettled while a's read of the fleet is in flight:
+    a miss of that write on a must not be judged by the read sent before it."""
+    server = Server()
+    a, b = membership(server, "a"), membership(server, "b")
+    await b.sync()
+    await a.sync()
+    assert isinstance(a.redis, FleetRedisDouble)
+    gate, sync = asyncio.Event(), a.redis.fleet_sync
+
+    async def slow_sync(replica: str, record: Member | None) -> FleetSnapshot:
+        snapshot = await sync(replica, record)  # read now, answered later
+        await gate.wait()
+        return snapshot
+
+    a.redis.fleet_sync = slow_sync  # type: ignore[method-assign]
+    early = asyncio.ensure_future(final_miss(a))
+    await asyncio.sleep(0)  # its read is sent
+    await asyncio.sleep(0)
+    b.outage_started()  # b journals (and says so in its record) ...
+    await eventually(lambda: not record(server, "b").settled)
+    late = asyncio.ensure_future(final_miss(a))  # ... then a misses what b journalled
+    await asyncio.sleep(0)
+    gate.set()
+    await early  # final or not: the view it is judged by may already be the later one
+    assert not await late
 
 
 async def test_a_miss_while_redis_refuses_writes_is_doubted_and_the_refusal_handed_on() -> None:
