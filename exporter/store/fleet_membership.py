@@ -296,8 +296,15 @@ class FleetMembership:
         task.add_done_callback(self._forget_task)
 
     async def _try_report(self) -> None:
-        with contextlib.suppress(StoreUnavailable):
+        try:
             await self.report()
+        except WritesRefused:
+            # Redis answers, and still holds the record as it was (settled, maybe): the next
+            # write journalled tries again, or one journalled just as the refusal ends would be
+            # acknowledged while others still read "settled".
+            self._claims_settled = True
+        except StoreUnavailable:
+            pass  # unreachable: the others cannot read the record either
 
     def _forget_task(self, task: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):

@@ -267,3 +267,20 @@ async def test_a_refused_record_write_in_the_heartbeat_is_handed_to_the_driver()
         assert isinstance(refused, WritesRefused) and refused.reason == "oom"
     finally:
         await a.stop()
+
+
+async def test_a_write_journalled_as_a_refusal_ends_marks_the_record_unsettled_first() -> None:
+    """The first journalled write of the refusal could not mark the record (refused too); one
+    journalled after Redis takes writes again (before this replica noticed) must."""
+    server, outage = Server(), Outage()
+    b = membership(server, "b", outage=outage)
+    await b.sync()
+    assert record(server, "b").settled
+    server.refusing = True
+    outage.writes_refused, outage.is_healthy = "oom", False
+    b.outage_started()  # what the driver does when a write is refused
+    await b.journalled()  # its record write is refused too: it still says settled
+    assert record(server, "b").settled
+    server.refusing = False  # the refusal ends; b has not noticed yet
+    await b.journalled()
+    assert not record(server, "b").settled
