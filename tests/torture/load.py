@@ -170,7 +170,15 @@ async def send(
     try:
         async with http.request(METHODS[kind], base_url + path, json=body) as response:
             payload = await response.json(content_type=None) if response.status != 204 else {}
-            error = payload.get("error", {}).get("code", "") if response.status >= 400 else ""
-            return Answer(response.status, payload or {}, error)
+            return Answer(response.status, payload or {}, _error(response.status, payload))
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         return Answer(None, error=type(exc).__name__)
+
+
+def _error(status: int, payload: dict[str, Any]) -> str:
+    """The API's error code; for a 503 its message too (why the fleet doubted, in a report)."""
+    if status < 400:
+        return ""
+    error = payload.get("error", {})
+    code = str(error.get("code", ""))
+    return f"{code} ({error.get('message', '')})" if status == 503 else code
