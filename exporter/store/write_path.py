@@ -70,7 +70,7 @@ class WritePath(RedisSide):
         """True if written to Redis, False if journalled for replay."""
         recovery, redis = self.recovery, self.redis
         item = ReplayItem(key, value.version, value.expires_at, value)
-        if recovery.breaker.closed and recovery.writes_refused is None:
+        if self._to_redis(key):
             switches = recovery.switches
             try:
                 written = await self.calls.call(lambda: redis.set(key, value, replace=replace))
@@ -99,12 +99,27 @@ class WritePath(RedisSide):
             tier.memory.pop(key)  # that read filled memory: a deleted session is not held
             if held is None and not self.journal.get(key):
                 return False
-        version = tier.clock.version(held.version if held is not None else 0)
-        if recovery.breaker.closed and recovery.writes_refused is None:
+        pending = self.journal.get(key)
+        known = held if held is not None else pending.value if pending is not None else None
+        version = tier.clock.version(known.version if known is not None else 0)
+        if self._to_redis(key):
             deleted = await self._delete_in_redis(key, version, held)
             if deleted is not None:
                 return deleted
         return await self._journal_delete(key, version, held)
+
+    def _to_redis(self, key: str) -> bool:
+        """Whether a write of `key` goes to Redis now. Not while Redis is out or refusing, nor
+        while the journal still holds an earlier write of it (journalled just as Redis came back,
+        during the replay's awaits): Redis does not have that one yet, so an update would find
+        no session there, a delete nothing to delete, and the replay would then undo the delete.
+        Journalled after it, it is replayed after it, within a retry interval."""
+        recovery = self.recovery
+        return (
+            recovery.breaker.closed
+            and recovery.writes_refused is None
+            and self.journal.get(key) is None
+        )
 
     async def _delete_in_redis(
         self, key: str, version: int, held: StoredValue | None

@@ -200,6 +200,46 @@ async def test_a_read_only_redis_refuses_writes_reads_still_served_then_replayed
         check.close()
 
 
+async def test_a_session_still_in_the_journal_as_redis_comes_back_can_be_updated_and_deleted(
+    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions created while the replay runs are journalled; once the refusal is over they wait
+    for the next round. An update or a delete meanwhile must join them in the journal, not find
+    nothing in Redis (a 404 for a session just acknowledged: torture seed 11, round 17)."""
+    client = redis_server.client()
+    async with open_layer(redis_url) as layer:
+        recovery = layer.store.recovery
+        assert recovery is not None
+        replay = recovery.replay
+        replay_all = replay.replay_all
+        created: list[str] = []
+
+        async def creating_meanwhile() -> tuple[int, int]:
+            done = await replay_all()
+            created.extend([(await layer.manager.create({"n": n})).id for n in range(2)])
+            return done
+
+        monkeypatch.setattr(replay, "replay_all", creating_meanwhile)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        try:
+            await layer.manager.create({"refused": True})
+        finally:
+            client.config_set("maxmemory", "0")
+        assert not await layer.store.recover_now()  # accepted again; two creates journalled
+        assert layer.store.status().writes_refused is None and len(created) == 2
+        monkeypatch.setattr(replay, "replay_all", replay_all)
+        kept, gone = created
+        await layer.manager.update(kept, {"n": "updated"})
+        await layer.manager.delete(gone)
+        assert await layer.store.recover_now()
+        await layer.store.clear_memory()
+        assert (await layer.manager.get(kept)).data == {"n": "updated"}
+        with pytest.raises(SessionNotFound):
+            await layer.manager.get(gone)
+    client.close()
+
+
 async def test_an_out_of_memory_redis_refuses_writes_and_loses_none(
     redis_server: RedisServer, redis_url: str
 ) -> None:
