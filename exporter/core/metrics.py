@@ -52,6 +52,8 @@ CACHE_TIERS = ("memory", "redis")
 CACHE_RESULTS = ("hit", "miss")
 EVICTION_TIERS = ("memory",)
 INVALIDATION_REASONS = ("remote", "flush", "tracking_lost", "clear")
+# What the memory tier did with a key named by a Redis invalidation message (see coherence.py).
+INVALIDATION_RESULTS = ("dropped", "absent", "checked")
 BACKENDS = ("memory", "redis")
 UPSTREAM_ENDPOINTS = {spec.name: spec.endpoints for spec in CATALOG_SERVICES if spec.endpoints}
 STATUS_CLASSES = ("2xx", "4xx", "429", "5xx", "timeout", "error")
@@ -250,6 +252,12 @@ class Metrics:
             "coherence_tracking_active",
             "1 while Redis invalidation tracking keeps the memory tier coherent.",
         )
+        self.coherence_invalidation_keys = self._fast_counter(
+            "coherence_invalidation_keys",
+            "Keys named by Redis invalidation messages to this replica, by what its memory tier"
+            " did: dropped its copy, held none (absent), or checked an own write against Redis.",
+            ("result",),
+        )
 
     def _declare_journal(self) -> None:
         self.store_journal_writable = self._gauge(
@@ -414,6 +422,7 @@ class Metrics:
                     self.cache_requests.labels(manager, tier, result)
         _touch(self.cache_evictions, EVICTION_TIERS)
         _touch(self.cache_invalidations, INVALIDATION_REASONS)
+        _touch(self.coherence_invalidation_keys, INVALIDATION_RESULTS)  # type: ignore[arg-type]
         _touch(self.store_backend_up, BACKENDS)
         _touch(self.store_writes_refused, REFUSAL_REASONS)
         _touch(self.store_journal_write_failures, JOURNAL_FAILURE_REASONS)

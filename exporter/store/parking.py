@@ -1,11 +1,12 @@
 """Parked own writes: kept in memory but not served until Redis confirms them.
 
-An invalidation matching one of our own writes is most likely its echo, but Redis reports a key
-once per event-loop cycle, so it may also cover another replica's write that landed just after
-ours. So the entry is *parked*: it stays in memory, unserved (`MemoryReads` skips parked keys)
-until one GET shows Redis still holds our version. Reads arriving meanwhile wait for that check
-(`confirmed`, about one round trip) rather than reading Redis themselves. One task checks every
-parked key, a batch per round (one `MGET`).
+An invalidation matching one of our own writes may be its echo (Redis tracked the key for another
+of our connections than the one that wrote), or another replica's write that landed just after
+ours: the message names the key, not the write. So the entry is *parked*: it stays in memory,
+unserved (`MemoryReads` skips parked keys) until one GET shows Redis still holds our version.
+Reads arriving meanwhile wait for that check (`confirmed`, about one round trip) rather than
+reading Redis themselves. One task checks every parked key, a batch per round (one `MGET`,
+tracked: whatever it keeps in memory, Redis then tracks for this replica; see tracking.py).
 
     parking = Parking(tier, redis, calls, recovery, journal)
     parking.park("s:{abc}", our_value)          # from TieredStore.invalidate or set
@@ -90,7 +91,9 @@ class Parking(RedisSide):
                 values: list[StoredValue | None] | None = None
                 try:
                     if breaker.closed:  # else a fallback: our own writes are what we serve
-                        values = await self.calls.call(partial(self.redis.get_many, keys))
+                        read = await self.calls.call(partial(self.redis.get_many_tracked, keys))
+                        # A read Redis does not track for us confirms nothing we could keep.
+                        values = read[0] if read[1] else None
                 except StoreUnavailable as exc:
                     self.recovery.report_unavailable(exc)  # as any failed call: fallback serves
                 finally:

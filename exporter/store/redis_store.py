@@ -22,12 +22,18 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import (
+    AskError,
     AuthenticationError,
+    ClusterDownError,
     MaxConnectionsError,
+    MovedError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisError,
     ResponseError,
+    TryAgainError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.core.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
@@ -41,6 +47,7 @@ from exporter.store.contract import (
 from exporter.store.fleet import Epoch, Member
 from exporter.store.redis_client import REDIS_FAILURES, PoolBusy
 from exporter.store.session_index import RECONCILE_MEMBER_FN, SessionIndex
+from exporter.store.tracking import Command, Redirects, run_tracked
 
 # Versions are 19-digit decimal strings (time_ns); Lua numbers are doubles and would lose the
 # last digits, so versions are compared as strings (length first, then lexically).
@@ -200,6 +207,14 @@ class RedisStore:
         self.index = index
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
         self._put_unless_deleted = client.register_script(PUT_UNLESS_DELETED)
+        # Set by coherence: the listeners that tracked reads redirect to, and which (logical)
+        # keys memory may keep only while Redis tracks them for this replica.
+        self.tracking: Redirects | None = None
+        self.tracked_prefixes: tuple[str, ...] = ()
+
+    def track(self, redirects: Redirects, prefixes: tuple[str, ...]) -> None:
+        """Register the reads that fill memory, and our own writes, with Redis's tracking."""
+        self.tracking, self.tracked_prefixes = redirects, prefixes
 
     async def get(self, key: str) -> StoredValue | None:
         """The value, None if missing, or `TOMBSTONE` (the same object) if it was deleted."""
@@ -213,15 +228,94 @@ class RedisStore:
             return None
         return decode_value(raw) or TOMBSTONE  # type: ignore[arg-type]
 
-    async def set(self, key: str, value: StoredValue, *, replace: bool = False) -> bool:
+    def _needs_tracking(self, key: str) -> bool:
+        return self.tracking is not None and key.startswith(self.tracked_prefixes)
+
+    async def get_tracked(self, key: str) -> tuple[StoredValue | None, bool]:
+        """`get`, and whether memory may keep the value: Redis now tracks the key for this
+        replica (read after `CLIENT CACHING YES`), or nobody needs to (see tracking.py)."""
+        if not self._needs_tracking(key):
+            return await self.get(key), True
+        started = time.perf_counter()
+        full_key = self.prefix + key
+        try:
+            replies, tracked = await self._run_tracked(full_key, [], ("GET", full_key))
+        except _UNTRACKABLE:  # a Cluster slot moved, or the raw call failed: the client retries
+            return await self.get(key), False
+        except REDIS_FAILURES as exc:
+            raise _unavailable(exc) from None
+        self.last_latency_ms = (time.perf_counter() - started) * 1000
+        raw = replies[-1]
+        return (None if raw is None else decode_value(raw) or TOMBSTONE), tracked
+
+    async def set_tracked(
+        self, key: str, value: StoredValue, *, replace: bool = False
+    ) -> tuple[bool, bool]:
+        """`set`, and whether Redis tracks the key for this replica afterwards. The write and a
+        tracked `EXISTS` go in one round trip on one connection: with NOLOOP, the write is not
+        echoed back to that connection, and the `EXISTS` registers the key again (a write ends
+        every registration of the key). On a Cluster the write goes as `set` (its index entry
+        goes to another node): untracked."""
+        if not self._needs_tracking(key) or isinstance(self.client, RedisCluster):
+            return await self.set(key, value, replace=replace), not self._needs_tracking(key)
+        full_key, tracked = self.prefix + key, [False]
+
+        async def run(command: Command) -> Any:
+            replies, tracked[0] = await self._run_tracked(full_key, [command], ("EXISTS", full_key))
+            return replies[0]
+
+        written = await self.set(key, value, replace=replace, run=run)
+        return written, tracked[0]
+
+    async def _run_tracked(
+        self, full_key: str, commands: list[Command], read: Command
+    ) -> tuple[list[Any], bool]:
+        """`run_tracked` on a pooled connection to the key's server; a connection found closed
+        (a restarted server) is tried once more, as the client's own retry does."""
+        assert self.tracking is not None
+        client = self.client
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(full_key)
+            if node is None:
+                raise _Untrackable("no node known for the key's slot")
+            connection = node.acquire_connection()
+            try:
+                return await run_tracked(connection, self.tracking, commands, read)
+            except RedisConnectionError as exc:
+                raise _Untrackable("a node's connection failed") from exc
+            finally:
+                node.release(connection)
+        pool = client.connection_pool
+        for attempt in range(2):
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                return await run_tracked(connection, self.tracking, commands, read)
+            except RedisConnectionError:
+                if attempt:
+                    raise
+            finally:
+                await pool.release(connection)
+        raise AssertionError("unreachable")
+
+    async def set(
+        self, key: str, value: StoredValue, *, replace: bool = False, run: Any = None
+    ) -> bool:
         """Write `value`; with `replace` (an update of a value read before) only if the key was
-        not deleted meanwhile: False then."""
+        not deleted meanwhile: False then. `run(command)`: how to send the write's one command
+        (`set_tracked`), else the client's own way."""
         index = self.index
         encoded, pxat = encode_value(value), expires_ms(value.expires_at)
         if index is not None and index.covers(key):
             script = PUT_UNLESS_DELETED if replace else None
-            put = index.put(self.prefix + key, encoded, value.expires_at, key, script)
+            put = index.put(self.prefix + key, encoded, value.expires_at, key, script, run)
             return bool(await self._call(put))
+        if run is not None:
+            full_key = self.prefix + key
+            if replace:
+                command: Command = ("EVAL", PUT_UNLESS_DELETED, 1, full_key, encoded, pxat)
+            else:
+                command = ("SET", full_key, encoded, "PXAT", pxat)
+            return bool(await self._call(run(command)))
         if replace:
             put = self._put_unless_deleted(keys=[self.prefix + key], args=[encoded, pxat])
             return bool(await self._call(put))
@@ -296,6 +390,22 @@ class RedisStore:
             pipe.eval(DELETE_IF_NEWER, 1, key, item.version, 0, pxat)
         else:
             pipe.eval(PUT_IF_NEWER, 1, key, item.version, encode_value(item.value), pxat)
+
+    async def get_many_tracked(self, keys: Sequence[str]) -> tuple[list[StoredValue | None], bool]:
+        """`get_many`, and whether memory may keep every value (see `get_tracked`)."""
+        if not any(self._needs_tracking(key) for key in keys):
+            return await self.get_many(keys), True
+        if isinstance(self.client, RedisCluster):  # keys on several nodes: one GET each
+            pairs = await asyncio.gather(*(self.get_tracked(key) for key in keys))
+            values = [None if value is TOMBSTONE else value for value, _ in pairs]
+            return values, all(tracked for _, tracked in pairs)
+        prefixed = [self.prefix + key for key in keys]
+        try:
+            replies, tracked = await self._run_tracked(prefixed[0], [], ("MGET", *prefixed))
+        except REDIS_FAILURES as exc:
+            raise _unavailable(exc) from None
+        raws = replies[-1]
+        return [None if raw is None else decode_value(raw) for raw in raws], tracked
 
     async def get_many(self, keys: Sequence[str]) -> list[StoredValue | None]:
         """One MGET (on a Cluster, whose keys span slots, a pipeline of GETs split per node);
@@ -410,6 +520,16 @@ class RedisStore:
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         return result
+
+
+class _Untrackable(RedisError):
+    """A tracked read could not run as one (a Cluster slot without a known node)."""
+
+
+# What sends a tracked read back to the client's own GET, untracked: a Cluster's redirections
+# (the client follows them) and a raw call's connection failure there (the client re-learns
+# the topology).
+_UNTRACKABLE = (_Untrackable, MovedError, AskError, ClusterDownError, TryAgainError)
 
 
 def _replay_args(item: ReplayItem, member: str) -> tuple[int, bytes, int, str]:

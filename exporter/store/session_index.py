@@ -38,8 +38,10 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.store.contract import ReplayItem, decode_value, expires_ms
@@ -237,16 +239,25 @@ class SessionIndex:
         expires_at: float,
         key: str,
         unless_deleted: str | None = None,
+        run: Callable[[tuple[Any, ...]], Awaitable[Any]] | None = None,
     ) -> bool:
         """SET the session and ZADD its expiry in one round trip. An update passes the script that
         writes (value, PXAT) unless the session was deleted meanwhile (PUT_INDEXED makes the same
-        check): False then, nothing written."""
+        check): False then, nothing written. `run(command)` sends PUT_INDEXED (colocated only)
+        when the caller needs it on a connection of its own (`RedisStore.set_tracked`)."""
         shard, member = self.locate(key)
         pxat = expires_ms(expires_at)
         async with self._gate.write():
             if self._put_indexed is not None:
                 args = [encoded, pxat, member, "0" if unless_deleted is None else "1"]
-                added = await self._put_indexed(keys=[full_key, self.shard_keys[shard]], args=args)
+                keys = [full_key, self.shard_keys[shard]]
+                if run is not None:
+                    try:
+                        added = await run(("EVALSHA", self._put_indexed.sha, 2, *keys, *args))
+                    except NoScriptError:  # a restarted Redis: EVAL loads it again
+                        added = await run(("EVAL", PUT_INDEXED, 2, *keys, *args))
+                else:
+                    added = await self._put_indexed(keys=keys, args=args)
                 if added < 0:
                     return False
             else:

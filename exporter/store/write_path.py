@@ -2,9 +2,10 @@
 
 A write goes through to Redis (its version checked there); when Redis is unreachable or refuses
 writes it is journalled before it is acknowledged, and its memory copy pinned (it may be the only
-one this side of the replay). A write invalidated while in flight is parked (`parking`): ours
-or another replica's may have landed last. A delete leaves a tombstone, also kept in the reserve:
-a Redis that loses it must get it again at the next re-seed.
+one this side of the replay). Redis tracks a written key for this replica in the same round trip
+(`RedisStore.set_tracked`). A write invalidated while in flight, or not tracked, is parked
+(`parking`): ours or another replica's may have landed last. A delete leaves a tombstone, also
+kept in the reserve: a Redis that loses it must get it again at the next re-seed.
 
     writes = WritePath(tier, redis, calls, recovery, journal, parking)
     value = await writes.set("s:{abc}", b"{}", ttl=60)
@@ -40,9 +41,10 @@ class WritePath(RedisSide):
         """See `TieredStore.set`."""
         guard = self.tier.guard
         token = guard.watch(key)
-        echo = guard.expect_echo(key, coherent, sole=sole)
+        held = not sole and self.tier.memory.peek(key) is not None
+        echo = guard.expect_echo(key, coherent, held=held)
         try:
-            written = await self._write(key, value, replace)
+            written, tracked = await self._write(key, value, replace)
         except BaseException:
             if echo:
                 guard.echo_arrived(key)
@@ -59,21 +61,25 @@ class WritePath(RedisSide):
             self.tier.fill(key, value, own=True)
         if self.tier.reserve:
             self.tier.reserve.drop(key)  # superseded by this write
-        if not clean:
+        if not clean or not tracked:
             # Invalidated while the write was in flight: by its own echo, or by another
             # replica's write landing just after it. Which landed last is unknown: hold ours
-            # in memory, unserved until Redis confirms it.
+            # in memory, unserved until Redis confirms it. So too a write Redis does not track
+            # for us (a Cluster's): the check's read registers the key.
             self.parking.park(key, value)
         return value
 
-    async def _write(self, key: str, value: StoredValue, replace: bool) -> bool:
-        """True if written to Redis, False if journalled for replay."""
+    async def _write(self, key: str, value: StoredValue, replace: bool) -> tuple[bool, bool]:
+        """(True if written to Redis, False if journalled for replay; whether Redis tracks the
+        key for this replica, or need not: see `RedisStore.set_tracked`)."""
         recovery, redis = self.recovery, self.redis
         item = ReplayItem(key, value.version, value.expires_at, value)
         if recovery.breaker.closed and recovery.writes_refused is None:
             switches = recovery.switches
             try:
-                written = await self.calls.call(lambda: redis.set(key, value, replace=replace))
+                written, tracked = await self.calls.call(
+                    lambda: redis.set_tracked(key, value, replace=replace)
+                )
             except StoreBusy:
                 raise
             except StoreUnavailable as exc:
@@ -83,11 +89,11 @@ class WritePath(RedisSide):
                     self.tier.memory.pop(key)
                     raise SessionNotFound("deleted")
                 recovery.acknowledged(item, switches)
-                return True
+                return True, tracked
         if self.closing:
             raise StoreUnavailable("shutting down: writes are no longer accepted", 1.0)
         await self.journal_write(item)
-        return False
+        return False, True  # the fallback serves it; the failback flushes the tier
 
     async def delete(self, key: str, held: StoredValue | None, read_again: ReadAgain) -> bool:
         """See `TieredStore.delete`; `held`: what memory held (already dropped)."""

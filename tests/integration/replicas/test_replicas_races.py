@@ -125,19 +125,24 @@ async def test_a_write_landing_right_after_ours_wins(
     client.close()
 
 
-async def test_tracking_is_set_up_on_session_keys_only(
+async def test_tracking_redirects_the_data_connections_to_the_listener(
     redis_server: RedisServer, redis_url: str
 ) -> None:
+    """Default-mode tracking: one listener per replica, and the data connections that wrote or
+    read a session track in OPTIN + NOLOOP mode, redirected to it (no BCAST tracker)."""
     async with open_layer(redis_url) as layer:
         coherence = layer.layer.coherence
         assert coherence is not None
         await wait_for(lambda: coherence.active, 1.0)
+        session = await layer.manager.create({"a": 1})
+        await layer.store.get_uncached(session_key(session.id))
         client = redis_server.client()
         clients = client.client_list()
         client.close()
         names = [entry["name"] for entry in clients]
         assert names.count("sme-invalidation-listener") == 1
-        assert names.count("sme-invalidation-tracker") == 1
-        tracker = next(entry for entry in clients if entry["name"] == "sme-invalidation-tracker")
-        assert "t" in tracker["flags"]  # CLIENT TRACKING on
-        assert int(tracker["redir"]) == coherence.listener_ids[0]
+        assert "sme-invalidation-tracker" not in names
+        tracking = [entry for entry in clients if "t" in entry["flags"]]
+        assert tracking, "no data connection tracks"
+        assert all(int(entry["redir"]) == coherence.listener_ids[0] for entry in tracking)
+        assert coherence.redirects.connections == len(tracking)
