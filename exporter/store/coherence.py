@@ -58,6 +58,10 @@ PING_INTERVAL = 1.0
 # How often the data connections that track are checked for a closed socket (a few dict
 # lookups each): the longest a killed connection's registrations go missed.
 CONNECTIONS_INTERVAL = 0.05
+# Redis evicts keys from a full tracking table, and with NOLOOP it does not tell the connection
+# whose command triggered the eviction (Redis 7: `target == server.current_client`). So the
+# memory tier is trusted only while every primary's table stays below this share of its bound.
+TABLE_HEADROOM = 0.9
 TOPOLOGY_INTERVAL = 5.0
 
 
@@ -239,6 +243,9 @@ class Coherence:
         channels = [NodeChannel(node) for node in nodes]
         self.channels = channels
         await asyncio.gather(*(channel.open(self.timeout * 4) for channel in channels))
+        full = await self._table_full()
+        if full is not None:
+            raise ChannelLost(full)
         ids = {channel.address: channel.listener_id for channel in channels}
         self.redirects.publish({address: id for address, id in ids.items() if id is not None})
         self._restored()
@@ -250,6 +257,7 @@ class Coherence:
             for coro in (channel.listen(self._on_keys), channel.keep_alive(self.ping_interval))
         ]
         tasks.append(asyncio.create_task(self._watch_connections()))
+        tasks.append(asyncio.create_task(self._watch_table()))
         if self.deployment.kind != "standalone":
             tasks.append(asyncio.create_task(self._watch_topology()))
             tasks.append(asyncio.create_task(self._watch_moved()))
@@ -280,6 +288,31 @@ class Coherence:
             await asyncio.sleep(CONNECTIONS_INTERVAL)
             if self.redirects.closed():
                 raise ChannelLost("a data connection that tracks keys closed")
+
+    async def _watch_table(self) -> None:
+        """Redis's tracking table nearly full: its evictions may go unreported (TABLE_HEADROOM)."""
+        while True:
+            raise_if_cancelled()
+            await asyncio.sleep(self.ping_interval)
+            full = await self._table_full()
+            if full is not None:
+                raise ChannelLost(full)
+
+    async def _table_full(self) -> str | None:
+        """Why the tracking table of some primary is too full to rely on; None if it is not (or
+        could not be read: that is no evidence)."""
+        try:
+            async with asyncio.timeout(self.timeout * 4):
+                tables = await self.deployment.tracking_tables()
+        except Exception:
+            return None
+        for keys, limit in tables:
+            if limit and keys >= TABLE_HEADROOM * limit:
+                return (
+                    f"Redis's tracking table holds {keys} keys of at most {limit}"
+                    " (raise tracking-table-max-keys)"
+                )
+        return None
 
     async def _watch_topology(self) -> None:
         """Cluster primaries or the Sentinel master may move: then track the new ones."""
