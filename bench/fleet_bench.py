@@ -38,8 +38,8 @@ from bench.support import RedisProcess, Result, free_port, median
 # The last commit whose coherence used BCAST tracking on the session prefix.
 DEFAULT_BASELINE = "4777b2d6a854ab5c297f620f34a824db4f4cf17d"
 ROUNDS = 3
-WRITES = 1500  # per measurement
-CONCURRENCY = 16
+WRITES = 600  # per measurement
+CONCURRENCY = 8
 QUIET = 0.5  # extra seconds of quiet measured beside each run's own length
 WRITERS = (1, 2, 4)
 CONNECTED = (1, 3, 5)
