@@ -2,25 +2,28 @@
 in default mode, so a replica hears only of the keys it holds.
 
 For each primary (one for a single server or Sentinel's current master, every primary of a
-Cluster) one dedicated RESP2 connection is opened, outside the client's pool: the *listener*
-runs `CLIENT ID`, then `SUBSCRIBE __redis__:invalidate`. Its id is published (`Redirects`); every
-pooled data connection then redirects its invalidations there, turning tracking on in the round
-trip of its first tracked command (`CLIENT TRACKING on REDIRECT <id> OPTIN NOLOOP`). Reads that
-fill memory, and our own writes, register their key (`CLIENT CACHING YES`, see tracking.py).
+Cluster) two dedicated RESP2 connections are opened, outside the client's pool:
+
+- the *listener* runs `CLIENT ID`, then `SUBSCRIBE __redis__:invalidate`;
+- the *lane* runs `CLIENT TRACKING on REDIRECT <listener-id> OPTIN NOLOOP`; the store sends
+  through it every read that fills memory and every session write, each registering its key
+  (`CLIENT CACHING YES`; see tracking.py).
+
 When a registered key is written, deleted, expires or is evicted (from the data or from Redis's
 bounded tracking table), Redis sends its name once to the listener: that memory entry is dropped
-(`TieredStore.invalidate`); a null message (FLUSHDB / FLUSHALL) drops the whole memory tier.
-A write of a key another of our connections had registered echoes back: the store parks it until
-one GET confirms it (see `parking.py`).
+(`TieredStore.invalidate`); a null message (FLUSHDB / FLUSHALL) drops the whole memory tier. Our
+own writes through the lane are not reported (NOLOOP). Redis 7 does not report either the
+tracking-table evictions that the lane's own commands trigger: so a table near its bound counts
+as tracking lost (`TABLE_HEADROOM`).
 
-When the listener ends or stops answering PINGs, or a data connection that tracks for it closes
-(its registrations end with it, silently), the store bypasses its memory tier at once (reads go
-to Redis). A PING on the data client then tells a lost channel (flush the memory tier, keep
-bypassing) from a Redis outage (the store's fallback serves from memory, as without coherence).
-A background loop re-establishes tracking on fresh connections; only then does the memory tier
-serve again. `session_exporter_coherence_tracking_active` and the events `tracking_lost` /
-`tracking_restored` make this visible; `session_exporter_coherence_invalidation_keys_total`
-counts the keys Redis named, by what the memory tier did with each.
+When the listener or the lane ends, or the listener stops answering PINGs, the store bypasses its
+memory tier at once (reads go to Redis). A PING on the data client then tells a lost channel
+(flush the memory tier, keep bypassing) from a Redis outage (the store's fallback serves from
+memory, as without coherence). A background loop re-establishes tracking on fresh connections;
+only then does the memory tier serve again. `session_exporter_coherence_tracking_active` and the
+events `tracking_lost` / `tracking_restored` make this visible;
+`session_exporter_coherence_invalidation_keys_total` counts the keys Redis named, by what the
+memory tier did with each.
 
     coherence = Coherence(deployment, store, prefixes=["sme:s:"], key_prefix="sme:", metrics=m)
     await coherence.start()   # tracking active, memory tier in use
@@ -48,16 +51,13 @@ from exporter.core.metrics import INVALIDATION_RESULTS, Metrics
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.store.redis_client import RedisDeployment, TrackedNode
 from exporter.store.tiered_store import TieredStore
-from exporter.store.tracking import Address, Redirects, address_of
+from exporter.store.tracking import Address, Lane, Lanes, address_of
 
 log = logging.getLogger(__name__)
 
 CHANNEL = b"__redis__:invalidate"
 LISTENER_NAME = "sme-invalidation-listener"
 PING_INTERVAL = 1.0
-# How often the data connections that track are checked for a closed socket (a few dict
-# lookups each): the longest a killed connection's registrations go missed.
-CONNECTIONS_INTERVAL = 0.05
 # Redis evicts keys from a full tracking table, and with NOLOOP it does not tell the connection
 # whose command triggered the eviction (Redis 7: `target == server.current_client`). So the
 # memory tier is trusted only while every primary's table stays below this share of its bound.
@@ -66,20 +66,23 @@ TOPOLOGY_INTERVAL = 5.0
 
 
 class ChannelLost(Exception):
-    """The listener, or a data connection that tracks for it, ended or stopped answering."""
+    """The listener or the lane ended, or the listener stopped answering."""
 
 
 class NodeChannel:
-    """The invalidation listener on one primary."""
+    """The invalidation listener and the tracking lane on one primary."""
 
-    def __init__(self, node: TrackedNode) -> None:
+    def __init__(self, node: TrackedNode, limits: tuple[int, float]) -> None:
         self.node = node
+        self.limits = limits  # the lane's calls in flight at most, and the wait for one
         self.listener: AbstractConnection | None = None
         self.listener_id: int | None = None
+        self.lane: Lane | None = None
         self.heard = time.monotonic()  # when the listener last said anything
 
     async def open(self, timeout: float) -> None:
-        """Subscribe the listener: from then on, whatever is redirected to it reaches us."""
+        """Subscribe the listener, then open the lane that redirects to it: from the lane's
+        first command on, whatever it registers is reported to us."""
         self.listener = self.node.connect()
         self.listener.client_name = LISTENER_NAME
         async with asyncio.timeout(timeout):
@@ -88,6 +91,8 @@ class NodeChannel:
             self.listener_id = int(await self.listener.read_response())
             await self.listener.send_command("SUBSCRIBE", CHANNEL)
             await self.listener.read_response()
+        self.lane = Lane(self.node.connect(), *self.limits)
+        await self.lane.open(self.listener_id, timeout)
         self.heard = time.monotonic()
 
     @property
@@ -96,6 +101,8 @@ class NodeChannel:
         return address_of(self.listener)
 
     async def close(self) -> None:
+        if self.lane is not None:
+            await self.lane.close()
         if self.listener is not None:
             with contextlib.suppress(Exception):
                 await self.listener.disconnect(nowait=True)
@@ -162,12 +169,12 @@ class Coherence:
         self.store = store
         self.prefixes = tuple(prefixes)
         self.key_prefix = key_prefix.encode()
-        # Which data connections redirect to which listener; the store's reads and writes of
-        # these (logical) prefixes register their keys.
-        self.redirects = Redirects()
+        # The lane to each primary: the store's reads and writes of these (logical) prefixes
+        # go through them, registering their keys (tracking.py).
+        self.lanes = Lanes()
         if store.redis is not None:
             logical = tuple(prefix.removeprefix(key_prefix) for prefix in self.prefixes)
-            store.redis.track(self.redirects, logical)
+            store.redis.track(self.lanes, logical)
         self.events = events
         self.timeout = timeout
         self.retry_interval = retry_interval
@@ -240,14 +247,16 @@ class Coherence:
         self._moved.clear()  # a move announced from here on is after this lookup: it counts
         async with asyncio.timeout(self.timeout * 4):
             nodes = await self.deployment.primaries()
-        channels = [NodeChannel(node) for node in nodes]
+        limits = self.deployment.pool_limits()
+        channels = [NodeChannel(node, limits) for node in nodes]
         self.channels = channels
         await asyncio.gather(*(channel.open(self.timeout * 4) for channel in channels))
         full = await self._table_full()
         if full is not None:
             raise ChannelLost(full)
-        ids = {channel.address: channel.listener_id for channel in channels}
-        self.redirects.publish({address: id for address, id in ids.items() if id is not None})
+        self.lanes.publish(
+            {channel.address: channel.lane for channel in channels if channel.lane is not None}
+        )
         self._restored()
 
     async def _watch(self) -> None:
@@ -256,7 +265,7 @@ class Coherence:
             for channel in self.channels
             for coro in (channel.listen(self._on_keys), channel.keep_alive(self.ping_interval))
         ]
-        tasks.append(asyncio.create_task(self._watch_connections()))
+        tasks.append(asyncio.create_task(self._watch_lanes()))
         tasks.append(asyncio.create_task(self._watch_table()))
         if self.deployment.kind != "standalone":
             tasks.append(asyncio.create_task(self._watch_topology()))
@@ -280,14 +289,10 @@ class Coherence:
         await self._moved.wait()  # cleared before the primaries were looked up
         raise ChannelLost("the primaries moved")
 
-    async def _watch_connections(self) -> None:
-        """A data connection that tracks closed: Redis forgot, without a word, every key it
-        registered, so tracking is lost (redis-py's own client-side cache flushes then too)."""
-        while True:
-            raise_if_cancelled()
-            await asyncio.sleep(CONNECTIONS_INTERVAL)
-            if self.redirects.closed():
-                raise ChannelLost("a data connection that tracks keys closed")
+    async def _watch_lanes(self) -> None:
+        """A lane ended: Redis forgot, without a word, every key it registered."""
+        await self.lanes.any_ended()
+        raise ChannelLost("a tracking lane closed")
 
     async def _watch_table(self) -> None:
         """Redis's tracking table nearly full: its evictions may go unreported (TABLE_HEADROOM)."""
@@ -359,7 +364,7 @@ class Coherence:
     async def _lost(self, exc: BaseException) -> None:
         # Bypass first: nothing may be served from memory untracked.
         self.store.tier.coherence_lost()
-        self.redirects.withdraw()
+        self.lanes.withdraw()
         self.active = False
         self.losses += 1
         self.lost_since = time.time()
@@ -421,7 +426,7 @@ class Coherence:
             log.debug("re-establishing invalidation tracking failed: %s", _describe(exc))
 
     async def _close_channels(self) -> None:
-        self.redirects.withdraw()
+        self.lanes.withdraw()
         channels, self.channels = self.channels, []
         await asyncio.gather(*(channel.close() for channel in channels))
 

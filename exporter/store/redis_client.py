@@ -383,6 +383,11 @@ class RedisDeployment:
         cls = SSLConnection if self.target.tls else Connection
         return TrackedNode(name, lambda: cls(**kwargs))
 
+    def pool_limits(self) -> tuple[int, float]:
+        """The pool's bound on connections and how long a caller waits for one."""
+        pool = getattr(self.client, "connection_pool", None)
+        return int(getattr(pool, "max_connections", 64)), float(getattr(pool, "timeout", 1.0))
+
     async def tracking_tables(self) -> list[tuple[int, int]]:
         """On every primary: (keys in Redis's tracking table, its bound `tracking-table-max-keys`,
         0 for none). A bound that CONFIG GET may not read (ACLs, a managed Redis) counts as

@@ -29,11 +29,9 @@ from redis.exceptions import (
     MovedError,
     OutOfMemoryError,
     ReadOnlyError,
-    RedisError,
     ResponseError,
     TryAgainError,
 )
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.core.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
@@ -47,7 +45,7 @@ from exporter.store.contract import (
 from exporter.store.fleet import Epoch, Member
 from exporter.store.redis_client import REDIS_FAILURES, PoolBusy
 from exporter.store.session_index import RECONCILE_MEMBER_FN, SessionIndex
-from exporter.store.tracking import Command, Redirects, run_tracked
+from exporter.store.tracking import CACHING_YES, Command, Lane, LaneClosed, Lanes, raise_errors
 
 # Versions are 19-digit decimal strings (time_ns); Lua numbers are doubles and would lose the
 # last digits, so versions are compared as strings (length first, then lexically).
@@ -207,14 +205,18 @@ class RedisStore:
         self.index = index
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
         self._put_unless_deleted = client.register_script(PUT_UNLESS_DELETED)
-        # Set by coherence: the listeners that tracked reads redirect to, and which (logical)
-        # keys memory may keep only while Redis tracks them for this replica.
-        self.tracking: Redirects | None = None
+        # Set by coherence: the lanes that register keys with Redis's tracking, and which
+        # (logical) keys memory may keep only while Redis tracks them for this replica.
+        self.lanes: Lanes | None = None
         self.tracked_prefixes: tuple[str, ...] = ()
 
-    def track(self, redirects: Redirects, prefixes: tuple[str, ...]) -> None:
-        """Register the reads that fill memory, and our own writes, with Redis's tracking."""
-        self.tracking, self.tracked_prefixes = redirects, prefixes
+    def track(self, lanes: Lanes, prefixes: tuple[str, ...]) -> None:
+        """Send the reads that fill memory, and our own writes, through `lanes` (tracking.py)."""
+        self.lanes, self.tracked_prefixes = lanes, prefixes
+
+    def tracks(self, key: str) -> bool:
+        """Whether a write of `key` would go through a lane now (then it cannot echo back)."""
+        return self._needs_tracking(key) and self._lane(self.prefix + key) is not None
 
     async def get(self, key: str) -> StoredValue | None:
         """The value, None if missing, or `TOMBSTONE` (the same object) if it was deleted."""
@@ -229,73 +231,70 @@ class RedisStore:
         return decode_value(raw) or TOMBSTONE  # type: ignore[arg-type]
 
     def _needs_tracking(self, key: str) -> bool:
-        return self.tracking is not None and key.startswith(self.tracked_prefixes)
+        return self.lanes is not None and key.startswith(self.tracked_prefixes)
+
+    def _lane(self, full_key: str) -> Lane | None:
+        """The lane to the server holding `full_key`, if tracking is up there."""
+        assert self.lanes is not None
+        client = self.client
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(full_key)
+            return None if node is None else self.lanes.lane((node.host, int(node.port)))
+        return self.lanes.lane()
 
     async def get_tracked(self, key: str) -> tuple[StoredValue | None, bool]:
         """`get`, and whether memory may keep the value: Redis now tracks the key for this
-        replica (read after `CLIENT CACHING YES`), or nobody needs to (see tracking.py)."""
+        replica (read through its lane after `CLIENT CACHING YES`), or nobody needs to."""
         if not self._needs_tracking(key):
             return await self.get(key), True
-        started = time.perf_counter()
         full_key = self.prefix + key
+        lane = self._lane(full_key)
+        if lane is None:
+            return await self.get(key), False
+        started = time.perf_counter()
         try:
-            replies, tracked = await self._run_tracked(full_key, [], ("GET", full_key))
-        except _UNTRACKABLE:  # a Cluster slot moved, or the raw call failed: the client retries
+            caching, raw = await lane.call([CACHING_YES, ("GET", full_key)], self.timeout)
+        except LaneClosed:
             return await self.get(key), False
         except REDIS_FAILURES as exc:
             raise _unavailable(exc) from None
+        if isinstance(raw, _REDIRECTED):  # a Cluster slot moved: the client follows it
+            return await self.get(key), False
+        if isinstance(raw, ResponseError):
+            raise _unavailable(raw)
         self.last_latency_ms = (time.perf_counter() - started) * 1000
-        raw = replies[-1]
-        return (None if raw is None else decode_value(raw) or TOMBSTONE), tracked
+        value = None if raw is None else decode_value(raw) or TOMBSTONE
+        return value, not isinstance(caching, ResponseError)
 
     async def set_tracked(
         self, key: str, value: StoredValue, *, replace: bool = False
     ) -> tuple[bool, bool]:
-        """`set`, and whether Redis tracks the key for this replica afterwards. The write and a
-        tracked `EXISTS` go in one round trip on one connection: with NOLOOP, the write is not
-        echoed back to that connection, and the `EXISTS` registers the key again (a write ends
-        every registration of the key). On a Cluster the write goes as `set` (its index entry
-        goes to another node): untracked."""
-        if not self._needs_tracking(key) or isinstance(self.client, RedisCluster):
-            return await self.set(key, value, replace=replace), not self._needs_tracking(key)
-        full_key, tracked = self.prefix + key, [False]
+        """`set`, and whether Redis tracks the key for this replica afterwards. The write goes
+        through the key's lane, then `CLIENT CACHING YES` and `EXISTS`: a write ends every
+        registration of its key, the `EXISTS` makes it again, and NOLOOP keeps the write from
+        being reported to the lane that made it (our every registration is on it)."""
+        if not self._needs_tracking(key):
+            return await self.set(key, value, replace=replace), True
+        full_key = self.prefix + key
+        lane = self._lane(full_key)
+        if lane is None:
+            return await self.set(key, value, replace=replace), False
+        tracked = [False]
 
         async def run(command: Command) -> Any:
-            replies, tracked[0] = await self._run_tracked(full_key, [command], ("EXISTS", full_key))
-            return replies[0]
+            try:
+                replies = await lane.call(
+                    [command, CACHING_YES, ("EXISTS", full_key)], self.timeout
+                )
+                if isinstance(replies[0], _REDIRECTED):
+                    raise replies[0]
+            except (LaneClosed, *_REDIRECTED):  # may not have run: the client sends it again
+                return await self.client.execute_command(*command)
+            tracked[0] = not any(isinstance(reply, ResponseError) for reply in replies[1:])
+            return raise_errors(replies[:1])[0]
 
         written = await self.set(key, value, replace=replace, run=run)
         return written, tracked[0]
-
-    async def _run_tracked(
-        self, full_key: str, commands: list[Command], read: Command
-    ) -> tuple[list[Any], bool]:
-        """`run_tracked` on a pooled connection to the key's server; a connection found closed
-        (a restarted server) is tried once more, as the client's own retry does."""
-        assert self.tracking is not None
-        client = self.client
-        if isinstance(client, RedisCluster):
-            node = client.get_node_from_key(full_key)
-            if node is None:
-                raise _Untrackable("no node known for the key's slot")
-            connection = node.acquire_connection()
-            try:
-                return await run_tracked(connection, self.tracking, commands, read)
-            except RedisConnectionError as exc:
-                raise _Untrackable("a node's connection failed") from exc
-            finally:
-                node.release(connection)
-        pool = client.connection_pool
-        for attempt in range(2):
-            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                return await run_tracked(connection, self.tracking, commands, read)
-            except RedisConnectionError:
-                if attempt:
-                    raise
-            finally:
-                await pool.release(connection)
-        raise AssertionError("unreachable")
 
     async def set(
         self, key: str, value: StoredValue, *, replace: bool = False, run: Any = None
@@ -400,12 +399,19 @@ class RedisStore:
             values = [None if value is TOMBSTONE else value for value, _ in pairs]
             return values, all(tracked for _, tracked in pairs)
         prefixed = [self.prefix + key for key in keys]
+        lane = self._lane(prefixed[0])
+        if lane is None:
+            return await self.get_many(keys), False
         try:
-            replies, tracked = await self._run_tracked(prefixed[0], [], ("MGET", *prefixed))
+            caching, raws = await lane.call([CACHING_YES, ("MGET", *prefixed)], self.timeout)
+        except LaneClosed:
+            return await self.get_many(keys), False
         except REDIS_FAILURES as exc:
             raise _unavailable(exc) from None
-        raws = replies[-1]
-        return [None if raw is None else decode_value(raw) for raw in raws], tracked
+        if isinstance(raws, ResponseError):
+            raise _unavailable(raws)
+        values = [None if raw is None else decode_value(raw) for raw in raws]
+        return values, not isinstance(caching, ResponseError)
 
     async def get_many(self, keys: Sequence[str]) -> list[StoredValue | None]:
         """One MGET (on a Cluster, whose keys span slots, a pipeline of GETs split per node);
@@ -522,14 +528,9 @@ class RedisStore:
         return result
 
 
-class _Untrackable(RedisError):
-    """A tracked read could not run as one (a Cluster slot without a known node)."""
-
-
-# What sends a tracked read back to the client's own GET, untracked: a Cluster's redirections
-# (the client follows them) and a raw call's connection failure there (the client re-learns
-# the topology).
-_UNTRACKABLE = (_Untrackable, MovedError, AskError, ClusterDownError, TryAgainError)
+# A Cluster's redirections of a command sent through a lane: the client sends it again, and
+# follows them.
+_REDIRECTED = (MovedError, AskError, ClusterDownError, TryAgainError)
 
 
 def _replay_args(item: ReplayItem, member: str) -> tuple[int, bytes, int, str]:

@@ -41,8 +41,9 @@ class WritePath(RedisSide):
         """See `TieredStore.set`."""
         guard = self.tier.guard
         token = guard.watch(key)
+        # Only a key we hold can echo (Redis tracks it for us), and not through the lane.
         held = not sole and self.tier.memory.peek(key) is not None
-        echo = guard.expect_echo(key, coherent, held=held)
+        echo = guard.expect_echo(key, coherent, held=held and not self.redis.tracks(key))
         try:
             written, tracked = await self._write(key, value, replace)
         except BaseException:

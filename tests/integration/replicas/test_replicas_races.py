@@ -125,11 +125,11 @@ async def test_a_write_landing_right_after_ours_wins(
     client.close()
 
 
-async def test_tracking_redirects_the_data_connections_to_the_listener(
+async def test_tracking_redirects_the_lane_to_the_listener(
     redis_server: RedisServer, redis_url: str
 ) -> None:
-    """Default-mode tracking: one listener per replica, and the data connections that wrote or
-    read a session track in OPTIN + NOLOOP mode, redirected to it (no BCAST tracker)."""
+    """Default-mode tracking: per primary, one listener and one lane tracking in OPTIN + NOLOOP
+    mode, redirected to it (no BCAST tracker)."""
     async with open_layer(redis_url) as layer:
         coherence = layer.layer.coherence
         assert coherence is not None
@@ -139,10 +139,13 @@ async def test_tracking_redirects_the_data_connections_to_the_listener(
         client = redis_server.client()
         clients = client.client_list()
         client.close()
-        names = [entry["name"] for entry in clients]
-        assert names.count("sme-invalidation-listener") == 1
-        assert "sme-invalidation-tracker" not in names
-        tracking = [entry for entry in clients if "t" in entry["flags"]]
-        assert tracking, "no data connection tracks"
-        assert all(int(entry["redir"]) == coherence.listener_ids[0] for entry in tracking)
-        assert coherence.redirects.connections == len(tracking)
+        listener = coherence.listener_ids[0]
+        ours = [
+            entry
+            for entry in clients
+            if int(entry["id"]) == listener or entry["redir"] == str(listener)
+        ]
+        names = sorted(entry["name"] for entry in ours)
+        assert names == ["sme-invalidation-listener", "sme-tracking-lane"]
+        lane = next(entry for entry in ours if entry["name"] == "sme-tracking-lane")
+        assert "t" in lane["flags"]  # the only connection of ours that tracks
