@@ -283,6 +283,7 @@ class Coherence:
         at once, and track the new ones. Until then the memory tier is bypassed: the old master
         hears nothing of the writes the new one takes."""
         self.store.tier.coherence_lost()
+        self.lanes.withdraw()  # nothing more through the old master's lane: the pool follows
         self._moved.set()
 
     async def _watch_moved(self) -> None:
