@@ -92,8 +92,11 @@ class Parking(RedisSide):
                 try:
                     if breaker.closed:  # else a fallback: our own writes are what we serve
                         read = await self.calls.call(partial(self.redis.get_many_tracked, keys))
-                        # A read Redis does not track for us confirms nothing we could keep.
-                        values = read[0] if read[1] else None
+                        # A read Redis does not track for us confirms nothing memory may serve,
+                        # unless memory is not serving as a coherent tier anyway (bypassed: the
+                        # tier is flushed before it serves again; a fallback: it serves its own).
+                        kept = read[1] or self.tier.reads.bypass or self.recovery.fallback_active
+                        values = read[0] if kept else None
                 except StoreUnavailable as exc:
                     self.recovery.report_unavailable(exc)  # as any failed call: fallback serves
                 finally:

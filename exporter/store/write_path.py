@@ -94,7 +94,10 @@ class WritePath(RedisSide):
         if self.closing:
             raise StoreUnavailable("shutting down: writes are no longer accepted", 1.0)
         await self.journal_write(item)
-        return False, True  # the fallback serves it; the failback flushes the tier
+        # In an outage the fallback serves it, and the failback flushes the tier. While Redis
+        # only refuses writes, memory serves as a coherent tier: the copy must be registered
+        # (parked, its check's tracked read does it).
+        return False, not recovery.breaker.closed
 
     async def delete(self, key: str, held: StoredValue | None, read_again: ReadAgain) -> bool:
         """See `TieredStore.delete`; `held`: what memory held (already dropped)."""
