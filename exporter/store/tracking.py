@@ -94,8 +94,9 @@ class Lane:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(BaseException):
-                await reader
+            # asyncio.wait, not `await reader`: the reader's CancelledError is not ours, and
+            # suppressing it there would swallow a cancellation of the task closing the lane.
+            await asyncio.wait([reader])
         self._end(LaneClosed("tracking lane closed"))
         with contextlib.suppress(Exception):
             await self.connection.disconnect(nowait=True)
