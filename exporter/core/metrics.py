@@ -25,11 +25,8 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    GCCollector,
     Histogram,
     Info,
-    PlatformCollector,
-    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.metrics import MetricWrapperBase
@@ -39,6 +36,7 @@ from exporter.core.catalog import MANAGERS as CATALOG_MANAGERS
 from exporter.core.catalog import SERVICES as CATALOG_SERVICES
 from exporter.core.errors import UNREADABLE_CAUSES
 from exporter.core.fast_metrics import CounterChild, FastCounter, FastHistogram, HistogramChild
+from exporter.core.runtime_collectors import register_runtime_collectors
 from exporter.core.vocabulary import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES
 
 PREFIX = "session_exporter"
@@ -482,14 +480,6 @@ class Metrics:
 def _touch(metric: MetricWrapperBase, values: tuple[str, ...]) -> None:
     for value in values:
         metric.labels(value)
-
-
-def register_runtime_collectors(registry: CollectorRegistry) -> None:
-    """process_* (CPU, memory, file descriptors: local /proc reads), python_info and python_gc_*
-    on this registry, not prometheus_client's global one."""
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
 
 
 def _revision() -> str:
