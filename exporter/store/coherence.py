@@ -172,9 +172,9 @@ class Coherence:
         # The lane to each primary: the store's reads and writes of these (logical) prefixes
         # go through them, registering their keys (tracking.py).
         self.lanes = Lanes()
-        if store.redis is not None:
+        if store.tracked is not None:
             logical = tuple(prefix.removeprefix(key_prefix) for prefix in self.prefixes)
-            store.redis.track(self.lanes, logical)
+            store.tracked.track(self.lanes, logical)
         self.events = events
         self.timeout = timeout
         self.retry_interval = retry_interval

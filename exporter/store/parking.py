@@ -8,7 +8,7 @@ Reads arriving meanwhile wait for that check (`confirmed`, about one round trip)
 reading Redis themselves. One task checks every parked key, a batch per round (one `MGET`,
 tracked: whatever it keeps in memory, Redis then tracks for this replica; see tracking.py).
 
-    parking = Parking(tier, redis, calls, recovery, journal)
+    parking = Parking(tier, redis, calls, recovery, journal, tracked)
     parking.park("s:{abc}", our_value)          # from TieredStore.invalidate or set
     value = await parking.confirmed("s:{abc}")  # a read of it: ours once confirmed, else None
 """
@@ -91,7 +91,7 @@ class Parking(RedisSide):
                 values: list[StoredValue | None] | None = None
                 try:
                     if breaker.closed:  # else a fallback: our own writes are what we serve
-                        read = await self.calls.call(partial(self.redis.get_many_tracked, keys))
+                        read = await self.calls.call(partial(self.tracked.get_many, keys))
                         # A read Redis does not track for us confirms nothing memory may serve,
                         # unless memory is not serving as a coherent tier anyway (bypassed: the
                         # tier is flushed before it serves again; a fallback: it serves its own).

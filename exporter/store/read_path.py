@@ -6,7 +6,7 @@ copy). While Redis is unreachable, a miss only Redis could answer raises `StoreU
 fleet has settled (`Recovery.check_miss`). A read that raced a write or an invalidation does not
 fill memory (`WriteGuard`), nor one that Redis does not track for this replica (`tracking.py`).
 
-    reads = ReadPath(tier, redis, calls, recovery, journal)
+    reads = ReadPath(tier, redis, calls, recovery, journal, tracked)
     value = await reads.get("s:{abc}")   # after a memory miss
 """
 
@@ -33,13 +33,13 @@ class ReadPath(RedisSide):
                 value = pending.value
                 live = value is not None and value.remaining(self.tier.clock.now()) > 0
                 return value if live else None
-        redis, recovery, tier = self.redis, self.recovery, self.tier
+        redis, recovery, tier = self.tracked, self.recovery, self.tier
         if recovery.breaker.state != CLOSED:
             raise StoreUnavailable(NOT_HELD, recovery.breaker.retry_after())
         token, read_at = tier.guard.watch(key), tier.clock.now()
         tracked = False
         try:
-            value, tracked = await self.calls.call(lambda: redis.get_tracked(key))
+            value, tracked = await self.calls.call(lambda: redis.get(key))
         except StoreBusy:
             raise  # backpressure for this request only: Redis is fine
         except StoreUnavailable as exc:

@@ -22,15 +22,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import (
-    AskError,
     AuthenticationError,
-    ClusterDownError,
     MaxConnectionsError,
-    MovedError,
     OutOfMemoryError,
     ReadOnlyError,
     ResponseError,
-    TryAgainError,
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -45,7 +41,7 @@ from exporter.store.contract import (
 from exporter.store.fleet import Epoch, Member
 from exporter.store.redis_client import REDIS_FAILURES, PoolBusy
 from exporter.store.session_index import RECONCILE_MEMBER_FN, SessionIndex
-from exporter.store.tracking import CACHING_YES, Command, Lane, LaneClosed, Lanes, raise_errors
+from exporter.store.tracking import Command
 
 # Versions are 19-digit decimal strings (time_ns); Lua numbers are doubles and would lose the
 # last digits, so versions are compared as strings (length first, then lexically).
@@ -205,18 +201,6 @@ class RedisStore:
         self.index = index
         self._delete_if_newer = client.register_script(DELETE_IF_NEWER)
         self._put_unless_deleted = client.register_script(PUT_UNLESS_DELETED)
-        # Set by coherence: the lanes that register keys with Redis's tracking, and which
-        # (logical) keys memory may keep only while Redis tracks them for this replica.
-        self.lanes: Lanes | None = None
-        self.tracked_prefixes: tuple[str, ...] = ()
-
-    def track(self, lanes: Lanes, prefixes: tuple[str, ...]) -> None:
-        """Send the reads that fill memory, and our own writes, through `lanes` (tracking.py)."""
-        self.lanes, self.tracked_prefixes = lanes, prefixes
-
-    def tracks(self, key: str) -> bool:
-        """Whether a write of `key` would go through a lane now (then it cannot echo back)."""
-        return self._needs_tracking(key) and self._lane(self.prefix + key) is not None
 
     async def get(self, key: str) -> StoredValue | None:
         """The value, None if missing, or `TOMBSTONE` (the same object) if it was deleted."""
@@ -230,78 +214,12 @@ class RedisStore:
             return None
         return decode_value(raw) or TOMBSTONE  # type: ignore[arg-type]
 
-    def _needs_tracking(self, key: str) -> bool:
-        return self.lanes is not None and key.startswith(self.tracked_prefixes)
-
-    def _lane(self, full_key: str) -> Lane | None:
-        """The lane to the server holding `full_key`, if tracking is up there."""
-        assert self.lanes is not None
-        client = self.client
-        if isinstance(client, RedisCluster):
-            node = client.get_node_from_key(full_key)
-            return None if node is None else self.lanes.lane((node.host, int(node.port)))
-        return self.lanes.lane()
-
-    async def get_tracked(self, key: str) -> tuple[StoredValue | None, bool]:
-        """`get`, and whether memory may keep the value: Redis now tracks the key for this
-        replica (read through its lane after `CLIENT CACHING YES`), or nobody needs to."""
-        if not self._needs_tracking(key):
-            return await self.get(key), True
-        full_key = self.prefix + key
-        lane = self._lane(full_key)
-        if lane is None:
-            return await self.get(key), False
-        started = time.perf_counter()
-        try:
-            caching, raw = await lane.call([CACHING_YES, ("GET", full_key)], self.timeout)
-        except LaneClosed:
-            return await self.get(key), False
-        except REDIS_FAILURES as exc:
-            raise _unavailable(exc) from None
-        if isinstance(raw, _REDIRECTED):  # a Cluster slot moved: the client follows it
-            return await self.get(key), False
-        if isinstance(raw, ResponseError):
-            raise _unavailable(raw)
-        self.last_latency_ms = (time.perf_counter() - started) * 1000
-        value = None if raw is None else decode_value(raw) or TOMBSTONE
-        return value, not isinstance(caching, ResponseError)
-
-    async def set_tracked(
-        self, key: str, value: StoredValue, *, replace: bool = False
-    ) -> tuple[bool, bool]:
-        """`set`, and whether Redis tracks the key for this replica afterwards. The write goes
-        through the key's lane, then `CLIENT CACHING YES` and `EXISTS`: a write ends every
-        registration of its key, the `EXISTS` makes it again, and NOLOOP keeps the write from
-        being reported to the lane that made it (our every registration is on it)."""
-        if not self._needs_tracking(key):
-            return await self.set(key, value, replace=replace), True
-        full_key = self.prefix + key
-        lane = self._lane(full_key)
-        if lane is None:
-            return await self.set(key, value, replace=replace), False
-        tracked = [False]
-
-        async def run(command: Command) -> Any:
-            try:
-                replies = await lane.call(
-                    [command, CACHING_YES, ("EXISTS", full_key)], self.timeout
-                )
-                if isinstance(replies[0], _REDIRECTED):
-                    raise replies[0]
-            except (LaneClosed, *_REDIRECTED):  # may not have run: the client sends it again
-                return await self.client.execute_command(*command)
-            tracked[0] = not any(isinstance(reply, ResponseError) for reply in replies[1:])
-            return raise_errors(replies[:1])[0]
-
-        written = await self.set(key, value, replace=replace, run=run)
-        return written, tracked[0]
-
     async def set(
         self, key: str, value: StoredValue, *, replace: bool = False, run: Any = None
     ) -> bool:
         """Write `value`; with `replace` (an update of a value read before) only if the key was
         not deleted meanwhile: False then. `run(command)`: how to send the write's one command
-        (`set_tracked`), else the client's own way."""
+        (`TrackedRedis.set`), else the client's own way."""
         index = self.index
         encoded, pxat = encode_value(value), expires_ms(value.expires_at)
         if index is not None and index.covers(key):
@@ -389,29 +307,6 @@ class RedisStore:
             pipe.eval(DELETE_IF_NEWER, 1, key, item.version, 0, pxat)
         else:
             pipe.eval(PUT_IF_NEWER, 1, key, item.version, encode_value(item.value), pxat)
-
-    async def get_many_tracked(self, keys: Sequence[str]) -> tuple[list[StoredValue | None], bool]:
-        """`get_many`, and whether memory may keep every value (see `get_tracked`)."""
-        if not any(self._needs_tracking(key) for key in keys):
-            return await self.get_many(keys), True
-        if isinstance(self.client, RedisCluster):  # keys on several nodes: one GET each
-            pairs = await asyncio.gather(*(self.get_tracked(key) for key in keys))
-            values = [None if value is TOMBSTONE else value for value, _ in pairs]
-            return values, all(tracked for _, tracked in pairs)
-        prefixed = [self.prefix + key for key in keys]
-        lane = self._lane(prefixed[0])
-        if lane is None:
-            return await self.get_many(keys), False
-        try:
-            caching, raws = await lane.call([CACHING_YES, ("MGET", *prefixed)], self.timeout)
-        except LaneClosed:
-            return await self.get_many(keys), False
-        except REDIS_FAILURES as exc:
-            raise _unavailable(exc) from None
-        if isinstance(raws, ResponseError):
-            raise _unavailable(raws)
-        values = [None if raw is None else decode_value(raw) for raw in raws]
-        return values, not isinstance(caching, ResponseError)
 
     async def get_many(self, keys: Sequence[str]) -> list[StoredValue | None]:
         """One MGET (on a Cluster, whose keys span slots, a pipeline of GETs split per node);
@@ -526,11 +421,6 @@ class RedisStore:
             raise _unavailable(exc) from None
         self.last_latency_ms = (time.perf_counter() - started) * 1000
         return result
-
-
-# A Cluster's redirections of a command sent through a lane: the client sends it again, and
-# follows them.
-_REDIRECTED = (MovedError, AskError, ClusterDownError, TryAgainError)
 
 
 def _replay_args(item: ReplayItem, member: str) -> tuple[int, bytes, int, str]:

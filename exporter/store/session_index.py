@@ -245,7 +245,7 @@ class SessionIndex:
         writes (value, PXAT) unless the session was deleted meanwhile (PUT_INDEXED makes the same
         check): False then, nothing written. `run(command)` sends the session's write (PUT_INDEXED
         where colocated) when the caller needs it on a connection of its own
-        (`RedisStore.set_tracked`)."""
+        (`TrackedRedis.set`)."""
         shard, member = self.locate(key)
         pxat = expires_ms(expires_at)
         async with self._gate.write():

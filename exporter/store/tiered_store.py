@@ -51,6 +51,7 @@ from exporter.store.recovery_side import RecoverySide
 from exporter.store.redis_calls import RedisCalls
 from exporter.store.redis_store import RedisStore
 from exporter.store.store_reporting import StoreCounters, bind_store_gauges, store_status
+from exporter.store.tracked_redis import TrackedRedis
 from exporter.store.write_path import WritePath
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class TieredStore:
         self.parking: Parking | None = None
         self.read_path: ReadPath | None = None
         self.writes: WritePath | None = None
+        self.tracked: TrackedRedis | None = None
         if redis is not None:
             self._connect(redis, metrics, events, resend_after_switch, fleet_members)
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
@@ -153,11 +155,11 @@ class TieredStore:
             recent=RecentWrites(RESEND_WINDOW) if resend_after_switch else None,
             members=fleet_members,
         )
-        self.parking = Parking(self.tier, redis, self.calls, self.recovery, self.journal)
-        self.read_path = ReadPath(self.tier, redis, self.calls, self.recovery, self.journal)
-        self.writes = WritePath(
-            self.tier, redis, self.calls, self.recovery, self.journal, self.parking
-        )
+        self.tracked = TrackedRedis(redis)
+        shared = (self.tier, redis, self.calls, self.recovery, self.journal, self.tracked)
+        self.parking = Parking(*shared)
+        self.read_path = ReadPath(*shared)
+        self.writes = WritePath(*shared, self.parking)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -3,11 +3,11 @@
 A write goes through to Redis (its version checked there); when Redis is unreachable or refuses
 writes it is journalled before it is acknowledged, and its memory copy pinned (it may be the only
 one this side of the replay). Redis tracks a written key for this replica in the same round trip
-(`RedisStore.set_tracked`). A write invalidated while in flight, or not tracked, is parked
+(`TrackedRedis.set`). A write invalidated while in flight, or not tracked, is parked
 (`parking`): ours or another replica's may have landed last. A delete leaves a tombstone, also
 kept in the reserve: a Redis that loses it must get it again at the next re-seed.
 
-    writes = WritePath(tier, redis, calls, recovery, journal, parking)
+    writes = WritePath(tier, redis, calls, recovery, journal, tracked, parking)
     value = await writes.set("s:{abc}", b"{}", ttl=60)
     existed = await writes.delete("s:{abc}")
 """
@@ -43,7 +43,7 @@ class WritePath(RedisSide):
         token = guard.watch(key)
         # Only a key we hold can echo (Redis tracks it for us), and not through the lane.
         held = not sole and self.tier.memory.peek(key) is not None
-        echo = guard.expect_echo(key, coherent, held=held and not self.redis.tracks(key))
+        echo = guard.expect_echo(key, coherent, held=held and not self.tracked.tracks(key))
         try:
             written, tracked = await self._write(key, value, replace)
         except BaseException:
@@ -72,14 +72,14 @@ class WritePath(RedisSide):
 
     async def _write(self, key: str, value: StoredValue, replace: bool) -> tuple[bool, bool]:
         """(True if written to Redis, False if journalled for replay; whether Redis tracks the
-        key for this replica, or need not: see `RedisStore.set_tracked`)."""
-        recovery, redis = self.recovery, self.redis
+        key for this replica, or need not: see `TrackedRedis.set`)."""
+        recovery, redis = self.recovery, self.tracked
         item = ReplayItem(key, value.version, value.expires_at, value)
         if recovery.breaker.closed and recovery.writes_refused is None:
             switches = recovery.switches
             try:
                 written, tracked = await self.calls.call(
-                    lambda: redis.set_tracked(key, value, replace=replace)
+                    lambda: redis.set(key, value, replace=replace)
                 )
             except StoreBusy:
                 raise
