@@ -89,6 +89,7 @@ class Parking(RedisSide):
                 keys = list(itertools.islice(self.parked, PARK_BATCH))
                 tokens = [guard.watch(key) for key in keys]
                 values: list[StoredValue | None] | None = None
+                began = self.began()
                 try:
                     if breaker.closed:  # else a fallback: our own writes are what we serve
                         read = await self.calls.call(partial(self.tracked.get_many, keys))
@@ -98,7 +99,8 @@ class Parking(RedisSide):
                         kept = read[1] or self.tier.reads.bypass or self.recovery.fallback_active
                         values = read[0] if kept else None
                 except StoreUnavailable as exc:
-                    self.recovery.report_unavailable(exc)  # as any failed call: fallback serves
+                    if not self.stale(began):  # as any failed call: the fallback serves
+                        self.recovery.report_unavailable(exc)
                 finally:
                     cleans = [guard.unwatch(k, t) for k, t in zip(keys, tokens, strict=True)]
                 for index, key in enumerate(keys):

@@ -36,13 +36,15 @@ class ReadPath(RedisSide):
         redis, recovery, tier = self.tracked, self.recovery, self.tier
         if recovery.breaker.state != CLOSED:
             raise StoreUnavailable(NOT_HELD, recovery.breaker.retry_after())
-        token, read_at = tier.guard.watch(key), tier.clock.now()
+        token, read_at, began = tier.guard.watch(key), tier.clock.now(), self.began()
         tracked = False
         try:
             value, tracked = await self.calls.call(lambda: redis.get(key))
         except StoreBusy:
             raise  # backpressure for this request only: Redis is fine
         except StoreUnavailable as exc:
+            if self.stale(began):
+                return await self.get(key, record)  # Redis answers again since: ask it again
             recovery.failed(exc)
             if not tier.reads.bypass:  # bypassed for coherence only: the fallback serves memory
                 held = tier.memory.get(key)

@@ -26,3 +26,15 @@ class RedisSide:
     recovery: Recovery
     journal: Journal
     tracked: TrackedRedis
+
+    def began(self) -> int:
+        """Taken before a Redis call, for `stale` after it fails."""
+        return self.recovery.failover.failbacks
+
+    def stale(self, began: int) -> bool:
+        """Whether a call that `began` before a failback failed after it. Its failure belongs to
+        the outage that ended (a Cluster node's CLUSTERDOWN comes back after redis-py's 0.25 s
+        waits); reported as a new one, it would serve a fallback from the memory tier the failback
+        just flushed: 503s for every session the tier held. A real new outage shows in the next
+        call, or in the replay of what the stale call journalled."""
+        return self.recovery.failover.failbacks != began

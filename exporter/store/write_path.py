@@ -76,7 +76,7 @@ class WritePath(RedisSide):
         recovery, redis = self.recovery, self.tracked
         item = ReplayItem(key, value.version, value.expires_at, value)
         if recovery.breaker.closed and recovery.writes_refused is None:
-            switches = recovery.switches
+            switches, began = recovery.switches, self.began()
             try:
                 written, tracked = await self.calls.call(
                     lambda: redis.set(key, value, replace=replace)
@@ -84,6 +84,8 @@ class WritePath(RedisSide):
             except StoreBusy:
                 raise
             except StoreUnavailable as exc:
+                if self.stale(began):  # Redis answers again since (writes carry their version)
+                    return await self._write(key, value, replace)
                 recovery.store_error(exc)
             else:
                 if not written:
@@ -123,7 +125,7 @@ class WritePath(RedisSide):
         recovery, redis, clock = self.recovery, self.redis, self.tier.clock
         expires_at = held.expires_at if held is not None else clock.now()
         retried: list[bool] = []
-        switches, deleting_at = recovery.switches, clock.now()
+        switches, deleting_at, began = recovery.switches, clock.now(), self.began()
 
         async def attempt() -> float | None:
             retried.append(True)
@@ -134,7 +136,8 @@ class WritePath(RedisSide):
         except StoreBusy:
             raise
         except StoreUnavailable as exc:
-            recovery.store_error(exc)
+            if not self.stale(began):  # else journalled, replayed within an interval
+                recovery.store_error(exc)
             return None
         if until is None and len(retried) > 1:
             # A retry found the tombstone its first attempt left: deleted, its expiry unknown

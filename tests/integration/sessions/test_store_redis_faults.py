@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from exporter.core.errors import SessionNotFound, StoreBusy, StoreUnavailable
+from exporter.store.contract import StoredValue
 from exporter.store.redis_client import WaitingConnectionPool
 from exporter.store.tracking import Lane
 from tests.support.redis_server import RedisServer, start_redis
@@ -120,6 +122,41 @@ async def test_stale_pooled_connections_after_a_restart_are_one_failover(
         await layer.store.clear_memory()
         read = await asyncio.gather(*(layer.manager.get(s.id) for s in fresh))
         assert [s.data for s in read] == [{"n": n} for n in range(40)]
+        assert layer.sample("store_failovers_total") == 1
+        assert layer.sample("store_fallback_active") == 0
+
+
+async def test_a_failure_reported_after_the_failback_is_not_a_second_outage(
+    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that failed during an outage may report it late: on a Cluster, redis-py waits
+    0.25 s (twice) on CLUSTERDOWN before raising, and the failback can land meanwhile. Taken for
+    a new outage, that late failure served a fallback from the memory tier the failback had just
+    flushed: 503 for every session it held, until the next retry. Here the failure of a real call
+    to the killed Redis is held back until the failback is done."""
+    async with open_layer(redis_url, redis_retry_interval=30) as layer:
+        updated, other = await layer.manager.create({"a": 1}), await layer.manager.create({"b": 1})
+        tracked = layer.store.tracked
+        assert tracked is not None
+        real_set, failback_done = tracked.set, asyncio.Event()
+
+        async def set_failing_late(key: str, value: StoredValue, *, replace: bool = False) -> Any:
+            try:
+                return await real_set(key, value, replace=replace)
+            except StoreUnavailable:
+                await failback_done.wait()
+                raise
+
+        monkeypatch.setattr(tracked, "set", set_failing_late)
+        redis_server.kill()
+        late = asyncio.create_task(layer.manager.update(updated.id, {"a": 2}))
+        await wait_for(lambda: layer.sample("store_fallback_active") == 1, 5.0)  # coherence saw it
+        redis_server.start()  # without persistence: empty, re-seeded from memory
+        assert await layer.store.recover_now()
+        failback_done.set()
+        assert (await late).data == {"a": 2}
+        assert (await layer.manager.get(other.id)).data == {"b": 1}
+        assert (await layer.manager.get(updated.id)).data == {"a": 2}
         assert layer.sample("store_failovers_total") == 1
         assert layer.sample("store_fallback_active") == 0
 
