@@ -36,7 +36,7 @@ import requests
 from bench.support import RedisProcess, Result, free_port, median
 
 # The last commit whose coherence used BCAST tracking on the session prefix.
-DEFAULT_BASELINE = "4777b2d6a854ab5c297f620f34a824db4f4cf17d"
+DEFAULT_BASELINE = "ad55d19be8ff8e7c9680e5dcc9aba0a5be92c0ba"
 ROUNDS = 3
 WRITES = 600  # per measurement
 CONCURRENCY = 8
