@@ -19,7 +19,7 @@ NPM_DIR ?= .cache/npm
 BENCH_JSON ?= .cache/bench-results.json
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-repeat torture bench lint dashboards mixin system-deps bench-deps npm-deps \
+.PHONY: run test test-repeat torture bench bench-fleet lint dashboards mixin system-deps bench-deps npm-deps \
 	clean speedups clean-speedups lock upgrade test-lowest
 
 $(RUN_STAMP): $(LOCKED)
@@ -93,6 +93,11 @@ test-repeat:  ## the whole suite N times (default 20) on fresh clones: make test
 
 bench: bench-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run; results also in BENCH_JSON
 	$(BIN)/python -m bench --json $(BENCH_JSON)
+
+# Coherence's cost as the fleet grows, with replica processes; the baseline is the last BCAST
+# commit (FLEET_BASELINE=<commit> for another), extracted from git into .cache/ in the same run.
+bench-fleet: bench-deps $(DEV_STAMP)  ## an idle replica's and Redis's CPU per write, 1-5 replicas, vs the BCAST baseline
+	$(BIN)/python -m bench fleet --json $(BENCH_JSON)
 
 # Optional: the hot synchronous modules compiled with mypyc, in place (exporter/app/speedups.py lists
 # them and says why only those). Needs gcc and the Python headers; CI and the default install

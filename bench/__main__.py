@@ -5,10 +5,11 @@ Each figure is a median over interleaved runs, compared with a baseline measured
 hidden; the exit status is 0 either way (benchmarks are not tests). The results also go to a JSON
 file (git revision, time, machine, every figure) for comparing commits.
 
-    python -m bench                  # everything, under 3 minutes
+    python -m bench                  # everything, about 6 minutes
     python -m bench store failover   # some sections: store, http, metrics, coherence,
                                      # aiohttp-session, redis-restart, journal, memory, gc,
-                                     # failover, encode, slow-clients, logins, figma-cache
+                                     # failover, encode, slow-clients, logins, figma-cache,
+                                     # fleet
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -33,6 +34,7 @@ from bench import (
     encode_bench,
     failover_bench,
     figma_cache_bench,
+    fleet_bench,
     gc_bench,
     http_bench,
     journal_bench,
@@ -60,6 +62,7 @@ SECTIONS = (
     "slow-clients",
     "logins",
     "figma-cache",
+    "fleet",
 )
 DEFAULT_JSON = Path(".cache/bench-results.json")
 
@@ -113,6 +116,7 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "slow-clients": slow_clients_bench.run,  # its own exporter process under ulimit -n 1024
         "logins": lambda: run_async(login_bench.run()),  # its own exporter process too
         "figma-cache": lambda: run_async(figma_cache_bench.run()),  # the Figma double in-process
+        "fleet": fleet_bench.run,  # replica processes, this tree's and the baseline's, own Redis
     }
 
 

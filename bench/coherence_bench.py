@@ -223,12 +223,12 @@ async def holder(
     state: dict[str, object] = {"key": None, "dropped": None}
     original = store.invalidate
 
-    def invalidate(key: str, reason: str = "remote") -> bool:
-        dropped = original(key, reason)
-        if key == state["key"] and dropped and state["dropped"] is None:
+    def invalidate(key: str, reason: str = "remote") -> str:
+        result = original(key, reason)
+        if key == state["key"] and result == "dropped" and state["dropped"] is None:
             state["dropped"] = time.monotonic()
             done.set()
-        return dropped
+        return result
 
     store.invalidate = invalidate  # type: ignore[method-assign]
     done = asyncio.Event()

@@ -25,11 +25,8 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    GCCollector,
     Histogram,
     Info,
-    PlatformCollector,
-    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.metrics import MetricWrapperBase
@@ -39,6 +36,7 @@ from exporter.core.catalog import MANAGERS as CATALOG_MANAGERS
 from exporter.core.catalog import SERVICES as CATALOG_SERVICES
 from exporter.core.errors import UNREADABLE_CAUSES
 from exporter.core.fast_metrics import CounterChild, FastCounter, FastHistogram, HistogramChild
+from exporter.core.runtime_collectors import register_runtime_collectors
 from exporter.core.vocabulary import ERROR_TYPES, EVENT_TYPES, HEALTH_ISSUE_CODES
 
 PREFIX = "session_exporter"
@@ -52,6 +50,8 @@ CACHE_TIERS = ("memory", "redis")
 CACHE_RESULTS = ("hit", "miss")
 EVICTION_TIERS = ("memory",)
 INVALIDATION_REASONS = ("remote", "flush", "tracking_lost", "clear")
+# What the memory tier did with a key named by a Redis invalidation message (see coherence.py).
+INVALIDATION_RESULTS = ("dropped", "absent", "checked")
 BACKENDS = ("memory", "redis")
 UPSTREAM_ENDPOINTS = {spec.name: spec.endpoints for spec in CATALOG_SERVICES if spec.endpoints}
 STATUS_CLASSES = ("2xx", "4xx", "429", "5xx", "timeout", "error")
@@ -250,6 +250,12 @@ class Metrics:
             "coherence_tracking_active",
             "1 while Redis invalidation tracking keeps the memory tier coherent.",
         )
+        self.coherence_invalidation_keys = self._fast_counter(
+            "coherence_invalidation_keys",
+            "Keys named by Redis invalidation messages to this replica, by what its memory tier"
+            " did: dropped its copy, held none (absent), or checked an own write against Redis.",
+            ("result",),
+        )
 
     def _declare_journal(self) -> None:
         self.store_journal_writable = self._gauge(
@@ -414,6 +420,7 @@ class Metrics:
                     self.cache_requests.labels(manager, tier, result)
         _touch(self.cache_evictions, EVICTION_TIERS)
         _touch(self.cache_invalidations, INVALIDATION_REASONS)
+        _touch(self.coherence_invalidation_keys, INVALIDATION_RESULTS)  # type: ignore[arg-type]
         _touch(self.store_backend_up, BACKENDS)
         _touch(self.store_writes_refused, REFUSAL_REASONS)
         _touch(self.store_journal_write_failures, JOURNAL_FAILURE_REASONS)
@@ -473,14 +480,6 @@ class Metrics:
 def _touch(metric: MetricWrapperBase, values: tuple[str, ...]) -> None:
     for value in values:
         metric.labels(value)
-
-
-def register_runtime_collectors(registry: CollectorRegistry) -> None:
-    """process_* (CPU, memory, file descriptors: local /proc reads), python_info and python_gc_*
-    on this registry, not prometheus_client's global one."""
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
 
 
 def _revision() -> str:

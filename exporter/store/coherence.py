@@ -1,25 +1,29 @@
-"""Coherence: keep every replica's memory tier in step with Redis via server-assisted invalidation.
+"""Coherence: keep every replica's memory tier in step with Redis via server-assisted invalidation
+in default mode, so a replica hears only of the keys it holds.
 
 For each primary (one for a single server or Sentinel's current master, every primary of a
 Cluster) two dedicated RESP2 connections are opened, outside the client's pool:
 
 - the *listener* runs `CLIENT ID`, then `SUBSCRIBE __redis__:invalidate`;
-- the *tracker* runs `CLIENT TRACKING on REDIRECT <listener-id> BCAST PREFIX <prefix>...`, so the
-  server publishes the name of every key under the prefixes that anyone modifies, expires or
-  evicts to the listener, batched per event-loop cycle.
+- the *lane* runs `CLIENT TRACKING on REDIRECT <listener-id> OPTIN NOLOOP`; the store sends
+  through it every read that fills memory and every session write, each registering its key
+  (`CLIENT CACHING YES`; see tracking.py).
 
-A key name → that memory entry is dropped (`TieredStore.invalidate`); a null message (FLUSHDB /
-FLUSHALL) → the whole memory tier is dropped. Our own writes echo back too: the store keeps the
-entry but stops serving it (*parks* it) until one GET shows Redis still holds our version, since
-the same notice may also cover another replica's write that landed just after ours (see
-`parking.py`); the echo of a new random key nobody else knows is simply consumed.
+When a registered key is written, deleted, expires or is evicted (from the data or from Redis's
+bounded tracking table), Redis sends its name once to the listener: that memory entry is dropped
+(`TieredStore.invalidate`); a null message (FLUSHDB / FLUSHALL) drops the whole memory tier. Our
+own writes through the lane are not reported (NOLOOP). Redis 7 does not report either the
+tracking-table evictions that the lane's own commands trigger: so a table near its bound counts
+as tracking lost (`TABLE_HEADROOM`).
 
-When a listener or tracker connection ends, or stops answering PINGs, the store bypasses its memory
-tier at once (reads go to Redis). A PING on the data client then tells a lost channel (flush the
-memory tier, keep bypassing) from a Redis outage (the store's fallback serves from memory, as
-without coherence). A background loop re-establishes tracking on fresh connections; only then does
-the memory tier serve again. `session_exporter_coherence_tracking_active` and the events
-`tracking_lost` / `tracking_restored` make this visible.
+When the listener or the lane ends, or the listener stops answering PINGs, the store bypasses its
+memory tier at once (reads go to Redis). A PING on the data client then tells a lost channel
+(flush the memory tier, keep bypassing) from a Redis outage (the store's fallback serves from
+memory, as without coherence). A background loop re-establishes tracking on fresh connections;
+only then does the memory tier serve again. `session_exporter_coherence_tracking_active` and the
+events `tracking_lost` / `tracking_restored` make this visible;
+`session_exporter_coherence_invalidation_keys_total` counts the keys Redis named, by what the
+memory tier did with each.
 
     coherence = Coherence(deployment, store, prefixes=["sme:s:"], key_prefix="sme:", metrics=m)
     await coherence.start()   # tracking active, memory tier in use
@@ -43,39 +47,42 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.core.errors import StoreUnavailable
 from exporter.core.event_log import EventLog
-from exporter.core.metrics import Metrics
+from exporter.core.metrics import INVALIDATION_RESULTS, Metrics
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.store.redis_client import RedisDeployment, TrackedNode
 from exporter.store.tiered_store import TieredStore
+from exporter.store.tracking import Address, Lane, Lanes, address_of
 
 log = logging.getLogger(__name__)
 
 CHANNEL = b"__redis__:invalidate"
 LISTENER_NAME = "sme-invalidation-listener"
-TRACKER_NAME = "sme-invalidation-tracker"
 PING_INTERVAL = 1.0
+# Redis evicts keys from a full tracking table, and with NOLOOP it does not tell the connection
+# whose command triggered the eviction (Redis 7: `target == server.current_client`). So the
+# memory tier is trusted only while every primary's table stays below this share of its bound.
+TABLE_HEADROOM = 0.9
 TOPOLOGY_INTERVAL = 5.0
 
 
 class ChannelLost(Exception):
-    """A listener or tracker connection ended or stopped answering."""
+    """The listener or the lane ended, or the listener stopped answering."""
 
 
 class NodeChannel:
-    """Listener + tracker connections to one primary."""
+    """The invalidation listener and the tracking lane on one primary."""
 
-    def __init__(self, node: TrackedNode, prefixes: Sequence[str]) -> None:
+    def __init__(self, node: TrackedNode, limits: tuple[int, float]) -> None:
         self.node = node
-        self.prefixes = prefixes
+        self.limits = limits  # the lane's calls in flight at most, and the wait for one
         self.listener: AbstractConnection | None = None
-        self.tracker: AbstractConnection | None = None
         self.listener_id: int | None = None
-        now = time.monotonic()
-        self.heard = [now, now]  # when the listener and the tracker last said anything
+        self.lane: Lane | None = None
+        self.heard = time.monotonic()  # when the listener last said anything
 
     async def open(self, timeout: float) -> None:
-        """Subscribe the listener, then turn tracking on: from the tracker's OK on, every write
-        under the prefixes reaches the listener."""
+        """Subscribe the listener, then open the lane that redirects to it: from the lane's
+        first command on, whatever it registers is reported to us."""
         self.listener = self.node.connect()
         self.listener.client_name = LISTENER_NAME
         async with asyncio.timeout(timeout):
@@ -84,22 +91,21 @@ class NodeChannel:
             self.listener_id = int(await self.listener.read_response())
             await self.listener.send_command("SUBSCRIBE", CHANNEL)
             await self.listener.read_response()
-            self.tracker = self.node.connect()
-            self.tracker.client_name = TRACKER_NAME
-            await self.tracker.connect()  # type: ignore[no-untyped-call]
-            prefix_args = [arg for prefix in self.prefixes for arg in ("PREFIX", prefix)]
-            await self.tracker.send_command(
-                "CLIENT", "TRACKING", "ON", "REDIRECT", self.listener_id, "BCAST", *prefix_args
-            )
-            await self.tracker.read_response()
-        now = time.monotonic()
-        self.heard = [now, now]
+        self.lane = Lane(self.node.connect(), *self.limits)
+        await self.lane.open(self.listener_id, timeout)
+        self.heard = time.monotonic()
+
+    @property
+    def address(self) -> Address:
+        assert self.listener is not None
+        return address_of(self.listener)
 
     async def close(self) -> None:
-        for connection in (self.tracker, self.listener):
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    await connection.disconnect(nowait=True)
+        if self.lane is not None:
+            await self.lane.close()
+        if self.listener is not None:
+            with contextlib.suppress(Exception):
+                await self.listener.disconnect(nowait=True)
 
     async def listen(self, on_keys: Any) -> None:
         """Deliver invalidations until the listener's connection fails."""
@@ -110,37 +116,27 @@ class NodeChannel:
             # No timer per read (it costs more than handling the message): `keep_alive` covers
             # a listener that goes quiet.
             message = await read(timeout=math.inf)
-            self.heard[0] = time.monotonic()
+            self.heard = time.monotonic()
             if message[0] == b"message" and message[1] == CHANNEL:
                 on_keys(message[2])
 
-    async def watch_tracker(self) -> None:
-        """Return only by raising: the tracker's socket closing ends tracking on the server."""
-        assert self.tracker is not None
-        while True:
-            raise_if_cancelled()
-            await self.tracker.read_response(timeout=math.inf)  # PONGs, or the end
-            self.heard[1] = time.monotonic()
-
     async def keep_alive(self, interval: float) -> None:
-        """PING a connection quiet for half an interval; one that leaves a PING unanswered for two
-        intervals is lost. Only an unanswered PING counts: quiet alone is not evidence."""
-        assert self.listener is not None and self.tracker is not None
-        connections = (("listener", self.listener), ("tracker", self.tracker))
-        pinged: list[float | None] = [None, None]
+        """PING the listener when quiet for half an interval; one that leaves a PING unanswered
+        for two intervals is lost. Only an unanswered PING counts: quiet alone is not evidence."""
+        assert self.listener is not None
+        pinged: float | None = None
         while True:
             raise_if_cancelled()
             await asyncio.sleep(interval / 2)
             now = time.monotonic()
-            for index, (name, connection) in enumerate(connections):
-                action = keep_alive_action(now, self.heard[index], pinged[index], interval)
-                if action == "lost":
-                    raise ChannelLost(f"{name} on {self.node.name} stopped answering")
-                if action == "ping":
-                    await connection.send_command("PING")
-                    pinged[index] = now
-                elif action == "ok":
-                    pinged[index] = None
+            action = keep_alive_action(now, self.heard, pinged, interval)
+            if action == "lost":
+                raise ChannelLost(f"listener on {self.node.name} stopped answering")
+            if action == "ping":
+                await self.listener.send_command("PING")
+                pinged = now
+            elif action == "ok":
+                pinged = None
 
 
 def keep_alive_action(now: float, heard: float, pinged: float | None, interval: float) -> str:
@@ -173,6 +169,12 @@ class Coherence:
         self.store = store
         self.prefixes = tuple(prefixes)
         self.key_prefix = key_prefix.encode()
+        # The lane to each primary: the store's reads and writes of these (logical) prefixes
+        # go through them, registering their keys (tracking.py).
+        self.lanes = Lanes()
+        if store.tracked is not None:
+            logical = tuple(prefix.removeprefix(key_prefix) for prefix in self.prefixes)
+            store.tracked.track(self.lanes, logical)
         self.events = events
         self.timeout = timeout
         self.retry_interval = retry_interval
@@ -185,6 +187,10 @@ class Coherence:
         self._task: asyncio.Task[None] | None = None
         self._moved = asyncio.Event()
         self._gauge = metrics.coherence_tracking_active
+        self._keys = {
+            result: metrics.coherence_invalidation_keys.labels(result)
+            for result in INVALIDATION_RESULTS
+        }
         self._strip = len(self.key_prefix)
 
     def status(self) -> dict[str, object]:
@@ -241,21 +247,26 @@ class Coherence:
         self._moved.clear()  # a move announced from here on is after this lookup: it counts
         async with asyncio.timeout(self.timeout * 4):
             nodes = await self.deployment.primaries()
-        channels = [NodeChannel(node, self.prefixes) for node in nodes]
+        limits = self.deployment.pool_limits()
+        channels = [NodeChannel(node, limits) for node in nodes]
         self.channels = channels
         await asyncio.gather(*(channel.open(self.timeout * 4) for channel in channels))
+        full = await self._table_full()
+        if full is not None:
+            raise ChannelLost(full)
+        self.lanes.publish(
+            {channel.address: channel.lane for channel in channels if channel.lane is not None}
+        )
         self._restored()
 
     async def _watch(self) -> None:
         tasks = [
             asyncio.create_task(coro)
             for channel in self.channels
-            for coro in (
-                channel.listen(self._on_keys),
-                channel.watch_tracker(),
-                channel.keep_alive(self.ping_interval),
-            )
+            for coro in (channel.listen(self._on_keys), channel.keep_alive(self.ping_interval))
         ]
+        tasks.append(asyncio.create_task(self._watch_lanes()))
+        tasks.append(asyncio.create_task(self._watch_table()))
         if self.deployment.kind != "standalone":
             tasks.append(asyncio.create_task(self._watch_topology()))
             tasks.append(asyncio.create_task(self._watch_moved()))
@@ -272,11 +283,42 @@ class Coherence:
         at once, and track the new ones. Until then the memory tier is bypassed: the old master
         hears nothing of the writes the new one takes."""
         self.store.tier.coherence_lost()
+        self.lanes.withdraw()  # nothing more through the old master's lane: the pool follows
         self._moved.set()
 
     async def _watch_moved(self) -> None:
         await self._moved.wait()  # cleared before the primaries were looked up
         raise ChannelLost("the primaries moved")
+
+    async def _watch_lanes(self) -> None:
+        """A lane ended: Redis forgot, without a word, every key it registered."""
+        await self.lanes.any_ended()
+        raise ChannelLost("a tracking lane closed")
+
+    async def _watch_table(self) -> None:
+        """Redis's tracking table nearly full: its evictions may go unreported (TABLE_HEADROOM)."""
+        while True:
+            raise_if_cancelled()
+            await asyncio.sleep(self.ping_interval)
+            full = await self._table_full()
+            if full is not None:
+                raise ChannelLost(full)
+
+    async def _table_full(self) -> str | None:
+        """Why the tracking table of some primary is too full to rely on; None if it is not (or
+        could not be read: that is no evidence)."""
+        try:
+            async with asyncio.timeout(self.timeout * 4):
+                tables = await self.deployment.tracking_tables()
+        except Exception:
+            return None
+        for keys, limit in tables:
+            if limit and keys >= TABLE_HEADROOM * limit:
+                return (
+                    f"Redis's tracking table holds {keys} keys of at most {limit}"
+                    " (raise tracking-table-max-keys)"
+                )
+        return None
 
     async def _watch_topology(self) -> None:
         """Cluster primaries or the Sentinel master may move: then track the new ones."""
@@ -296,10 +338,10 @@ class Coherence:
         if keys is None:  # FLUSHDB / FLUSHALL
             self.store.flush_memory("flush", keep_for_reseed=False)  # the operator's choice
             return
-        invalidate = self.store.invalidate
+        invalidate, counted = self.store.invalidate, self._keys
         strip = self._strip
         for key in keys:
-            invalidate(key[strip:].decode("utf-8", "replace"), "remote")
+            counted[invalidate(key[strip:].decode("utf-8", "replace"), "remote")].inc()
 
     # -- state changes -------------------------------------------------------------------------
 
@@ -323,6 +365,7 @@ class Coherence:
     async def _lost(self, exc: BaseException) -> None:
         # Bypass first: nothing may be served from memory untracked.
         self.store.tier.coherence_lost()
+        self.lanes.withdraw()
         self.active = False
         self.losses += 1
         self.lost_since = time.time()
@@ -384,6 +427,7 @@ class Coherence:
             log.debug("re-establishing invalidation tracking failed: %s", _describe(exc))
 
     async def _close_channels(self) -> None:
+        self.lanes.withdraw()
         channels, self.channels = self.channels, []
         await asyncio.gather(*(channel.close() for channel in channels))
 

@@ -5,7 +5,7 @@ What this replica knows of Redis, and what follows for reads and writes:
 - `redis` (normal): reads and writes go to Redis.
 - `fallback` (Redis unreachable): reads are served from memory and the journal, writes are
   journalled. Entered once per outage (`failed()` says whether this call began one: that is the
-  failover to count), left by `failed_back()`.
+  failover to count), left by `failed_back()`, which counts `failbacks`.
 - `refusing` (Redis answers but refuses writes: read-only, out of memory, too few replicas, ...):
   reads still go to Redis, writes are journalled. Independent of the fallback.
 
@@ -32,6 +32,7 @@ class Failover:
     fallback_active: bool = False
     fallback_since: float | None = None  # wall clock, for the API
     failovers: int = 0
+    failbacks: int = 0
     writes_refused: str | None = None
     writes_refused_since: float | None = None
 
@@ -55,6 +56,7 @@ class Failover:
         since = self.fallback_since if self.fallback_since is not None else self.wall()
         self.fallback_active = False
         self.fallback_since = None
+        self.failbacks += 1
         return max(0.0, self.wall() - since)
 
     def refused(self, reason: str) -> bool:

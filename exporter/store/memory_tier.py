@@ -154,7 +154,11 @@ class MemoryTier:
     def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
         """Replayed writes echo like our own writes: so expected, they are checked, not taken
         for another replica's (which would drop what the reserve keeps for a re-seed)."""
-        return [self.guard.expect_echo(item.key, self.coherent) for item in items]
+        peek, guard = self.memory.peek, self.guard
+        return [
+            guard.expect_echo(item.key, self.coherent, held=peek(item.key) is not None)
+            for item in items
+        ]
 
     def echoes_missed(
         self, items: list[ReplayItem], expected: list[bool], sent: list[bool]

@@ -1,13 +1,14 @@
 """Parked own writes: kept in memory but not served until Redis confirms them.
 
-An invalidation matching one of our own writes is most likely its echo, but Redis reports a key
-once per event-loop cycle, so it may also cover another replica's write that landed just after
-ours. So the entry is *parked*: it stays in memory, unserved (`MemoryReads` skips parked keys)
-until one GET shows Redis still holds our version. Reads arriving meanwhile wait for that check
-(`confirmed`, about one round trip) rather than reading Redis themselves. One task checks every
-parked key, a batch per round (one `MGET`).
+An invalidation matching one of our own writes may be its echo (Redis tracked the key for another
+of our connections than the one that wrote), or another replica's write that landed just after
+ours: the message names the key, not the write. So the entry is *parked*: it stays in memory,
+unserved (`MemoryReads` skips parked keys) until one GET shows Redis still holds our version.
+Reads arriving meanwhile wait for that check (`confirmed`, about one round trip) rather than
+reading Redis themselves. One task checks every parked key, a batch per round (one `MGET`,
+tracked: whatever it keeps in memory, Redis then tracks for this replica; see tracking.py).
 
-    parking = Parking(tier, redis, calls, recovery, journal)
+    parking = Parking(tier, redis, calls, recovery, journal, tracked)
     parking.park("s:{abc}", our_value)          # from TieredStore.invalidate or set
     value = await parking.confirmed("s:{abc}")  # a read of it: ours once confirmed, else None
 """
@@ -88,11 +89,18 @@ class Parking(RedisSide):
                 keys = list(itertools.islice(self.parked, PARK_BATCH))
                 tokens = [guard.watch(key) for key in keys]
                 values: list[StoredValue | None] | None = None
+                began = self.began()
                 try:
                     if breaker.closed:  # else a fallback: our own writes are what we serve
-                        values = await self.calls.call(partial(self.redis.get_many, keys))
+                        read = await self.calls.call(partial(self.tracked.get_many, keys))
+                        # A read Redis does not track for us confirms nothing memory may serve,
+                        # unless memory is not serving as a coherent tier anyway (bypassed: the
+                        # tier is flushed before it serves again; a fallback: it serves its own).
+                        kept = read[1] or self.tier.reads.bypass or self.recovery.fallback_active
+                        values = read[0] if kept else None
                 except StoreUnavailable as exc:
-                    self.recovery.report_unavailable(exc)  # as any failed call: fallback serves
+                    if not self.stale(began):  # as any failed call: the fallback serves
+                        self.recovery.report_unavailable(exc)
                 finally:
                     cleans = [guard.unwatch(k, t) for k, t in zip(keys, tokens, strict=True)]
                 for index, key in enumerate(keys):

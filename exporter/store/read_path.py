@@ -4,9 +4,9 @@ A key the journal holds is answered from it (a write not replayed yet is newer t
 copy). While Redis is unreachable, a miss only Redis could answer raises `StoreUnavailable`
 (HTTP 503 + Retry-After), never a false "not found"; a session's miss is final only once the whole
 fleet has settled (`Recovery.check_miss`). A read that raced a write or an invalidation does not
-fill memory (`WriteGuard`).
+fill memory (`WriteGuard`), nor one that Redis does not track for this replica (`tracking.py`).
 
-    reads = ReadPath(tier, redis, calls, recovery, journal)
+    reads = ReadPath(tier, redis, calls, recovery, journal, tracked)
     value = await reads.get("s:{abc}")   # after a memory miss
 """
 
@@ -33,15 +33,18 @@ class ReadPath(RedisSide):
                 value = pending.value
                 live = value is not None and value.remaining(self.tier.clock.now()) > 0
                 return value if live else None
-        redis, recovery, tier = self.redis, self.recovery, self.tier
+        redis, recovery, tier = self.tracked, self.recovery, self.tier
         if recovery.breaker.state != CLOSED:
             raise StoreUnavailable(NOT_HELD, recovery.breaker.retry_after())
-        token, read_at = tier.guard.watch(key), tier.clock.now()
+        token, read_at, began = tier.guard.watch(key), tier.clock.now(), self.began()
+        tracked = False
         try:
-            value = await self.calls.call(lambda: redis.get(key))
+            value, tracked = await self.calls.call(lambda: redis.get(key))
         except StoreBusy:
             raise  # backpressure for this request only: Redis is fine
         except StoreUnavailable as exc:
+            if self.stale(began):
+                return await self.get(key, record)  # Redis answers again since: ask it again
             recovery.failed(exc)
             if not tier.reads.bypass:  # bypassed for coherence only: the fallback serves memory
                 held = tier.memory.get(key)
@@ -57,7 +60,8 @@ class ReadPath(RedisSide):
             await recovery.check_miss(read_at)
         if record is not None:
             record("redis", value is not None)
-        if value is not None and clean:
-            # Fill memory unless a newer local write landed while the GET was in flight.
+        if value is not None and clean and tracked:
+            # Fill memory unless a newer local write landed while the GET was in flight, or
+            # Redis does not track the key for us (it would not tell us of a change).
             return tier.fill(key, value)
         return value

@@ -66,6 +66,9 @@ SETTING = "--redis-url"
 STANDALONE, CLUSTER, SENTINEL = "standalone", "cluster", "sentinel"
 DEFAULT_PORTS = {STANDALONE: 6379, CLUSTER: 6379, SENTINEL: 26379}
 _SENTINEL_AUTH = ("sentinel_username", "sentinel_password")
+# Redis's bound on its client-tracking table (keys), and its default.
+TRACKING_TABLE_SETTING = "tracking-table-max-keys"
+DEFAULT_TRACKING_TABLE_MAX_KEYS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +383,28 @@ class RedisDeployment:
         cls = SSLConnection if self.target.tls else Connection
         return TrackedNode(name, lambda: cls(**kwargs))
 
+    def pool_limits(self) -> tuple[int, float]:
+        """The pool's bound on connections and how long a caller waits for one."""
+        pool = getattr(self.client, "connection_pool", None)
+        return int(getattr(pool, "max_connections", 64)), float(getattr(pool, "timeout", 1.0))
+
+    async def tracking_tables(self) -> list[tuple[int, int]]:
+        """On every primary: (keys in Redis's tracking table, its bound `tracking-table-max-keys`,
+        0 for none). A bound that CONFIG GET may not read (ACLs, a managed Redis) counts as
+        Redis's default."""
+        client = self.client
+        every: dict[str, Any] = (
+            {"target_nodes": RedisCluster.PRIMARIES} if isinstance(client, RedisCluster) else {}
+        )
+        stats = _per_node(await client.info("stats", **every), "tracking_total_keys")
+        try:
+            reply: dict[str, Any] = await client.config_get(TRACKING_TABLE_SETTING, **every)  # type: ignore[assignment]
+            limits = _per_node(reply, TRACKING_TABLE_SETTING)
+            limit = min(int(value.get(TRACKING_TABLE_SETTING) or 0) for value in limits)
+        except RedisError:
+            limit = DEFAULT_TRACKING_TABLE_MAX_KEYS
+        return [(int(info.get("tracking_total_keys", 0)), limit) for info in stats]
+
     async def ping(self) -> None:
         """PING every primary (a Cluster client would otherwise ask one random node)."""
         if isinstance(self.client, RedisCluster):
@@ -392,6 +417,11 @@ class RedisDeployment:
         if self.sentinel is not None:
             with contextlib.suppress(Exception):
                 await self.sentinel.aclose()
+
+
+def _per_node(result: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """One node's reply, or a Cluster's replies by node name: a list of replies either way."""
+    return [result] if field in result else list(result.values())
 
 
 def open_deployment(

@@ -41,6 +41,7 @@ from exporter.store.contract import (
 from exporter.store.fleet import Epoch, Member
 from exporter.store.redis_client import REDIS_FAILURES, PoolBusy
 from exporter.store.session_index import RECONCILE_MEMBER_FN, SessionIndex
+from exporter.store.tracking import Command
 
 # Versions are 19-digit decimal strings (time_ns); Lua numbers are doubles and would lose the
 # last digits, so versions are compared as strings (length first, then lexically).
@@ -213,15 +214,25 @@ class RedisStore:
             return None
         return decode_value(raw) or TOMBSTONE  # type: ignore[arg-type]
 
-    async def set(self, key: str, value: StoredValue, *, replace: bool = False) -> bool:
+    async def set(
+        self, key: str, value: StoredValue, *, replace: bool = False, run: Any = None
+    ) -> bool:
         """Write `value`; with `replace` (an update of a value read before) only if the key was
-        not deleted meanwhile: False then."""
+        not deleted meanwhile: False then. `run(command)`: how to send the write's one command
+        (`TrackedRedis.set`), else the client's own way."""
         index = self.index
         encoded, pxat = encode_value(value), expires_ms(value.expires_at)
         if index is not None and index.covers(key):
             script = PUT_UNLESS_DELETED if replace else None
-            put = index.put(self.prefix + key, encoded, value.expires_at, key, script)
+            put = index.put(self.prefix + key, encoded, value.expires_at, key, script, run)
             return bool(await self._call(put))
+        if run is not None:
+            full_key = self.prefix + key
+            if replace:
+                command: Command = ("EVAL", PUT_UNLESS_DELETED, 1, full_key, encoded, pxat)
+            else:
+                command = ("SET", full_key, encoded, "PXAT", pxat)
+            return bool(await self._call(run(command)))
         if replace:
             put = self._put_unless_deleted(keys=[self.prefix + key], args=[encoded, pxat])
             return bool(await self._call(put))

@@ -38,8 +38,10 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.store.contract import ReplayItem, decode_value, expires_ms
@@ -237,21 +239,31 @@ class SessionIndex:
         expires_at: float,
         key: str,
         unless_deleted: str | None = None,
+        run: Callable[[tuple[Any, ...]], Awaitable[Any]] | None = None,
     ) -> bool:
         """SET the session and ZADD its expiry in one round trip. An update passes the script that
         writes (value, PXAT) unless the session was deleted meanwhile (PUT_INDEXED makes the same
-        check): False then, nothing written."""
+        check): False then, nothing written. `run(command)` sends the session's write (PUT_INDEXED
+        where colocated) when the caller needs it on a connection of its own
+        (`TrackedRedis.set`)."""
         shard, member = self.locate(key)
         pxat = expires_ms(expires_at)
         async with self._gate.write():
             if self._put_indexed is not None:
                 args = [encoded, pxat, member, "0" if unless_deleted is None else "1"]
-                added = await self._put_indexed(keys=[full_key, self.shard_keys[shard]], args=args)
+                keys = [full_key, self.shard_keys[shard]]
+                if run is not None:
+                    try:
+                        added = await run(("EVALSHA", self._put_indexed.sha, 2, *keys, *args))
+                    except NoScriptError:  # a restarted Redis: EVAL loads it again
+                        added = await run(("EVAL", PUT_INDEXED, 2, *keys, *args))
+                else:
+                    added = await self._put_indexed(keys=keys, args=args)
                 if added < 0:
                     return False
             else:
                 added = await self._put_pipelined(
-                    full_key, encoded, pxat, member, shard, unless_deleted
+                    full_key, encoded, pxat, member, shard, unless_deleted, run
                 )
                 if added is None:
                     return False
@@ -260,17 +272,35 @@ class SessionIndex:
             return True
 
     async def _put_pipelined(
-        self, full_key: str, encoded: bytes, pxat: int, member: str, shard: int, script: str | None
+        self,
+        full_key: str,
+        encoded: bytes,
+        pxat: int,
+        member: str,
+        shard: int,
+        script: str | None,
+        run: Callable[[tuple[Any, ...]], Awaitable[Any]] | None = None,
     ) -> int | None:
         """The write and its ZADD in one pipeline (on a Cluster each goes to its own node): ZADD's
-        result, or None if the write was refused."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(self.shard_keys[shard], {member: pxat})
-        if script is None:
-            pipe.set(full_key, encoded, pxat=pxat)
+        result, or None if the write was refused. With `run`, the write goes that way instead,
+        beside the ZADD (both are sent at once, to their own nodes, as the pipeline does)."""
+        if run is not None:
+            write: tuple[Any, ...] = (
+                ("SET", full_key, encoded, "PXAT", pxat)
+                if script is None
+                else ("EVAL", script, 1, full_key, encoded, pxat)
+            )
+            added, written = await asyncio.gather(
+                self.client.zadd(self.shard_keys[shard], {member: pxat}), run(write)
+            )
         else:
-            pipe.eval(script, 1, full_key, encoded, pxat)
-        added, written = await pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zadd(self.shard_keys[shard], {member: pxat})
+            if script is None:
+                pipe.set(full_key, encoded, pxat=pxat)
+            else:
+                pipe.eval(script, 1, full_key, encoded, pxat)
+            added, written = await pipe.execute()
         if not written:  # refused: the member must not count as live
             await self.client.eval(REMOVE_LIVE, 1, self.shard_keys[shard], member)
             return None

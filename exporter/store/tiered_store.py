@@ -51,6 +51,7 @@ from exporter.store.recovery_side import RecoverySide
 from exporter.store.redis_calls import RedisCalls
 from exporter.store.redis_store import RedisStore
 from exporter.store.store_reporting import StoreCounters, bind_store_gauges, store_status
+from exporter.store.tracked_redis import TrackedRedis
 from exporter.store.write_path import WritePath
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class TieredStore:
         self.parking: Parking | None = None
         self.read_path: ReadPath | None = None
         self.writes: WritePath | None = None
+        self.tracked: TrackedRedis | None = None
         if redis is not None:
             self._connect(redis, metrics, events, resend_after_switch, fleet_members)
         self._expiry_listeners: list[tuple[str, ExpiryCallback]] = []
@@ -153,11 +155,11 @@ class TieredStore:
             recent=RecentWrites(RESEND_WINDOW) if resend_after_switch else None,
             members=fleet_members,
         )
-        self.parking = Parking(self.tier, redis, self.calls, self.recovery, self.journal)
-        self.read_path = ReadPath(self.tier, redis, self.calls, self.recovery, self.journal)
-        self.writes = WritePath(
-            self.tier, redis, self.calls, self.recovery, self.journal, self.parking
-        )
+        self.tracked = TrackedRedis(redis)
+        shared = (self.tier, redis, self.calls, self.recovery, self.journal, self.tracked)
+        self.parking = Parking(*shared)
+        self.read_path = ReadPath(*shared)
+        self.writes = WritePath(*shared, self.parking)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -247,7 +249,7 @@ class TieredStore:
         """Write through to Redis; in an outage (or while Redis refuses writes) write to memory
         and journal it. Raises StoreBusy when no connection was free in time (nothing written),
         and with `replace` (an update) SessionNotFound if the key was deleted meanwhile. `sole`:
-        a new random key nobody else knows yet, so its echo needs no check (see `invalidate`).
+        a new random key nobody else knows yet, so no echo of it can come (see `invalidate`).
         `after`: the version this write replaces (an update's is always newer)."""
         value = StoredValue(
             payload,
@@ -274,19 +276,16 @@ class TieredStore:
         the only copies (memory-only sessions, journalled writes) stay. Returns how many."""
         return self.tier.clear(prefix)
 
-    def invalidate(self, key: str, reason: str = "remote") -> bool:
-        """Drop one memory entry that may be stale (e.g. changed by another replica).
+    def invalidate(self, key: str, reason: str = "remote") -> str:
+        """Drop one memory entry that may be stale (changed by another replica); what was done:
+        "dropped", "absent" (not held) or "checked".
 
-        An invalidation matching one of our own writes is most likely its echo, but Redis reports
-        a key once per event-loop cycle, so it may also cover another replica's write that landed
-        just after ours. So an echo's entry is *parked* (see parking.py): it stays in memory
-        unserved until one GET shows Redis still holds our version. Echoes are not counted as
-        remote invalidations; a check that finds another value in Redis is. The echo of a `sole`
-        write covers nothing else: it is consumed, and the entry keeps serving.
+        An invalidation of a key we wrote may be its echo (see `WriteGuard.expect_echo`), or
+        another replica's write that landed just after ours: the message names only the key.
+        So an echo's entry is *parked* (see parking.py): it stays in memory unserved until one
+        GET shows Redis still holds our version. Echoes are not counted as remote
+        invalidations; a check that finds another value in Redis is.
         """
-        if self.guard.is_sole_echo(key):
-            self.guard.echo_arrived(key)
-            return False
         self.guard.invalidated(key)
         echo = self.guard.is_echo(key)
         if echo or self.fallback_active:
@@ -297,8 +296,9 @@ class TieredStore:
             held = self.memory.peek(key)
             if held is not None and self.parking is not None:
                 self.parking.park(key, held)
-            return False
-        return self.tier.changed_elsewhere(key, reason)
+                return "checked"
+            return "absent"
+        return "dropped" if self.tier.changed_elsewhere(key, reason) else "absent"
 
     def is_parked(self, key: str) -> bool:
         """Whether `key` holds our own write awaiting its check (see `invalidate`)."""

@@ -2,11 +2,12 @@
 
 A write goes through to Redis (its version checked there); when Redis is unreachable or refuses
 writes it is journalled before it is acknowledged, and its memory copy pinned (it may be the only
-one this side of the replay). A write invalidated while in flight is parked (`parking`): ours
-or another replica's may have landed last. A delete leaves a tombstone, also kept in the reserve:
-a Redis that loses it must get it again at the next re-seed.
+one this side of the replay). Redis tracks a written key for this replica in the same round trip
+(`TrackedRedis.set`). A write invalidated while in flight, or not tracked, is parked
+(`parking`): ours or another replica's may have landed last. A delete leaves a tombstone, also
+kept in the reserve: a Redis that loses it must get it again at the next re-seed.
 
-    writes = WritePath(tier, redis, calls, recovery, journal, parking)
+    writes = WritePath(tier, redis, calls, recovery, journal, tracked, parking)
     value = await writes.set("s:{abc}", b"{}", ttl=60)
     existed = await writes.delete("s:{abc}")
 """
@@ -40,9 +41,11 @@ class WritePath(RedisSide):
         """See `TieredStore.set`."""
         guard = self.tier.guard
         token = guard.watch(key)
-        echo = guard.expect_echo(key, coherent, sole=sole)
+        # Only a key we hold can echo (Redis tracks it for us), and not through the lane.
+        held = not sole and self.tier.memory.peek(key) is not None
+        echo = guard.expect_echo(key, coherent, held=held and not self.tracked.tracks(key))
         try:
-            written = await self._write(key, value, replace)
+            written, tracked = await self._write(key, value, replace)
         except BaseException:
             if echo:
                 guard.echo_arrived(key)
@@ -59,35 +62,44 @@ class WritePath(RedisSide):
             self.tier.fill(key, value, own=True)
         if self.tier.reserve:
             self.tier.reserve.drop(key)  # superseded by this write
-        if not clean:
+        if not clean or not tracked:
             # Invalidated while the write was in flight: by its own echo, or by another
             # replica's write landing just after it. Which landed last is unknown: hold ours
-            # in memory, unserved until Redis confirms it.
+            # in memory, unserved until Redis confirms it. So too a write Redis does not track
+            # for us (a Cluster's): the check's read registers the key.
             self.parking.park(key, value)
         return value
 
-    async def _write(self, key: str, value: StoredValue, replace: bool) -> bool:
-        """True if written to Redis, False if journalled for replay."""
-        recovery, redis = self.recovery, self.redis
+    async def _write(self, key: str, value: StoredValue, replace: bool) -> tuple[bool, bool]:
+        """(True if written to Redis, False if journalled for replay; whether Redis tracks the
+        key for this replica, or need not: see `TrackedRedis.set`)."""
+        recovery, redis = self.recovery, self.tracked
         item = ReplayItem(key, value.version, value.expires_at, value)
         if self._to_redis(key):
-            switches = recovery.switches
+            switches, began = recovery.switches, self.began()
             try:
-                written = await self.calls.call(lambda: redis.set(key, value, replace=replace))
+                written, tracked = await self.calls.call(
+                    lambda: redis.set(key, value, replace=replace)
+                )
             except StoreBusy:
                 raise
             except StoreUnavailable as exc:
+                if self.stale(began):  # Redis answers again since (writes carry their version)
+                    return await self._write(key, value, replace)
                 recovery.store_error(exc)
             else:
                 if not written:
                     self.tier.memory.pop(key)
                     raise SessionNotFound("deleted")
                 recovery.acknowledged(item, switches)
-                return True
+                return True, tracked
         if self.closing:
             raise StoreUnavailable("shutting down: writes are no longer accepted", 1.0)
         await self.journal_write(item)
-        return False
+        # In an outage the fallback serves it, and the failback flushes the tier. While Redis
+        # only refuses writes, memory serves as a coherent tier: the copy must be registered
+        # (parked, its check's tracked read does it).
+        return False, not recovery.breaker.closed
 
     async def delete(self, key: str, held: StoredValue | None, read_again: ReadAgain) -> bool:
         """See `TieredStore.delete`; `held`: what memory held (already dropped)."""
@@ -128,7 +140,7 @@ class WritePath(RedisSide):
         recovery, redis, clock = self.recovery, self.redis, self.tier.clock
         expires_at = held.expires_at if held is not None else clock.now()
         retried: list[bool] = []
-        switches, deleting_at = recovery.switches, clock.now()
+        switches, deleting_at, began = recovery.switches, clock.now(), self.began()
 
         async def attempt() -> float | None:
             retried.append(True)
@@ -139,7 +151,8 @@ class WritePath(RedisSide):
         except StoreBusy:
             raise
         except StoreUnavailable as exc:
-            recovery.store_error(exc)
+            if not self.stale(began):  # else journalled, replayed within an interval
+                recovery.store_error(exc)
             return None
         if until is None and len(retried) > 1:
             # A retry found the tombstone its first attempt left: deleted, its expiry unknown

@@ -33,6 +33,7 @@ def panels(c: MixinConfig) -> list[PanelBuilder]:
         lookups(),
         evictions(),
         invalidations(),
+        invalidation_keys(),
         figma_revalidations(),
         figma_avoided_and_stale(),
         figma_bytes_saved(),
@@ -129,6 +130,20 @@ def invalidations() -> PanelBuilder:
         "Memory-tier entries dropped per second because they may be stale: changed by another "
         "replica (remote), Redis flushed, tracking lost, or cleared by an operator.",
         [(rate_by("session_exporter_cache_invalidations_total", "reason"), "{{reason}}")],
+        unit="ops",
+        bars=True,
+        width=8,
+    )
+
+
+def invalidation_keys() -> PanelBuilder:
+    return timeseries_panel(
+        "Invalidation work",
+        "Keys Redis's invalidation messages named to each replica per second, by what its memory "
+        "tier did: dropped its copy, held none (absent), or checked an own write against Redis. "
+        "A replica is told only of the keys it holds, so this follows what it holds, not the "
+        "fleet's write rate.",
+        [(rate_by("session_exporter_coherence_invalidation_keys_total", "result"), "{{result}}")],
         unit="ops",
         bars=True,
         width=8,

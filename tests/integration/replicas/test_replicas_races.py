@@ -125,19 +125,27 @@ async def test_a_write_landing_right_after_ours_wins(
     client.close()
 
 
-async def test_tracking_is_set_up_on_session_keys_only(
+async def test_tracking_redirects_the_lane_to_the_listener(
     redis_server: RedisServer, redis_url: str
 ) -> None:
+    """Default-mode tracking: per primary, one listener and one lane tracking in OPTIN + NOLOOP
+    mode, redirected to it (no BCAST tracker)."""
     async with open_layer(redis_url) as layer:
         coherence = layer.layer.coherence
         assert coherence is not None
         await wait_for(lambda: coherence.active, 1.0)
+        session = await layer.manager.create({"a": 1})
+        await layer.store.get_uncached(session_key(session.id))
         client = redis_server.client()
         clients = client.client_list()
         client.close()
-        names = [entry["name"] for entry in clients]
-        assert names.count("sme-invalidation-listener") == 1
-        assert names.count("sme-invalidation-tracker") == 1
-        tracker = next(entry for entry in clients if entry["name"] == "sme-invalidation-tracker")
-        assert "t" in tracker["flags"]  # CLIENT TRACKING on
-        assert int(tracker["redir"]) == coherence.listener_ids[0]
+        listener = coherence.listener_ids[0]
+        ours = [
+            entry
+            for entry in clients
+            if int(entry["id"]) == listener or entry["redir"] == str(listener)
+        ]
+        names = sorted(entry["name"] for entry in ours)
+        assert names == ["sme-invalidation-listener", "sme-tracking-lane"]
+        lane = next(entry for entry in ours if entry["name"] == "sme-tracking-lane")
+        assert "t" in lane["flags"]  # the only connection of ours that tracks

@@ -1,6 +1,7 @@
 """A healthy or recovering Redis is never mistaken for a dead one (real redis-server processes).
 
-- Waiting for a pooled connection is backpressure (StoreBusy, 503 store_busy), not an outage.
+- Waiting for a pooled connection (or a slot of the tracking lane, bounded alike) is
+  backpressure (StoreBusy, 503 store_busy), not an outage.
 - One restart is one failover: sockets pooled before it are dropped or retried once, never
   counted as a second outage; once the fallback ends, no read fails.
 - A Redis that answers but refuses writes (read-only replica, maxmemory + noeviction) is its own
@@ -13,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from exporter.core.errors import SessionNotFound, StoreBusy, StoreUnavailable
+from exporter.store.contract import StoredValue
 from exporter.store.redis_client import WaitingConnectionPool
+from exporter.store.tracking import Lane
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.sessions import Layer, open_layer, redis_proxy, wait_for
 
@@ -51,12 +55,22 @@ async def test_hundreds_of_concurrent_cold_reads_and_creates_are_no_outage(
             assert layer.sample("store_fallback_active") == 0
 
 
+def lane(layer: Layer) -> Lane:
+    """The tracking lane session reads and writes go through (bounded like the pool)."""
+    coherence = layer.layer.coherence
+    assert coherence is not None
+    found = coherence.lanes.lane()
+    assert found is not None
+    return found
+
+
 async def test_no_free_connection_in_time_is_busy_for_that_request_only(redis_url: str) -> None:
     async with open_layer(redis_url, redis_max_connections=1, redis_pool_timeout=0.05) as layer:
         session = await layer.manager.create({"a": 1})
         await layer.store.clear_memory()
         pool = waiting_pool(layer)
         held = await pool.get_connection()  # the only connection, taken
+        await lane(layer).slots.acquire()  # and the lane's only slot
         try:
             with pytest.raises(StoreBusy) as busy:
                 await layer.manager.get(session.id)
@@ -65,6 +79,7 @@ async def test_no_free_connection_in_time_is_busy_for_that_request_only(redis_ur
                 await layer.manager.update(session.id, {"a": 2})
         finally:
             await pool.release(held)
+            lane(layer).slots.release()
         assert (await layer.manager.get(session.id)).data == {"a": 1}
         assert layer.sample("store_failovers_total") == 0
         assert layer.sample("store_fallback_active") == 0
@@ -76,14 +91,16 @@ async def test_a_caller_waiting_for_a_connection_gets_the_one_released(redis_url
     async with open_layer(redis_url, redis_max_connections=1, redis_pool_timeout=10.0) as layer:
         session = await layer.manager.create({"a": 1})
         await layer.store.clear_memory()
-        pool = waiting_pool(layer)
+        pool, slots = waiting_pool(layer), lane(layer).slots
         held = await pool.get_connection()
+        await slots.acquire()
         read = asyncio.ensure_future(layer.manager.get(session.id))
-        await wait_for(lambda: bool(pool._waiters), 5.0)  # queued for the one connection
+        await wait_for(lambda: bool(slots._waiters), 5.0)  # queued for the lane's one slot
         assert not read.done()
         await pool.release(held)
+        slots.release()
         assert (await asyncio.wait_for(read, 5.0)).data == {"a": 1}
-        assert not pool._waiters
+        assert not pool._waiters and not slots._waiters
 
 
 async def test_stale_pooled_connections_after_a_restart_are_one_failover(
@@ -105,6 +122,41 @@ async def test_stale_pooled_connections_after_a_restart_are_one_failover(
         await layer.store.clear_memory()
         read = await asyncio.gather(*(layer.manager.get(s.id) for s in fresh))
         assert [s.data for s in read] == [{"n": n} for n in range(40)]
+        assert layer.sample("store_failovers_total") == 1
+        assert layer.sample("store_fallback_active") == 0
+
+
+async def test_a_failure_reported_after_the_failback_is_not_a_second_outage(
+    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that failed during an outage may report it late: on a Cluster, redis-py waits
+    0.25 s (twice) on CLUSTERDOWN before raising, and the failback can land meanwhile. Taken for
+    a new outage, that late failure served a fallback from the memory tier the failback had just
+    flushed: 503 for every session it held, until the next retry. Here the failure of a real call
+    to the killed Redis is held back until the failback is done."""
+    async with open_layer(redis_url, redis_retry_interval=30) as layer:
+        updated, other = await layer.manager.create({"a": 1}), await layer.manager.create({"b": 1})
+        tracked = layer.store.tracked
+        assert tracked is not None
+        real_set, failback_done = tracked.set, asyncio.Event()
+
+        async def set_failing_late(key: str, value: StoredValue, *, replace: bool = False) -> Any:
+            try:
+                return await real_set(key, value, replace=replace)
+            except StoreUnavailable:
+                await failback_done.wait()
+                raise
+
+        monkeypatch.setattr(tracked, "set", set_failing_late)
+        redis_server.kill()
+        late = asyncio.create_task(layer.manager.update(updated.id, {"a": 2}))
+        await wait_for(lambda: layer.sample("store_fallback_active") == 1, 5.0)  # coherence saw it
+        redis_server.start()  # without persistence: empty, re-seeded from memory
+        assert await layer.store.recover_now()
+        failback_done.set()
+        assert (await late).data == {"a": 2}
+        assert (await layer.manager.get(other.id)).data == {"b": 1}
+        assert (await layer.manager.get(updated.id)).data == {"a": 2}
         assert layer.sample("store_failovers_total") == 1
         assert layer.sample("store_fallback_active") == 0
 

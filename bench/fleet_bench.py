@@ -1,0 +1,253 @@
+"""What coherence costs as the fleet grows: real replica processes on one redis-server.
+
+Each replica is the exporter app in a process of its own (`bench.servers exporter`); writes go
+over HTTP (creates, and updates of what was just created). CPU is read from
+`/proc/<pid>/task/*/schedstat` (nanoseconds, every thread), less the same process's CPU over an
+equally long quiet spell just before (its own timers: sweeps, index refreshes, keep-alives).
+
+- an idle replica's CPU per 1,000 writes made by 1, 2 and 4 other replicas, holding none of the
+  keys, then holding all of them (it read each session once; each is then updated once);
+- Redis's CPU per write with 1, 3 and 5 replicas connected (writes made by one of them).
+
+The baseline is the same measurement of the exporter at `FLEET_BASELINE` (default: the last
+commit with BCAST tracking), extracted from git with `git archive` into .cache/ and run from
+there: the old mode is not kept in the code. Medians of `ROUNDS` runs; both in the same run.
+
+    python -m bench fleet
+    FLEET_BASELINE=<commit> python -m bench fleet
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import requests
+
+from bench.support import RedisProcess, Result, free_port, median
+
+# The last commit whose coherence used BCAST tracking on the session prefix.
+DEFAULT_BASELINE = "ad55d19be8ff8e7c9680e5dcc9aba0a5be92c0ba"
+ROUNDS = 3
+WRITES = 600  # per measurement
+CONCURRENCY = 8
+QUIET = 0.5  # extra seconds of quiet measured beside each run's own length
+WRITERS = (1, 2, 4)
+CONNECTED = (1, 3, 5)
+
+
+@dataclass
+class Replica:
+    base: str
+    pid: int
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of `pid` so far, in nanoseconds (schedstat's first field)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that just ended
+    return total
+
+
+@contextmanager
+def replica(redis_url: str, tree: Path | None) -> Iterator[Replica]:
+    """The exporter app in a process of its own; from `tree` (an extracted commit) if given."""
+    port = free_port()
+    environment = dict(os.environ)
+    if tree is not None:
+        environment["PYTHONPATH"] = str(tree)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.servers", "exporter", str(port), redis_url],
+        cwd=tree or Path.cwd(),
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base + "/-/ready", timeout=0.5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"a replica from {tree or 'this tree'} did not start")
+            time.sleep(0.05)
+        time.sleep(0.5)  # tracking established, first refreshes done
+        yield Replica(base, process.pid)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def baseline_tree(revision: str) -> Path:
+    """`exporter/` and `bench/` at `revision`, extracted once into .cache/."""
+    tree = Path(".cache/fleet-baseline") / revision
+    if not (tree / "exporter").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", revision, "exporter", "bench"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        archive_path = tree / "tree.tar"
+        archive_path.write_bytes(archive)
+        with tarfile.open(archive_path) as tar:
+            tar.extractall(tree, filter="data")
+        archive_path.unlink()
+    return tree.resolve()
+
+
+async def write_load(
+    http: aiohttp.ClientSession, writers: list[Replica], ids: list[str] | None
+) -> list[str]:
+    """WRITES writes spread over `writers`: updates of `ids` if given, else creates each
+    followed by one update. Returns the ids written."""
+    done: list[str] = []
+    jobs = list(ids) if ids is not None else [None] * (WRITES // 2)
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker(n: int) -> None:
+        while not queue.empty():
+            sid = queue.get_nowait()
+            base = writers[(n + len(done)) % len(writers)].base
+            if sid is None:
+                async with http.post(base + "/api/sessions", json={"data": {"n": n}}) as r:
+                    sid = (await r.json())["id"]
+            async with http.put(base + f"/api/sessions/{sid}", json={"data": {"m": n}}) as r:
+                assert r.status == 200, r.status
+            done.append(sid)
+
+    await asyncio.gather(*(worker(n) for n in range(CONCURRENCY)))
+    return done
+
+
+async def measured(
+    http: aiohttp.ClientSession, pid: int, writers: list[Replica], ids: list[str] | None
+) -> tuple[float, int]:
+    """CPU (ns) `pid` spent while `writers` wrote, less its CPU over as long a quiet spell."""
+    started, cpu0 = time.monotonic(), cpu_ns(pid)
+    written = await write_load(http, writers, ids)
+    elapsed, busy = time.monotonic() - started, cpu_ns(pid) - cpu0
+    quiet0 = cpu_ns(pid)
+    await asyncio.sleep(elapsed + QUIET)
+    quiet = (cpu_ns(pid) - quiet0) * elapsed / (elapsed + QUIET)
+    writes = len(written) * (2 if ids is None else 1)
+    return max(0.0, busy - quiet), writes
+
+
+async def idle_replica_figures(replicas: list[Replica]) -> dict[str, float]:
+    """ms of the idle replica's CPU per 1,000 writes made by the others."""
+    idle, others = replicas[-1], replicas[:-1]
+    figures: dict[str, list[float]] = {}
+    async with aiohttp.ClientSession() as http:
+        for _ in range(ROUNDS):
+            for count in WRITERS:
+                writers = others[:count]
+                cpu, writes = await measured(http, idle.pid, writers, None)
+                figures.setdefault(f"none-{count}", []).append(cpu / 1e6 / writes * 1000)
+                created = await write_load(http, writers, None)  # sessions to hold
+                for sid in created:
+                    async with http.get(idle.base + f"/api/sessions/{sid}") as r:
+                        assert r.status == 200
+                cpu, writes = await measured(http, idle.pid, writers, created)
+                figures.setdefault(f"held-{count}", []).append(cpu / 1e6 / writes * 1000)
+    return {name: median(values) for name, values in figures.items()}
+
+
+async def redis_figures(redis: RedisProcess, replicas: list[Replica], connected: int) -> float:
+    """µs of Redis's CPU per write made by one replica while `connected` replicas run."""
+    values = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(ROUNDS):
+            cpu, writes = await measured(http, redis.process.pid, replicas[:1], None)
+            values.append(cpu / 1e3 / writes)
+    return median(values)
+
+
+def measure(tree: Path | None) -> dict[str, float]:
+    """Every figure for one implementation, on a Redis of its own."""
+    redis = RedisProcess()
+    figures: dict[str, float] = {}
+    try:
+        with ExitStack() as stack:
+            replicas: list[Replica] = []
+            for connected in CONNECTED:
+                while len(replicas) < connected:
+                    replicas.append(stack.enter_context(replica(redis.url, tree)))
+                figures[f"redis-{connected}"] = asyncio.run(
+                    redis_figures(redis, replicas, connected)
+                )
+            figures.update(asyncio.run(idle_replica_figures(replicas)))
+    finally:
+        redis.stop()
+    return figures
+
+
+def results(ours: dict[str, float], old: dict[str, float], revision: str) -> list[Result]:
+    rows = []
+    for count in WRITERS:
+        for held, goal in (("none", 1.0), ("held", 10.0)):
+            name = f"{held}-{count}"
+            holding = "holding none of the keys" if held == "none" else "holding all of them"
+            rows.append(
+                Result(
+                    f"idle replica CPU per 1k writes by {count} other(s), {holding}",
+                    ours[name],
+                    old[name],
+                    "ms",
+                    f"<={goal:g} ms" if count == 4 else "report",
+                    ours[name] <= goal if count == 4 else True,
+                )
+            )
+    for connected in CONNECTED:
+        rows.append(
+            Result(
+                f"Redis CPU per write, {connected} replica(s) connected",
+                ours[f"redis-{connected}"],
+                old[f"redis-{connected}"],
+                "µs",
+                "report",
+                True,
+            )
+        )
+    growth = ours["redis-5"] / ours["redis-1"]
+    old_growth = old["redis-5"] / old["redis-1"]
+    rows.append(
+        Result(
+            "Redis CPU per write, 5 replicas vs 1 (this tree; baseline: BCAST)",
+            growth,
+            old_growth,
+            "ratio",
+            "<=1.05",
+            growth <= 1.05,
+            note=f"baseline: {revision[:12]} extracted from git (BCAST tracking)",
+        )
+    )
+    return rows
+
+
+def run() -> list[Result]:
+    revision = os.environ.get("FLEET_BASELINE", DEFAULT_BASELINE)
+    tree = baseline_tree(revision)
+    print(f"fleet: this tree, then {revision[:12]} from git (about 3 minutes)", flush=True)
+    ours = measure(None)
+    old = measure(tree)
+    return results(ours, old, revision)
