@@ -36,7 +36,7 @@ import requests
 from bench.support import RedisProcess, Result, free_port, median
 
 # The last commit whose coherence used BCAST tracking on the session prefix.
-DEFAULT_BASELINE = "ad55d19be8ff8e7c9680e5dcc9aba0a5be92c0ba"
+DEFAULT_BASELINE = "eef2aa35b2ac030917c3c723f28a9d08405d3849"
 ROUNDS = 3
 WRITES = 600  # per measurement
 CONCURRENCY = 8
