@@ -24,7 +24,14 @@ from exporter.monitoring.payloads import (
 )
 from exporter.monitoring.service import CLEAR_SCOPES
 from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
-from exporter.web import figma_routes, landing, ops_routes, session_metrics_routes, sse
+from exporter.web import (
+    dashboard,
+    figma_routes,
+    landing,
+    ops_routes,
+    session_metrics_routes,
+    sse,
+)
 from exporter.web import session_routes as sessions
 from exporter.web.bodies import (
     Screenshot,
@@ -47,7 +54,11 @@ from exporter.web.operation import (
 )
 
 SESSIONS, FIGMA, SESSION_METRICS, OPERATIONS = "sessions", "figma", "session-metrics", "operations"
-PATH_PARAMETERS = {"id": "session id", "file_key": "Figma file key"}
+PATH_PARAMETERS = {
+    "id": "session id",
+    "file_key": "Figma file key",
+    "asset": "a file of the dashboard (dashboard.js, dashboard.css)",
+}
 
 NOT_FOUND = error("unknown or expired session")
 STORE_DOWN = error(
@@ -375,9 +386,38 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/",
+        dashboard.dashboard,
+        Operation(
+            "The live dashboard: health, persistence, cards, tabs, controls, fleet, events",
+            OPERATIONS,
+            {200: answer("HTML page", {"type": "string"}, "text/html")},
+        ),
+        allow_head=False,
+    ),
+    Route(
+        "GET",
+        "/static/{asset}",
+        dashboard.asset,
+        Operation(
+            "The dashboard's script and style sheet",
+            OPERATIONS,
+            {
+                200: Answer(
+                    "the file",
+                    {"text/javascript": {"type": "string"}, "text/css": {"type": "string"}},
+                ),
+                304: answer("not modified (If-None-Match)"),
+                404: error("no such file"),
+            },
+        ),
+        allow_head=False,
+    ),
+    Route(
+        "GET",
+        "/endpoints",
         landing.landing,
         Operation(
-            "Landing page: version, health, links",
+            "Every endpoint, as a plain page (no JavaScript): version, health, links",
             OPERATIONS,
             {200: answer("HTML page", {"type": "string"}, "text/html")},
         ),
