@@ -146,6 +146,7 @@ function renderRealtime(rt) {
   setMetric("realtime.interval_seconds", num(rt.interval_seconds));
   setMetric("realtime.sse_clients", num(rt.sse_clients));
   setMetric("realtime.timestamp", clock(rt.timestamp));
+  $('[data-metric="realtime.timestamp"]').dataset.value = String(rt.timestamp);
   renderStore(rt.store);
   renderScore(rt.health.score, rt.health.status);
   const rates = [];
@@ -336,7 +337,7 @@ async function loadAll() {
   if (realtime.ok) renderRealtime(realtime.data);
   if (fleetEnabled) {
     const fleet = await api(`${API}/realtime?scope=fleet`);
-    if (fleet.ok) renderFleet(fleet.data);
+    if (fleet.ok && fleet.data.scope === "fleet") renderFleet(fleet.data);
   }
   await refreshTab(true);
   return !failed;
