@@ -13,6 +13,7 @@ JavaScript system this exporter rebuilds (the README's "Where it comes from").
 
 from __future__ import annotations
 
+from exporter.monitoring.fleet_view import Fleet
 from exporter.monitoring.payloads import (
     CacheCleared,
     CacheStats,
@@ -46,6 +47,7 @@ from exporter.web.operation import (
     JSON,
     TOO_LARGE,
     Answer,
+    Either,
     Operation,
     Param,
     Route,
@@ -77,6 +79,12 @@ UPSTREAM = {
 }
 STATUS = answer("status", Status)
 SESSION = Param("session", "attribute the request to this session", {"type": "string"})
+SCOPE = Param(
+    "scope",
+    "replica: this replica's report; fleet: every replica's latest summary and the fleet's"
+    " totals (from Redis; `status` says when it is degraded or disabled)",
+    {"type": "string", "enum": ["replica", "fleet"], "default": "replica"},
+)
 FIGMA_DOCUMENT = answer(
     "the Figma JSON (served from the cache when fresh)", figma_routes.FIGMA_DOCUMENT
 )
@@ -185,9 +193,19 @@ ROUTES: tuple[Route, ...] = (
             SESSIONS,
             {
                 200: answer("per-session statistics", SessionAccess),
+                400: BAD_REQUEST,
                 404: NOT_FOUND,
                 503: STORE_DOWN,
             },
+            params=(
+                Param(
+                    "scope",
+                    "replica: this replica's counts; fleet: summed over every replica (kept in"
+                    " Redis for the session's lifetime; what others counted in the last snapshot"
+                    " interval is not in yet)",
+                    {"type": "string", "enum": ["replica", "fleet"], "default": "replica"},
+                ),
+            ),
         ),
         allow_head=False,
     ),
@@ -271,7 +289,13 @@ ROUTES: tuple[Route, ...] = (
         Operation(
             "Per manager and operation: counts, errors, window percentiles, slow operations",
             SESSION_METRICS,
-            {200: answer("performance", Performance)},
+            {
+                200: answer(
+                    "performance, or with ?scope=fleet the fleet", Either((Performance, Fleet))
+                ),
+                400: BAD_REQUEST,
+            },
+            params=(SCOPE,),
         ),
         allow_head=False,
     ),
@@ -282,7 +306,11 @@ ROUTES: tuple[Route, ...] = (
         Operation(
             "The latest real-time snapshot",
             SESSION_METRICS,
-            {200: answer("snapshot", Realtime)},
+            {
+                200: answer("snapshot, or with ?scope=fleet the fleet", Either((Realtime, Fleet))),
+                400: BAD_REQUEST,
+            },
+            params=(SCOPE,),
         ),
         allow_head=False,
     ),
@@ -322,7 +350,13 @@ ROUTES: tuple[Route, ...] = (
         Operation(
             "Hits, misses, hit rates and efficiency per tier and manager",
             SESSION_METRICS,
-            {200: answer("cache statistics", CacheStats)},
+            {
+                200: answer(
+                    "cache statistics, or with ?scope=fleet the fleet", Either((CacheStats, Fleet))
+                ),
+                400: BAD_REQUEST,
+            },
+            params=(SCOPE,),
         ),
         allow_head=False,
     ),

@@ -266,11 +266,12 @@ function addEvent(event) {
 function renderFleet(fleet) {
   $("#fleet").hidden = false;
   const state = fleet.status === "ok" ? "up" : fleet.status === "disabled" ? "disabled" : "down";
-  const words = fleet.status === "ok" ? `${fleet.replicas.length} replica(s) publishing` : fleet.message;
+  const listed = fleet.truncated ? `the newest ${fleet.replicas.length}` : `${fleet.replicas.length}`;
+  const words = fleet.status === "ok" ? `${listed} replica(s) publishing` : fleet.message;
   setIndicator("fleet", state, words);
   const rows = fleet.replicas.map((r) =>
     row(
-      [r.replica + (r.self ? " (this one)" : ""), `${r.health.status} (${Math.round(r.health.score)})`, rate(r.operations_per_second), pct(r.cache_hit_rate), num(r.memory_entries), r.redis_connected ? "connected" : "down", num(r.age_seconds)],
+      [r.replica + (r.this_replica ? " (this one)" : ""), `${r.health.status} (${Math.round(r.health.score)})`, rate(r.operations_per_second), pct(r.cache_hit_rate), num(r.memory_entries), r.redis_connected ? "connected" : "down", num(r.age_seconds)],
       { 1: r.health.status, 5: r.redis_connected ? "up" : "down" },
     ),
   );
@@ -381,7 +382,8 @@ $("#lookup-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const id = $("#lookup-id").value.trim();
   const out = $("#lookup-result");
-  const result = await api(`/api/sessions/${encodeURIComponent(id)}/metrics`);
+  const scope = fleetEnabled ? "?scope=fleet" : "";
+  const result = await api(`/api/sessions/${encodeURIComponent(id)}/metrics${scope}`);
   if (!result.ok) {
     out.replaceChildren(el("p", `No metrics for this session: ${errorText(result)}`, { class: "error", "data-state": "critical" }));
     return;
@@ -398,7 +400,7 @@ $("#lookup-form").addEventListener("submit", async (event) => {
     ["max ms", ms(a.max_ms)],
     ["last access", clock(a.last_access)],
   ];
-  if (result.data.scope === "fleet") facts.push(["counted on", `${result.data.replicas} replica(s)`]);
+  facts.push(["counted on", result.data.scope === "fleet" ? "every replica" : "this replica"]);
   const list = el("dl");
   for (const [name, value] of facts) list.append(el("dt", name), el("dd", value, { "data-metric": `lookup.${name.replace(/ /g, "_")}` }));
   out.replaceChildren(list);

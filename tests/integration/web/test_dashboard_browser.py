@@ -113,7 +113,7 @@ async def test_the_page_loads_without_errors_and_shows_what_the_api_says(dash: D
     assert indicators["figma"] == "disabled"
     assert indicators["memory"] == "up"
     assert state["tokenAsked"] is True  # the page knows Cache Clear needs the token
-    # FLEET assert state["fleetVisible"] is True
+    assert state["fleetVisible"] is True
     assert dash.probe.problems == []
 
 
