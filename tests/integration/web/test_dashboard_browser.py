@@ -188,6 +188,20 @@ async def test_an_event_shows_before_the_next_snapshot(dash: Dashboard) -> None:
     assert dash.probe.problems == []
 
 
+async def test_the_fleet_section_shows_a_second_replica_and_the_totals(dash: Dashboard) -> None:
+    other = create_app(
+        parse_settings({"redis_url": dash.redis.url, "snapshot_interval": SNAPSHOT}),
+        CollectorRegistry(),
+    )
+    async with TestClient(TestServer(other, host="127.0.0.1")):
+        state = await dash.probe.until(lambda s: len(s["fleet"]) == 2)
+        assert state["indicators"]["fleet"] == "up"
+        assert state["fleet"][0][0].endswith("(this one)")
+        assert state["fleetTotals"][0] == "fleet: 2"
+    state = await dash.probe.until(lambda s: len(s["fleet"]) == 1)  # it left on shutdown
+    assert dash.probe.problems == []
+
+
 async def test_killing_redis_turns_its_indicator_red_and_failback_turns_it_back(
     dash: Dashboard,
 ) -> None:
