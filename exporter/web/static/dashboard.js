@@ -104,12 +104,12 @@ function remember(card, value) {
   history.set(card, points);
   const line = $(`[data-card="${card}"] polyline`);
   if (!line) return;
+  // The line spans the card's width whatever the number of points (scaled to the highest).
   const top = Math.max(...points, 1e-9);
-  const step = 100 / Math.max(HISTORY - 1, 1);
-  const offset = (HISTORY - points.length) * step;
+  const step = 100 / Math.max(points.length - 1, 1);
   line.setAttribute(
     "points",
-    points.map((p, i) => `${(offset + i * step).toFixed(1)},${(23 - (p / top) * 22).toFixed(1)}`).join(" "),
+    points.map((p, i) => `${(i * step).toFixed(1)},${(23 - (p / top) * 22).toFixed(1)}`).join(" "),
   );
 }
 
