@@ -94,6 +94,9 @@ test-repeat:  ## the whole suite N times (default 20) on fresh clones: make test
 bench: bench-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured in the same run; results also in BENCH_JSON
 	$(BIN)/python -m bench --json $(BENCH_JSON)
 
+bench-dashboard: bench-deps $(DEV_STAMP)  ## what the dashboard and fleet publishing cost the server (part of `make bench`)
+	$(BIN)/python -m bench dashboard --json .cache/bench-dashboard.json
+
 # Optional: the hot synchronous modules compiled with mypyc, in place (exporter/app/speedups.py lists
 # them and says why only those). Needs gcc and the Python headers; CI and the default install
 # never build it, and clean-speedups is pure Python again.

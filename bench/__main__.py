@@ -8,7 +8,8 @@ file (git revision, time, machine, every figure) for comparing commits.
     python -m bench                  # everything, under 3 minutes
     python -m bench store failover   # some sections: store, http, metrics, coherence,
                                      # aiohttp-session, redis-restart, journal, memory, gc,
-                                     # failover, encode, slow-clients, logins, figma-cache
+                                     # failover, encode, slow-clients, logins, figma-cache,
+                                     # dashboard
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 from bench import (
     aiohttp_session_bench,
     coherence_bench,
+    dashboard_bench,
     encode_bench,
     failover_bench,
     figma_cache_bench,
@@ -60,6 +62,7 @@ SECTIONS = (
     "slow-clients",
     "logins",
     "figma-cache",
+    "dashboard",
 )
 DEFAULT_JSON = Path(".cache/bench-results.json")
 
@@ -113,6 +116,7 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "slow-clients": slow_clients_bench.run,  # its own exporter process under ulimit -n 1024
         "logins": lambda: run_async(login_bench.run()),  # its own exporter process too
         "figma-cache": lambda: run_async(figma_cache_bench.run()),  # the Figma double in-process
+        "dashboard": lambda: dashboard_bench.run(redis_url),  # exporter processes and wrk
     }
 
 

@@ -74,8 +74,11 @@ function notice(text, kind = "info") {
 
 async function api(path, options = {}) {
   // Same-origin requests carry the browser's basic-auth login (credentials: "same-origin").
+  // Resolved against location.origin: a page opened as https://user:pass@host/ would otherwise
+  // hand fetch() a URL with credentials in it, which fetch() refuses (a TypeError).
   try {
-    const response = await fetch(path, { credentials: "same-origin", ...options });
+    const url = new URL(path, location.origin);
+    const response = await fetch(url, { credentials: "same-origin", ...options });
     const text = await response.text();
     let data = null;
     try {
