@@ -12,6 +12,7 @@ import pytest
 
 from exporter.web.keys import LIFECYCLE
 from tests.support.redis_server import RedisServer
+from tests.support.redis_topologies import RedisCluster, require_redis_tools
 from tests.support.replicas import Replica, replica
 from tests.support.session_metrics import running_app, wait_for
 
@@ -106,7 +107,9 @@ async def test_a_sessions_metrics_count_the_reads_made_on_either_replica(
     increments = redis.info("commandstats").get("cmdstat_hincrby", {}).get("calls", 0)
     assert 0 < increments < 25, increments
     # Kept for the session's lifetime (120 s here), not for ever.
-    assert 0 < redis.ttl(f"sme:access:{sid}") <= 120
+    runtime = a.app[LIFECYCLE].runtime
+    assert runtime is not None and runtime.fleet is not None
+    assert 0 < redis.ttl(runtime.fleet.counters.key(sid)) <= 120
     await a.delete(sid)
     gone = await a.http.get(f"{path}?scope=fleet")
     assert gone.status == 404
@@ -152,3 +155,31 @@ async def test_without_redis_the_fleet_is_disabled_not_an_error() -> None:
         created = await app.json("/api/sessions", method="POST", status=201, json={"data": {}})
         refused = await app.json(f"/api/sessions/{created['id']}/metrics?scope=fleet", status=400)
         assert refused["error"]["code"] == "fleet_disabled"
+
+
+async def test_on_redis_cluster_the_view_and_the_counts_work_alike() -> None:
+    """The summaries share one slot (`{fleet}`), the counters' script calls one bucket each."""
+    require_redis_tools()
+    cluster = RedisCluster().start()
+    try:
+        async with (
+            replica("A", cluster.url, **FAST) as a,
+            replica("B", cluster.url, **FAST) as b,
+        ):
+            sids = [await a.create({"n": n}) for n in range(20)]  # several buckets
+            for sid in sids:
+                for side in (a, b):
+                    assert (await side.read(sid))[0] == 200
+            view = await until_fleet(a, lambda v: len(v["replicas"]) == 2)
+            assert view["status"] == "ok"
+
+            async def counted() -> bool:
+                for sid in sids:
+                    body = await get_json(b, f"/api/sessions/{sid}/metrics?scope=fleet")
+                    if body["access"]["reads"] != 2:
+                        return False
+                return True
+
+            await wait_for(counted, timeout=20)
+    finally:
+        cluster.stop()
