@@ -166,6 +166,8 @@ function renderStore(store) {
     setIndicator("redis", "disabled", "not configured (memory only)");
   } else if (store.redis_connected && !store.fallback_active) {
     setIndicator("redis", "up", "connected");
+  } else if (store.redis_connected) {
+    setIndicator("redis", "warn", `connected, replaying ${store.replay_pending} writes`);
   } else {
     const backlog = store.replay_pending ? `, ${store.replay_pending} writes to replay` : "";
     setIndicator("redis", "down", `down: memory fallback active${backlog}`);

@@ -206,12 +206,15 @@ async def test_killing_redis_turns_its_indicator_red_and_failback_turns_it_back(
     dash: Dashboard,
 ) -> None:
     async def snapshot_where(connected: bool) -> float:
-        """The timestamp of the first snapshot that says Redis is (not) connected."""
+        """The timestamp of the first snapshot that says Redis is down, or connected with the
+        fallback over (while the outage's writes replay, the indicator says so, in amber)."""
         found: list[float] = []
 
         async def says() -> bool:
-            realtime = await dash.json(f"{API}/realtime")
-            if realtime["store"]["redis_connected"] is connected:
+            store = (realtime := await dash.json(f"{API}/realtime"))["store"]
+            if store["redis_connected"] is connected and not (
+                connected and store["fallback_active"]
+            ):
                 found.append(realtime["timestamp"])
             return bool(found)
 
