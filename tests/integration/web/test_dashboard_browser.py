@@ -188,6 +188,21 @@ async def test_an_event_shows_before_the_next_snapshot(dash: Dashboard) -> None:
     assert dash.probe.problems == []
 
 
+async def test_after_the_stream_drops_the_page_gets_what_it_missed(dash: Dashboard) -> None:
+    """EventSource reconnects by itself with `Last-Event-ID` (the server sends `id:` with each
+    event), and the server replays what was recorded while the page was away."""
+    hub = dash.runtime.hub
+    for subscriber in list(hub._subscribers):  # the server ends the page's stream
+        hub.unsubscribe(subscriber)
+        subscriber.wake()
+    await wait_for(lambda: len(hub) == 0, timeout=10)
+    missed = dash.runtime.events.record("cache_cleared", "recorded while the page was away")
+    await wait_for(lambda: len(hub) == 1, timeout=30)  # reconnected, by itself
+    state = await dash.probe.until(lambda s: any(e["id"] == missed.id for e in s["events"]))
+    assert state["indicators"]["stream"] == "live"
+    assert dash.probe.problems == []
+
+
 async def test_the_fleet_section_shows_a_second_replica_and_the_totals(dash: Dashboard) -> None:
     other = create_app(
         parse_settings({"redis_url": dash.redis.url, "snapshot_interval": SNAPSHOT}),
