@@ -20,7 +20,7 @@ BENCH_JSON ?= .cache/bench-results.json
 NPM_STAMP := $(NPM_DIR)/.installed-$(shell cat tests/npm/package-lock.json | cksum | cut -d' ' -f1)
 
 .PHONY: run test test-repeat torture bench bench-fleet lint dashboards mixin system-deps bench-deps npm-deps \
-	clean speedups clean-speedups lock upgrade test-lowest
+	clean speedups clean-speedups lock upgrade test-lowest screenshots bench-dashboard
 
 $(RUN_STAMP): $(LOCKED)
 	$(DEPS) sync --extra speed
@@ -99,6 +99,9 @@ bench: bench-deps $(DEV_STAMP)  ## benchmarks: ratios against baselines measured
 bench-fleet: bench-deps $(DEV_STAMP)  ## an idle replica's and Redis's CPU per write, 1-5 replicas, vs the BCAST baseline
 	$(BIN)/python -m bench fleet --json $(BENCH_JSON)
 
+bench-dashboard: bench-deps $(DEV_STAMP)  ## what the dashboard and fleet publishing cost the server (part of `make bench`)
+	$(BIN)/python -m bench dashboard --json .cache/bench-dashboard.json
+
 # Optional: the hot synchronous modules compiled with mypyc, in place (exporter/app/speedups.py lists
 # them and says why only those). Needs gcc and the Python headers; CI and the default install
 # never build it, and clean-speedups is pure Python again.
@@ -120,6 +123,12 @@ dashboards: mixin  ## regenerate the committed Grafana dashboard JSON (and the r
 # JOB=... and RUNBOOK_URL=... override it for one run, OUTPUT=dir writes the tree elsewhere.
 mixin: $(DEV_STAMP)  ## regenerate everything mixin/config.yml feeds
 	$(BIN)/python -m mixin $(if $(JOB),--job '$(JOB)') $(if $(RUNBOOK_URL),--runbook-url '$(RUNBOOK_URL)') $(if $(OUTPUT),--output '$(OUTPUT)')
+
+# The dashboard's pictures in docs/screenshots/ (a redis-server, two replicas, some traffic,
+# headless Chromium at desktop and phone width); tests/unit/test_screenshots.py fails when the
+# dashboard's files change without them.
+screenshots: system-deps $(DEV_STAMP)  ## regenerate docs/screenshots/ after changing exporter/web/static/
+	$(BIN)/python scripts/screenshots.py
 
 clean: clean-speedups
 	rm -rf $(VENV) $(VENV)-lowest .pytest_cache $(NPM_DIR) .cache/uv

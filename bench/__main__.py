@@ -9,7 +9,7 @@ file (git revision, time, machine, every figure) for comparing commits.
     python -m bench store failover   # some sections: store, http, metrics, coherence,
                                      # aiohttp-session, redis-restart, journal, memory, gc,
                                      # failover, encode, slow-clients, logins, figma-cache,
-                                     # fleet
+                                     # fleet, dashboard
     python -m bench --json out.json  # results there instead of .cache/bench-results.json
 """
 
@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from bench import (
     aiohttp_session_bench,
     coherence_bench,
+    dashboard_bench,
     encode_bench,
     failover_bench,
     figma_cache_bench,
@@ -63,6 +64,7 @@ SECTIONS = (
     "logins",
     "figma-cache",
     "fleet",
+    "dashboard",
 )
 DEFAULT_JSON = Path(".cache/bench-results.json")
 
@@ -117,6 +119,7 @@ def sections_run(redis_url: str) -> dict[str, Callable[[], list[Result]]]:
         "logins": lambda: run_async(login_bench.run()),  # its own exporter process too
         "figma-cache": lambda: run_async(figma_cache_bench.run()),  # the Figma double in-process
         "fleet": fleet_bench.run,  # replica processes, this tree's and the baseline's, own Redis
+        "dashboard": lambda: dashboard_bench.run(redis_url),  # exporter processes and wrk
     }
 
 

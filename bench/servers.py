@@ -2,6 +2,9 @@
 
     python -m bench.servers bare PORT JSON_FILE        a bare aiohttp handler returning fixed JSON
     python -m bench.servers exporter PORT REDIS_URL    the exporter app (GET /api/sessions/{id})
+    python -m bench.servers exporter-fleet[@SECONDS] PORT REDIS_URL     the same, snapshots every
+    python -m bench.servers exporter-no-fleet[@SECONDS] PORT REDIS_URL  SECONDS (default 5), with
+                                                                        and without fleet publishing
     python -m bench.servers bare-set PORT REDIS_URL    a bare aiohttp handler doing one raw SET
     python -m bench.servers aiohttp-session PORT REDIS_URL
         aiohttp-session's RedisStorage, loading the session on every request
@@ -24,6 +27,8 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
+
+FLEET_BENCH_INTERVAL = 5.0
 
 
 def bare_app(body: bytes) -> web.Application:
@@ -61,7 +66,7 @@ def bare_set_app(redis_url: str) -> web.Application:
     return app
 
 
-def exporter_app(redis_url: str) -> web.Application:
+def exporter_app(redis_url: str, **extra: object) -> web.Application:
     """The exporter as the command line serves it, its cycle collector tuned alike."""
     from prometheus_client import CollectorRegistry
 
@@ -69,7 +74,7 @@ def exporter_app(redis_url: str) -> web.Application:
     from exporter.core.settings import parse_settings
     from exporter.web import create_app
 
-    settings = parse_settings({"redis_url": redis_url})
+    settings = parse_settings({"redis_url": redis_url, **extra})
     app = create_app(settings, registry=CollectorRegistry())
     tune_collector(settings.gc_young_threshold)
     return app
@@ -159,6 +164,14 @@ def main(argv: list[str]) -> None:
         app = bare_set_app(arg)
     elif kind == "exporter":
         app = exporter_app(arg)
+    elif kind.partition("@")[0] in ("exporter-fleet", "exporter-no-fleet"):
+        # `@SECONDS`: the snapshot interval (so how often publishing and counter flushes run).
+        name, _, interval = kind.partition("@")
+        app = exporter_app(
+            arg,
+            snapshot_interval=float(interval or FLEET_BENCH_INTERVAL),
+            fleet_publish=name == "exporter-fleet",
+        )
     elif kind == "aiohttp-session":
         app = aiohttp_session_app(arg)
     elif kind in ("counter-redis", "counter-tiered"):

@@ -208,6 +208,13 @@ class Settings:
     snapshot_interval: float = setting(5.0, values.seconds, "seconds between real-time snapshots")
     event_log_size: int = setting(1000, values.count, "events kept in the in-process event log")
     sse_max_clients: int = setting(1000, values.count, "concurrent Server-Sent Events clients")
+    fleet_publish: bool = setting(
+        True,
+        values.boolean,
+        "with Redis, publish this replica's summary every snapshot (TTL: three snapshots, at least"
+        " 15 s) and its per-session access counts, for `?scope=fleet` and the dashboard's fleet"
+        " view; `false` = this replica neither publishes nor shows a fleet",
+    )
     admin_token: str | None = setting(
         None,
         values.optional_text,

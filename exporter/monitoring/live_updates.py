@@ -31,6 +31,8 @@ from exporter.core.event_log import Event, EventLog
 from exporter.monitoring import payloads
 
 MAX_EVENTS_PER_TAKE = 100
+# The latest-only messages, in the order a subscriber gets them.
+SNAPSHOT_KINDS = ("health", "metrics", "fleet")
 
 
 class TooManySubscribers(Exception):
@@ -80,7 +82,7 @@ class Subscriber:
         self._wake.clear()
 
     def take(self, events: EventLog | None = None) -> list[Message]:
-        """What to send now: unsent events (oldest first, bounded), then health, then metrics."""
+        """What to send now: unsent events (oldest first, bounded), then health, metrics, fleet."""
         messages: list[Message] = []
         if events is not None:
             fresh = [event for event in events.since(self.cursor)][:MAX_EVENTS_PER_TAKE]
@@ -91,7 +93,7 @@ class Subscriber:
                 self.cursor = fresh[-1].id
                 if len(fresh) == MAX_EVENTS_PER_TAKE:
                     self.wake()  # more to read: come back after sending these
-        for kind in ("health", "metrics"):
+        for kind in SNAPSHOT_KINDS:
             data = self.pending.pop(kind, None)
             if data is not None:
                 messages.append(Message(kind, data))
@@ -138,7 +140,7 @@ class Broadcaster:
             self._count()
 
     def publish(self, kind: str, payload: Any) -> None:
-        """Hand a snapshot (`metrics` or `health`) to every subscriber, encoded once."""
+        """Hand a snapshot (`metrics`, `health`, `fleet`) to every subscriber, encoded once."""
         data = encode(payload)
         for subscriber in self._subscribers:
             subscriber.pending[kind] = data

@@ -10,6 +10,7 @@ The web app opens one per application (`exporter.web.app`); nothing here knows a
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -17,11 +18,16 @@ from dataclasses import dataclass
 from exporter.core.event_log import EventLog
 from exporter.core.metrics import Metrics
 from exporter.core.settings import Settings
+from exporter.monitoring.fleet import FleetPublisher
 from exporter.monitoring.fleet_events import EventStream
+from exporter.monitoring.fleet_view import ReplicaSummary, replica_summary
 from exporter.monitoring.live_updates import Broadcaster
 from exporter.monitoring.reports import Reports
 from exporter.monitoring.service import SessionMetricsService, thresholds_from_settings
+from exporter.monitoring.session_counters import SessionCounters
+from exporter.monitoring.statistics import window_p95_ms
 from exporter.sessions.factory import SessionLayer, open_session_layer
+from exporter.sessions.session import session_key
 from exporter.store.redis_client import RedisClient
 from exporter.upstreams.factory import FigmaLayer, open_figma_layer
 from exporter.upstreams.probes import Probes, open_probes, service_checks
@@ -39,6 +45,7 @@ class Runtime:
     event_stream: EventStream | None
     service: SessionMetricsService
     reports: Reports
+    fleet: FleetPublisher | None = None
 
 
 def build_event_stream(
@@ -55,6 +62,45 @@ def build_event_stream(
         maxlen=settings.event_log_size,
         timeout=max(1.0, settings.redis_timeout * 4),
         retry_interval=settings.redis_retry_interval,
+    )
+
+
+def build_fleet(
+    settings: Settings,
+    sessions: SessionLayer,
+    hub: Broadcaster,
+    event_stream: EventStream | None,
+    service: SessionMetricsService,
+) -> FleetPublisher | None:
+    """The fleet publisher (summaries and per-session counters in Redis); none without Redis or
+    with --fleet-publish off."""
+    if sessions.redis is None or event_stream is None or not settings.fleet_publish:
+        return None
+    manager = sessions.manager
+    reads = manager.store.reads
+
+    def expires_at(session_id: str) -> float | None:
+        value = reads.get(session_key(session_id))
+        return value.expires_at if value is not None else None
+
+    def summarize() -> ReplicaSummary:
+        latest = service.latest
+        assert latest is not None  # taken when the service starts
+        p95 = window_p95_ms(manager.instrumentation)
+        return replica_summary(event_stream.replica, latest, p95, time.time())
+
+    counters = SessionCounters(
+        manager.access, settings.redis_key_prefix, expires_at, default_ttl=settings.session_ttl
+    )
+    return FleetPublisher(
+        sessions.redis,
+        settings.redis_key_prefix,
+        event_stream.replica,
+        summarize,
+        counters,
+        hub,
+        interval=settings.snapshot_interval,
+        timeout=max(1.0, settings.redis_timeout * 4),
     )
 
 
@@ -80,6 +126,20 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Ru
         await service.start()
         stack.push_async_callback(service.stop)
         reports = Reports(settings, metrics, events, sessions, figma, hub, event_stream, service)
+        fleet = build_fleet(settings, sessions, hub, event_stream, service)
+        if fleet is not None:
+            await fleet.start()
+            stack.push_async_callback(fleet.stop)
         yield Runtime(
-            settings, metrics, events, sessions, figma, probes, hub, event_stream, service, reports
+            settings,
+            metrics,
+            events,
+            sessions,
+            figma,
+            probes,
+            hub,
+            event_stream,
+            service,
+            reports,
+            fleet,
         )

@@ -62,6 +62,10 @@ class SessionAccess(Struct):
         dict[str, Any] | None,
         Meta(description="Figma calls attributed to the session (null: none yet)"),
     ]
+    scope: Annotated[
+        Literal["replica", "fleet"],
+        Meta(description="replica: `access` counts this replica's; fleet: every replica's"),
+    ] = "replica"
 
 
 # ---- Figma --------------------------------------------------------------------------------------

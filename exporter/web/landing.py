@@ -1,4 +1,5 @@
-"""GET /: a plain HTML page (no JavaScript): version, current health, a link to every endpoint.
+"""GET /endpoints: a plain HTML page (no JavaScript): version, current health, a link to every
+endpoint. The live dashboard is at / (`exporter.web.dashboard`) and links here.
 
 The endpoint list comes from the OpenAPI document, so the page lists exactly what the app serves.
 """
@@ -64,6 +65,7 @@ def render(request: web.Request) -> str:
 <style>{STYLE}</style></head>
 <body>
 <h1>session-metrics-exporter</h1>
+<p><a href="/">The live dashboard</a></p>
 <p>Version <strong>{__version__}</strong> on Python {platform.python_version()}.</p>
 <h2>Health: <span class="{status}">{status}</span> (score {score})</h2>
 <table><tr><th>component</th><th>status</th><th>score</th></tr>

@@ -19,7 +19,7 @@ from typing import Any
 
 from exporter.core.build import __version__
 from exporter.monitoring import payloads
-from exporter.web.operation import Answer, Body, Named, Operation, Param, Route, Schema
+from exporter.web.operation import Answer, Body, Either, Named, Operation, Param, Route, Schema
 from exporter.web.routes import PATH_PARAMETERS, ROUTES
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -135,6 +135,8 @@ def _schema(body: Body) -> Schema:
     """A named body by reference to its component; an inline schema as it is."""
     if isinstance(body, Named):
         return _ref(body.name)
+    if isinstance(body, Either):
+        return {"oneOf": [_ref(kind.__name__) for kind in body.types]}
     if isinstance(body, dict):
         return body
     return _ref(body.__name__)
@@ -150,6 +152,7 @@ def schemas(routes: Iterable[Route]) -> dict[str, Schema]:
     bodies = [body for route in routes for body in _bodies(route.operation)]
     named = {body.name: body.schema for body in bodies if isinstance(body, Named)}
     types = [body for body in bodies if isinstance(body, type)]
+    types += [kind for body in bodies if isinstance(body, Either) for kind in body.types]
     return {**named, **payloads.schema_components(dict.fromkeys(types))}
 
 

@@ -42,8 +42,16 @@ class Named:
     schema: Schema
 
 
-# What a body is: a payload type (its schema is derived), a named schema, or an inline schema.
-Body = type[msgspec.Struct] | Named | Schema
+@dataclass(frozen=True, slots=True)
+class Either:
+    """One of several payload types (`oneOf`): an answer whose shape a query parameter picks."""
+
+    types: tuple[type[msgspec.Struct], ...]
+
+
+# What a body is: a payload type (its schema is derived), one of several payload types, a named
+# schema, or an inline schema.
+Body = type[msgspec.Struct] | Either | Named | Schema
 
 
 @dataclass(frozen=True, slots=True)

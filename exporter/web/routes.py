@@ -13,6 +13,7 @@ JavaScript system this exporter rebuilds (the README's "Where it comes from").
 
 from __future__ import annotations
 
+from exporter.monitoring.fleet_view import Fleet
 from exporter.monitoring.payloads import (
     CacheCleared,
     CacheStats,
@@ -24,7 +25,14 @@ from exporter.monitoring.payloads import (
 )
 from exporter.monitoring.service import CLEAR_SCOPES
 from exporter.upstreams.figma_manager import MAX_DEPTH, MAX_NODE_IDS
-from exporter.web import figma_routes, landing, ops_routes, session_metrics_routes, sse
+from exporter.web import (
+    dashboard,
+    figma_routes,
+    landing,
+    ops_routes,
+    session_metrics_routes,
+    sse,
+)
 from exporter.web import session_routes as sessions
 from exporter.web.bodies import (
     Screenshot,
@@ -39,6 +47,7 @@ from exporter.web.operation import (
     JSON,
     TOO_LARGE,
     Answer,
+    Either,
     Operation,
     Param,
     Route,
@@ -47,7 +56,11 @@ from exporter.web.operation import (
 )
 
 SESSIONS, FIGMA, SESSION_METRICS, OPERATIONS = "sessions", "figma", "session-metrics", "operations"
-PATH_PARAMETERS = {"id": "session id", "file_key": "Figma file key"}
+PATH_PARAMETERS = {
+    "id": "session id",
+    "file_key": "Figma file key",
+    "asset": "a file of the dashboard (dashboard.js, dashboard.css)",
+}
 
 NOT_FOUND = error("unknown or expired session")
 STORE_DOWN = error(
@@ -66,6 +79,12 @@ UPSTREAM = {
 }
 STATUS = answer("status", Status)
 SESSION = Param("session", "attribute the request to this session", {"type": "string"})
+SCOPE = Param(
+    "scope",
+    "replica: this replica's report; fleet: every replica's latest summary and the fleet's"
+    " totals (from Redis; `status` says when it is degraded or disabled)",
+    {"type": "string", "enum": ["replica", "fleet"], "default": "replica"},
+)
 FIGMA_DOCUMENT = answer(
     "the Figma JSON (served from the cache when fresh)", figma_routes.FIGMA_DOCUMENT
 )
@@ -174,9 +193,19 @@ ROUTES: tuple[Route, ...] = (
             SESSIONS,
             {
                 200: answer("per-session statistics", SessionAccess),
+                400: BAD_REQUEST,
                 404: NOT_FOUND,
                 503: STORE_DOWN,
             },
+            params=(
+                Param(
+                    "scope",
+                    "replica: this replica's counts; fleet: summed over every replica (kept in"
+                    " Redis for the session's lifetime; what others counted in the last snapshot"
+                    " interval is not in yet)",
+                    {"type": "string", "enum": ["replica", "fleet"], "default": "replica"},
+                ),
+            ),
         ),
         allow_head=False,
     ),
@@ -260,7 +289,13 @@ ROUTES: tuple[Route, ...] = (
         Operation(
             "Per manager and operation: counts, errors, window percentiles, slow operations",
             SESSION_METRICS,
-            {200: answer("performance", Performance)},
+            {
+                200: answer(
+                    "performance, or with ?scope=fleet the fleet", Either((Performance, Fleet))
+                ),
+                400: BAD_REQUEST,
+            },
+            params=(SCOPE,),
         ),
         allow_head=False,
     ),
@@ -271,7 +306,11 @@ ROUTES: tuple[Route, ...] = (
         Operation(
             "The latest real-time snapshot",
             SESSION_METRICS,
-            {200: answer("snapshot", Realtime)},
+            {
+                200: answer("snapshot, or with ?scope=fleet the fleet", Either((Realtime, Fleet))),
+                400: BAD_REQUEST,
+            },
+            params=(SCOPE,),
         ),
         allow_head=False,
     ),
@@ -311,7 +350,13 @@ ROUTES: tuple[Route, ...] = (
         Operation(
             "Hits, misses, hit rates and efficiency per tier and manager",
             SESSION_METRICS,
-            {200: answer("cache statistics", CacheStats)},
+            {
+                200: answer(
+                    "cache statistics, or with ?scope=fleet the fleet", Either((CacheStats, Fleet))
+                ),
+                400: BAD_REQUEST,
+            },
+            params=(SCOPE,),
         ),
         allow_head=False,
     ),
@@ -375,9 +420,38 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/",
+        dashboard.dashboard,
+        Operation(
+            "The live dashboard: health, persistence, cards, tabs, controls, fleet, events",
+            OPERATIONS,
+            {200: answer("HTML page", {"type": "string"}, "text/html")},
+        ),
+        allow_head=False,
+    ),
+    Route(
+        "GET",
+        "/static/{asset}",
+        dashboard.asset,
+        Operation(
+            "The dashboard's script and style sheet",
+            OPERATIONS,
+            {
+                200: Answer(
+                    "the file",
+                    {"text/javascript": {"type": "string"}, "text/css": {"type": "string"}},
+                ),
+                304: answer("not modified (If-None-Match)"),
+                404: error("no such file"),
+            },
+        ),
+        allow_head=False,
+    ),
+    Route(
+        "GET",
+        "/endpoints",
         landing.landing,
         Operation(
-            "Landing page: version, health, links",
+            "Every endpoint, as a plain page (no JavaScript): version, health, links",
             OPERATIONS,
             {200: answer("HTML page", {"type": "string"}, "text/html")},
         ),

@@ -4,8 +4,12 @@ named (older code called them "the seed's"); the stream lives in `sse.py`."""
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
+from exporter.monitoring.fleet_view import fleet_view
+from exporter.monitoring.runtime import Runtime
 from exporter.monitoring.service import CLEAR_SCOPES
 from exporter.web.keys import get_runtime
 from exporter.web.responses import ApiError, payload_response
@@ -28,11 +32,34 @@ def query_flag(request: web.Request, name: str, default: bool = False) -> bool:
     raise ApiError(400, "invalid_query", f"query parameter {name!r} must be true or false")
 
 
+def fleet_scope(request: web.Request) -> bool:
+    """`?scope=fleet` (true) or `replica`, the default; anything else is a 400."""
+    scope = request.query.get("scope", "replica")
+    if scope not in ("replica", "fleet"):
+        raise ApiError(400, "invalid_query", "query parameter 'scope' must be replica or fleet")
+    return scope == "fleet"
+
+
+def fleet_response(runtime: Runtime) -> web.Response:
+    """The fleet view the publisher read last (no Redis I/O here), or `disabled`."""
+    if runtime.fleet is not None:
+        return payload_response(runtime.fleet.view)
+    reason = "--fleet-publish is off" if runtime.sessions.redis is not None else "no --redis-url"
+    view = fleet_view(
+        [], me="", now=time.time(), status="disabled", message=f"{reason}: no fleet view"
+    )
+    return payload_response(view)
+
+
 async def performance(request: web.Request) -> web.Response:
+    if fleet_scope(request):
+        return fleet_response(get_runtime(request))
     return payload_response(get_runtime(request).reports.performance())
 
 
 async def realtime(request: web.Request) -> web.Response:
+    if fleet_scope(request):
+        return fleet_response(get_runtime(request))
     return payload_response(get_runtime(request).reports.realtime())
 
 
@@ -49,6 +76,8 @@ async def health_check(request: web.Request) -> web.Response:
 
 
 async def cache_stats(request: web.Request) -> web.Response:
+    if fleet_scope(request):
+        return fleet_response(get_runtime(request))
     return payload_response(get_runtime(request).reports.cache_stats())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -10,10 +11,13 @@ from aiohttp import web
 from msgspec import UNSET, UnsetType
 
 from exporter.core.errors import SessionNotFound
+from exporter.monitoring.runtime import Runtime
+from exporter.monitoring.session_counters import fleet_access
 from exporter.sessions.manager import MAX_TTL, SessionManager
 from exporter.web.bodies import SessionAccess, SessionCreate, SessionUpdate
 from exporter.web.keys import get_runtime
 from exporter.web.responses import ApiError, payload_response, read_body
+from exporter.web.session_metrics_routes import fleet_scope
 
 JSON_TYPE = "application/json"
 
@@ -86,9 +90,43 @@ async def session_access(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
     if not await runtime.sessions.manager.exists(session_id):
         raise SessionNotFound(f"session {session_id!r} not found")
+    fleet = fleet_scope(request)
+    if fleet and runtime.fleet is None:
+        raise ApiError(
+            400, "fleet_disabled", "scope=fleet needs --redis-url and --fleet-publish on"
+        )
+    access = (
+        await _fleet_access(runtime, session_id)
+        if fleet
+        else runtime.sessions.manager.access.view(session_id)
+    )
     body = SessionAccess(
         id=session_id,
-        access=runtime.sessions.manager.access.view(session_id),
+        access=access,
         figma=runtime.figma.manager.session_usage(session_id),
+        scope="fleet" if fleet else "replica",
     )
     return payload_response(body)
+
+
+async def _fleet_access(runtime: Runtime, session_id: str) -> dict[str, Any] | None:
+    """The session's counts summed over replicas: what Redis holds plus this replica's unsent
+    ones. A lookup the user asked for, so one HGETALL here (never on the read path)."""
+    assert runtime.fleet is not None and runtime.sessions.redis is not None
+    counters = runtime.fleet.counters
+    try:
+        async with asyncio.timeout(runtime.fleet.timeout):
+            raw: Any = await runtime.sessions.redis.hgetall(counters.key(session_id))
+    except Exception:
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "Redis did not answer: the fleet's counts are unknown (scope=replica still answers)",
+            {"Retry-After": "1"},
+        ) from None
+    stored = {_text(k): _text(v) for k, v in (raw or {}).items()}
+    return fleet_access(stored, counters.unsent(session_id))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

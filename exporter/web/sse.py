@@ -1,8 +1,9 @@
 """GET /api/session-metrics/stream: Server-Sent Events (aiohttp-sse).
 
-On connect the client gets the current `health` and `metrics`, then `metrics` every snapshot,
-`health` every check and on change, one `event` (with `id:`) per recorded event, and `: ping`
-heartbeats. `Last-Event-ID` (or `?last_event_id=`) replays what the event ring still holds.
+On connect the client gets the current `health` and `metrics` (and `fleet` with Redis), then
+`metrics` (and `fleet`) every snapshot, `health` every check and on change, one `event` (with
+`id:`) per recorded event, and `: ping` heartbeats. `Last-Event-ID` (or `?last_event_id=`)
+replays what the event ring still holds.
 Each client is one handler task plus aiohttp-sse's ping task; both end when the client goes away,
 when a write stalls past SEND_TIMEOUT, or when the app shuts down.
 """
@@ -36,12 +37,12 @@ SERVER_SENT_EVENT = Named(
     {
         "type": "object",
         "properties": {
-            "event": {"type": "string", "enum": ["metrics", "health", "event"]},
+            "event": {"type": "string", "enum": ["metrics", "health", "event", "fleet"]},
             "data": {
                 "type": "string",
                 "contentMediaType": "application/json",
                 "description": "metrics: a Realtime without recent_events; health: a HealthCheck;"
-                " event: an Event",
+                " event: an Event; fleet (with Redis): a Fleet, every snapshot",
             },
             "id": {"type": "string", "description": "the event id (event messages only)"},
             "retry": {"type": "integer", "description": "reconnect delay in ms"},
@@ -72,7 +73,8 @@ def last_event_id(request: web.Request) -> int | None:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    service = get_runtime(request).service
+    runtime = get_runtime(request)
+    service = runtime.service
     resume_from = last_event_id(request)
     try:
         subscriber = service.hub.subscribe(resume_from)
@@ -82,6 +84,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         heartbeat = heartbeat_interval(request.app[SETTINGS].snapshot_interval)
         response = EventSourceResponse(ping_interval=heartbeat, send_timeout=SEND_TIMEOUT)
         await response.prepare(request)
+        if runtime.fleet is not None:
+            subscriber.pending["fleet"] = encode(runtime.fleet.view)
         async with response:
             await _pump(request, response, subscriber, service, heartbeat)
         return response

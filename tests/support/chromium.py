@@ -43,8 +43,9 @@ def chromium_binary() -> str:
 class HeadlessChromium:
     """Chromium on `url` with a fresh profile, in its own process group (its helpers included)."""
 
-    def __init__(self, url: str, workdir: Path) -> None:
+    def __init__(self, url: str, workdir: Path, extra_flags: tuple[str, ...] = ()) -> None:
         self.url = url
+        self.extra_flags = extra_flags
         self.profile = workdir / "chromium-profile"
         self.log = workdir / "chromium.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -54,7 +55,7 @@ class HeadlessChromium:
         self.profile.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [binary, *FLAGS, f"--user-data-dir={self.profile}", self.url],
+                [binary, *FLAGS, *self.extra_flags, f"--user-data-dir={self.profile}", self.url],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -204,6 +204,7 @@ def test_small_typed_answers_encode_as_their_dictionaries_did() -> None:
                 "id": "s",
                 "access": access,
                 "figma": None,
+                "scope": "replica",  # added with ?scope=fleet (issue 32)
             },
         ),
         (bodies.Screenshot(**shot), shot),

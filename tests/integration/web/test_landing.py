@@ -1,4 +1,5 @@
-"""GET /: plain HTML with the version, the current health and a link to every endpoint."""
+"""GET /endpoints: plain HTML with the version, the current health and a link to every endpoint
+(the dashboard at / links to it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ async def test_landing_page_shows_version_health_and_links_to_every_endpoint() -
         for _ in range(100):
             inst.record("get", 0.2)  # p95 200 ms: latency_high, score 85
         await app.json("/api/session-metrics/health-check?refresh=true")
-        response = await app.client.get("/")
+        response = await app.client.get("/endpoints")
         page = await response.text()
         doc = await app.json("/api/openapi.json")
 
@@ -22,6 +23,7 @@ async def test_landing_page_shows_version_health_and_links_to_every_endpoint() -
     assert response.content_type == "text/html"
     assert "<script" not in page.lower()
     assert f"<strong>{__version__}</strong>" in page
+    assert '<a href="/">The live dashboard</a>' in page
     assert re.search(r"Health: <span class=\"healthy\">healthy</span> \(score 85\)", page)
     assert '<td>session</td><td class="healthy">healthy</td><td>85</td>' in page
     assert '<td>figma</td><td class="disabled">disabled</td>' in page
@@ -38,5 +40,5 @@ async def test_landing_page_reflects_a_critical_state() -> None:
         for _ in range(100):
             inst.record("get", 0.9, error="timeout")  # latency 25 + errors 20: 55, poor
         await app.json("/api/session-metrics/health-check?refresh=true")
-        page = await (await app.client.get("/")).text()
+        page = await (await app.client.get("/endpoints")).text()
     assert 'Health: <span class="poor">poor</span> (score 55)' in page

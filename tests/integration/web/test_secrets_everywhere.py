@@ -124,6 +124,8 @@ def outputs(exporter: ExporterCli) -> dict[str, str]:
     seen["POST /api/sessions"] = created.text
     for path in (
         "/",
+        "/endpoints",
+        "/static/dashboard.js",
         "/metrics",
         "/-/healthy",
         "/-/ready",
