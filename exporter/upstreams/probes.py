@@ -189,7 +189,10 @@ class Probes:
         started = time.perf_counter()
         try:
             try:
-                note = await asyncio.wait_for(check(), timeout)
+                # Not `asyncio.wait_for`: on Python 3.11 its inner task, cancelled at shutdown
+                # just as the check fails, logs "Task exception was never retrieved".
+                async with asyncio.timeout(timeout):
+                    note = await check()
             except TimeoutError:
                 raise ProbeFailure("timeout", f"no answer within {timeout:g}s") from None
         except ProbeFailure as failure:
