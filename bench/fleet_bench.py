@@ -36,7 +36,7 @@ import requests
 from bench.support import RedisProcess, Result, free_port, median
 
 # The last commit whose coherence used BCAST tracking on the session prefix.
-DEFAULT_BASELINE = "eef2aa35b2ac030917c3c723f28a9d08405d3849"
+DEFAULT_BASELINE = "d2ce9c332953962ca68309fa445e2740aff27c7f"
 ROUNDS = 3
 WRITES = 600  # per measurement
 CONCURRENCY = 8
