@@ -322,7 +322,7 @@ class RedisDeployment:
     """The data client for one `--redis-url`, plus what coherence needs to reach each primary."""
 
     def __init__(
-        self, target: RedisTarget, client: RedisClient, sentinel: Sentinel | None = None
+        self, target: RedisTarget, client: RedisClient, sentinel: LatestSentinel | None = None
     ) -> None:
         self.target = target
         self.kind = target.kind

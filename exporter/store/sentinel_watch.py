@@ -25,7 +25,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
-from exporter.store.redis_client import LatestSentinel, RedisDeployment
+from exporter.store.redis_client import RedisDeployment
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,7 @@ class SentinelWatch:
         text = data.decode() if isinstance(data, bytes) else data
         switch = parse_switch(text)
         if switch is not None and switch[0] == self.master:
-            if isinstance(self.sentinel, LatestSentinel):
-                self.sentinel.view.announced(switch[1])  # no connection to another from now
+            self.sentinel.view.announced(switch[1])  # no connection to another from now
             await self._moved(switch[1], "announced by a sentinel")
 
     async def _poll(self) -> None:

@@ -117,9 +117,8 @@ class FaultWindow:
         """The fleet replica this fault SIGKILLed, and when; None if it killed none."""
         if self.kind not in REPLICA_KILLS:
             return None
-        return self.target.split(" + ")[
-            0
-        ], self.started if self.killed_at is None else self.killed_at
+        replica = self.target.split(" + ")[0]
+        return replica, self.started if self.killed_at is None else self.killed_at
 
     def covers(self, at: float) -> bool:
         return self.started <= at <= self.ended

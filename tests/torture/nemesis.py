@@ -241,11 +241,17 @@ async def restart_replica(trial: Trial, name: str, why: str) -> bool:
     return False
 
 
+def sigkill_replica(trial: Trial, name: str) -> None:
+    """SIGKILL fleet replica `name`, and note the moment in the fault under way (the checker
+    tells what died with its memory tier from that moment)."""
+    trial.fleet.kill(name)
+    trial.recorder.replica_killed()
+
+
 async def replica_kill(trial: Trial, name: str, down_for: float = 1.0) -> None:
     """SIGKILL one exporter; it starts again on the same journal directory."""
     async with trial.recorder.fault("replica-kill", name, affects_redis=False):
-        trial.fleet.kill(name)
-        trial.recorder.replica_killed()
+        sigkill_replica(trial, name)
         await trial.run_for(down_for)
         await restart_replica(trial, name, "after SIGKILL")
 
@@ -257,8 +263,7 @@ async def replica_kill_mid_outage(trial: Trial, name: str) -> None:
     async with trial.recorder.fault("replica-kill-mid-outage", f"{name} + {server_name(server)}"):
         server.kill()
         await trial.run_for(1.0)
-        trial.fleet.kill(name)
-        trial.recorder.replica_killed()
+        sigkill_replica(trial, name)
         await trial.run_for(0.3)
         await restart_replica(trial, name, "after SIGKILL during the outage")
         await trial.run_for(0.5)
@@ -278,8 +283,7 @@ async def journal_full_then_kill(trial: Trial, name: str) -> None:
         await trial.run_for(1.0)
         disk.fill()
         await trial.run_for(1.0)
-        trial.fleet.kill(name)
-        trial.recorder.replica_killed()
+        sigkill_replica(trial, name)
         started = await restart_replica(trial, name, "on a full journal disk")
         await asyncio.to_thread(server.start)
         await trial.run_for(2.0)
