@@ -280,6 +280,10 @@ class FleetMembership:
         after the unsettled one."""
         async with self._record_lock:
             record = self._record()
+            if record.settled:
+                # It may land while a write is journalled (the journal's entry becomes visible
+                # only once on disk): that write must replace it, so it counts from now.
+                self._claims_settled = True
             result = await self.store.redis_call(lambda: write(record))
             self._claims_settled = record.settled
             return result

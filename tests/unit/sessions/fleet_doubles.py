@@ -3,6 +3,7 @@ version-checked replay see it (the same checks as the Lua scripts), and the memo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -25,6 +26,7 @@ class Server:
         self.run_id = "run-1"
         self.up = True
         self.refusing = False
+        self.landing: asyncio.Event | None = None  # if given: records land once it is set
 
     def restart_empty(self) -> None:
         self.data.clear()
@@ -86,6 +88,8 @@ class FleetRedisDouble:
         self.syncs += 1
         server = self._check(write=record is not None)
         if record is not None:
+            if server.landing is not None:
+                await server.landing.wait()
             server.members[replica] = record.encode()
         members = {name: Member.decode(raw) for name, raw in server.members.items()}
         return FleetSnapshot(Epoch.decode(server.marker), members, server.run_id, 0.0, 0.0, 0.0)

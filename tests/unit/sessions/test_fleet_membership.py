@@ -243,6 +243,29 @@ async def test_a_journalled_write_waits_until_the_record_says_unsettled() -> Non
     assert not record(server, "a").settled
 
 
+async def test_a_write_journalled_while_a_settled_record_is_on_its_way_waits_for_it() -> None:
+    """Recovery's "settled" record, computed before a write's journal entry reached the disk,
+    may land after that write was journalled: the write is acknowledged only once an
+    unsettled record has landed after it (else a miss elsewhere is a final 404 for it)."""
+    server, outage = Server(), Outage()
+    a, b = membership(server, outage=outage), membership(server, "b")
+    outage.is_healthy = False
+    await a.sync()  # recovering: the record says unsettled
+    await b.sync()
+    outage.is_healthy = True  # replay done: what recovery does then
+    a.settle_if_healthy()
+    server.landing = landing = asyncio.Event()
+    settled = asyncio.ensure_future(a.report())  # "settled" is on its way
+    await asyncio.sleep(0.01)
+    outage.is_healthy = False  # a write's journal entry is on disk now
+    journalled = asyncio.ensure_future(a.journalled())
+    await asyncio.sleep(0.05)
+    assert not journalled.done()  # not acknowledged while "settled" may still land
+    landing.set()
+    await asyncio.gather(settled, journalled)
+    assert not record(server, "a").settled and not await final_miss(b)
+
+
 async def test_a_replica_that_left_is_not_waited_for() -> None:
     server, b_outage = Server(), Outage()
     a, b = membership(server, "a"), membership(server, "b", outage=b_outage)
