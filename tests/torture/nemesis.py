@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import redis
 
 from tests.support.faketime import wall_offset
 from tests.support.full_disk import require_mount
@@ -113,16 +114,35 @@ async def sentinel_failover(trial: Trial) -> None:
     assert isinstance(deployment, Sentinel), "SENTINEL FAILOVER needs the sentinel deployment"
     old = deployment.topology.current_master()
     async with trial.recorder.fault("sentinel-failover", f"master {server_name(old)}"):
-        client = deployment.topology.sentinel_client()
-        try:
-            client.sentinel_failover(deployment.topology.MASTER_NAME)
-        finally:
-            client.close()
+        await request_failover(deployment)
         await wait_for(
             lambda: deployment.topology.current_master() is not old,
             TAKEOVER_WITHIN,
             "the sentinels did not name a new master",
         )
+
+
+async def request_failover(deployment: Sentinel) -> None:
+    """`SENTINEL FAILOVER`, asked again while the sentinel has no replica fit to promote yet
+    (NOGOODSLAVE: the last failover's old master, a replica again, is not yet known as a good
+    one; that takes a few of the sentinel's INFO rounds after `heal`)."""
+    deadline = time.monotonic() + TAKEOVER_WITHIN
+    while True:
+        try:
+            await asyncio.to_thread(_sentinel_failover, deployment)
+            return
+        except redis.ResponseError as exc:
+            if "NOGOODSLAVE" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
+
+
+def _sentinel_failover(deployment: Sentinel) -> None:
+    client = deployment.topology.sentinel_client()
+    try:
+        client.sentinel_failover(deployment.topology.MASTER_NAME)
+    finally:
+        client.close()
 
 
 async def master_kill(trial: Trial) -> None:
