@@ -36,12 +36,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -50,6 +50,7 @@ from exporter.core.event_log import EventLog
 from exporter.core.metrics import INVALIDATION_RESULTS, Metrics
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
 from exporter.store.redis_client import RedisDeployment, TrackedNode
+from exporter.store.reply_protocol import ReplyProtocol, take_over
 from exporter.store.tiered_store import TieredStore
 from exporter.store.tracking import Address, Lane, Lanes, address_of
 
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = b"__redis__:invalidate"
 LISTENER_NAME = "sme-invalidation-listener"
+PING = b"*1\r\n$4\r\nPING\r\n"
 PING_INTERVAL = 1.0
 # Redis evicts keys from a full tracking table, and with NOLOOP it does not tell the connection
 # whose command triggered the eviction (Redis 7: `target == server.current_client`). So the
@@ -72,17 +74,20 @@ class ChannelLost(Exception):
 class NodeChannel:
     """The invalidation listener and the tracking lane on one primary."""
 
-    def __init__(self, node: TrackedNode, limits: tuple[int, float]) -> None:
+    def __init__(
+        self, node: TrackedNode, limits: tuple[int, float], on_keys: Callable[[Any], None]
+    ) -> None:
         self.node = node
         self.limits = limits  # the lane's calls in flight at most, and the wait for one
+        self.on_keys = on_keys
         self.listener: AbstractConnection | None = None
         self.listener_id: int | None = None
+        self.protocol: ReplyProtocol | None = None  # reads the listener once it is subscribed
         self.lane: Lane | None = None
-        self.heard = time.monotonic()  # when the listener last said anything
 
     async def open(self, timeout: float) -> None:
         """Subscribe the listener, then open the lane that redirects to it: from the lane's
-        first command on, whatever it registers is reported to us."""
+        first command on, whatever it registers is reported to us (`on_keys`, at once)."""
         self.listener = self.node.connect()
         self.listener.client_name = LISTENER_NAME
         async with asyncio.timeout(timeout):
@@ -91,39 +96,44 @@ class NodeChannel:
             self.listener_id = int(await self.listener.read_response())
             await self.listener.send_command("SUBSCRIBE", CHANNEL)
             await self.listener.read_response()
+        self.protocol = take_over(self.listener, self._on_message)
         self.lane = Lane(self.node.connect(), *self.limits)
         await self.lane.open(self.listener_id, timeout)
-        self.heard = time.monotonic()
 
     @property
     def address(self) -> Address:
         assert self.listener is not None
         return address_of(self.listener)
 
+    @property
+    def heard(self) -> float:
+        """When the listener last said anything."""
+        assert self.protocol is not None
+        return self.protocol.heard
+
     async def close(self) -> None:
         if self.lane is not None:
             await self.lane.close()
+        if self.protocol is not None:
+            self.protocol.end(RedisConnectionError("closed"))
         if self.listener is not None:
             with contextlib.suppress(Exception):
                 await self.listener.disconnect(nowait=True)
 
-    async def listen(self, on_keys: Any) -> None:
-        """Deliver invalidations until the listener's connection fails."""
-        assert self.listener is not None
-        read = self.listener.read_response
-        while True:
-            raise_if_cancelled()
-            # No timer per read (it costs more than handling the message): `keep_alive` covers
-            # a listener that goes quiet.
-            message = await read(timeout=math.inf)
-            self.heard = time.monotonic()
-            if message[0] == b"message" and message[1] == CHANNEL:
-                on_keys(message[2])
+    def _on_message(self, message: Any) -> None:
+        # Called by the protocol for each message, as it arrives (no task in between).
+        if message[0] == b"message" and message[1] == CHANNEL:
+            self.on_keys(message[2])
+
+    async def listen(self) -> None:
+        """Return never: raise why the listener's connection ended."""
+        assert self.protocol is not None
+        raise await self.protocol.ended
 
     async def keep_alive(self, interval: float) -> None:
         """PING the listener when quiet for half an interval; one that leaves a PING unanswered
         for two intervals is lost. Only an unanswered PING counts: quiet alone is not evidence."""
-        assert self.listener is not None
+        assert self.protocol is not None
         pinged: float | None = None
         while True:
             raise_if_cancelled()
@@ -133,7 +143,7 @@ class NodeChannel:
             if action == "lost":
                 raise ChannelLost(f"listener on {self.node.name} stopped answering")
             if action == "ping":
-                await self.listener.send_command("PING")
+                self.protocol.write((PING,))
                 pinged = now
             elif action == "ok":
                 pinged = None
@@ -248,7 +258,7 @@ class Coherence:
         async with asyncio.timeout(self.timeout * 4):
             nodes = await self.deployment.primaries()
         limits = self.deployment.pool_limits()
-        channels = [NodeChannel(node, limits) for node in nodes]
+        channels = [NodeChannel(node, limits, self._on_keys) for node in nodes]
         self.channels = channels
         await asyncio.gather(*(channel.open(self.timeout * 4) for channel in channels))
         full = await self._table_full()
@@ -263,7 +273,7 @@ class Coherence:
         tasks = [
             asyncio.create_task(coro)
             for channel in self.channels
-            for coro in (channel.listen(self._on_keys), channel.keep_alive(self.ping_interval))
+            for coro in (channel.listen(), channel.keep_alive(self.ping_interval))
         ]
         tasks.append(asyncio.create_task(self._watch_lanes()))
         tasks.append(asyncio.create_task(self._watch_table()))

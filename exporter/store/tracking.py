@@ -14,12 +14,13 @@ memory (`CLIENT CACHING YES` + `GET`), and session writes (the write, then `CLIE
 registration on the one connection that also writes, our own writes are never echoed back.
 
 A lane is one connection used by many tasks at once: commands are written as they come and
-replies matched in order (RESP2 answers in order), by one reader task. Not a pooled connection:
-(redis-py 8.2's own client-side cache enables tracking on every pooled connection instead, and
-flushes its cache whenever one disconnects, since a connection's registrations end with it
-silently; then a write made on one pooled connection is reported to every other that read the
-key.) A lane that ends makes coherence count tracking as lost. A caller that gives up waiting
-(timeout) leaves its replies to be read and dropped: the lane stays in step.
+replies matched in order (RESP2 answers in order), as they are read (reply_protocol.py). Not a
+pooled connection: (redis-py 8.2's own client-side cache enables tracking on every pooled
+connection instead, and flushes its cache whenever one disconnects, since a connection's
+registrations end with it silently; then a write made on one pooled connection is reported to
+every other that read the key.) A lane that ends makes coherence count tracking as lost. A
+caller that gives up waiting (timeout) leaves its replies to be read and dropped: the lane stays
+in step.
 
     lane = Lane(connection)
     await lane.open(listener_id)
@@ -39,8 +40,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from exporter.core.tasks import raise_if_cancelled
 from exporter.store.redis_client import PoolBusy
+from exporter.store.reply_protocol import ReplyProtocol, take_over
 
 Address: TypeAlias = tuple[str, int] | str
 Command: TypeAlias = tuple[Any, ...]
@@ -70,9 +71,9 @@ class Lane:
         self.connection.client_name = LANE_NAME
         self.slots = asyncio.Semaphore(slots)
         self.wait = wait
-        # (replies expected, their future) in the order the commands went out
-        self._pending: deque[tuple[int, asyncio.Future[list[Any]]]] = deque()
-        self._reader: asyncio.Task[None] | None = None
+        # (replies expected, their future, the replies so far) in the order the commands went out
+        self._pending: deque[tuple[int, asyncio.Future[list[Any]], list[Any]]] = deque()
+        self._protocol: ReplyProtocol | None = None
         self.ended = asyncio.Event()
 
     @property
@@ -88,15 +89,10 @@ class Lane:
                 "CLIENT", "TRACKING", "ON", "REDIRECT", listener_id, "OPTIN", "NOLOOP"
             )
             await connection.read_response()
-        self._reader = asyncio.create_task(self._read(), name="tracking-lane")
+        protocol = self._protocol = take_over(connection, self._on_reply)
+        protocol.ended.add_done_callback(self._protocol_ended)
 
     async def close(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            # asyncio.wait, not `await reader`: the reader's CancelledError is not ours, and
-            # suppressing it there would swallow a cancellation of the task closing the lane.
-            await asyncio.wait([reader])
         self._end(LaneClosed("tracking lane closed"))
         with contextlib.suppress(Exception):
             await self.connection.disconnect(nowait=True)
@@ -121,45 +117,40 @@ class Lane:
             slots.release()
 
     async def _call(self, commands: Sequence[Command], timeout: float) -> list[Any]:
-        if self.closed:
-            raise LaneClosed("tracking lane closed")
-        writer = self.connection._writer
-        if writer is None or writer.is_closing():
-            self._end(LaneClosed("tracking lane closed"))
+        protocol = self._protocol
+        if self.closed or protocol is None:
             raise LaneClosed("tracking lane closed")
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append((len(commands), future))
-        # No drain per call (redis-py wraps each send in a wait_for task): the transport buffers
-        # what the socket does not take at once; a peer that stops reading shows as timeouts.
-        writer.writelines(self.connection.pack_commands(commands))
+        try:
+            protocol.write(self.connection.pack_commands(commands))
+        except RedisConnectionError:
+            self._end(LaneClosed("tracking lane closed"))
+            raise LaneClosed("tracking lane closed") from None
+        self._pending.append((len(commands), future, []))
         async with asyncio.timeout(timeout):
             return await future
 
-    async def _read(self) -> None:
-        parser: Any = self.connection._parser
-        pending = self._pending
-        try:
-            while True:
-                raise_if_cancelled()
-                reply = await parser.read_response()
-                if not pending:
-                    raise LaneClosed("a reply nobody asked for: the lane is out of step")
-                count, future = pending[0]
-                replies = [reply]
-                for _ in range(count - 1):
-                    replies.append(await parser.read_response())
-                pending.popleft()
-                if not future.done():  # its caller may have stopped waiting
-                    future.set_result(replies)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._end(exc if isinstance(exc, LaneClosed) else LaneClosed(type(exc).__name__))
+    def _on_reply(self, reply: Any) -> None:
+        """Called by the protocol for each reply, as it arrives (no task in between)."""
+        if not self._pending:
+            raise LaneClosed("a reply nobody asked for: the lane is out of step")
+        count, future, replies = self._pending[0]
+        replies.append(reply)
+        if len(replies) == count:
+            self._pending.popleft()
+            if not future.done():  # its caller may have stopped waiting
+                future.set_result(replies)
+
+    def _protocol_ended(self, ended: asyncio.Future[BaseException]) -> None:
+        reason = ended.result()
+        self._end(reason if isinstance(reason, LaneClosed) else LaneClosed(type(reason).__name__))
 
     def _end(self, exc: LaneClosed) -> None:
         self.ended.set()
+        if self._protocol is not None:
+            self._protocol.end(exc)
         while self._pending:
-            _, future = self._pending.popleft()
+            _, future, _ = self._pending.popleft()
             if not future.done():
                 future.set_exception(exc)
 

@@ -143,19 +143,3 @@ async def test_updates_on_the_connection_that_registered_need_no_confirming_read
             await asyncio.sleep(0.001)  # a memory hit never yields: let the listener run
             assert len(seen) < 5000, "a never saw b's change"
         assert set(map(str, seen)) <= {str({"n": 20}), str({"n": "b"})}
-
-
-async def test_a_task_cancelled_while_it_closes_a_lane_stays_cancelled(redis_url: str) -> None:
-    """Shutdown cancels the coherence task wherever it is: closing a lane must not swallow it
-    (the task would go on re-establishing tracking, and shutdown would wait for it forever)."""
-    async with open_layer(redis_url) as layer:
-        await wait_for(lambda: tracking(layer), 5.0)
-        coherence = layer.layer.coherence
-        assert coherence is not None
-        lane = coherence.lanes.lane()
-        assert lane is not None
-        closing = asyncio.create_task(lane.close())
-        await asyncio.sleep(0)  # it cancelled the lane's reader and waits for it to end
-        closing.cancel()
-        await asyncio.wait([closing])
-        assert closing.cancelled()
