@@ -26,8 +26,9 @@ What is wrong (each an `Anomaly`):
   one of the two has to give, and `OUTAGE_EXCUSE` is where the checker takes sides);
 - a 503 for a request made while every fleet replica reported failback with an empty journal and
   no fault was going on (`LATE_503`), a read answered 503 while Redis was serving reads of a
-  live session last written before the refusal began (`UNSERVED_READ`; a miss of a deleted or
-  expired one is as doubtful as one of a session another replica journalled), and anything the
+  live session every replica had replayed before the refusal began (`UNSERVED_READ`: the fleet
+  was seen settled after its last write; a miss of a deleted or expired one, or of one a replica
+  may still hold in its journal, is doubtful), and anything the
   harness itself saw go wrong (`INCIDENT`).
 
 A write lost to two failures (its replica killed, then Redis's data lost) is reported under
@@ -397,6 +398,11 @@ def judge_503s(
         if op.is_write:
             writes_ended[op.session].append(op.completed)
 
+    def in_redis(session: str | None, before: float) -> bool:
+        """Every replica was seen settled after the session's last write, before `before`."""
+        last = max(writes_ended[session], default=math.inf)
+        return any(max(start, last) < min(end, before) for start, end in settled)
+
     def live(op: Op) -> bool:
         """The session certainly existed: created, not deleted nor expired before the read."""
         log = sessions.get(op.session or "")
@@ -416,10 +422,11 @@ def judge_503s(
         if op.kind is not Kind.READ:
             continue
         for fault in serving:
-            # Redis serves what it holds: a session written while it refused writes may be in
-            # a replica's journal only, and a 503 is the honest answer for it then.
-            written_since = any(ended >= fault.started for ended in writes_ended[op.session])
-            if fault.covers(op.invoked) and not written_since and live(op):
+            # Redis serves what it holds, and certainly holds a session only once every replica
+            # was seen with an empty journal after its last write. Before that (written while
+            # Redis refused writes, this time or during an earlier fault whose journals were
+            # not replayed yet) it may be in a replica's journal only: a 503 is honest then.
+            if fault.covers(op.invoked) and live(op) and in_redis(op.session, fault.started):
                 detail = f"during {fault.kind} on {fault.target}: {op.describe()}"
                 yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op)
                 break

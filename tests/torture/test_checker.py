@@ -203,8 +203,21 @@ def test_a_final_read_answered_503_after_failback_is_late_and_unverified() -> No
 
 def test_a_read_refused_while_redis_served_reads_is_unserved() -> None:
     script = Script(settled=False).create("s", 1, at=1).read("s", at=3, status=503)
+    settled_fleet(script, 1.5, 2)  # Redis certainly held it when the refusal began
     script.history.faults.append(FaultWindow("noreplicas", "redis", 2, 4, redis_serves_reads=True))
     assert kinds(script.final("s", 1).check()) == [AnomalyKind.UNSERVED_READ]
+
+
+def test_a_session_a_replica_may_not_have_replayed_yet_may_be_refused() -> None:
+    """Written during one refusal, read during the next: no replica was seen settled in
+    between, so it may still be in the journal of the replica that took it."""
+    script = Script(settled=False).create("s", 1, at=1).read("s", at=5, status=503)
+    settled_fleet(script, 0, 0.5)
+    for replica in script.history.replicas:  # then journalling, and never seen settled again
+        script.history.samples.append(FleetSample(replica, 0.7, 0.705, False))
+    script.history.faults.append(FaultWindow("oom", "redis", 0.6, 3, redis_serves_reads=True))
+    script.history.faults.append(FaultWindow("oom", "redis", 4, 6, redis_serves_reads=True))
+    assert kinds(script.final("s", 1).check()) == []
 
 
 def test_an_incident_fails_the_run() -> None:
