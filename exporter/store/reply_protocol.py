@@ -39,10 +39,10 @@ class ReplyProtocol(asyncio.Protocol):
         # Why the connection ended, once it has: never an exception set on the future, so that
         # nobody has to retrieve it.
         self.ended: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-        self.transport: asyncio.Transport | None = None
+        # Not typed asyncio.Transport: uvloop's transports do not derive from it.
+        self.transport: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:

@@ -103,6 +103,10 @@ class Fleet:
         ready = await asyncio.gather(*(wait_ready(r) for r in self.replicas.values()))
         for replica, ok in zip(self.replicas.values(), ready, strict=True):
             assert ok, f"replica {replica.name} did not start:\n{replica.log_tail()}"
+        # A fleet whose memory tiers are bypassed would test nothing of coherence.
+        coherent = await asyncio.gather(*(wait_coherent(r) for r in self.replicas.values()))
+        for replica, ok in zip(self.replicas.values(), coherent, strict=True):
+            assert ok, f"replica {replica.name} never tracked its keys:\n{replica.log_tail()}"
             self.routable.add(replica.name)
 
     def kill(self, name: str) -> None:
@@ -167,6 +171,21 @@ async def wait_ready(replica: ExporterProcess, within: float = READY_WITHIN) -> 
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                 async with http.get(f"{replica.base_url}/-/ready") as response:
                     if response.status == 200:
+                        return True
+            await asyncio.sleep(0.05)
+    return False
+
+
+async def wait_coherent(replica: ExporterProcess, within: float = READY_WITHIN) -> bool:
+    """Poll `/api/session-metrics/persistence` until invalidation tracking is active (True)."""
+    deadline = time.monotonic() + within
+    timeout = aiohttp.ClientTimeout(total=1)
+    url = f"{replica.base_url}/api/session-metrics/persistence"
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while time.monotonic() < deadline and replica.running:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.get(url) as response:
+                    if (await response.json())["coherence"]["tracking_active"]:
                         return True
             await asyncio.sleep(0.05)
     return False
