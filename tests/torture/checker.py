@@ -27,9 +27,9 @@ What is wrong (each an `Anomaly`):
 - a 503 for a request made while every fleet replica reported failback with an empty journal and
   no fault was going on (`LATE_503`), a read answered 503 while Redis was serving reads of a
   live session every replica had replayed before the refusal began (`UNSERVED_READ`: the fleet
-  was seen settled after its last write; a miss of a deleted or expired one, or of one a replica
-  may still hold in its journal, is doubtful), and anything the
-  harness itself saw go wrong (`INCIDENT`).
+  was seen settled after its last write, and Redis has not lost its data since; a miss of a
+  deleted or expired one, or of one a replica may still hold in its journal, is doubtful), and
+  anything the harness itself saw go wrong (`INCIDENT`).
 
 A write lost to two failures (its replica killed, then Redis's data lost) is reported under
 "not counted", like a stale read during an outage: the guarantee is for single failures.
@@ -398,9 +398,14 @@ def judge_503s(
         if op.is_write:
             writes_ended[op.session].append(op.completed)
 
-    def in_redis(session: str | None, before: float) -> bool:
-        """Every replica was seen settled after the session's last write, before `before`."""
+    losses = [fault.started for fault in history.faults if fault.loses_data]
+
+    def in_redis(session: str | None, before: float, read_at: float) -> bool:
+        """Every replica was seen settled after the session's last write, before `before`, and
+        Redis did not lose its data since (what that cost is judged by the loss rules)."""
         last = max(writes_ended[session], default=math.inf)
+        if any(last <= lost < read_at for lost in losses):
+            return False
         return any(max(start, last) < min(end, before) for start, end in settled)
 
     def live(op: Op) -> bool:
@@ -426,7 +431,11 @@ def judge_503s(
             # was seen with an empty journal after its last write. Before that (written while
             # Redis refused writes, this time or during an earlier fault whose journals were
             # not replayed yet) it may be in a replica's journal only: a 503 is honest then.
-            if fault.covers(op.invoked) and live(op) and in_redis(op.session, fault.started):
+            if (
+                fault.covers(op.invoked)
+                and live(op)
+                and in_redis(op.session, fault.started, op.invoked)
+            ):
                 detail = f"during {fault.kind} on {fault.target}: {op.describe()}"
                 yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op)
                 break

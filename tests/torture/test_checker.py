@@ -220,6 +220,16 @@ def test_a_session_a_replica_may_not_have_replayed_yet_may_be_refused() -> None:
     assert kinds(script.final("s", 1).check()) == []
 
 
+def test_a_session_redis_lost_since_its_last_write_may_be_refused() -> None:
+    """Redis restarted empty after the write (a double failure lost it, or a replica is still
+    re-seeding it): whatever that cost, the loss rules judge it, not the refusal's."""
+    script = Script(settled=False).create("s", 1, at=1).read("s", at=5, status=503)
+    settled_fleet(script, 1.5, 4)
+    script.history.faults.append(FaultWindow("restart-empty", "redis", 2, 2.5, loses_data=True))
+    script.history.faults.append(FaultWindow("oom", "redis", 4, 6, redis_serves_reads=True))
+    assert AnomalyKind.UNSERVED_READ not in kinds(script.final("s", 1).check())
+
+
 def test_an_incident_fails_the_run() -> None:
     script = Script()
     script.history.incidents.append(Incident(3.0, "A", "did not start again within 20 s"))
