@@ -303,8 +303,13 @@ class Recovery:
             # Writes go to Redis again from here on; replays cannot overwrite them (versions).
             self.breaker.success()
             self._set_backend_up(True)
-            await self.fleet.sync_locked()  # the epoch first: re-seed before anything is flushed
-            replayed, skipped = await self.replay.replay_all()
+            try:
+                await self.fleet.sync_locked()  # the epoch first: re-seed before any flush
+                replayed, skipped = await self.replay.replay_all()
+            except WritesRefused as exc:
+                if self.failover.fallback_active and exc.reason != "noauth":
+                    self._fail_back_refused(exc.reason)
+                raise
             if not self.breaker.closed:
                 return  # a live write failed meanwhile: stay in fallback
             self._settle_outage(replayed, skipped)
@@ -327,6 +332,25 @@ class Recovery:
             self._fail_back(replayed, skipped)
         if was_out:
             self.fleet.outage_ended()
+
+    def _fail_back_refused(self, reason: str) -> None:
+        """Redis answers again but refuses writes (it went out of memory meanwhile, or the
+        outage was a timeout during a refusal): reads go to it again, writes stay journalled
+        until it takes them. Not an outage any more: a refusal."""
+        self.refused(reason)
+        outage = self.failover.failed_back()
+        self.store.fallback_changed()
+        flushed = self.store.flush_memory("flush")  # journalled writes stay: only copies
+        message = (
+            f"Redis back after {outage:.1f}s but refusing writes ({reason}): reads from Redis,"
+            " writes journalled"
+        )
+        log.info(message)
+        self._event(
+            "failback",
+            f"{message}; memory tier flushed ({flushed} entries)",
+            outage_seconds=round(outage, 3),
+        )
 
     def _fail_back(self, replayed: int, skipped: int) -> None:
         outage = self.failover.failed_back()

@@ -166,6 +166,26 @@ async def test_a_write_journalled_while_a_refusal_ends_is_replayed_within_an_int
         await a.recovery.stop()
 
 
+async def test_a_fallback_that_finds_redis_refusing_writes_serves_reads_from_it() -> None:
+    """A call timed out during an OOM spell (fallback: reads from memory only, 503 for the rest);
+    once Redis answers, the replica reads from it again, and journals writes until it takes
+    them, as in any refusal."""
+    server = Server()
+    a = Replica("a", server)
+    await settled(a)
+    a.recovery.failed(StoreUnavailable("Redis did not answer in time"))
+    item = ReplayItem("s:{j}", 5, FAR, StoredValue(b"journalled", 5, FAR))
+    await a.journal.record(item)
+    server.refusing = True
+    assert not await a.recovery.recover_now()
+    assert not a.recovery.fallback_active and a.recovery.writes_refused == "oom"
+    assert a.journal.get("s:{j}") is item and server.value("s:{j}") is None
+    assert "failback" in a.event_types() and not await a.final_miss()
+    server.refusing = False
+    assert await a.recovery.recover_now()
+    assert server.value("s:{j}") == b"journalled" and await a.final_miss()
+
+
 async def test_a_master_switch_resends_the_last_acknowledged_writes() -> None:
     old_master = Server()
     a = Replica("a", old_master, resend=True)
