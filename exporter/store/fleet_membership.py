@@ -222,6 +222,14 @@ class FleetMembership:
             return  # removed again meanwhile: the next sync begins one
         change = epoch_change(self._followed, epoch, self._run_id_seen)
         if change is not None:
+            log.info(
+                "data epoch %s -> %s (%s), read from the server on port %d, run id %.8s",
+                self._followed.token if self._followed is not None else "none",
+                epoch.token,
+                change.value,
+                snapshot.port,
+                snapshot.run_id,
+            )
             self.view.unsettle()
             await self.outage.follow(change)  # if it fails, the next sync follows again
             self._followed = epoch

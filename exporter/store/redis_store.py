@@ -176,6 +176,7 @@ class FleetSnapshot:
     server_time: float
     sent: float
     received: float
+    port: int = 0  # the server's own TCP port (INFO): which server answered, in logs
 
 
 # What `RedisStore.get` returns for a deleted key (a final "not found", unlike a missing key).
@@ -384,6 +385,7 @@ class RedisStore:
             int(now[0]) + int(now[1]) / 1e6,
             sent,
             received,
+            int(info.get("tcp_port") or 0),
         )
 
     async def fleet_view(self) -> tuple[Epoch | None, dict[str, Member | None]]:
