@@ -264,6 +264,8 @@ class Coherence:
         full = await self._table_full()
         if full is not None:
             raise ChannelLost(full)
+        if self._moved.is_set():  # during the awaits above: these may be the old master's
+            raise ChannelLost("the primaries moved while tracking was being established")
         self.lanes.publish(
             {channel.address: channel.lane for channel in channels if channel.lane is not None}
         )

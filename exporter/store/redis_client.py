@@ -261,28 +261,36 @@ class LatestSentinel(Sentinel):
         return master
 
 
-async def _check_role(connection: AbstractConnection) -> None:
-    """Refuse a server that is not a master (a stale answer of a sentinel named a replica)."""
+async def _check_master(connection: Any, address: tuple[str, int]) -> None:
+    """Refuse a server that is not a master (a stale answer of a sentinel named a replica), or
+    no longer the one Sentinel names: a switch announced while this connection was being made
+    (the reset of the pool then found nothing to close, and the old master still says `master`
+    and takes writes until Sentinel turns it into a replica)."""
     await connection.send_command("ROLE")
     role = await connection.read_response()
     name = role[0].decode() if isinstance(role[0], bytes) else str(role[0])
     if name != "master":
         await connection.disconnect()
         raise RedisConnectionError(f"the server Sentinel named is a {name}, not the master")
+    current = connection.connection_pool.sentinel_manager.view.current
+    if current is not None and current != address:
+        await connection.disconnect()
+        raise RedisConnectionError("Sentinel switched the master while connecting")
 
 
 class MasterConnection(SentinelManagedConnection):
-    """A connection to the Sentinel master that checks, once connected, that it is one."""
+    """A connection to the Sentinel master that checks, once connected, that it is one, and
+    still the one Sentinel names."""
 
     async def connect_to(self, address: tuple[str, int]) -> None:
         await super().connect_to(address)  # type: ignore[no-untyped-call]
-        await _check_role(self)
+        await _check_master(self, address)
 
 
 class MasterSSLConnection(SentinelManagedSSLConnection):
     async def connect_to(self, address: tuple[str, int]) -> None:
         await super().connect_to(address)  # type: ignore[no-untyped-call]
-        await _check_role(self)
+        await _check_master(self, address)
 
 
 def client_options(

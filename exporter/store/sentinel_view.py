@@ -22,6 +22,13 @@ caller retries.
     True
     >>> view.choose([old, new])
     ('10.0.0.2', 6379)
+
+A connection to the master is made in two steps: ask (`choose`), then connect and check `ROLE`.
+A switch announced in between makes the answer stale, and the old master still says `master`:
+`current` is the master as decided last, which the connection checks once connected.
+
+    >>> view.current
+    ('10.0.0.2', 6379)
 """
 
 from __future__ import annotations
@@ -50,9 +57,11 @@ class MasterView:
 
     epoch_seen: int = -1
     switch: tuple[Address, int] | None = None
+    current: Address | None = None  # the last decision: an answer chosen, or a switch heard
 
     def announced(self, address: Address) -> None:
         self.switch = (address, self.epoch_seen)
+        self.current = address
 
     def choose(self, states: Sequence[MasterState]) -> Address | None:
         """The master the newest acceptable answer names, or None when none is acceptable."""
@@ -63,4 +72,5 @@ class MasterView:
             return None
         newest = max(states, key=_epoch)
         self.epoch_seen = max(self.epoch_seen, _epoch(newest))
-        return _address(newest)
+        self.current = _address(newest)
+        return self.current

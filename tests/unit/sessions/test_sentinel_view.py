@@ -26,3 +26,12 @@ def test_an_announcement_heard_after_the_new_configuration_was_seen_keeps_it() -
     view.announced(("new", 6379))
     assert view.choose([state("old", 3), state("new", 4)]) == ("new", 6379)
     assert view.choose([state("old", 3)]) is None
+
+
+def test_the_current_master_is_the_last_decision_an_answer_or_an_announcement() -> None:
+    view = MasterView()
+    assert view.current is None
+    view.choose([state("old", 3)])
+    assert view.current == ("old", 6379)
+    view.announced(("new", 6379))  # heard while a connection to "old" was being made
+    assert view.current == ("new", 6379)
