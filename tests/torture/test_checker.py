@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from tests.torture.checker import (
+    NOTICE_WITHIN,
     AnomalyKind,
     Verdict,
     check,
@@ -196,6 +197,16 @@ def test_a_503_once_every_replica_has_failed_back_is_late() -> None:
     assert verdict.late_503s == 1
 
 
+def test_a_503_while_replicas_learn_of_a_transparent_fault_is_not_late() -> None:
+    """A planned failover: every replica stays connected and settled as the monitor sees it,
+    and learns of the new master at its next sync."""
+    for after, late in [(0.1, False), (1.0, True)]:
+        script = Script().create("s", 1, at=1)
+        script.history.faults.append(FaultWindow("cluster-failover", "redis", 3.0, 3.02))
+        verdict = script.read("s", at=3.02 + after, status=503).final("s", 1).check()
+        assert (kinds(verdict) == [AnomalyKind.LATE_503]) is late, after
+
+
 def test_a_final_read_answered_503_after_failback_is_late_and_unverified() -> None:
     verdict = Script().create("s", 1, at=1).final("s", status=503).check()
     assert sorted(kinds(verdict)) == [AnomalyKind.LATE_503, AnomalyKind.UNVERIFIED]
@@ -363,7 +374,8 @@ def test_settled_intervals_need_every_replica_and_no_fault() -> None:
         FleetSample("B", 0, 0.1, True),
     ]
     faults = [FaultWindow("pause", "redis", 2, 3)]
-    assert settled_intervals(samples, ["A", "B"], faults) == [(1.1, 2), (3, 4)]
+    # the fault, and the moment replicas take to learn of what it changed
+    assert settled_intervals(samples, ["A", "B"], faults) == [(1.1, 2), (3 + NOTICE_WITHIN, 4)]
     assert settled_intervals(samples, ["A", "B", "C"], []) == []
 
 
