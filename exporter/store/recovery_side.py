@@ -43,9 +43,14 @@ class RecoverySide:
     def flush_memory(self, reason: str = "flush", *, keep_for_reseed: bool = True) -> int:
         return self.tier.flush(reason, keep_for_reseed=keep_for_reseed)
 
-    def replayed(self, key: str) -> None:
-        """The journal no longer holds `key`: its memory copy may be evicted again."""
+    def replayed(self, key: str, written: bool) -> None:
+        """The journal no longer holds `key`: its memory copy may be evicted again. Not written
+        (Redis held a newer value or a delete, made through another replica meanwhile): that
+        copy lost, and must not be served. Nothing else would drop it: a refusal ends without
+        a flush, and no invalidation follows a write that came first."""
         self.tier.memory.unpin(key)
+        if not written:
+            self.tier.changed_elsewhere(key, "remote")
 
     def fallback_changed(self) -> None:
         self.tier.serve_fallback(self._fallback_active())

@@ -129,8 +129,9 @@ class Memory:
         self.held.clear()
         return count
 
-    def replayed(self, key: str) -> None:
-        pass
+    def replayed(self, key: str, written: bool) -> None:
+        if not written:
+            self.held.pop(key, None)
 
     def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
         return [False] * len(items)

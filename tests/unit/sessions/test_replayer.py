@@ -118,3 +118,20 @@ async def test_a_replayed_write_the_old_master_already_held_is_sent_again_after_
     setup.replayer.resend_recent()
     assert await setup.replayer.replay_all() == (1, 0)
     assert setup.server.value("s:{1}") == b"acknowledged from the journal"
+
+
+async def test_a_journalled_write_that_lost_to_a_newer_one_leaves_memory() -> None:
+    """Journalled during a refusal, replayed after another replica's delete (or newer update)
+    of the session reached Redis: skipped, and this replica's copy must not be served any more
+    (a refusal ends without a flush, and no invalidation follows)."""
+    setup = Setup()
+    setup.server.data["s:{gone}"] = (31, None)  # deleted through another replica
+    setup.server.data["s:{newer}"] = (41, b"newer")
+    for journalled in (item("s:{gone}", 30, b"ours"), item("s:{newer}", 40, b"ours")):
+        assert journalled.value is not None
+        setup.memory.held[journalled.key] = journalled.value
+        await setup.journal.record(journalled)
+    setup.memory.held["s:{other}"] = StoredValue(b"kept", 1, FAR)
+    assert await setup.replayer.replay_all() == (0, 2)
+    assert list(setup.memory.held) == ["s:{other}"]
+    assert setup.server.data["s:{gone}"] == (31, None)
