@@ -43,14 +43,22 @@ class RecoverySide:
     def flush_memory(self, reason: str = "flush", *, keep_for_reseed: bool = True) -> int:
         return self.tier.flush(reason, keep_for_reseed=keep_for_reseed)
 
-    def replayed(self, key: str, written: bool) -> None:
-        """The journal no longer holds `key`: its memory copy may be evicted again. Not written
-        (Redis held a newer value or a delete, made through another replica meanwhile): that
-        copy lost, and must not be served. Nothing else would drop it: a refusal ends without
-        a flush, and no invalidation follows a write that came first."""
-        self.tier.memory.unpin(key)
+    def replayed(self, item: ReplayItem, written: bool) -> None:
+        """The journal no longer holds `item`'s key: its memory copy may be evicted again.
+
+        Not written (Redis held a newer value or a delete, made through another replica
+        meanwhile): that copy lost, and must not be served. Nothing else would drop it: a
+        refusal ends without a flush, and no invalidation follows a write that came first.
+
+        Written: this replica made the session's latest write, but memory may no longer hold
+        it (another replica's older journalled write, replayed first, invalidated it). It is
+        kept in the reserve, so that a Redis that loses its data gets it back at the re-seed."""
+        tier = self.tier
+        tier.memory.unpin(item.key)
         if not written:
-            self.tier.changed_elsewhere(key, "remote")
+            tier.changed_elsewhere(item.key, "remote")
+        elif tier.is_session(item.key):
+            tier.reserve.keep(item)
 
     def fallback_changed(self) -> None:
         self.tier.serve_fallback(self._fallback_active())

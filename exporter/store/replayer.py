@@ -54,7 +54,7 @@ class ReplaySide(Protocol):
         self, items: list[ReplayItem], expected: list[bool], sent: list[bool]
     ) -> None: ...
     def flush_memory(self, reason: str, *, keep_for_reseed: bool = True) -> int: ...
-    def replayed(self, key: str, written: bool) -> None: ...
+    def replayed(self, item: ReplayItem, written: bool) -> None: ...
 
 
 class Replayer:
@@ -114,7 +114,7 @@ class Replayer:
             self.journal.discard(batch)
             for item, written in zip(batch, results, strict=True):
                 if self.journal.get(item.key) is None:
-                    self.store.replayed(item.key, written)
+                    self.store.replayed(item, written)
             written = sum(results)
             replayed, skipped = replayed + written, skipped + len(results) - written
             self._replayed_child.inc(len(results))

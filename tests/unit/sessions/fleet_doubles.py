@@ -129,9 +129,9 @@ class Memory:
         self.held.clear()
         return count
 
-    def replayed(self, key: str, written: bool) -> None:
+    def replayed(self, item: ReplayItem, written: bool) -> None:
         if not written:
-            self.held.pop(key, None)
+            self.held.pop(item.key, None)
 
     def expect_echoes(self, items: list[ReplayItem]) -> list[bool]:
         return [False] * len(items)

@@ -10,6 +10,7 @@ from exporter.core.metrics import Metrics
 from exporter.store.contract import ReplayItem, StoredValue
 from exporter.store.memory_store import MemoryStore
 from exporter.store.memory_tier import MemoryTier
+from exporter.store.recovery_side import RecoverySide
 from exporter.store.store_reporting import StoreCounters
 from tests.support.clock import ManualClock
 
@@ -136,3 +137,20 @@ def test_replayed_writes_expected_to_echo_unless_skipped() -> None:
     items, expected = items[:2], expected[:2]
     memory_tier.echoes_missed(items, expected, sent=[True, False])
     assert memory_tier.guard.is_echo("s:{a}") and not memory_tier.guard.is_echo("s:{b}")
+
+
+def test_a_replayed_write_is_kept_for_a_reseed_and_one_that_lost_is_not_served() -> None:
+    """What recovery reports of each replayed journal entry (`RecoverySide.replayed`)."""
+    memory_tier, _ = tier()
+    side = RecoverySide(memory_tier, None, fallback_active=lambda: False)  # type: ignore[arg-type]
+    ours = ReplayItem(SESSION, 5, 2000.0, value(5, b"ours"))
+    # Written, but memory had dropped its copy (another replica's older replay invalidated it).
+    side.replayed(ours, written=True)
+    assert [item.value for item in memory_tier.held_sessions()] == [value(5, b"ours")]
+    # Skipped: Redis held a newer value or a delete, so our copy must not be served.
+    other = ReplayItem("s:{b}", 3, 2000.0, value(3, b"lost"))
+    assert other.value is not None
+    memory_tier.fill(other.key, other.value, own=True)
+    side.replayed(other, written=False)
+    assert memory_tier.reads.get(other.key) is None
+    assert other.key not in {item.key for item in memory_tier.held_sessions()}
