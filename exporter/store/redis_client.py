@@ -49,6 +49,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import (
     MasterNotFoundError,
     Sentinel,
+    SentinelConnectionPool,
     SentinelManagedConnection,
     SentinelManagedSSLConnection,
 )
@@ -293,6 +294,20 @@ class MasterSSLConnection(SentinelManagedSSLConnection):
         await _check_master(self, address)
 
 
+class MasterPool(SentinelConnectionPool):
+    """redis-py's Sentinel pool, which hands out a pooled connection only while it talks to the
+    master Sentinel names now (`MasterView.current`): one made to another server (whatever
+    race left it in the pool) reconnects first, through the sentinels. A tuple comparison per
+    checkout. (redis-py 8.2's base pool no longer asks `owns_connection`, which did this.)"""
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        current = self.sentinel_manager.view.current
+        address = (getattr(connection, "host", None), getattr(connection, "port", None))
+        if current is not None and connection.is_connected and address != current:
+            await connection.disconnect()
+        await super().ensure_connection(connection)
+
+
 def client_options(
     timeout: float, max_connections: int = 64, pool_timeout: float = 1.0
 ) -> dict[str, Any]:
@@ -460,7 +475,7 @@ def open_deployment(
     pool_options: dict[str, Any] = {
         "connection_class": MasterSSLConnection if target.tls else MasterConnection
     }
-    client = sentinel.master_for(target.master, **pool_options)
+    client = sentinel.master_for(target.master, connection_pool_class=MasterPool, **pool_options)
     return RedisDeployment(target, client, sentinel)
 
 

@@ -3,11 +3,13 @@
 Right after a failover the sentinels learn of it one by one (gossip every 2 s). The one that ran
 it has a newer configuration (a higher `config-epoch`): its answer wins. And once a sentinel
 has *announced* the switch (`+switch-master`, heard by `SentinelWatch`), an answer naming
-another server is stale unless its configuration is newer than any seen before the
-announcement: a busy leader that does not answer in time must not let the others' old answer
-send writes back to the old master (it still acknowledges them until it is turned into a
-replica, and its resync then deletes them). No answer is then better than a stale one: the
-caller retries.
+another server counts only if its configuration is newer than the announced master's, as some
+sentinel reports it: before any does, none counts. A busy leader that does not answer in time
+must not let the others' old answer send writes back to the old master (it still acknowledges
+them until it is turned into a replica, and its resync then deletes them); nor may the leader's
+own answer sent just before the switch, which names the old master with the *new* epoch (Redis
+updates the epoch when the replica takes over, the address when it announces the switch). No
+answer is then better than a stale one: the caller retries.
 
     >>> old = {"ip": "10.0.0.1", "port": "6379", "config-epoch": "3"}
     >>> new = {"ip": "10.0.0.2", "port": "6379", "config-epoch": "4"}
@@ -52,25 +54,34 @@ def _epoch(state: MasterState) -> int:
 
 @dataclass(slots=True)
 class MasterView:
-    """The newest configuration seen, and the last switch announced (with the newest
-    configuration seen when it was heard)."""
+    """The last switch announced (with its master's configuration epoch, once a sentinel has
+    named it), and the last decision."""
 
-    epoch_seen: int = -1
-    switch: tuple[Address, int] | None = None
+    switch: tuple[Address, int | None] | None = None
     current: Address | None = None  # the last decision: an answer chosen, or a switch heard
 
     def announced(self, address: Address) -> None:
-        self.switch = (address, self.epoch_seen)
+        self.switch = (address, None)
         self.current = address
 
     def choose(self, states: Sequence[MasterState]) -> Address | None:
         """The master the newest acceptable answer names, or None when none is acceptable."""
         if self.switch is not None:
-            announced, before = self.switch
-            states = [s for s in states if _address(s) == announced or _epoch(s) > before]
+            states = self._after_switch(states, *self.switch)
         if not states:
             return None
-        newest = max(states, key=_epoch)
-        self.epoch_seen = max(self.epoch_seen, _epoch(newest))
-        self.current = _address(newest)
+        self.current = _address(max(states, key=_epoch))
         return self.current
+
+    def _after_switch(
+        self, states: Sequence[MasterState], announced: Address, epoch: int | None
+    ) -> list[MasterState]:
+        for state in states:
+            if _address(state) == announced:
+                epoch = max(_epoch(state), -1 if epoch is None else epoch)
+        self.switch = (announced, epoch)
+        return [
+            state
+            for state in states
+            if _address(state) == announced or (epoch is not None and _epoch(state) > epoch)
+        ]
