@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployment", choices=KINDS, help="every round on this deployment")
     parser.add_argument("--round", type=int, help="run only this round of the schedule")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM (a CI timeout, `kill`): unwind as for Ctrl-C, so that every Redis,
+    # sentinel and replica process of the round is stopped, not left running without a parent.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
     schedule = plan(seed, args.minutes * 60, deployment=args.deployment)
     print(schedule.describe(), flush=True)
