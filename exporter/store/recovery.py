@@ -338,28 +338,26 @@ class Recovery:
         outage was a timeout during a refusal): reads go to it again, writes stay journalled
         until it takes them. Not an outage any more: a refusal."""
         self.refused(reason)
-        outage = self.failover.failed_back()
-        self.store.fallback_changed()
-        flushed = self.store.flush_memory("flush")  # journalled writes stay: only copies
-        message = (
-            f"Redis back after {outage:.1f}s but refusing writes ({reason}): reads from Redis,"
-            " writes journalled"
-        )
-        log.info(message)
-        self._event(
-            "failback",
-            f"{message}; memory tier flushed ({flushed} entries)",
-            outage_seconds=round(outage, 3),
-        )
+        outage, flushed = self._leave_fallback()
+        message = f"Redis back after {outage:.1f}s but refusing writes ({reason})"
+        log.info("%s: reads from Redis, writes journalled", message)
+        self._failback_event(outage, flushed)
 
     def _fail_back(self, replayed: int, skipped: int) -> None:
-        outage = self.failover.failed_back()
-        self.store.fallback_changed()
-        # Another replica may have changed keys this tier holds; Redis is the truth again.
-        flushed = self.store.flush_memory("flush")
+        outage, flushed = self._leave_fallback()
         message = f"Redis back after {outage:.1f}s: replayed {replayed}, skipped {skipped} older"
         log.info(message)
         self._event("replay_done", message, replayed=replayed, skipped=skipped, dropped=0)
+        self._failback_event(outage, flushed)
+
+    def _leave_fallback(self) -> tuple[float, int]:
+        """(the outage's length, the memory entries flushed). Another replica may have changed
+        keys this tier holds; Redis is the truth again (the journal's writes stay pinned)."""
+        outage = self.failover.failed_back()
+        self.store.fallback_changed()
+        return outage, self.store.flush_memory("flush")
+
+    def _failback_event(self, outage: float, flushed: int) -> None:
         self._event(
             "failback",
             f"Redis reachable again; memory tier flushed ({flushed} entries)",
