@@ -46,18 +46,21 @@ class RecoverySide:
     def replayed(self, item: ReplayItem, written: bool) -> None:
         """The journal no longer holds `item`'s key: its memory copy may be evicted again.
 
-        Not written (Redis held a newer value or a delete, made through another replica
-        meanwhile): that copy lost, and must not be served. Nothing else would drop it: a
-        refusal ends without a flush, and no invalidation follows a write that came first.
+        Not written: Redis held that version already (the very write that timed out, taken by
+        a hung server when it woke), or a newer value or a delete made through another replica
+        meanwhile. In the second case the copy lost and must not be served, and nothing else
+        would drop it (a refusal ends without a flush; no invalidation follows a write that
+        came first): it leaves memory, and reads go to Redis.
 
-        Written: this replica made the session's latest write, but memory may no longer hold
-        it (another replica's older journalled write, replayed first, invalidated it). It is
-        kept in the reserve, so that a Redis that loses its data gets it back at the re-seed."""
+        Either way this replica may hold the session's latest write while memory does not (it
+        left just now, or another replica's older journalled write, replayed first, invalidated
+        it): it is kept in the reserve, so that a Redis that loses its data gets it back at the
+        re-seed, version-checked (a newer value or a delete elsewhere still wins)."""
         tier = self.tier
         tier.memory.unpin(item.key)
         if not written:
-            tier.changed_elsewhere(item.key, "remote")
-        elif tier.is_session(item.key):
+            tier.memory.pop(item.key)
+        if tier.is_session(item.key):
             tier.reserve.keep(item)
 
     def fallback_changed(self) -> None:
