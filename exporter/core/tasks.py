@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 
@@ -16,9 +15,14 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     running = [task for task in tasks if task is not None]
     for task in running:
         task.cancel()
+    if not running:
+        return
+    # asyncio.wait, not `await task` under a suppressed CancelledError: that would swallow a
+    # cancellation of the caller arriving meanwhile (shutdown would then go on waiting for it).
+    await asyncio.wait(running)
     for task in running:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        if not task.cancelled():
+            task.exception()  # retrieved: nothing logs "exception was never retrieved"
 
 
 def raise_if_cancelled() -> None:

@@ -16,7 +16,6 @@ replica reads back every session the run created. The checker judges the history
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from exporter.core.tasks import cancel_and_wait
 from tests.support.exporter_process import ExporterProcess
 from tests.torture import report
 from tests.torture.checker import DEFAULT_SLACK, Verdict, check
@@ -93,11 +93,7 @@ class Trial:
         traceback: TracebackType | None,
     ) -> None:
         self.load.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         await self.http.close()
         if self.cold is not None:
             self.cold.stop()
