@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from exporter.store.contract import ReplayItem
+from exporter.store.contract import ReplayItem, StoredValue
 from exporter.store.memory_tier import MemoryTier
 from exporter.store.redis_calls import RedisCalls
 
@@ -20,11 +20,18 @@ T = TypeVar("T")
 
 class RecoverySide:
     def __init__(
-        self, tier: MemoryTier, calls: RedisCalls, *, fallback_active: Callable[[], bool]
+        self,
+        tier: MemoryTier,
+        calls: RedisCalls,
+        *,
+        fallback_active: Callable[[], bool],
+        park: Callable[[str, StoredValue], None] = lambda key, value: None,
     ) -> None:
+        """`park(key, value)`: hold memory's copy unserved until Redis confirms it (parking.py)."""
         self.tier = tier
         self.calls = calls
         self._fallback_active = fallback_active
+        self._park = park
 
     async def redis_call(self, command: Callable[[], Awaitable[T]]) -> T:
         return await self.calls.call(command)
@@ -50,16 +57,19 @@ class RecoverySide:
         a hung server when it woke), or a newer value or a delete made through another replica
         meanwhile. In the second case the copy lost and must not be served, and nothing else
         would drop it (a refusal ends without a flush; no invalidation follows a write that
-        came first): it leaves memory, and reads go to Redis.
+        came first): it is parked, unserved until a GET shows which (then it is served, or
+        replaced by Redis's value). A fallback meanwhile serves it, as it serves every own
+        write (dropping it instead answered 503 for it in the next outage).
 
-        Either way this replica may hold the session's latest write while memory does not (it
-        left just now, or another replica's older journalled write, replayed first, invalidated
-        it): it is kept in the reserve, so that a Redis that loses its data gets it back at the
-        re-seed, version-checked (a newer value or a delete elsewhere still wins)."""
+        This replica may hold the session's latest write while memory does not (another
+        replica's older journalled write, replayed first, invalidated it): it is kept in the
+        reserve, so that a Redis that loses its data gets it back at the re-seed,
+        version-checked (a newer value or a delete elsewhere still wins)."""
         tier = self.tier
         tier.memory.unpin(item.key)
-        if not written:
-            tier.memory.pop(item.key)
+        held = tier.memory.peek(item.key)
+        if not written and held is not None:
+            self._park(item.key, held)
         if tier.is_session(item.key):
             tier.reserve.keep(item)
 

@@ -142,7 +142,12 @@ class TieredStore:
         fleet_members: FleetMemory | None,
     ) -> None:
         self.calls = RedisCalls(redis, self.loop_lag)
-        side = RecoverySide(self.tier, self.calls, fallback_active=lambda: self.fallback_active)
+        side = RecoverySide(
+            self.tier,
+            self.calls,
+            fallback_active=lambda: self.fallback_active,
+            park=self._park,
+        )
         self.recovery = Recovery(
             redis,
             side,
@@ -275,6 +280,10 @@ class TieredStore:
         """Drop memory-tier entries (all, or under `prefix`) that exist elsewhere too (Redis);
         the only copies (memory-only sessions, journalled writes) stay. Returns how many."""
         return self.tier.clear(prefix)
+
+    def _park(self, key: str, value: StoredValue) -> None:
+        if self.parking is not None:
+            self.parking.park(key, value)
 
     def invalidate(self, key: str, reason: str = "remote") -> str:
         """Drop one memory entry that may be stale (changed by another replica); what was done:

@@ -139,19 +139,26 @@ def test_replayed_writes_expected_to_echo_unless_skipped() -> None:
     assert memory_tier.guard.is_echo("s:{a}") and not memory_tier.guard.is_echo("s:{b}")
 
 
-def test_a_replayed_write_is_kept_for_a_reseed_and_a_skipped_one_is_not_served() -> None:
-    """What recovery reports of each replayed journal entry (`RecoverySide.replayed`)."""
+def test_a_replayed_write_is_kept_for_a_reseed_and_a_skipped_one_is_parked() -> None:
+    """What recovery does with each replayed journal entry (`RecoverySide.replayed`)."""
     memory_tier, _ = tier()
-    side = RecoverySide(memory_tier, None, fallback_active=lambda: False)  # type: ignore[arg-type]
+    parked: list[str] = []
+    side = RecoverySide(
+        memory_tier,
+        None,  # type: ignore[arg-type]
+        fallback_active=lambda: False,
+        park=lambda key, value: parked.append(key),
+    )
     ours = ReplayItem(SESSION, 5, 2000.0, value(5, b"ours"))
     # Written, but memory had dropped its copy (another replica's older replay invalidated it).
     side.replayed(ours, written=True)
     assert [item.value for item in memory_tier.held_sessions()] == [value(5, b"ours")]
+    assert parked == []
     # Skipped: Redis held this version already (the write that timed out, taken late), or a
-    # newer value or a delete: not served from memory, but kept for a re-seed (version-checked).
+    # newer value or a delete: parked (unserved until Redis says which), kept for a re-seed.
     other = ReplayItem("s:{b}", 3, 2000.0, value(3, b"maybe lost"))
     assert other.value is not None
     memory_tier.fill(other.key, other.value, own=True)
     side.replayed(other, written=False)
-    assert memory_tier.reads.get(other.key) is None
+    assert parked == [other.key]
     assert other in memory_tier.held_sessions()
