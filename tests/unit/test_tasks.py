@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from exporter.core import tasks
 from exporter.core.tasks import cancel_and_wait
 
 
@@ -14,10 +17,10 @@ async def test_every_task_is_stopped_and_what_it_raised_is_swallowed() -> None:
         except asyncio.CancelledError:
             raise RuntimeError("a loop that fails as it stops") from None
 
-    tasks = [asyncio.create_task(fails_when_cancelled()), asyncio.create_task(asyncio.sleep(60))]
+    loops = [asyncio.create_task(fails_when_cancelled()), asyncio.create_task(asyncio.sleep(60))]
     await asyncio.sleep(0)
-    await cancel_and_wait(*tasks, None)
-    assert all(task.done() for task in tasks)
+    await cancel_and_wait(*loops, None)
+    assert all(task.done() for task in loops)
 
 
 async def test_a_caller_cancelled_while_it_waits_stays_cancelled() -> None:
@@ -37,3 +40,25 @@ async def test_a_caller_cancelled_while_it_waits_stays_cancelled() -> None:
     await asyncio.wait([stopping])
     assert stopping.cancelled()
     await asyncio.wait([inner])
+
+
+async def test_a_task_that_swallowed_its_cancel_is_cancelled_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As redis-py on Python 3.11 may (CPython gh-86296): the loop goes on to wait for ever."""
+    monkeypatch.setattr(tasks, "CANCEL_REPEAT", 0.05)
+    swallowed = asyncio.Event()
+
+    async def swallows_one_cancel() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            swallowed.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(swallows_one_cancel())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await cancel_and_wait(task)
+    assert swallowed.is_set() and task.cancelled()
+    assert "still running" in caplog.text
