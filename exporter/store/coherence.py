@@ -272,6 +272,7 @@ class Coherence:
         self._restored()
 
     async def _watch(self) -> None:
+        raise_if_cancelled()  # `_establish` may have swallowed close()'s cancel (see tasks.py)
         tasks = [
             asyncio.create_task(coro)
             for channel in self.channels

@@ -5,8 +5,10 @@ within 2 s with every session written during the outage in Redis with its latest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
+from typing import Any
 
 import orjson
 import pytest
@@ -127,6 +129,35 @@ async def test_redis_down_at_start_up_starts_in_fallback_and_fails_back(
             await wait_for(lambda: layer.sample("store_fallback_active") == 0, 2.0)
             await layer.store.clear_memory()
             assert (await layer.manager.get(session.id)).data == {"born": "offline"}
+    finally:
+        if redis_server.process is None or redis_server.process.poll() is not None:
+            redis_server.start()
+
+
+async def test_closing_while_tracking_is_re_established_stops_at_once(
+    redis_server: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing cancels coherence wherever it is. redis-py on Python 3.11 may swallow that cancel
+    (CPython gh-86296) while tracking is being set up again: coherence must not go on to watch
+    the new channels, or close() waits for it (the repeat of cancel_and_wait, 5 s later)."""
+    redis_server.kill()
+    try:
+        async with open_layer(redis_url, redis_retry_interval=0.05) as layer:
+            coherence = layer.layer.coherence
+            assert coherence is not None
+            looked_up = asyncio.Event()
+            primaries = coherence.deployment.primaries
+
+            async def swallowing_primaries() -> Any:
+                looked_up.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(1)  # as redis-py's write when the cancel lands on it
+                return await primaries()
+
+            coherence.deployment.primaries = swallowing_primaries  # type: ignore[method-assign]
+            redis_server.start()
+            await asyncio.wait_for(looked_up.wait(), 5)
+        assert "still running" not in caplog.text
     finally:
         if redis_server.process is None or redis_server.process.poll() is not None:
             redis_server.start()
