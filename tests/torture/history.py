@@ -101,7 +101,8 @@ class FaultWindow:
     take a moment to notice it (a clock step or a replica's crash does not). `redis_serves_reads`:
     Redis kept answering reads throughout (OOM, NOREPLICAS), so a read answered 503 meanwhile was
     refused for no reason a user can see. `loses_data`: Redis comes back without its data (an
-    empty restart, a kill of a server without persistence)."""
+    empty restart, a kill of a server without persistence). `failed`: why the deployment did not
+    do its part (no replica promoted in time, ...); such a window lasts until it was healed."""
 
     kind: str
     target: str
@@ -111,6 +112,7 @@ class FaultWindow:
     affects_redis: bool = True
     loses_data: bool = False
     killed_at: float | None = None  # when it SIGKILLed its replica (its memory tier lost)
+    failed: str = ""
 
     @property
     def kill(self) -> tuple[str, float] | None:

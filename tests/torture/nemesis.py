@@ -24,6 +24,7 @@ from tests.support.faketime import wall_offset
 from tests.support.full_disk import require_mount
 from tests.support.redis_server import RedisServer
 from tests.torture.deployments import Cluster, Sentinel, Standalone
+from tests.torture.recorder import NemesisFailed
 from tests.torture.trial import Trial
 
 TAKEOVER_WITHIN = 20.0  # seconds for Sentinel or the Cluster to promote a replica
@@ -43,7 +44,7 @@ async def wait_for(predicate: Callable[[], bool], within: float, what: str) -> N
     deadline = time.monotonic() + within
     while not await asyncio.to_thread(predicate):
         if time.monotonic() > deadline:
-            raise AssertionError(f"nemesis: {what} within {within:.0f} s")
+            raise NemesisFailed(f"nemesis: {what} within {within:.0f} s")
         await asyncio.sleep(0.05)
 
 
@@ -132,8 +133,10 @@ async def request_failover(deployment: Sentinel) -> None:
             await asyncio.to_thread(_sentinel_failover, deployment)
             return
         except redis.ResponseError as exc:
-            if "NOGOODSLAVE" not in str(exc) or time.monotonic() > deadline:
+            if "NOGOODSLAVE" not in str(exc):
                 raise
+            if time.monotonic() > deadline:
+                raise NemesisFailed(f"nemesis: SENTINEL FAILOVER refused: {exc}") from exc
         await asyncio.sleep(0.5)
 
 
@@ -348,7 +351,7 @@ async def confirm_clock(trial: Trial, name: str, seconds: float, within: float =
                 if abs(offset - seconds) < 30:
                     return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"nemesis: {name}'s wall clock is {offset} s off, not {seconds}")
+    raise NemesisFailed(f"nemesis: {name}'s wall clock is {offset} s off, not {seconds}")
 
 
 FaultFunction = Callable[..., Awaitable[None]]

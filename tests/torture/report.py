@@ -29,7 +29,9 @@ def render(
         lines.append(f"history (JSON) and replica logs: {dump}")
     lines += ["", "faults:"]
     lines += [
-        f"  [{f.started:8.3f} → {f.ended:8.3f}] {f.kind} on {f.target}" for f in history.faults
+        f"  [{f.started:8.3f} → {f.ended:8.3f}] {f.kind} on {f.target}"
+        + (f" (not carried out: {f.failed})" if f.failed else "")
+        for f in history.faults
     ] or ["  none"]
     lines += ["", "verdict: " + verdict.summary()]
     lines += anomaly_lines("anomalies", verdict.counted)

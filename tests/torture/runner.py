@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tests.torture.deployments import open_deployment
 from tests.torture.fleet import Fleet, replica_specs
 from tests.torture.load import LoadShape
-from tests.torture.nemesis import FAULTS
+from tests.torture.nemesis import FAULTS, heal
+from tests.torture.recorder import NemesisFailed
 from tests.torture.schedule import Round, Schedule
 from tests.torture.trial import Outcome, Trial
 
@@ -71,9 +73,23 @@ async def run_round(
                 await trial.run_for(step.gap)
                 await asyncio.to_thread(deployment.heal)
                 progress(f"  [{trial.now:7.2f}] {step.fault} {step.kwargs}")
-                await FAULTS[step.fault](trial, **step.kwargs)
+                await carry_out(trial, step.fault, step.kwargs, progress)
             return await trial.finish()
     finally:
         if fleet is not None:
             fleet.remove()
         deployment.stop()
+
+
+async def carry_out(
+    trial: Trial, fault: str, kwargs: dict[str, Any], progress: Callable[[str], None]
+) -> None:
+    """One fault of the schedule. If the deployment does not do its part, the fault lasts until
+    it is healed, and the round goes on: what the fleet did meanwhile is judged as any other."""
+    recorded = len(trial.recorder.history.faults)
+    try:
+        await FAULTS[fault](trial, **kwargs)
+    except NemesisFailed as failed:
+        progress(f"  [{trial.now:7.2f}] {failed}: healing, the round goes on")
+        await heal(trial)
+        trial.recorder.healed_now(recorded)
