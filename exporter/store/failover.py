@@ -31,6 +31,7 @@ class Failover:
     wall: Callable[[], float] = field(default=time.time, repr=False)  # for the API's "since"
     fallback_active: bool = False
     fallback_since: float | None = None  # wall clock, for the API
+    fallback_cause: str = ""  # what Redis did (unreachable, too slow, ...): a 503 says it
     failovers: int = 0
     failbacks: int = 0
     writes_refused: str | None = None
@@ -42,12 +43,13 @@ class Failover:
             return "fallback"
         return "refusing" if self.writes_refused is not None else "redis"
 
-    def failed(self) -> bool:
+    def failed(self, cause: str = "Redis is unreachable") -> bool:
         """Redis did not answer: enter the fallback. True if this began an outage."""
         if self.fallback_active:
             return False
         self.fallback_active = True
         self.fallback_since = self.wall()
+        self.fallback_cause = cause
         self.failovers += 1
         return True
 
@@ -56,6 +58,7 @@ class Failover:
         since = self.fallback_since if self.fallback_since is not None else self.wall()
         self.fallback_active = False
         self.fallback_since = None
+        self.fallback_cause = ""
         self.failbacks += 1
         return max(0.0, self.wall() - since)
 

@@ -20,8 +20,6 @@ from exporter.store.contract import CacheRecorder, StoredValue
 from exporter.store.redis_side import RedisSide
 from exporter.store.redis_store import TOMBSTONE
 
-NOT_HELD = "Redis is unreachable and the memory tier does not hold this key"
-
 
 @dataclass(eq=False)
 class ReadPath(RedisSide):
@@ -35,7 +33,7 @@ class ReadPath(RedisSide):
                 return value if live else None
         redis, recovery, tier = self.tracked, self.recovery, self.tier
         if recovery.breaker.state != CLOSED:
-            raise StoreUnavailable(NOT_HELD, recovery.breaker.retry_after())
+            raise recovery.not_held()
         token, read_at, began = tier.guard.watch(key), tier.clock.now(), self.began()
         tracked = False
         try:

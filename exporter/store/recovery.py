@@ -58,6 +58,8 @@ from exporter.store.replayer import RESEND_WINDOW, Replayer, ReplayRedis, Replay
 
 __all__ = ["RESEND_WINDOW", "FleetMemory", "FleetRedis", "Recovery", "StoreSide"]
 
+NOT_HELD = "the memory tier does not hold this key"
+
 log = logging.getLogger(__name__)
 
 
@@ -169,13 +171,20 @@ class Recovery:
         """Redis did not answer a call: fall back (once per outage), recover in the background."""
         self.breaker.failure()
         self._set_backend_up(False)
-        if self.failover.failed():
+        if self.failover.failed(str(exc)):
             self.fleet.outage_started()
             self.store.fallback_changed()
             self._failovers_child.inc()
             log.warning("%s: serving from memory, journalling writes", exc)
             self._event("failover", f"{exc}; serving from memory", reason=exc.code)
         self._wake.set()
+
+    def not_held(self) -> StoreUnavailable:
+        """The 503 for a key that memory does not hold while Redis cannot be asked, saying why:
+        an operator (and the torture checker) tells a slow Redis from a dead one by it."""
+        failover = self.failover
+        why = failover.fallback_cause or f"Redis refuses writes ({failover.writes_refused})"
+        return StoreUnavailable(f"{why}; {NOT_HELD}", self.breaker.retry_after())
 
     def store_error(self, exc: StoreUnavailable) -> None:
         """A write failed: a refusal (Redis answers, will not write) or an outage."""

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from exporter.core.errors import SessionNotFound, StoreBusy, StoreFull, StoreUnavailable
 from exporter.store.contract import ReplayItem, StoredValue
 from exporter.store.parking import Parking
-from exporter.store.read_path import NOT_HELD
 from exporter.store.redis_side import RedisSide
 
 # How long a delete is remembered when the session's expiry is unknown here (see `delete`).
@@ -169,7 +168,7 @@ class WritePath(RedisSide):
     async def _journal_delete(self, key: str, version: int, held: StoredValue | None) -> bool:
         pending = self.journal.get(key)
         if held is None and pending is None:
-            raise StoreUnavailable(NOT_HELD, self.recovery.breaker.retry_after())
+            raise self.recovery.not_held()
         if held is None and pending is not None and pending.value is None:
             return False  # already deleted during this outage
         known = held if held is not None else pending.value  # type: ignore[union-attr]

@@ -78,6 +78,7 @@ async def test_sigkill_outage_no_write_fails_and_replay_restores_latest_data(
                 with pytest.raises(StoreUnavailable) as unavailable:
                     await layer.manager.get("no-such-session-anywhere")
                 assert unavailable.value.retry_after >= 1
+                assert str(unavailable.value).startswith("Redis unavailable (ConnectionError)")
             finally:
                 redis_server.start()
             took = await wait_for(lambda: layer.sample("store_fallback_active") == 0, 2.0)

@@ -30,6 +30,15 @@ def test_one_outage_is_one_failover_however_many_calls_fail() -> None:
     assert state.failed() is True and state.failovers == 2  # the next outage counts
 
 
+def test_the_fallback_remembers_what_began_it_until_it_ends() -> None:
+    state, _ = machine()
+    state.failed("Redis did not answer in time")
+    state.failed("Redis unavailable (ConnectionError)")  # the same outage: the cause stays
+    assert state.fallback_cause == "Redis did not answer in time"
+    state.failed_back()
+    assert state.fallback_cause == ""
+
+
 def test_refusing_writes_is_its_own_state_beside_the_fallback() -> None:
     state, clocks = machine()
     assert state.refused("readonly") is True
