@@ -28,8 +28,9 @@ What is wrong (each an `Anomaly`):
   no fault was going on (`LATE_503`), a read answered 503 while Redis was serving reads of a
   live session every replica had replayed before the refusal began (`UNSERVED_READ`: the fleet
   was seen settled after its last write, and Redis has not lost its data since; a miss of a
-  deleted or expired one, or of one a replica may still hold in its journal, is doubtful), and
-  anything the harness itself saw go wrong (`INCIDENT`).
+  deleted or expired one, or of one a replica may still hold in its journal, is doubtful; one
+  whose 503 says the replica's own Redis call timed out is reported, not counted: to it, that
+  is an outage), and anything the harness itself saw go wrong (`INCIDENT`).
 
 A write lost to two failures (its replica killed, then Redis's data lost) is reported under
 "not counted", like a stale read during an outage: the guarantee is for single failures.
@@ -82,6 +83,15 @@ WRONG_KINDS = frozenset(
 # replica connected, so the monitor may see them settled throughout: a 503 this soon after such
 # a fault ends is the protocol at work, not a late one.
 NOTICE_WITHIN = 0.5
+
+
+# A replica whose own Redis call timed out (the machine was slow) is in an outage as far as it can
+# tell, and its 503 names that cause (`Recovery.not_held`): not a refusal of a read Redis served.
+SLOW_REDIS = "Redis did not answer in time"
+SLOW_REDIS_EXCUSE = (
+    "the answering replica's own Redis call had timed out (a slow machine): an outage to it,"
+    " and its 503 says so"
+)
 
 
 # Why a stale read while the fleet had not recovered from a fault is not counted against it.
@@ -445,7 +455,8 @@ def judge_503s(
                 and in_redis(op.session, fault.started, op.invoked)
             ):
                 detail = f"during {fault.kind} on {fault.target}: {op.describe()}"
-                yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op)
+                excused = SLOW_REDIS_EXCUSE if SLOW_REDIS in op.error else ""
+                yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op, excused)
                 break
 
 

@@ -7,6 +7,7 @@ import math
 
 from tests.torture.checker import (
     NOTICE_WITHIN,
+    SLOW_REDIS_EXCUSE,
     AnomalyKind,
     Verdict,
     check,
@@ -72,8 +73,9 @@ class Script:
         status: int | None = 200,
         client: int = 2,
         took: float = 0.01,
+        error: str = "",
     ) -> Script:
-        op = Op(client, Kind.READ, session, value, at, at + took, "B", status)
+        op = Op(client, Kind.READ, session, value, at, at + took, "B", status, error)
         self.history.ops.append(op)
         return self
 
@@ -217,6 +219,17 @@ def test_a_read_refused_while_redis_served_reads_is_unserved() -> None:
     settled_fleet(script, 1.5, 2)  # Redis certainly held it when the refusal began
     script.history.faults.append(FaultWindow("noreplicas", "redis", 2, 4, redis_serves_reads=True))
     assert kinds(script.final("s", 1).check()) == [AnomalyKind.UNSERVED_READ]
+
+
+def test_a_read_refused_by_a_replica_whose_own_redis_call_timed_out_is_not_counted() -> None:
+    """Its 503 says so: to that replica it is an outage (a slow machine), not a refusal."""
+    error = "unavailable (Redis did not answer in time; the memory tier does not hold this key)"
+    script = Script(settled=False).create("s", 1, at=1).read("s", at=3, status=503, error=error)
+    settled_fleet(script, 1.5, 2)
+    script.history.faults.append(FaultWindow("noreplicas", "redis", 2, 4, redis_serves_reads=True))
+    verdict = script.final("s", 1).check()
+    assert kinds(verdict) == [AnomalyKind.UNSERVED_READ]
+    assert verdict.valid and verdict.excused[0].excused == SLOW_REDIS_EXCUSE
 
 
 def test_a_session_a_replica_may_not_have_replayed_yet_may_be_refused() -> None:
