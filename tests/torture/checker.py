@@ -29,8 +29,8 @@ What is wrong (each an `Anomaly`):
   live session every replica had replayed before the refusal began (`UNSERVED_READ`: the fleet
   was seen settled after its last write, and Redis has not lost its data since; a miss of a
   deleted or expired one, or of one a replica may still hold in its journal, is doubtful; one
-  whose 503 says the replica's own Redis call timed out is reported, not counted: to it, that
-  is an outage), and anything the harness itself saw go wrong (`INCIDENT`).
+  whose 503 says the replica was too slow, its own Redis call timed out or its loop stalled, is
+  reported, not counted), and anything the harness itself saw go wrong (`INCIDENT`).
 
 A write lost to two failures (its replica killed, then Redis's data lost) is reported under
 "not counted", like a stale read during an outage: the guarantee is for single failures.
@@ -86,11 +86,13 @@ NOTICE_WITHIN = 0.5
 
 
 # A replica whose own Redis call timed out (the machine was slow) is in an outage as far as it can
-# tell, and its 503 names that cause (`Recovery.not_held`): not a refusal of a read Redis served.
-SLOW_REDIS = "Redis did not answer in time"
-SLOW_REDIS_EXCUSE = (
-    "the answering replica's own Redis call had timed out (a slow machine): an outage to it,"
-    " and its 503 says so"
+# tell, and its 503 names that cause (`Recovery.not_held`); one whose loop stalled answers 503
+# `store_busy` (backpressure, for that request only). Neither refused a read because Redis
+# refused writes.
+SLOW_REPLICA = ("Redis did not answer in time", "store_busy")
+SLOW_REPLICA_EXCUSE = (
+    "the answering replica was too slow (its own Redis call timed out, or its loop stalled: a"
+    " loaded machine), and its 503 says so"
 )
 
 
@@ -455,7 +457,8 @@ def judge_503s(
                 and in_redis(op.session, fault.started, op.invoked)
             ):
                 detail = f"during {fault.kind} on {fault.target}: {op.describe()}"
-                excused = SLOW_REDIS_EXCUSE if SLOW_REDIS in op.error else ""
+                slow = any(marker in op.error for marker in SLOW_REPLICA)
+                excused = SLOW_REPLICA_EXCUSE if slow else ""
                 yield Anomaly(AnomalyKind.UNSERVED_READ, final, op.session, detail, op, excused)
                 break
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from tests.torture.checker import (
     NOTICE_WITHIN,
-    SLOW_REDIS_EXCUSE,
+    SLOW_REPLICA_EXCUSE,
     AnomalyKind,
     Verdict,
     check,
@@ -221,15 +223,22 @@ def test_a_read_refused_while_redis_served_reads_is_unserved() -> None:
     assert kinds(script.final("s", 1).check()) == [AnomalyKind.UNSERVED_READ]
 
 
-def test_a_read_refused_by_a_replica_whose_own_redis_call_timed_out_is_not_counted() -> None:
-    """Its 503 says so: to that replica it is an outage (a slow machine), not a refusal."""
-    error = "unavailable (Redis did not answer in time; the memory tier does not hold this key)"
+@pytest.mark.parametrize(
+    "error",
+    [
+        "unavailable (Redis did not answer in time; the memory tier does not hold this key)",
+        "store_busy (this process was too busy to hear Redis in time)",
+    ],
+)
+def test_a_read_refused_by_a_replica_too_slow_itself_is_not_counted(error: str) -> None:
+    """Its 503 says so: its own call timed out (an outage, to it) or its loop stalled
+    (backpressure): a loaded machine, not a refusal of a read Redis served."""
     script = Script(settled=False).create("s", 1, at=1).read("s", at=3, status=503, error=error)
     settled_fleet(script, 1.5, 2)
     script.history.faults.append(FaultWindow("noreplicas", "redis", 2, 4, redis_serves_reads=True))
     verdict = script.final("s", 1).check()
     assert kinds(verdict) == [AnomalyKind.UNSERVED_READ]
-    assert verdict.valid and verdict.excused[0].excused == SLOW_REDIS_EXCUSE
+    assert verdict.valid and verdict.excused[0].excused == SLOW_REPLICA_EXCUSE
 
 
 def test_a_session_a_replica_may_not_have_replayed_yet_may_be_refused() -> None:
