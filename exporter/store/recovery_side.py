@@ -51,15 +51,21 @@ class RecoverySide:
         return self.tier.flush(reason, keep_for_reseed=keep_for_reseed)
 
     def replayed(self, item: ReplayItem, written: bool) -> None:
-        """The journal no longer holds `item`'s key: its memory copy may be evicted again.
+        """The journal no longer holds `item`'s key: its memory copy may be evicted again, and
+        is parked (unserved until a GET shows what Redis holds: then it is served, or replaced
+        by Redis's value). A fallback meanwhile serves it, as it serves every own write.
 
         Not written: Redis held that version already (the very write that timed out, taken by
         a hung server when it woke), or a newer value or a delete made through another replica
-        meanwhile. In the second case the copy lost and must not be served, and nothing else
-        would drop it (a refusal ends without a flush; no invalidation follows a write that
-        came first): it is parked, unserved until a GET shows which (then it is served, or
-        replaced by Redis's value). A fallback meanwhile serves it, as it serves every own
-        write (dropping it instead answered 503 for it in the next outage).
+        meanwhile. In the second case the copy lost, and nothing else would drop it (a refusal
+        ends without a flush; no invalidation follows a write that came first).
+
+        Written: another replica's write may have landed just after it, before this replica's
+        check of the replay's echo read Redis. Redis told this replica nothing of that write
+        (the echo had used up the key's registration), and the check served the copy because
+        the journal still held the key ("the replay settles it"): nothing else would drop it
+        (seed 13 round 5 and seed 12 round 11 of the torture run, on Cluster: a stale read
+        after the refusal ended, for good).
 
         This replica may hold the session's latest write while memory does not (another
         replica's older journalled write, replayed first, invalidated it): it is kept in the
@@ -68,7 +74,7 @@ class RecoverySide:
         tier = self.tier
         tier.memory.unpin(item.key)
         held = tier.memory.peek(item.key)
-        if not written and held is not None:
+        if held is not None:
             self._park(item.key, held)
         if tier.is_session(item.key):
             tier.reserve.keep(item)

@@ -4,19 +4,22 @@
   no 503 for a session Redis holds (stale pooled sockets are not a second outage).
 - No 404 for a session acknowledged by either replica, while the other may still be replaying.
 - A DELETE acknowledged on one replica wins over a PUT the other accepted in the same outage.
+- A write landing just after a replica's replay reaches that replica's memory tier.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 import pytest
 
+from exporter.sessions.session import session_key
+from exporter.store.contract import ReplayItem, StoredValue
 from tests.support.redis_server import RedisServer, start_redis
-from tests.support.replicas import Replica, replica
+from tests.support.replicas import Replica, replica, until_changes
 from tests.support.sessions import wait_for
 
 
@@ -181,3 +184,48 @@ async def test_a_replica_that_only_reads_while_redis_refuses_writes_never_gives_
 
 def accepts_writes(side: Replica) -> bool:
     return side.sample("store_writes_refused", reason="oom") == 0
+
+
+async def test_a_write_landing_just_after_a_replay_is_not_missed_by_the_replayer(
+    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replays a create journalled during a refusal; B's update lands right after it, before
+    A's check of its replay's echo reads Redis, while A's journal still holds the entry. Redis
+    tells A nothing of B's write (the echo used up A's registration of the key), and the check
+    serves A's copy (the journal's replay settles it): A must look again once the entry is
+    replayed, not serve its own copy for good (seed 13 round 5 of the torture run)."""
+    client = redis_server.client()
+    async with replica("A", redis_url) as a, replica("B", redis_url) as b:
+        store = a.layer.store
+        assert store.recovery is not None and store.parking is not None
+        replayer, tracked = store.recovery.replay, store.parking.tracked
+        replay, get_many = replayer.redis.replay, tracked.get_many
+        key = ""
+        landed = asyncio.Event()
+
+        async def replay_then_hold_the_entry(items: Sequence[ReplayItem]) -> list[bool]:
+            written = await replay(items)
+            if any(item.key == key for item in items):
+                await asyncio.wait_for(landed.wait(), 10)  # the journal holds it until then
+            return written
+
+        async def b_writes_first(keys: Sequence[str]) -> tuple[list[StoredValue | None], bool]:
+            if key in keys and not landed.is_set():
+                await wait_for(partial(accepts_writes, b), 10)
+                await b.update(sid, {"v": 2})
+                landed.set()
+            return await get_many(keys)
+
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        try:
+            sid = await a.create({"v": 1})  # 201: journalled
+            key = session_key(sid)
+            monkeypatch.setattr(replayer.redis, "replay", replay_then_hold_the_entry)
+            monkeypatch.setattr(tracked, "get_many", b_writes_first)
+        finally:
+            client.config_set("maxmemory", "0")
+        await asyncio.wait_for(landed.wait(), 10)
+        await wait_for(lambda: a.sample("store_replay_pending") == 0, 10)
+        await until_changes(a, sid, {"v": 2})
+    client.close()

@@ -139,7 +139,7 @@ def test_replayed_writes_expected_to_echo_unless_skipped() -> None:
     assert memory_tier.guard.is_echo("s:{a}") and not memory_tier.guard.is_echo("s:{b}")
 
 
-def test_a_replayed_write_is_kept_for_a_reseed_and_a_skipped_one_is_parked() -> None:
+def test_a_replayed_write_is_kept_for_a_reseed_and_its_memory_copy_parked() -> None:
     """What recovery does with each replayed journal entry (`RecoverySide.replayed`)."""
     memory_tier, _ = tier()
     parked: list[str] = []
@@ -154,6 +154,12 @@ def test_a_replayed_write_is_kept_for_a_reseed_and_a_skipped_one_is_parked() -> 
     side.replayed(ours, written=True)
     assert [item.value for item in memory_tier.held_sessions()] == [value(5, b"ours")]
     assert parked == []
+    # Written, memory holding it: parked too (a newer write elsewhere may have landed unheard).
+    assert ours.value is not None
+    memory_tier.fill(ours.key, ours.value, own=True)
+    side.replayed(ours, written=True)
+    assert parked == [ours.key]
+    parked.clear()
     # Skipped: Redis held this version already (the write that timed out, taken late), or a
     # newer value or a delete: parked (unserved until Redis says which), kept for a re-seed.
     other = ReplayItem("s:{b}", 3, 2000.0, value(3, b"maybe lost"))
