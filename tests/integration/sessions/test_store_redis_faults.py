@@ -20,6 +20,7 @@ import pytest
 from redis.asyncio import Redis
 
 from exporter.core.errors import SessionNotFound, StoreBusy, StoreUnavailable
+from exporter.sessions.session import session_key
 from exporter.store.contract import StoredValue
 from exporter.store.redis_client import WaitingConnectionPool
 from exporter.store.tracking import Lane
@@ -400,3 +401,49 @@ async def test_a_late_echo_during_a_fallback_never_hides_our_own_write(
             assert (await layer.manager.get(session.id)).data == {"v": 1}
         finally:
             redis_server.start()
+
+
+async def test_a_write_journalled_during_a_refusal_is_re_seeded_after_a_flush(
+    redis_server: RedisServer, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of memory; a create is journalled; a call times out (SIGSTOP), and the fallback that
+    follows ends by flushing the memory tier, the create kept aside for a re-seed. Redis still
+    tracks the key for this replica, so the replay's write echoes back. Taken for another
+    replica's write, that echo dropped what was kept, and a Redis restarted empty then lost the
+    create (seed 11 round 15 of the torture run: 7 creates). The echo is held back here until
+    the replay is over, as a busy listener delivers it."""
+    client = redis_server.client()
+    async with open_layer(redis_url) as layer:
+        store, loop = layer.store, asyncio.get_running_loop()
+        invalidate = store.invalidate
+
+        def late(key: str, reason: str = "remote") -> str:
+            loop.call_later(0.2, invalidate, key, reason)
+            return "absent"
+
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        try:
+            session = await layer.manager.create({"v": 1})  # journalled
+            redis_server.pause()
+            try:
+                with contextlib.suppress(StoreUnavailable):
+                    await layer.manager.get("not-held")  # times out: the fallback begins
+                assert layer.sample("store_fallback_active") == 1
+            finally:
+                redis_server.resume()
+            await wait_for(lambda: layer.sample("store_fallback_active") == 0, 5)
+            assert store.status().writes_refused == "oom"
+            monkeypatch.setattr(store, "invalidate", late)
+        finally:
+            client.config_set("maxmemory", "0")
+        await wait_for(lambda: layer.sample("store_replay_pending") == 0, 5)
+        await asyncio.sleep(0.4)  # the echo is handled
+        client.close()
+        redis_server.kill()
+        redis_server.start()  # no persistence: empty
+        await wait_for(lambda: "epoch_changed" in layer.event_types(), 10)
+        client = redis_server.client()
+        assert client.get("sme:" + session_key(session.id)) is not None
+        assert layer.sample("store_reseeded_total") == 1
+    client.close()
