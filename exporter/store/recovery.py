@@ -182,8 +182,10 @@ class Recovery:
     def not_held(self) -> StoreUnavailable:
         """The 503 for a key that memory does not hold while Redis cannot be asked, saying why:
         an operator (and the torture checker) tells a slow Redis from a dead one by it."""
-        failover = self.failover
-        why = failover.fallback_cause or f"Redis refuses writes ({failover.writes_refused})"
+        failover, refused = self.failover, self.failover.writes_refused
+        why = failover.fallback_cause or (
+            f"Redis refuses writes ({refused})" if refused else "Redis is unreachable"
+        )
         return StoreUnavailable(f"{why}; {NOT_HELD}", self.breaker.retry_after())
 
     def store_error(self, exc: StoreUnavailable) -> None:
