@@ -3,9 +3,11 @@
 Two things live in Redis beside the sessions (`RedisStore.fleet_sync` reads and writes them):
 
 - the **data epoch**: a marker naming the data Redis holds (a token, the run id of the Redis
-  process that held it when the epoch began, and whether it began because the previous marker was
-  gone). A Redis that restarted without its data, a new Sentinel master, a restart from the
-  append-only file: each begins a new epoch, and every replica sees it at its next sync;
+  process that held it when the epoch began, whether it began because the previous marker was
+  gone, and which epoch last began so: the *loss*, carried into every later epoch). A Redis that
+  restarted without its data, a new Sentinel master, a restart from the append-only file: each
+  begins a new epoch, and every replica sees it at its next sync. A replica that missed an epoch
+  (in fallback throughout, or down) still learns of a loss in it from the loss it carries;
 - the **members**: one record per replica (the epoch it has settled in, whether it is settled,
   when it last wrote). Settled = its outage journal is replayed, what it had to re-seed is
   re-seeded, and it is neither in fallback nor journalling refused writes.
@@ -37,21 +39,39 @@ class Epoch:
     token: str
     run_id: str  # '' when unknown (a Cluster node that did not say)
     lost: bool  # began because the previous marker was gone: the data went with it
+    # The last epoch that began so (this one, if `lost`): its token and its Redis's run id.
+    loss: str = ""
+    loss_run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.lost and not self.loss:  # a lost epoch is its own loss
+            object.__setattr__(self, "loss", self.token)
+            object.__setattr__(self, "loss_run_id", self.run_id)
 
     @classmethod
-    def begin(cls, run_id: str, *, lost: bool) -> Epoch:
-        return cls(secrets.token_hex(8), run_id, lost)
+    def begin(cls, run_id: str, *, lost: bool, after: Epoch | None = None) -> Epoch:
+        """A new epoch; one that keeps the data carries the loss of the one `after` it."""
+        token = secrets.token_hex(8)
+        if lost or after is None:
+            return cls(token, run_id, lost)
+        return cls(token, run_id, lost, after.loss, after.loss_run_id)
 
     def encode(self) -> bytes:
-        return f"{self.token}|{self.run_id}|{int(self.lost)}".encode()
+        """Three fields unless a loss is carried: the compare-and-set that begins the next epoch
+        matches a marker written by an earlier version byte for byte."""
+        fields = [self.token, self.run_id, str(int(self.lost))]
+        if not self.lost and self.loss:
+            fields += [self.loss, self.loss_run_id]
+        return "|".join(fields).encode()
 
     @classmethod
     def decode(cls, raw: bytes | None) -> Epoch | None:
+        """Three fields: no loss carried (a lost epoch is its own)."""
         if raw is None:
             return None
-        token, _, rest = raw.decode("ascii", "replace").partition("|")
-        run_id, _, lost = rest.partition("|")
-        return cls(token, run_id, lost == "1")
+        fields = [*raw.decode("ascii", "replace").split("|"), "", "", "", ""]
+        token, run_id, lost, loss, loss_run_id = fields[:5]
+        return cls(token, run_id, lost == "1", loss, loss_run_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +121,12 @@ def epoch_change(settled: Epoch | None, current: Epoch, run_id_seen: str) -> Epo
         return EpochChange.FIRST
     if current.token == settled.token:
         return None
-    if not current.lost:
+    if current.loss == settled.loss:  # no epoch since began without the data
         return EpochChange.KEPT
-    same_process = bool(run_id_seen) and current.run_id == run_id_seen
+    # The last loss may lie in an epoch this replica never saw: Redis restarted empty, then
+    # again from its append-only file, while this replica was in fallback (seed 11 round 3 of
+    # the torture run: it took that for "kept" and re-seeded nothing).
+    same_process = bool(run_id_seen) and current.loss_run_id == run_id_seen
     return EpochChange.FLUSHED if same_process else EpochChange.LOST
 
 
@@ -113,7 +136,7 @@ def next_epoch(current: Epoch | None, run_id: str) -> Epoch | None:
     if current is None:
         return Epoch.begin(run_id, lost=True)
     if run_id and current.run_id and run_id != current.run_id:
-        return Epoch.begin(run_id, lost=False)
+        return Epoch.begin(run_id, lost=False, after=current)
     return None
 
 

@@ -43,6 +43,33 @@ def test_each_replica_decides_for_itself_what_an_epoch_change_means(
     assert epoch_change(E1, current, run_id_seen) is change
 
 
+def test_a_loss_in_an_epoch_this_replica_never_saw_is_still_a_loss() -> None:
+    """Redis restarted empty (another replica began the lost epoch), then restarted again from
+    its append-only file, all while this replica was in fallback: it must still re-seed."""
+    lost = next_epoch(None, "run-2")
+    assert lost is not None
+    kept = next_epoch(lost, "run-3")
+    assert kept is not None and not kept.lost
+    assert epoch_change(E1, kept, "run-1") is EpochChange.LOST
+    assert epoch_change(lost, kept, "run-2") is EpochChange.KEPT  # it saw that loss already
+    # A FLUSHALL on the server it knew, then a restart from the file: the flush is respected.
+    flushed = next_epoch(None, "run-1")
+    assert flushed is not None
+    later = next_epoch(flushed, "run-3")
+    assert later is not None and epoch_change(E1, later, "run-1") is EpochChange.FLUSHED
+
+
+def test_the_marker_carries_the_loss_and_reads_the_older_format() -> None:
+    lost = next_epoch(None, "run-2")
+    assert lost is not None
+    kept = next_epoch(lost, "run-3")
+    assert kept is not None and Epoch.decode(kept.encode()) == kept
+    for old in (b"e1|run-1|0", b"e2|run-2|1"):  # as earlier versions wrote them
+        epoch = Epoch.decode(old)
+        assert epoch is not None and epoch.encode() == old
+    assert Epoch.decode(b"e2|run-2|1") == Epoch("e2", "run-2", True, "e2", "run-2")
+
+
 def test_a_new_process_takes_the_epoch_as_it_is() -> None:
     assert epoch_change(None, E1, "") is EpochChange.FIRST
 
