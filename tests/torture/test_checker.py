@@ -447,6 +447,16 @@ def test_a_write_held_by_a_killed_replica_then_by_a_redis_that_lost_its_data_is_
     assert all("double failure" in anomaly.excused for anomaly in verdict.anomalies)
 
 
+def test_a_kill_while_the_acknowledgement_was_on_its_way_is_after_the_write() -> None:
+    """The replica answered 204, then died before the client read the answer."""
+    script = Script(settled=False).create("t", 1, at=1).delete("t", at=2.5)  # 2.5 → 2.51
+    faults = script.history.faults
+    faults.append(FaultWindow("replica-kill", "A", 2.505, 4, False, False))
+    faults.append(FaultWindow("redis-restart-empty", "redis:1", 5, 6, loses_data=True))
+    verdict = script.final("t", 1).check()
+    assert kinds(verdict) == [AnomalyKind.RESURRECTED] and verdict.counted == []
+
+
 def test_a_kill_inside_a_longer_fault_counts_from_when_it_happened() -> None:
     """Redis killed at 3, the replica killed at 4: a write acknowledged (journalled) at 3.5 was
     held by the replica that died. One acknowledged after the kill, by its new process, is not
