@@ -111,6 +111,25 @@ async def test_a_replica_with_writes_left_to_replay_is_never_settled() -> None:
     assert not record(server, "a").settled
 
 
+async def test_a_new_replica_with_nothing_to_replay_never_reports_unsettled() -> None:
+    """Others would doubt their misses while its record said so (503s with the fleet settled)."""
+    server, outage = Server(), Outage()
+    await membership(server, "a").sync()
+    b = membership(server, "b", outage=outage)
+    written: list[bytes] = []
+    fleet_sync = b.redis.fleet_sync
+
+    async def recording(replica: str, record: Member | None) -> FleetSnapshot:
+        if record is not None:
+            written.append(record.encode())
+        return await fleet_sync(replica, record)
+
+    b.redis.fleet_sync = recording  # type: ignore[method-assign]
+    await b.sync()
+    assert written and all(Member.decode(raw).settled for raw in written)  # type: ignore[union-attr]
+    assert record(server, "b").settled and await final_miss(b)
+
+
 @pytest.mark.parametrize(
     ("event", "change"),
     [
