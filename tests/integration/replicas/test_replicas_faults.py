@@ -201,16 +201,19 @@ async def test_a_write_landing_just_after_a_replay_is_not_missed_by_the_replayer
         replayer, tracked = store.recovery.replay, store.parking.tracked
         replay, get_many = replayer.redis.replay, tracked.get_many
         key = ""
-        landed = asyncio.Event()
+        sent, landed = asyncio.Event(), asyncio.Event()
 
         async def replay_then_hold_the_entry(items: Sequence[ReplayItem]) -> list[bool]:
+            ours = any(item.key == key for item in items)
+            if ours:
+                sent.set()  # the next check of the key is that of the replay's echo
             written = await replay(items)
-            if any(item.key == key for item in items):
+            if ours:
                 await asyncio.wait_for(landed.wait(), 10)  # the journal holds it until then
             return written
 
         async def b_writes_first(keys: Sequence[str]) -> tuple[list[StoredValue | None], bool]:
-            if key in keys and not landed.is_set():
+            if key in keys and sent.is_set() and not landed.is_set():
                 await wait_for(partial(accepts_writes, b), 10)
                 await b.update(sid, {"v": 2})
                 landed.set()
