@@ -467,8 +467,16 @@ Interval = tuple[float, float]
 
 
 # What a replica's SIGKILL, then Redis's loss of its data, may cost: two failures.
+# A stale read is one too: another client's older copy re-seeded over a delete this client did
+# not see (seed 11 round 3).
 DATA_LOSS_KINDS = frozenset(
-    {AnomalyKind.LOST, AnomalyKind.OLDER, AnomalyKind.RESURRECTED, AnomalyKind.FALSE_404}
+    {
+        AnomalyKind.LOST,
+        AnomalyKind.OLDER,
+        AnomalyKind.RESURRECTED,
+        AnomalyKind.STALE,
+        AnomalyKind.FALSE_404,
+    }
 )
 DOUBLE_FAILURE_EXCUSE = (
     "a double failure: the replica that made the write was killed (its memory tier with it),"

@@ -447,6 +447,20 @@ def test_a_write_held_by_a_killed_replica_then_by_a_redis_that_lost_its_data_is_
     assert all("double failure" in anomaly.excused for anomaly in verdict.anomalies)
 
 
+def test_an_older_copy_re_seeded_after_a_double_failure_is_excused_for_every_reader() -> None:
+    """Client 1 deletes through A, A dies, Redis restarts empty, B re-seeds its older copy:
+    client 2, who had read the newer value, reads the older one (a stale read, not a
+    resurrection to it). The same double failure."""
+    script = Script(settled=False).create("t", 1, at=1).update("t", 2, at=1.5)
+    script.read("t", at=1.8, value=2, client=2).delete("t", at=2.5)
+    faults = script.history.faults
+    faults.append(FaultWindow("replica-kill", "A", 3, 4, False, False))
+    faults.append(FaultWindow("redis-restart-empty", "redis:1", 5, 6, loses_data=True))
+    settled_fleet(script, 6.5, 8)  # the fleet had recovered: no outage excuses the read
+    verdict = script.read("t", at=7, value=1, client=2).final("t", 1).check()
+    assert AnomalyKind.STALE in kinds(verdict) and verdict.counted == []
+
+
 def test_a_kill_while_the_acknowledgement_was_on_its_way_is_after_the_write() -> None:
     """The replica answered 204, then died before the client read the answer."""
     script = Script(settled=False).create("t", 1, at=1).delete("t", at=2.5)  # 2.5 → 2.51
