@@ -2,7 +2,7 @@
 echo bookkeeping and flushes, and the store's way of calling Redis. The store hands recovery this
 view instead of itself, so the store's façade keeps only its public API.
 
-    side = RecoverySide(tier, calls, fallback_active=lambda: store.fallback_active)
+    side = RecoverySide(tier, calls, fallback_active=lambda: store.fallback_active, park=park)
     Recovery(redis, side, journal, ...)
 """
 
@@ -25,7 +25,7 @@ class RecoverySide:
         calls: RedisCalls,
         *,
         fallback_active: Callable[[], bool],
-        park: Callable[[str, StoredValue], None] = lambda key, value: None,
+        park: Callable[[str, StoredValue], None],
     ) -> None:
         """`park(key, value)`: hold memory's copy unserved until Redis confirms it (parking.py)."""
         self.tier = tier
