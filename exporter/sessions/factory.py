@@ -24,6 +24,7 @@ from exporter.sessions.manager import SessionManager
 from exporter.sessions.session import NAMESPACE
 from exporter.store import journal_files
 from exporter.store.breaker import CircuitBreaker
+from exporter.store.cluster_watch import ClusterWatch
 from exporter.store.coherence import Coherence
 from exporter.store.contract import ENTRY_OVERHEAD
 from exporter.store.durable_journal import DurableJournal
@@ -37,7 +38,7 @@ from exporter.store.redis_client import (
     create_redis_client,
 )
 from exporter.store.redis_store import RedisStore
-from exporter.store.sentinel_watch import SentinelWatch
+from exporter.store.sentinel_watch import SentinelWatch, Switched
 from exporter.store.session_index import SessionIndex
 from exporter.store.tiered_store import TieredStore, new_replica_id
 
@@ -56,7 +57,7 @@ class SessionLayer:
     deployment: RedisDeployment | None = None
     coherence: Coherence | None = None
     index: SessionIndex | None = None
-    sentinel_watch: SentinelWatch | None = None
+    master_watch: SentinelWatch | ClusterWatch | None = None  # hears the master move
 
     @property
     def session_check(self) -> Callable[[str], Awaitable[object]]:
@@ -73,13 +74,14 @@ def build_store(
     journal_dir: Path | None = None,
     index: SessionIndex | None = None,
     coherent: bool = False,
-    sentinel: bool = False,
+    resend_after_switch: bool = False,
 ) -> TieredStore:
     """The tiered store. Without Redis, sessions are pinned in memory (never evicted: a full
     tier refuses with 507). With Redis, outage writes go to the durable journal in `journal_dir`
     (default `--journal-dir`), else to one in this process only. `coherent`: a Coherence will
     track the session keys, so the store's own writes of them echo back as invalidations.
-    `sentinel`: a master switch may lose the last writes: they are kept to be sent again."""
+    `resend_after_switch`: Sentinel or Cluster, whose master switches may lose the last writes:
+    they are kept to be sent again."""
     memory = MemoryStore(
         settings.memory_max_entries,
         settings.memory_max_bytes,
@@ -121,7 +123,7 @@ def build_store(
         metrics=metrics,
         events=events,
         tracked_prefixes=(NAMESPACE,) if coherent else (),
-        resend_after_switch=sentinel,
+        resend_after_switch=resend_after_switch,
     )
 
 
@@ -201,7 +203,7 @@ async def open_session_layer(
             journal_dir=journal_dir,
             index=index,
             coherent=coherence and deployment is not None,
-            sentinel=deployment is not None and deployment.kind == SENTINEL,
+            resend_after_switch=deployment is not None and deployment.kind in (SENTINEL, CLUSTER),
         )
         instrumentation = Instrumentation(
             metrics,
@@ -229,14 +231,11 @@ async def open_session_layer(
                     await tracker.start()
                 assert index is not None
                 await index.start()
-                if deployment.kind == SENTINEL:
-                    watch = SentinelWatch(
-                        deployment,
-                        _on_switch(store, tracker),
-                        retry_interval=settings.redis_retry_interval,
-                        timeout=settings.redis_timeout * 4,
-                    )
+                watch = _master_watch(settings, deployment, _on_switch(store, tracker))
+                if watch is not None:
                     await watch.start()
+                if isinstance(watch, ClusterWatch) and store.recovery is not None:
+                    store.recovery.look_for_switch = watch.look
             yield SessionLayer(
                 store, manager, client, instrumentation, deployment, tracker, index, watch
             )
@@ -253,9 +252,23 @@ async def open_session_layer(
             await deployment.aclose()
 
 
-def _on_switch(store: TieredStore, tracker: Coherence | None) -> Callable[[str], Awaitable[None]]:
-    """A Sentinel master switch: the store stops writing to the old master, and tracking moves
-    to the new one (memory bypassed until it has)."""
+def _master_watch(
+    settings: Settings, deployment: RedisDeployment, on_switch: Switched
+) -> SentinelWatch | ClusterWatch | None:
+    """What hears the master move: Sentinel's announcements, a Cluster's primaries changing."""
+    timeout = settings.redis_timeout * 4
+    if deployment.kind == SENTINEL:
+        return SentinelWatch(
+            deployment, on_switch, retry_interval=settings.redis_retry_interval, timeout=timeout
+        )
+    if deployment.kind == CLUSTER:
+        return ClusterWatch(deployment, on_switch, timeout=timeout)
+    return None
+
+
+def _on_switch(store: TieredStore, tracker: Coherence | None) -> Switched:
+    """A master switch (Sentinel, Cluster): the store stops writing to the old master, and
+    tracking moves to the new one (memory bypassed until it has)."""
 
     async def switched(reason: str) -> None:
         if tracker is not None:

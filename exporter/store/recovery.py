@@ -6,10 +6,12 @@ The protocol is described, state by state, in `docs/recovery.md`; this module dr
   writes are journalled (acknowledged only once journalled), misses of sessions are 503.
 - **refused** (`refused`): Redis answers but refuses writes (read-only, out of memory, too few
   replicas, ...). Reads still go to Redis; writes are journalled.
-- **master switched** (`master_switched`): Sentinel announced a new master. Handled as an outage
-  (connections to the old master are dropped, even those in use), and the writes acknowledged in
-  the last seconds (`RecentWrites`) are sent again: the old master may have taken them after the
-  promotion, and a replica loses what it took on its own when it is resynchronised.
+- **master switched** (`master_switched`): Sentinel announced a new master, or a Cluster's
+  primaries changed. Handled as an outage (connections to the old master are dropped, even those
+  in use), and the writes acknowledged in the last seconds (`RecentWrites`) are sent again: the
+  old master may have taken them after the promotion, and a replica loses what it took on its own
+  when it is resynchronised. Recovery waits until the client routes to the new primaries
+  (`check_routes`): a Cluster master woken after its replica took over still takes writes.
 - **recover** (`recover_now`, and the loop every retry interval): Redis answers again. Sync with
   the fleet first (its clock, the data epoch: a Redis that came back without its data is
   re-seeded from what memory holds *before* anything is flushed), then replay the journal
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from exporter.core.clock import FleetClock
@@ -67,6 +70,7 @@ class FleetRedis(FleetRecords, ReplayRedis, Protocol):
     """What recovery needs of Redis (`RedisStore` provides it)."""
 
     async def ping(self) -> float: ...
+    async def check_routes(self) -> None: ...
     async def reset_connections(self, *, in_use: bool = False) -> None: ...
     async def probe_write(self) -> None: ...
 
@@ -111,7 +115,10 @@ class Recovery:
             metrics=metrics,
             members=members,
         )
-        self.switches = 0  # Sentinel master switches heard
+        self.switches = 0  # master switches heard (Sentinel, Cluster)
+        # Cluster: look whether the primaries changed (`ClusterWatch.look`) before replaying, so
+        # that a replica failing back re-sends what the old master lost before it serves reads.
+        self.look_for_switch: Callable[[], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_metrics(metrics)
@@ -233,11 +240,11 @@ class Recovery:
             self._wake.set()
 
     async def master_switched(self, reason: str) -> None:
-        """Sentinel moved the master: stop talking to the old one, and send the last writes again
-        to the new one once it answers."""
+        """Sentinel moved the master, or a Cluster its primaries: stop talking to the old one,
+        and send the last writes again to the new one once it answers."""
         self.switches += 1
         self.replay.resend_recent()
-        message = f"Sentinel switched the master ({reason})"
+        message = f"the master moved ({reason})"
         log.warning(message)
         self._event("master_switched", message, resend=self.replay.resends)
         self.failed(StoreUnavailable(message))
@@ -305,6 +312,9 @@ class Recovery:
             if self.healthy():
                 return
             await self.redis.ping()
+            if self.look_for_switch is not None:
+                await self.look_for_switch()
+            await self.redis.check_routes()  # not to a master already replaced (Cluster)
             if self.failover.fallback_active:
                 # Sockets pooled before the outage are dead: drop them now, rather than have
                 # each fail once on first use and look like a new outage.

@@ -59,7 +59,7 @@ from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisEr
 
 from exporter.core.errors import ConfigError
 from exporter.core.settings import Settings
-from exporter.store.cluster_view import newest_slot_owners
+from exporter.store.cluster_routes import cluster_slot_owners
 from exporter.store.sentinel_view import MasterView
 
 RedisClient: TypeAlias = "aioredis.Redis | RedisCluster"
@@ -370,13 +370,7 @@ class RedisDeployment:
         """The slot owners by the newest config epoch any node reports (`cluster_view`), not by
         the one random node redis-py refreshes from: that one may be a restarted, stale master."""
         await client.initialize()
-        nodes = client.get_nodes()
-        replies = await asyncio.gather(
-            *(client.execute_command("CLUSTER NODES", target_nodes=node) for node in nodes),
-            return_exceptions=True,
-        )
-        views = [reply for reply in replies if isinstance(reply, dict)]
-        owners = newest_slot_owners(views)
+        owners = await cluster_slot_owners(client)
         if not owners:  # no node answered: keep what the refresh found
             return [self._cluster_node(node) for node in client.get_primaries()]
         return [self._cluster_node(self._cluster_node_at(client, name)) for name in owners]

@@ -89,8 +89,8 @@ class TieredStore:
         """`authoritative_prefixes`: keys whose misses must be authoritative (sessions; not
         cached Figma responses): after an outage a miss may be another replica's not-yet-replayed
         write. `tracked_prefixes`: keys the coherence tracks (their own writes echo).
-        `resend_after_switch`: Sentinel, whose master switches may lose the last writes the old
-        master took (see `recent_writes`)."""
+        `resend_after_switch`: Sentinel or Cluster, whose master switches may lose the last
+        writes the old master took (see `recent_writes`)."""
         self.memory = memory
         self.redis = redis
         self.clock = clock or FleetClock()
@@ -339,7 +339,7 @@ class TieredStore:
             self.recovery.report_unavailable(exc)
 
     async def master_switched(self, reason: str) -> None:
-        """Sentinel announced a new master (see `sentinel_watch`)."""
+        """The master moved (see `sentinel_watch`, `cluster_watch`)."""
         if self.recovery is not None:
             await self.recovery.master_switched(reason)
 

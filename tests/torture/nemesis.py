@@ -172,6 +172,37 @@ def promoted(deployment: Sentinel | Cluster, old: RedisServer) -> bool:
     return len(masters) == 3 and old not in masters
 
 
+async def master_kill_unreplicated(trial: Trial, lagging_for: float = 0.5) -> None:
+    """SIGKILL a Cluster master while its replica lags (SIGSTOPped, its link cut, for
+    `lagging_for` seconds of load), then let the replica take over: it lacks every write the
+    master acknowledged meanwhile (replication is asynchronous), and the old master, back,
+    resyncs from it and drops them too. Not in the random schedule: `master-kill` under load
+    does the same, for fewer writes."""
+    deployment = trial.deployment
+    assert isinstance(deployment, Cluster), "needs the cluster deployment"
+    master = deployment.primaries()[0]
+    replica = deployment.topology.replicas_of(master)[0]
+    async with trial.recorder.fault("master-kill", server_name(master)):
+        replica.pause()  # then cut its link: what the master takes from now is never sent
+        try:
+            client = master.client()
+            try:
+                client.client_kill_filter(_type="replica")
+            finally:
+                client.close()
+            await trial.run_for(lagging_for)
+            master.kill()
+        finally:
+            replica.resume()
+        await wait_for(
+            lambda: promoted(deployment, master),
+            TAKEOVER_WITHIN,
+            f"{server_name(replica)} did not take over",
+        )
+        await asyncio.to_thread(master.start)
+    await heal(trial)
+
+
 async def cluster_failover(trial: Trial) -> None:
     """`CLUSTER FAILOVER` on a master's replica: a planned, coordinated switch."""
     deployment = trial.deployment

@@ -208,6 +208,23 @@ async def test_a_master_switch_resends_the_last_acknowledged_writes() -> None:
     assert new_master.value("s:{2}") == b"late ack"
 
 
+async def test_nothing_is_replayed_while_the_client_routes_to_a_replaced_master() -> None:
+    zombie = Server()  # a Cluster master woken after its replica took over: it takes writes
+    a = Replica("a", zombie, resend=True)
+    await settled(a)
+    item = ReplayItem("s:{1}", 10, FAR, StoredValue(b"acked before the switch", 10, FAR))
+    a.recovery.acknowledged(item, a.recovery.switches)
+    await a.recovery.master_switched("Cluster primaries 10.0.0.1:7000 -> 10.0.0.2:7000")
+    a.redis.stale_route = "10.0.0.2:7000 owns the slots, the client routes to 10.0.0.1:7000"
+    assert not await a.recovery.recover_now()
+    assert a.recovery.fallback_active and zombie.value("s:{1}") is None
+    promoted = Server()
+    promoted.marker, promoted.run_id = zombie.marker, "run-promoted"
+    a.redis.server, a.redis.stale_route = promoted, None  # the client's map refreshed
+    assert await a.recovery.recover_now()
+    assert promoted.value("s:{1}") == b"acked before the switch"
+
+
 @pytest.mark.parametrize("refusing", [False, True])
 async def test_misses_are_doubted_while_this_replica_is_out(refusing: bool) -> None:
     server = Server()
