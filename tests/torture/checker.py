@@ -233,9 +233,9 @@ def check(history: History, slack: float = DEFAULT_SLACK) -> Verdict:
     settled = settled_intervals(history.samples, history.replicas, history.faults)
     count_operations(history, verdict)
     finals = judge_final_reads(history, sessions)
-    verdict.anomalies.extend(excuse_double_failures(finals, sessions, history.faults))
+    verdict.anomalies.extend(excuse_double_failures(finals, sessions, history))
     load = excuse_outages(judge_load(history.ops, sessions, verdict), settled)
-    verdict.anomalies.extend(excuse_double_failures(load, sessions, history.faults))
+    verdict.anomalies.extend(excuse_double_failures(load, sessions, history))
     verdict.anomalies.extend(judge_503s(history, settled, sessions))
     verdict.anomalies.extend(
         Anomaly(AnomalyKind.INCIDENT, False, None, f"{i.replica} at {i.at:.3f}: {i.what}")
@@ -480,16 +480,18 @@ DATA_LOSS_KINDS = frozenset(
 )
 DOUBLE_FAILURE_EXCUSE = (
     "a double failure: the replica that made the write was killed (its memory tier with it),"
-    " then Redis lost its data: what only Redis held is gone (docs/recovery.md, Not guaranteed)"
+    " and Redis lost its data, before that replica could re-seed it: what only Redis held is gone"
+    " (docs/recovery.md, Not guaranteed)"
 )
 
 
 def excuse_double_failures(
-    anomalies: Iterable[Anomaly], sessions: dict[str, SessionLog], faults: list[FaultWindow]
+    anomalies: Iterable[Anomaly], sessions: dict[str, SessionLog], history: History
 ) -> Iterator[Anomaly]:
     """The write guarantee is for single failures. A write acknowledged through a replica that
     was then killed lives in Redis only (and in a replica that happened to read it since): if
-    Redis then loses its data, it is gone. Those anomalies are reported, not counted."""
+    Redis then loses its data, it is gone. So is one whose replica is killed after Redis lost
+    its data, before it failed back and re-seeded. Those anomalies are reported, not counted."""
     for anomaly in anomalies:
         log = sessions.get(anomaly.session or "")
         if (
@@ -497,30 +499,44 @@ def excuse_double_failures(
             and not anomaly.excused
             and anomaly.op is not None
             and log is not None
-            and lost_with_its_replica(log, anomaly.op, faults)
+            and lost_with_its_replica(log, anomaly.op, history)
         ):
             anomaly = dataclasses.replace(anomaly, excused=DOUBLE_FAILURE_EXCUSE)
         yield anomaly
 
 
-def lost_with_its_replica(log: SessionLog, read: Op, faults: list[FaultWindow]) -> bool:
+def lost_with_its_replica(log: SessionLog, read: Op, history: History) -> bool:
     """Whether the last write acknowledged before `read` went through a replica killed after
-    it, and Redis lost its data after that kill and before `read` began. A kill after the write
-    began came after its acknowledgement, even one before the client saw it complete: the
-    answer was on its way (seed 13 round 3: a delete answered, its replica killed 9 ms before
-    the client's clock read the answer)."""
+    it, and Redis lost its data, both before `read` began: the kill first, or the loss first
+    and the kill before that replica was seen settled again (it re-seeds as it fails back:
+    seed 12 round 12, killed 1.1 s after Redis came back empty, still in fallback). A kill
+    after the write began came after its acknowledgement, even one before the client saw it
+    complete: the answer was on its way (seed 13 round 3: a delete answered, its replica killed
+    9 ms before the client's clock read the answer)."""
     position = log.last_acknowledged(before=read.invoked)
     if position is None:
         return False
     write = log.writes[position]
+    faults = history.faults
     kills = [
         when
         for replica, when in (fault.kill for fault in faults if fault.kill is not None)
-        if replica == write.replica and when > write.invoked
+        if replica == write.replica and write.invoked < when < read.invoked
     ]
-    return any(
-        loss.loses_data and kill < loss.started < read.invoked for loss in faults for kill in kills
-    )
+    settled = [
+        sample.completed
+        for sample in history.samples
+        if sample.replica == write.replica and sample.settled
+    ]
+    for loss in (fault for fault in faults if fault.loses_data and fault.started < read.invoked):
+        for kill in kills:
+            if kill < loss.started:
+                return True
+            if write.completed <= loss.started < kill and not any(
+                loss.ended < when < kill for when in settled
+            ):
+                return True
+    return False
 
 
 def settled_intervals(

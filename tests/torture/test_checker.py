@@ -447,6 +447,21 @@ def test_a_write_held_by_a_killed_replica_then_by_a_redis_that_lost_its_data_is_
     assert all("double failure" in anomaly.excused for anomaly in verdict.anomalies)
 
 
+def test_a_replica_killed_after_redis_lost_its_data_before_it_re_seeded_is_excused() -> None:
+    """Redis restarted empty at 5-6; A, which alone held the session in memory, was killed at
+    6.5, still in fallback (seed 12 round 12). Had a sample shown A settled in between, it had
+    re-seeded: the loss counts."""
+    for seen_settled, counted in [(False, 0), (True, 1)]:
+        script = Script(settled=False).create("s", 1, at=1).update("s", 2, at=2)
+        faults = script.history.faults
+        faults.append(FaultWindow("redis-restart-empty", "redis:1", 5, 6, loses_data=True))
+        faults.append(FaultWindow("replica-kill", "A", 6.5, 7, False, False))
+        if seen_settled:
+            script.history.samples.append(FleetSample("A", 6.2, 6.3, True))
+        verdict = script.final("s", status=404).check()
+        assert kinds(verdict) == [AnomalyKind.LOST] and len(verdict.counted) == counted
+
+
 def test_an_older_copy_re_seeded_after_a_double_failure_is_excused_for_every_reader() -> None:
     """Client 1 deletes through A, A dies, Redis restarts empty, B re-seeds its older copy:
     client 2, who had read the newer value, reads the older one (a stale read, not a
