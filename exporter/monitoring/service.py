@@ -86,6 +86,9 @@ HEALTH_TRIGGERS = frozenset(
         "journal_writable",
     }
 )
+# Events after which Redis's probe may be older than what the store knows: a probe that failed
+# during the outage would keep `redis_down` for up to a probe interval after the failback.
+REPROBE_REDIS = frozenset({"failback"})
 # `?refresh=true` is open to anyone: within this many seconds of the last probe round it answers
 # from that round, so a burst of refreshes costs the operator's Figma quota one request at most.
 REFRESH_MIN_INTERVAL = 2.0
@@ -126,6 +129,7 @@ class SessionMetricsService:
         self._loop_failures: dict[str, bool] = {}
         self.refresh_min_interval = REFRESH_MIN_INTERVAL
         self._probed_at: float | None = None  # monotonic end of the last probe round
+        self._reprobe_redis = False  # the store failed back since: probe Redis before judging
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -182,6 +186,8 @@ class SessionMetricsService:
             self._loop_failures[name] = False
 
     def _on_event(self, event: Event) -> None:
+        if event.type in REPROBE_REDIS:
+            self._reprobe_redis = True
         if event.type in HEALTH_TRIGGERS:
             self._health_now.set()
 
@@ -235,8 +241,11 @@ class SessionMetricsService:
         return await self.check_health()
 
     async def _probe_and_evaluate(self, fresh_probes: bool) -> HealthReport:
+        reprobe_redis, self._reprobe_redis = self._reprobe_redis, False
         if fresh_probes or self._probes_stale():
             await self._run_probes()
+        elif reprobe_redis:
+            await self.probes.probe("redis")
         self._cache_history.append(cache_readings(self.sessions, self.figma))
         return self._evaluate()
 

@@ -166,6 +166,11 @@ class Probes:
             self._round = asyncio.create_task(self._probe_all(), name="upstream-probe-round")
         await asyncio.shield(self._round)
 
+    async def probe(self, service: ServiceName) -> None:
+        """Probe one enabled service now (its state changed under the last round's word)."""
+        if self._checks.get(service) is not None:
+            await self._probe(service)
+
     async def _run(self) -> None:
         while True:
             raise_if_cancelled()  # a Redis probe may have swallowed the cancel (see tasks.py)

@@ -113,5 +113,27 @@ async def test_failover_under_traffic_is_judged_at_once(
     assert persistence["managers"]["session"]["issues"][0]["code"] == "redis_down"
 
 
+async def test_a_probe_failed_during_the_outage_does_not_outlive_the_failback(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """Redis's probe ran while Redis was down; once the store fails back the report is healthy
+    at once, not a probe interval (here 30 s) later. Seen under load: the probes were due when
+    the failover triggered a check."""
+    settings = {"health_interval": 30.0, "probe_interval": 30.0, "slow_threshold_ms": 5000}
+    async with running_app(redis_url=redis_url, **settings) as app:
+        service = app.runtime.service
+        session = await app.json("/api/sessions", 201, "POST", json={"data": {}})
+        try:
+            redis_server.kill()
+            await app.json(f"/api/sessions/{session['id']}", 200, "PUT", json={"data": {"a": 1}})
+            await service.check_health()  # fresh probes, during the outage
+            assert service.probes.status()["redis"].state == "down"
+        finally:
+            redis_server.start()
+        await wait_for(lambda: not service.store_status()["fallback_active"], 10)
+        await wait_for(lambda: service.report.overall.status == "healthy", 5)
+        assert service.probes.status()["redis"].state == "up"
+
+
 def _has_issue(app: App, code: str) -> bool:
     return any(issue.code == code for issue in app.runtime.service.report.overall.issues)
