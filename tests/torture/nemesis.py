@@ -156,13 +156,18 @@ async def master_kill(trial: Trial) -> None:
     old = deployment.primaries()[0]
     async with trial.recorder.fault("master-kill", server_name(old)):
         old.kill()
-        await wait_for(
-            lambda: promoted(deployment, old),
-            TAKEOVER_WITHIN,
-            f"no replica took over from {server_name(old)}",
-        )
-        await asyncio.to_thread(old.start)
+        await taken_over(deployment, old)
     await heal(trial)
+
+
+async def taken_over(deployment: Sentinel | Cluster, old: RedisServer) -> None:
+    """Once a replica has taken over from the killed `old`, start it again (as a replica)."""
+    await wait_for(
+        lambda: promoted(deployment, old),
+        TAKEOVER_WITHIN,
+        f"no replica took over from {server_name(old)}",
+    )
+    await asyncio.to_thread(old.start)
 
 
 def promoted(deployment: Sentinel | Cluster, old: RedisServer) -> bool:
@@ -194,12 +199,7 @@ async def master_kill_unreplicated(trial: Trial, lagging_for: float = 0.5) -> No
             master.kill()
         finally:
             replica.resume()
-        await wait_for(
-            lambda: promoted(deployment, master),
-            TAKEOVER_WITHIN,
-            f"{server_name(replica)} did not take over",
-        )
-        await asyncio.to_thread(master.start)
+        await taken_over(deployment, master)
     await heal(trial)
 
 
