@@ -235,7 +235,7 @@ async def open_session_layer(
                 if watch is not None:
                     await watch.start()
                 if isinstance(watch, ClusterWatch) and store.recovery is not None:
-                    store.recovery.look_for_switch = watch.look
+                    store.recovery.before_replay = watch.before_replay
             yield SessionLayer(
                 store, manager, client, instrumentation, deployment, tracker, index, watch
             )

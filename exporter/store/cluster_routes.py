@@ -29,11 +29,10 @@ async def cluster_slot_owners(client: RedisCluster) -> list[str]:
     return newest_slot_owners(reply for reply in replies if isinstance(reply, dict))
 
 
-async def stale_routes(client: RedisCluster) -> str | None:
+async def stale_routes(client: RedisCluster, owners: list[str]) -> str | None:
     """Why the client's slot map is not to be trusted with a replay yet; None if it names the
-    owners (or no node answered: no evidence). The map is refreshed once when it does not; the
-    refresh may read the stale master again, so it can take another call to settle."""
-    owners = await cluster_slot_owners(client)
+    `owners` (`cluster_slot_owners`; none: no evidence). The map is refreshed once when it does
+    not; the refresh may read the stale master again, so it can take another call to settle."""
     if not owners or _routed_to(client) == owners:
         return None
     # Not `client.initialize()`: once initialized, redis-py refreshes there only after an error

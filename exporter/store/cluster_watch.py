@@ -7,7 +7,7 @@ for its slots until gossip demotes it; its resync then drops them. Its clients g
 the pause, but ours got 2xx: the journal hid the pause, and its replay may walk into that window.
 
 So, as for Sentinel's `+switch-master`, the store treats a change of primaries as a master switch:
-writes are journalled until the client routes to the new owners (`RedisStore.check_routes`), and
+writes are journalled until the client routes to the new owners (`cluster_routes`), and
 every write acknowledged in the last `RESEND_WINDOW` seconds is sent again, version-checked. The
 Cluster has no announcement to subscribe to, so this watcher reads every node's `CLUSTER NODES`
 each `interval` seconds (`cluster_view`: the newest config epoch wins), and again whenever
@@ -27,9 +27,11 @@ import contextlib
 
 from redis.asyncio.cluster import RedisCluster
 
+from exporter.core.errors import StoreUnavailable
 from exporter.core.tasks import cancel_and_wait, raise_if_cancelled
-from exporter.store.cluster_routes import cluster_slot_owners
+from exporter.store.cluster_routes import cluster_slot_owners, stale_routes
 from exporter.store.redis_client import REDIS_FAILURES, RedisDeployment
+from exporter.store.redis_store import _unavailable
 from exporter.store.sentinel_watch import Switched
 
 # How often every node is asked. A lost write is re-sent if the change is noticed within the
@@ -56,7 +58,7 @@ class ClusterWatch:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.look()
+        await self._look()
         self._task = asyncio.create_task(self._poll(), name="cluster-watch")
 
     async def close(self) -> None:
@@ -67,16 +69,31 @@ class ClusterWatch:
         while True:
             raise_if_cancelled()
             await asyncio.sleep(self.interval)
-            await self.look()
+            await self._look()
 
-    async def look(self) -> None:
-        """Ask every node now; a change of primaries is a switch. Recovery calls this too,
-        before it replays (`Recovery.look_for_switch`)."""
-        with contextlib.suppress(*REDIS_FAILURES):  # a failed look is not a change
+    async def before_replay(self) -> None:
+        """Recovery's step before it replays (`Recovery.before_replay`): look now, so that a
+        replica failing back re-sends what the old master lost before it serves reads from the
+        new one; then, from the same answers, StoreUnavailable while the client still routes to
+        a master a newer claim replaced (`cluster_routes.stale_routes`)."""
+        owners = await self._look()
+        try:
+            stale = await stale_routes(self.client, owners)
+        except REDIS_FAILURES as exc:
+            raise _unavailable(exc) from None
+        if stale is not None:
+            raise StoreUnavailable(stale)
+
+    async def _look(self) -> list[str]:
+        """Ask every node now; a change of primaries is a switch. The owners seen; none if no
+        node answered in time (a failed look is not a change)."""
+        owners: list[str] = []
+        with contextlib.suppress(*REDIS_FAILURES):
             async with asyncio.timeout(self.timeout):
                 owners = await cluster_slot_owners(self.client)
             if owners:
                 await self._seen(owners)
+        return owners
 
     async def _seen(self, owners: list[str]) -> None:
         old, self.owners = self.owners, owners

@@ -10,8 +10,9 @@ The protocol is described, state by state, in `docs/recovery.md`; this module dr
   primaries changed. Handled as an outage (connections to the old master are dropped, even those
   in use), and the writes acknowledged in the last seconds (`RecentWrites`) are sent again: the
   old master may have taken them after the promotion, and a replica loses what it took on its own
-  when it is resynchronised. Recovery waits until the client routes to the new primaries
-  (`check_routes`): a Cluster master woken after its replica took over still takes writes.
+  when it is resynchronised. On a Cluster, recovery waits until the client routes to the new
+  primaries (`ClusterWatch.before_replay`): a master woken after its replica took over still
+  takes writes.
 - **recover** (`recover_now`, and the loop every retry interval): Redis answers again. Sync with
   the fleet first (its clock, the data epoch: a Redis that came back without its data is
   re-seeded from what memory holds *before* anything is flushed), then replay the journal
@@ -70,7 +71,6 @@ class FleetRedis(FleetRecords, ReplayRedis, Protocol):
     """What recovery needs of Redis (`RedisStore` provides it)."""
 
     async def ping(self) -> float: ...
-    async def check_routes(self) -> None: ...
     async def reset_connections(self, *, in_use: bool = False) -> None: ...
     async def probe_write(self) -> None: ...
 
@@ -116,9 +116,9 @@ class Recovery:
             members=members,
         )
         self.switches = 0  # master switches heard (Sentinel, Cluster)
-        # Cluster: look whether the primaries changed (`ClusterWatch.look`) before replaying, so
-        # that a replica failing back re-sends what the old master lost before it serves reads.
-        self.look_for_switch: Callable[[], Awaitable[None]] | None = None
+        # Cluster: whether the primaries changed, and whether the client routes to them, asked
+        # before replaying (`ClusterWatch.before_replay`; StoreUnavailable while it does not).
+        self.before_replay: Callable[[], Awaitable[None]] | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_metrics(metrics)
@@ -312,9 +312,8 @@ class Recovery:
             if self.healthy():
                 return
             await self.redis.ping()
-            if self.look_for_switch is not None:
-                await self.look_for_switch()
-            await self.redis.check_routes()  # not to a master already replaced (Cluster)
+            if self.before_replay is not None:
+                await self.before_replay()
             if self.failover.fallback_active:
                 # Sockets pooled before the outage are dead: drop them now, rather than have
                 # each fail once on first use and look like a new outage.

@@ -31,7 +31,6 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter.core.errors import StoreBusy, StoreTimeout, StoreUnavailable, WritesRefused
-from exporter.store.cluster_routes import stale_routes
 from exporter.store.contract import (
     ReplayItem,
     StoredValue,
@@ -331,14 +330,6 @@ class RedisStore:
         else:
             await self._call(self.client.ping())
         return (time.perf_counter() - started) * 1000
-
-    async def check_routes(self) -> None:
-        """StoreUnavailable while a Cluster client routes to a master that a newer claim has
-        replaced (`cluster_routes`). Nothing to check elsewhere."""
-        if isinstance(self.client, RedisCluster):
-            stale = await self._call(stale_routes(self.client))
-            if stale is not None:
-                raise StoreUnavailable(stale)
 
     async def reset_connections(self, *, in_use: bool = False) -> None:
         """Close the pool's idle connections (pooled before an outage, their sockets are dead);

@@ -11,8 +11,8 @@ from redis.asyncio.cluster import NodesManager, RedisCluster
 
 from exporter.core.errors import StoreUnavailable
 from exporter.store.cluster_routes import cluster_slot_owners
+from exporter.store.cluster_watch import ClusterWatch
 from exporter.store.redis_client import open_deployment
-from exporter.store.redis_store import RedisStore
 from tests.torture import nemesis
 from tests.torture.deployments import Cluster
 from tests.torture.fleet import Fleet
@@ -58,10 +58,15 @@ async def test_routes_are_unsettled_until_the_client_follows_the_new_master(
     deployment = open_deployment(cluster.url, timeout=1.0)
     client = deployment.client
     assert isinstance(client, RedisCluster)
-    store = RedisStore(client, prefix="routes:", timeout=1.0)
+    switches: list[str] = []
+
+    async def heard(reason: str) -> None:
+        switches.append(reason)
+
+    watch = ClusterWatch(deployment, heard)
     try:
-        await store.ping()
-        await store.check_routes()  # settled: nothing to say
+        await client.ping()
+        await watch.before_replay()  # settled: nothing to say
         master = cluster.primaries()[0]
         replica = cluster.topology.replicas_of(master)[0]
         with replica.client() as replica_client:
@@ -73,9 +78,10 @@ async def test_routes_are_unsettled_until_the_client_follows_the_new_master(
 
         monkeypatch.setattr(NodesManager, "initialize", learns_nothing)
         with pytest.raises(StoreUnavailable, match="slot map is not settled"):
-            await store.check_routes()
+            await watch.before_replay()
+        assert len(switches) == 1  # the same answers told the switch
         monkeypatch.undo()
-        await routes_settled(store)  # real refreshes follow, once the node they ask agrees
+        await routes_settled(watch)  # real refreshes follow, once the node they ask agrees
         routed = {node.port for node in client.get_primaries()}
         assert replica.port in routed and master.port not in routed
     finally:
@@ -90,12 +96,12 @@ async def wait_for_owner(client: RedisCluster, name: str, within: float = 20.0) 
             await asyncio.sleep(0.05)
 
 
-async def routes_settled(store: RedisStore, within: float = 10.0) -> None:
+async def routes_settled(watch: ClusterWatch, within: float = 10.0) -> None:
     """Until a routes check passes: each refreshes the map from one random node, and under
     load a node may still report the old owner for a while after another reports the new."""
     async with asyncio.timeout(within):
         while True:
             try:
-                return await store.check_routes()
+                return await watch.before_replay()
             except StoreUnavailable:
                 await asyncio.sleep(0.1)

@@ -51,7 +51,6 @@ class FleetRedisDouble:
         self.server = server
         self.views = 0  # fleet_view calls (a miss while this replica knows Redis refuses writes)
         self.syncs = 0  # fleet_sync calls: what the misses waiting together share
-        self.stale_route: str | None = None  # set: the client routes to a replaced master
 
     def _check(self, write: bool = False) -> Server:
         if not self.server.up:
@@ -63,10 +62,6 @@ class FleetRedisDouble:
     async def ping(self) -> float:
         self._check()
         return 0.1
-
-    async def check_routes(self) -> None:
-        if self.stale_route is not None:
-            raise StoreUnavailable(f"the Cluster's slot map is not settled: {self.stale_route}")
 
     async def reset_connections(self, *, in_use: bool = False) -> None:
         pass

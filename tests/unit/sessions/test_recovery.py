@@ -215,12 +215,19 @@ async def test_nothing_is_replayed_while_the_client_routes_to_a_replaced_master(
     item = ReplayItem("s:{1}", 10, FAR, StoredValue(b"acked before the switch", 10, FAR))
     a.recovery.acknowledged(item, a.recovery.switches)
     await a.recovery.master_switched("Cluster primaries 10.0.0.1:7000 -> 10.0.0.2:7000")
-    a.redis.stale_route = "10.0.0.2:7000 owns the slots, the client routes to 10.0.0.1:7000"
+    stale_route: list[str] = ["10.0.0.2:7000 owns the slots, the client routes to 10.0.0.1:7000"]
+
+    async def routes_checked() -> None:  # ClusterWatch.before_replay's verdict
+        if stale_route:
+            raise StoreUnavailable(f"the Cluster's slot map is not settled: {stale_route[0]}")
+
+    a.recovery.before_replay = routes_checked
     assert not await a.recovery.recover_now()
     assert a.recovery.fallback_active and zombie.value("s:{1}") is None
     promoted = Server()
     promoted.marker, promoted.run_id = zombie.marker, "run-promoted"
-    a.redis.server, a.redis.stale_route = promoted, None  # the client's map refreshed
+    a.redis.server = promoted  # the client's map refreshed
+    stale_route.clear()
     assert await a.recovery.recover_now()
     assert promoted.value("s:{1}") == b"acked before the switch"
 
