@@ -10,7 +10,9 @@ was most of the noise (up to 4 ms per 1,000 writes when the idle replica holds n
 
 - an idle replica's CPU per 1,000 writes made by 1, 2 and 4 other replicas, holding none of the
   keys, then holding all of them (it read each session once; each is then updated once);
-- Redis's CPU per write with 1, 3 and 5 replicas connected (writes made by one of them).
+- Redis's CPU per write with 1, 3 and 5 replicas connected (writes made by one of them, one at
+  a time; the others are started and stopped again in each of `REDIS_ROUNDS` rounds, so the
+  configurations alternate; see `redis_figures`).
 
 The baseline is the same measurement of the exporter at `FLEET_BASELINE` (default: the last
 commit with BCAST tracking), extracted from git with `git archive` into .cache/ and run from
@@ -41,6 +43,7 @@ from bench.support import RedisProcess, Result, free_port, median
 # The last commit whose coherence used BCAST tracking on the session prefix.
 DEFAULT_BASELINE = "d2ce9c332953962ca68309fa445e2740aff27c7f"
 ROUNDS = 3
+REDIS_ROUNDS = 5
 WRITES = 2000  # per measurement
 CONCURRENCY = 8
 QUIET = 0.5  # extra seconds of quiet measured beside each run's own length
@@ -85,36 +88,46 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 
 
 @contextmanager
-def replica(redis_url: str, tree: Path | None) -> Iterator[Replica]:
-    """The exporter app in a process of its own; from `tree` (an extracted commit) if given."""
-    port = free_port()
+def replicas(redis_url: str, tree: Path | None, count: int) -> Iterator[list[Replica]]:
+    """`count` exporter apps, each in a process of its own, started together; from `tree` (an
+    extracted commit) if given."""
     environment = dict(os.environ)
     if tree is not None:
         environment["PYTHONPATH"] = str(tree)
-    process = subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, str(port), redis_url],
-        cwd=tree or Path.cwd(),
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/-/ready", timeout=0.5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"a replica from {tree or 'this tree'} did not start")
-            time.sleep(0.05)
+        for _ in range(count):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-c", LAUNCH, str(port), redis_url],
+                cwd=tree or Path.cwd(),
+                env=environment,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            started.append((process, f"http://127.0.0.1:{port}"))
+        for process, base in started:
+            await_ready(process, base, tree)
         time.sleep(0.5)  # tracking established, first refreshes done
-        yield Replica(base, process.pid)
+        yield [Replica(base, process.pid) for process, base in started]
     finally:
-        process.terminate()
-        process.wait(10)
+        for process, _ in started:
+            process.terminate()
+        for process, _ in started:
+            process.wait(10)
+
+
+def await_ready(process: subprocess.Popen[bytes], base: str, tree: Path | None) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(base + "/-/ready", timeout=0.5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"a replica from {tree or 'this tree'} did not start")
+        time.sleep(0.05)
 
 
 def baseline_tree(revision: str) -> Path:
@@ -136,10 +149,13 @@ def baseline_tree(revision: str) -> Path:
 
 
 async def write_load(
-    http: aiohttp.ClientSession, writers: list[Replica], ids: list[str] | None
+    http: aiohttp.ClientSession,
+    writers: list[Replica],
+    ids: list[str] | None,
+    concurrency: int = CONCURRENCY,
 ) -> list[str]:
-    """WRITES writes spread over `writers`: updates of `ids` if given, else creates each
-    followed by one update. Returns the ids written."""
+    """WRITES writes spread over `writers`, `concurrency` at a time: updates of `ids` if given,
+    else creates each followed by one update. Returns the ids written."""
     done: list[str] = []
     jobs = list(ids) if ids is not None else [None] * (WRITES // 2)
     queue: asyncio.Queue[str | None] = asyncio.Queue()
@@ -157,16 +173,20 @@ async def write_load(
                 assert r.status == 200, r.status
             done.append(sid)
 
-    await asyncio.gather(*(worker(n) for n in range(CONCURRENCY)))
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
     return done
 
 
 async def measured(
-    http: aiohttp.ClientSession, pid: int, writers: list[Replica], ids: list[str] | None
+    http: aiohttp.ClientSession,
+    pid: int,
+    writers: list[Replica],
+    ids: list[str] | None,
+    concurrency: int = CONCURRENCY,
 ) -> tuple[float, int]:
     """CPU (ns) `pid` spent while `writers` wrote, less its CPU over as long a quiet spell."""
     started, cpu0 = time.monotonic(), cpu_ns(pid)
-    written = await write_load(http, writers, ids)
+    written = await write_load(http, writers, ids, concurrency)
     elapsed, busy = time.monotonic() - started, cpu_ns(pid) - cpu0
     quiet0 = cpu_ns(pid)
     await asyncio.sleep(elapsed + QUIET)
@@ -194,30 +214,45 @@ async def idle_replica_figures(replicas: list[Replica]) -> dict[str, float]:
     return {name: median(values) for name, values in figures.items()}
 
 
-async def redis_figures(redis: RedisProcess, replicas: list[Replica], connected: int) -> float:
-    """µs of Redis's CPU per write made by one replica while `connected` replicas run."""
-    values = []
+async def redis_cpu_per_write(redis: RedisProcess, writer: Replica) -> float:
+    """µs of Redis's CPU per write made by `writer`, one write at a time."""
     async with aiohttp.ClientSession() as http:
-        for _ in range(ROUNDS):
-            cpu, writes = await measured(http, redis.process.pid, replicas[:1], None)
-            values.append(cpu / 1e3 / writes)
-    return median(values)
+        cpu, writes = await measured(http, redis.process.pid, [writer], None, concurrency=1)
+    return cpu / 1e3 / writes
+
+
+def redis_figures(redis: RedisProcess, tree: Path | None) -> dict[str, float]:
+    """µs of Redis's CPU per write made by one replica while 1, 3 and 5 replicas run, and the
+    growth from 1 to 5.
+
+    Writes go one at a time: with several in flight, how many share one of Redis's reads varies
+    with scheduling, and so did the CPU per write, by ±10 % between runs of one configuration
+    (±5 % one at a time). The other replicas are started and stopped again in every round, so
+    the configurations alternate and a drift (Redis's dataset growing, the machine's load)
+    falls on each alike; the growth is the median of each round's own ratio."""
+    samples: dict[int, list[float]] = {connected: [] for connected in CONNECTED}
+    with replicas(redis.url, tree, 1) as (writer,):
+        for _ in range(REDIS_ROUNDS):
+            with ExitStack() as stack:
+                running = 1
+                for connected in CONNECTED:
+                    if connected > running:
+                        stack.enter_context(replicas(redis.url, tree, connected - running))
+                        running = connected
+                    samples[connected].append(asyncio.run(redis_cpu_per_write(redis, writer)))
+    figures = {f"redis-{connected}": median(values) for connected, values in samples.items()}
+    pairs = zip(samples[CONNECTED[0]], samples[CONNECTED[-1]], strict=True)
+    figures["redis-growth"] = median([most / one for one, most in pairs])
+    return figures
 
 
 def measure(tree: Path | None) -> dict[str, float]:
     """Every figure for one implementation, on a Redis of its own."""
     redis = RedisProcess()
-    figures: dict[str, float] = {}
     try:
-        with ExitStack() as stack:
-            replicas: list[Replica] = []
-            for connected in CONNECTED:
-                while len(replicas) < connected:
-                    replicas.append(stack.enter_context(replica(redis.url, tree)))
-                figures[f"redis-{connected}"] = asyncio.run(
-                    redis_figures(redis, replicas, connected)
-                )
-            figures.update(asyncio.run(idle_replica_figures(replicas)))
+        figures = redis_figures(redis, tree)
+        with replicas(redis.url, tree, WRITERS[-1] + 1) as fleet:
+            figures.update(asyncio.run(idle_replica_figures(fleet)))
     finally:
         redis.stop()
     return figures
@@ -250,8 +285,7 @@ def results(ours: dict[str, float], old: dict[str, float], revision: str) -> lis
                 True,
             )
         )
-    growth = ours["redis-5"] / ours["redis-1"]
-    old_growth = old["redis-5"] / old["redis-1"]
+    growth, old_growth = ours["redis-growth"], old["redis-growth"]
     rows.append(
         Result(
             "Redis CPU per write, 5 replicas vs 1 (this tree; baseline: BCAST)",
