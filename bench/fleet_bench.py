@@ -39,6 +39,7 @@ import aiohttp
 import requests
 
 from bench.support import RedisProcess, Result, free_port, median
+from exporter.sessions.session import session_key
 
 # The last commit whose coherence used BCAST tracking on the session prefix.
 DEFAULT_BASELINE = "d2ce9c332953962ca68309fa445e2740aff27c7f"
@@ -49,6 +50,7 @@ CONCURRENCY = 8
 QUIET = 0.5  # extra seconds of quiet measured beside each run's own length
 WRITERS = (1, 2, 4)
 CONNECTED = (1, 3, 5)
+KEY_PREFIX = "sme:"  # the replicas' (default) Redis key prefix
 
 
 @dataclass
@@ -179,46 +181,90 @@ async def write_load(
 
 async def measured(
     http: aiohttp.ClientSession,
-    pid: int,
+    pids: list[int],
     writers: list[Replica],
     ids: list[str] | None,
     concurrency: int = CONCURRENCY,
-) -> tuple[float, int]:
-    """CPU (ns) `pid` spent while `writers` wrote, less its CPU over as long a quiet spell."""
-    started, cpu0 = time.monotonic(), cpu_ns(pid)
+) -> tuple[list[float], int]:
+    """CPU (ns) each of `pids` spent while `writers` wrote, less its CPU over as long a quiet
+    spell; and how many writes were made."""
+    started, cpu0 = time.monotonic(), [cpu_ns(pid) for pid in pids]
     written = await write_load(http, writers, ids, concurrency)
-    elapsed, busy = time.monotonic() - started, cpu_ns(pid) - cpu0
-    quiet0 = cpu_ns(pid)
+    elapsed = time.monotonic() - started
+    busy = [cpu_ns(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
+    quiet0 = [cpu_ns(pid) for pid in pids]
     await asyncio.sleep(elapsed + QUIET)
-    quiet = (cpu_ns(pid) - quiet0) * elapsed / (elapsed + QUIET)
+    share = elapsed / (elapsed + QUIET)
+    quiet = [(cpu_ns(pid) - before) * share for pid, before in zip(pids, quiet0, strict=True)]
     writes = len(written) * (2 if ids is None else 1)
-    return max(0.0, busy - quiet), writes
+    return [max(0.0, b - q) for b, q in zip(busy, quiet, strict=True)], writes
 
 
-async def idle_replica_figures(replicas: list[Replica]) -> dict[str, float]:
-    """ms of the idle replica's CPU per 1,000 writes made by the others."""
+class BareListener:
+    """`bench/bare_listener.py` in a process of its own: the floor under holding keys."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_listener", redis_url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.process.pid
+        assert self.answer() == "ready"
+
+    def answer(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def hold(self, keys: list[str]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("hold " + " ".join(keys) + "\n")
+        self.process.stdin.flush()
+        assert self.answer() == "held"
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(10)
+
+
+async def idle_replica_figures(
+    replicas: list[Replica], floor: BareListener | None
+) -> dict[str, float]:
+    """ms of the idle replica's CPU per 1,000 writes made by the others; with `floor`, also the
+    bare listener's, holding the same keys in the same windows."""
     idle, others = replicas[-1], replicas[:-1]
+    watched = [idle.pid] if floor is None else [idle.pid, floor.pid]
     figures: dict[str, list[float]] = {}
+
+    def note(name: str, cpu: float, writes: int) -> None:
+        figures.setdefault(name, []).append(cpu / 1e6 / writes * 1000)
+
     async with aiohttp.ClientSession() as http:
         for _ in range(ROUNDS):
             for count in WRITERS:
                 writers = others[:count]
-                cpu, writes = await measured(http, idle.pid, writers, None)
-                figures.setdefault(f"none-{count}", []).append(cpu / 1e6 / writes * 1000)
+                cpus, writes = await measured(http, [idle.pid], writers, None)
+                note(f"none-{count}", cpus[0], writes)
                 created = await write_load(http, writers, None)  # sessions to hold
                 for sid in created:
                     async with http.get(idle.base + f"/api/sessions/{sid}") as r:
                         assert r.status == 200
-                cpu, writes = await measured(http, idle.pid, writers, created)
-                figures.setdefault(f"held-{count}", []).append(cpu / 1e6 / writes * 1000)
+                if floor is not None:
+                    floor.hold([KEY_PREFIX + session_key(sid) for sid in created])
+                cpus, writes = await measured(http, watched, writers, created)
+                note(f"held-{count}", cpus[0], writes)
+                if floor is not None:
+                    note(f"floor-{count}", cpus[1], writes)
     return {name: median(values) for name, values in figures.items()}
 
 
 async def redis_cpu_per_write(redis: RedisProcess, writer: Replica) -> float:
     """µs of Redis's CPU per write made by `writer`, one write at a time."""
     async with aiohttp.ClientSession() as http:
-        cpu, writes = await measured(http, redis.process.pid, [writer], None, concurrency=1)
-    return cpu / 1e3 / writes
+        cpus, writes = await measured(http, [redis.process.pid], [writer], None, concurrency=1)
+    return cpus[0] / 1e3 / writes
 
 
 def redis_figures(redis: RedisProcess, tree: Path | None) -> dict[str, float]:
@@ -251,8 +297,13 @@ def measure(tree: Path | None) -> dict[str, float]:
     redis = RedisProcess()
     try:
         figures = redis_figures(redis, tree)
-        with replicas(redis.url, tree, WRITERS[-1] + 1) as fleet:
-            figures.update(asyncio.run(idle_replica_figures(fleet)))
+        floor = BareListener(redis.url) if tree is None else None
+        try:
+            with replicas(redis.url, tree, WRITERS[-1] + 1) as fleet:
+                figures.update(asyncio.run(idle_replica_figures(fleet, floor)))
+        finally:
+            if floor is not None:
+                floor.close()
     finally:
         redis.stop()
     return figures
@@ -274,6 +325,20 @@ def results(ours: dict[str, float], old: dict[str, float], revision: str) -> lis
                     ours[name] <= goal if count == 4 else True,
                 )
             )
+    for count in WRITERS:
+        rows.append(
+            Result(
+                f"idle replica holding all, {count} writer(s): vs a bare listener (the floor)",
+                ours[f"held-{count}"],
+                ours[f"floor-{count}"],
+                "ms",
+                "report",
+                True,
+                note="bare listener: uvloop protocol + hiredis, parsing only (bare_listener.py)"
+                if count == WRITERS[-1]
+                else "",
+            )
+        )
     for connected in CONNECTED:
         rows.append(
             Result(
