@@ -160,18 +160,22 @@ class _Gate:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[None]:
+    def write(self) -> _Gate:
+        """`async with gate.write():` one index write. The gate is its own context manager,
+        not an `asynccontextmanager`: every session write enters it, and the generator's
+        set-up cost more than the write's own bookkeeping."""
+        return self
+
+    async def __aenter__(self) -> None:
         while not self._open.is_set():
             await self._open.wait()
         self.writers += 1
         self._idle.clear()
-        try:
-            yield
-        finally:
-            self.writers -= 1
-            if not self.writers:
-                self._idle.set()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.writers -= 1
+        if not self.writers:
+            self._idle.set()
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
