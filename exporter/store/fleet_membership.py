@@ -131,6 +131,8 @@ class FleetMembership:
         self._record_lock = asyncio.Lock()
         self._claims_settled = False  # the last record written says settled
         self._unsettling: asyncio.Future[None] | None = None
+        # This outage left a Redis the others may still read (`others_still_read`).
+        self._others_read = False
         self._kicked: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Future[None]] = []
         self._bind_metrics(metrics)
@@ -165,7 +167,15 @@ class FleetMembership:
         self.view.outage_started(self.clock.now())
         self._mark_unsettled()
 
+    def others_still_read(self) -> None:
+        """This replica stops using a Redis the others may still read: the master moved, and
+        another replica may have followed it first and answer misses from it. Until this outage
+        ends, a journalled write waits (bounded) for the unsettled record even though this
+        replica is in fallback, and an attempt that failed is made again by the next one."""
+        self._others_read = True
+
     def outage_ended(self) -> None:
+        self._others_read = False
         self.view.outage_ended(self.clock.now())
 
     async def journalled(self) -> None:
@@ -176,9 +186,11 @@ class FleetMembership:
         if self._claims_settled:
             self._mark_unsettled()
         pending = self._unsettling
-        # Only while Redis is thought reachable (a refusal, or recovery settling meanwhile): in
-        # an outage the others cannot read Redis either, and a hung one must cost one timeout.
-        if pending is not None and not pending.done() and self.breaker.closed:
+        # Only while Redis is thought reachable by the others (a refusal, recovery settling
+        # meanwhile, a master that moved): in an outage of Redis itself they cannot read it
+        # either, and a hung one must cost one timeout.
+        others_read = self.breaker.closed or self._others_read
+        if pending is not None and not pending.done() and others_read:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(UNSETTLE_WAIT):
                     await asyncio.shield(pending)
@@ -320,7 +332,9 @@ class FleetMembership:
             # acknowledged while others still read "settled".
             self._claims_settled = True
         except StoreUnavailable:
-            pass  # unreachable: the others cannot read the record either
+            # Unreachable: the others cannot read the record either, unless this replica left a
+            # Redis they still read (its connections reset, the new master not answering yet).
+            self._claims_settled = self._others_read
 
     def _forget_task(self, task: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):

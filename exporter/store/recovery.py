@@ -247,6 +247,7 @@ class Recovery:
         message = f"the master moved ({reason})"
         log.warning(message)
         self._event("master_switched", message, resend=self.replay.resends)
+        self.fleet.others_still_read()
         self.failed(StoreUnavailable(message))
         with contextlib.suppress(StoreUnavailable):
             await self.redis.reset_connections(in_use=True)

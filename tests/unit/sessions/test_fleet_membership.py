@@ -326,3 +326,34 @@ async def test_a_write_journalled_as_a_refusal_ends_marks_the_record_unsettled_f
     server.refusing = False  # the refusal ends; b has not noticed yet
     await b.journalled()
     assert not record(server, "b").settled
+
+
+async def test_a_write_journalled_after_the_master_moved_waits_for_the_unsettled_record() -> None:
+    """The master moved: this replica stops using a Redis the others still read, and another
+    one may have followed the new master first and answer misses from it. Its first
+    "unsettled" attempt failed (its connections were being reset), so a write journalled next
+    must not be acknowledged before an unsettled record has landed (seed 21 round 7 of the
+    torture run: a create journalled there was a final 404 on the replica that failed back
+    first)."""
+    server, outage = Server(), Outage()
+    a, b = membership(server, outage=outage), membership(server, "b")
+    for replica in (a, b, a):
+        await replica.sync()
+    a.breaker.failure()  # in fallback, what the driver does when the master moves
+    outage.is_healthy = False
+    server.up = False  # its connections are being reset
+    a.others_still_read()
+    a.outage_started()
+    await asyncio.sleep(0.05)  # the attempt failed
+    assert record(server, "a").settled
+    server.up = True
+    await a.journalled()
+    assert not record(server, "a").settled and not await final_miss(b)
+    a.outage_ended()  # a later outage of Redis itself does not wait for the record again
+    await a.sync()
+    a.breaker.failure()
+    server.up = False
+    a.outage_started()
+    started = asyncio.get_running_loop().time()
+    await a.journalled()
+    assert asyncio.get_running_loop().time() - started < 0.1
