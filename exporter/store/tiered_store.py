@@ -270,11 +270,11 @@ class TieredStore:
     async def delete(self, key: str) -> bool:
         """Delete `key`; True if it existed. During an outage, a key neither tier holds raises
         StoreUnavailable (it may exist in Redis)."""
-        self.guard.invalidated(key)
-        held = self.memory.pop(key)
-        if self.writes is None:
-            return held is not None
-        return await self.writes.delete(key, held, self.get_uncached)
+        with self.guard.deleting(key):
+            held = self.memory.pop(key)
+            if self.writes is None:
+                return held is not None
+            return await self.writes.delete(key, held, self.get_uncached)
 
     async def clear_memory(self, prefix: str | None = None) -> int:
         """Drop memory-tier entries (all, or under `prefix`) that exist elsewhere too (Redis);

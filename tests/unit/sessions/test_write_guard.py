@@ -57,3 +57,15 @@ def test_only_a_key_this_replica_holds_can_echo() -> None:
     assert guard.expect_echo("s:{a}", coherent=True, held=False) is False
     assert not guard.is_echo("s:{a}")
     assert guard.expect_echo("s:{a}", coherent=True, held=True) and guard.is_echo("s:{a}")
+
+
+def test_no_read_overlapping_a_delete_of_its_key_is_clean() -> None:
+    guard = WriteGuard()
+    before = guard.watch("s:{a}")  # began before the delete
+    with guard.deleting("s:{a}"):
+        during = guard.watch("s:{a}")  # began and ends while the delete is under way
+        assert guard.unwatch("s:{a}", during) is False
+        across = guard.watch("s:{a}")  # began during it, ends after
+    assert guard.unwatch("s:{a}", across) is False
+    assert guard.unwatch("s:{a}", before) is False
+    assert guard.unwatch("s:{a}", guard.watch("s:{a}")) is True  # after it: clean again
