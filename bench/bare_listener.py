@@ -46,10 +46,8 @@ class Connection(asyncio.Protocol):
             reply = self.reader.gets()
 
     async def call(self, *args: str | int) -> Any:
-        parts = [f"*{len(args)}\r\n".encode()]
-        for arg in map(str, args):
-            parts.append(f"${len(arg.encode())}\r\n{arg}\r\n".encode())
-        self.transport.write(b"".join(parts))
+        command: tuple[Any, ...] = args  # hiredis's stub types a one-item tuple
+        self.transport.write(hiredis.pack_command(command))
         return await self.replies.get()
 
 
